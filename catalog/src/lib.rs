@@ -1,0 +1,14 @@
+//! The Vivace catalog: definitions of external tables and their durable store.
+//!
+//! This crate knows nothing about the wire protocol or query execution. It holds
+//! what an admin registered (`CREATE EXTERNAL TABLE ...`) in a typed form and
+//! persists it transactionally in SQLite, so definitions survive restarts and
+//! `kill -9`.
+
+mod definition;
+mod error;
+mod store;
+
+pub use definition::{ColumnDefinition, TableDefinition, TableName};
+pub use error::{CatalogError, CatalogResult};
+pub use store::CatalogStore;

@@ -1,0 +1,270 @@
+//! `OPTIONS (...)` of file tables, parsed into a typed struct with clear errors.
+//!
+//! Secrets are never accepted as values: credentials are named by environment
+//! variable (`'aws.secret_access_key_env' 'MY_SECRET'`) and read when used.
+
+use std::collections::BTreeMap;
+
+use datafusion::common::GetExt;
+use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
+
+use crate::{ConnectorError, ConnectorResult};
+
+/// The file formats Vivace reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormatKind {
+    /// Apache Parquet.
+    Parquet,
+    /// Comma (or other delimiter) separated values.
+    Csv,
+    /// Newline-delimited JSON.
+    Json,
+    /// Apache Avro object container files.
+    Avro,
+}
+
+impl FileFormatKind {
+    /// Every supported format.
+    pub const ALL: [FileFormatKind; 4] = [Self::Parquet, Self::Csv, Self::Json, Self::Avro];
+
+    /// The lower-case `STORED AS` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Parquet => "parquet",
+            Self::Csv => "csv",
+            Self::Json => "json",
+            Self::Avro => "avro",
+        }
+    }
+
+    fn allows_compression(self) -> bool {
+        matches!(self, Self::Csv | Self::Json)
+    }
+}
+
+/// How to reach an S3-compatible store. Secret values are held only in memory,
+/// read from the environment variables the options name.
+#[derive(Clone, Default)]
+pub struct S3Options {
+    /// `aws.region`.
+    pub region: Option<String>,
+    /// `aws.endpoint`: URL of a non-AWS S3-compatible server.
+    pub endpoint: Option<String>,
+    /// `aws.access_key_id` or the variable named by `aws.access_key_id_env`.
+    pub access_key_id: Option<String>,
+    /// The variable named by `aws.secret_access_key_env`.
+    pub secret_access_key: Option<String>,
+    /// The variable named by `aws.session_token_env`.
+    pub session_token: Option<String>,
+    /// `aws.allow_http`: permit `http://` endpoints (default: true when the endpoint is http).
+    pub allow_http: bool,
+    /// `aws.virtual_hosted_style`: bucket in the host name (default false with an endpoint).
+    pub virtual_hosted_style: bool,
+}
+
+/// Typed options of a file table.
+#[derive(Clone)]
+pub struct FileOptions {
+    /// Which format the files are in.
+    pub kind: FileFormatKind,
+    /// `header`: CSV files start with a header line (default true).
+    pub header: bool,
+    /// `delimiter`: CSV field separator, one ASCII character (default `,`).
+    pub delimiter: u8,
+    /// `compression`: `gzip`, `bzip2`, `xz`, `zstd` or `none` (CSV and JSON only).
+    pub compression: FileCompressionType,
+    /// `file_extension`: only files ending with this are read (default from format
+    /// and compression, e.g. `.csv.gz`; `''` reads every file).
+    pub file_extension: String,
+    /// S3 connection settings (`aws.*` keys).
+    pub s3: S3Options,
+}
+
+const FORMAT_KEYS: [&str; 4] = ["header", "delimiter", "compression", "file_extension"];
+const S3_KEYS: [&str; 8] = [
+    "aws.region",
+    "aws.endpoint",
+    "aws.access_key_id",
+    "aws.access_key_id_env",
+    "aws.secret_access_key_env",
+    "aws.session_token_env",
+    "aws.allow_http",
+    "aws.virtual_hosted_style",
+];
+const SECRET_KEYS: [&str; 2] = ["aws.secret_access_key", "aws.session_token"];
+
+impl FileOptions {
+    /// Parse and validate `options` for a table of `kind` at `location`.
+    pub fn parse(
+        kind: FileFormatKind,
+        location: &str,
+        options: &BTreeMap<String, String>,
+    ) -> ConnectorResult<Self> {
+        for key in options.keys() {
+            check_key(kind, location, key)?;
+        }
+        let get = |k: &str| options.get(k).map(String::as_str);
+        let compression = parse_compression(get("compression"))?;
+        if compression != FileCompressionType::UNCOMPRESSED && !kind.allows_compression() {
+            return Err(ConnectorError::invalid_option(format!(
+                "option 'compression' is not valid for {} tables (the format compresses internally)",
+                kind.name().to_uppercase()
+            )));
+        }
+        let file_extension = match get("file_extension") {
+            Some(ext) => ext.to_string(),
+            None => format!(".{}{}", kind.name(), compression.get_ext()),
+        };
+        Ok(Self {
+            kind,
+            header: parse_bool("header", get("header"), true)?,
+            delimiter: parse_delimiter(get("delimiter"))?,
+            compression,
+            file_extension,
+            s3: parse_s3(options)?,
+        })
+    }
+}
+
+fn check_key(kind: FileFormatKind, location: &str, key: &str) -> ConnectorResult<()> {
+    if SECRET_KEYS.contains(&key) {
+        return Err(ConnectorError::invalid_option(format!(
+            "option '{key}' would store a secret in the catalog; name an environment variable instead: '{key}_env' 'VARIABLE_NAME'"
+        )));
+    }
+    let csv_only = matches!(key, "header" | "delimiter");
+    if csv_only && kind != FileFormatKind::Csv {
+        return Err(ConnectorError::invalid_option(format!(
+            "option '{key}' is only valid for CSV tables"
+        )));
+    }
+    if key.starts_with("aws.") && !location.starts_with("s3://") {
+        return Err(ConnectorError::invalid_option(format!(
+            "option '{key}' only applies to s3:// locations"
+        )));
+    }
+    if FORMAT_KEYS.contains(&key) || S3_KEYS.contains(&key) {
+        return Ok(());
+    }
+    Err(ConnectorError::invalid_option(format!(
+        "unknown option '{key}' for {} tables; valid options: {}, {}",
+        kind.name().to_uppercase(),
+        FORMAT_KEYS.join(", "),
+        S3_KEYS.join(", ")
+    )))
+}
+
+fn parse_bool(key: &str, value: Option<&str>, default: bool) -> ConnectorResult<bool> {
+    match value.map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("true" | "on" | "yes" | "1") => Ok(true),
+        Some("false" | "off" | "no" | "0") => Ok(false),
+        Some(other) => Err(ConnectorError::invalid_option(format!(
+            "option '{key}' must be true or false, not '{other}'"
+        ))),
+    }
+}
+
+fn parse_delimiter(value: Option<&str>) -> ConnectorResult<u8> {
+    match value {
+        None => Ok(b','),
+        Some(s) if s.len() == 1 && s.is_ascii() => Ok(s.as_bytes()[0]),
+        Some("\\t") => Ok(b'\t'),
+        Some(other) => Err(ConnectorError::invalid_option(format!(
+            "option 'delimiter' must be a single ASCII character, not '{other}'"
+        ))),
+    }
+}
+
+fn parse_compression(value: Option<&str>) -> ConnectorResult<FileCompressionType> {
+    match value.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("none" | "uncompressed") => Ok(FileCompressionType::UNCOMPRESSED),
+        Some("gzip" | "gz") => Ok(FileCompressionType::GZIP),
+        Some("bzip2" | "bz2") => Ok(FileCompressionType::BZIP2),
+        Some("xz") => Ok(FileCompressionType::XZ),
+        Some("zstd") => Ok(FileCompressionType::ZSTD),
+        Some(other) => Err(ConnectorError::invalid_option(format!(
+            "option 'compression' must be one of gzip, bzip2, xz, zstd, none; not '{other}'"
+        ))),
+    }
+}
+
+fn read_env(key: &str, variable: &str) -> ConnectorResult<String> {
+    std::env::var(variable).map_err(|_| {
+        ConnectorError::invalid_option(format!(
+            "environment variable \"{variable}\" named by option '{key}' is not set on the coordinator"
+        ))
+    })
+}
+
+fn parse_s3(options: &BTreeMap<String, String>) -> ConnectorResult<S3Options> {
+    let get = |k: &str| options.get(k).cloned();
+    let env = |k: &str| get(k).map(|var| read_env(k, &var)).transpose();
+    let endpoint = get("aws.endpoint");
+    let http_endpoint = endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
+    Ok(S3Options {
+        region: get("aws.region"),
+        access_key_id: match env("aws.access_key_id_env")? {
+            Some(v) => Some(v),
+            None => get("aws.access_key_id"),
+        },
+        secret_access_key: env("aws.secret_access_key_env")?,
+        session_token: env("aws.session_token_env")?,
+        allow_http: parse_bool(
+            "aws.allow_http",
+            options.get("aws.allow_http").map(String::as_str),
+            http_endpoint,
+        )?,
+        virtual_hosted_style: parse_bool(
+            "aws.virtual_hosted_style",
+            options.get("aws.virtual_hosted_style").map(String::as_str),
+            endpoint.is_none(),
+        )?,
+        endpoint,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_follow_the_format() {
+        let o = FileOptions::parse(FileFormatKind::Csv, "/d/", &opts(&[])).unwrap();
+        assert!(o.header);
+        assert_eq!(o.delimiter, b',');
+        assert_eq!(o.file_extension, ".csv");
+        let o = FileOptions::parse(FileFormatKind::Json, "/d/", &opts(&[("compression", "gzip")]))
+            .unwrap();
+        assert_eq!(o.file_extension, ".json.gz");
+    }
+
+    #[test]
+    fn bad_options_are_refused_with_the_reason() {
+        let err = |kind, loc, pairs: &[(&str, &str)]| {
+            FileOptions::parse(kind, loc, &opts(pairs)).err().unwrap().message
+        };
+        assert!(err(FileFormatKind::Parquet, "/d/", &[("colour", "red")]).contains("unknown option 'colour'"));
+        assert!(err(FileFormatKind::Parquet, "/d/", &[("header", "true")]).contains("only valid for CSV"));
+        assert!(err(FileFormatKind::Csv, "/d/", &[("header", "maybe")]).contains("true or false"));
+        assert!(err(FileFormatKind::Csv, "/d/", &[("delimiter", ";;")]).contains("single ASCII"));
+        assert!(err(FileFormatKind::Parquet, "/d/", &[("aws.region", "x")]).contains("s3://"));
+        assert!(
+            err(FileFormatKind::Parquet, "s3://b/", &[("aws.secret_access_key", "hunter2")])
+                .contains("aws.secret_access_key_env")
+        );
+        let missing = err(
+            FileFormatKind::Parquet,
+            "s3://b/",
+            &[("aws.secret_access_key_env", "VIVACE_TEST_SURELY_UNSET")],
+        );
+        assert!(missing.contains("VIVACE_TEST_SURELY_UNSET"));
+    }
+}

@@ -1,0 +1,72 @@
+//! Object stores for file locations: local disk needs nothing, `s3://` gets an
+//! `AmazonS3` store built from the table's `aws.*` options.
+//!
+//! Stores are registered on the runtime per bucket (`s3://bucket`), which is how
+//! DataFusion looks them up; two tables on one bucket share its settings, the
+//! latest registration winning.
+
+use std::sync::Arc;
+
+use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use object_store::aws::AmazonS3Builder;
+use url::Url;
+
+use super::FileOptions;
+use crate::{ConnectorError, ConnectorResult};
+
+/// Parse `location` into a listing URL and make sure its object store is registered.
+pub fn register(
+    location: &str,
+    options: &FileOptions,
+    runtime: &Arc<RuntimeEnv>,
+) -> ConnectorResult<ListingTableUrl> {
+    let table_url = ListingTableUrl::parse(location).map_err(|e| {
+        ConnectorError::invalid_option(format!("LOCATION '{location}' is not a valid path or URL: {e}"))
+    })?;
+    match table_url.scheme() {
+        "file" => {}
+        "s3" => register_s3(table_url.get_url(), options, runtime)?,
+        other => {
+            return Err(ConnectorError::invalid_option(format!(
+                "LOCATION scheme '{other}://' is not supported; use a local path or s3://bucket/prefix/"
+            )));
+        }
+    }
+    Ok(table_url)
+}
+
+fn register_s3(url: &Url, options: &FileOptions, runtime: &Arc<RuntimeEnv>) -> ConnectorResult<()> {
+    let bucket = url.host_str().filter(|b| !b.is_empty()).ok_or_else(|| {
+        ConnectorError::invalid_option(format!("LOCATION '{url}' names no bucket"))
+    })?;
+    let s3 = &options.s3;
+    // Start from the standard AWS_* environment so instance credentials work, then
+    // let the table's options override.
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_allow_http(s3.allow_http)
+        .with_virtual_hosted_style_request(s3.virtual_hosted_style);
+    if let Some(region) = &s3.region {
+        builder = builder.with_region(region);
+    }
+    if let Some(endpoint) = &s3.endpoint {
+        builder = builder.with_endpoint(endpoint);
+    }
+    if let Some(key) = &s3.access_key_id {
+        builder = builder.with_access_key_id(key);
+    }
+    if let Some(secret) = &s3.secret_access_key {
+        builder = builder.with_secret_access_key(secret);
+    }
+    if let Some(token) = &s3.session_token {
+        builder = builder.with_token(token);
+    }
+    let store = builder.build().map_err(|e| {
+        ConnectorError::invalid_option(format!("cannot configure S3 access to bucket '{bucket}': {e}"))
+    })?;
+    let store_url = Url::parse(&format!("s3://{bucket}"))
+        .map_err(|e| ConnectorError::invalid_option(format!("bad bucket name '{bucket}': {e}")))?;
+    runtime.register_object_store(&store_url, Arc::new(store));
+    Ok(())
+}

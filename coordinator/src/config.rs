@@ -1,0 +1,126 @@
+//! `vivace serve` configuration: one typed struct, filled from (highest first)
+//! command-line flags, `VIVACE_*` environment variables, the TOML file given by
+//! `--config`, and the defaults documented here and in `deploy/vivace.toml`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// Default address of the PostgreSQL-protocol listener.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:5433";
+/// Default data directory (catalog database, demo data).
+pub const DEFAULT_DATA_DIR: &str = "./vivace-data";
+/// Default TPC-H scale factor of the demo tables (about 60k lineitem rows).
+pub const DEFAULT_DEMO_SCALE_FACTOR: f64 = 0.01;
+
+/// The effective configuration of a coordinator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeConfig {
+    /// Address the PostgreSQL wire listener binds (`listen`).
+    pub listen: SocketAddr,
+    /// Directory holding `catalog.db` and generated demo data (`data_dir`).
+    pub data_dir: PathBuf,
+    /// Register the TPC-H demo tables at start-up (`demo`).
+    pub demo: bool,
+    /// Scale factor of the demo tables (`demo_scale_factor`).
+    pub demo_scale_factor: f64,
+}
+
+/// Values given on the command line or through `VIVACE_*` variables; `None` means
+/// "not given", so the file or the default applies.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOverrides {
+    /// `--listen` / `VIVACE_LISTEN`.
+    pub listen: Option<String>,
+    /// `--data-dir` / `VIVACE_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--demo` / `VIVACE_DEMO`.
+    pub demo: Option<bool>,
+    /// `--demo-scale-factor` / `VIVACE_DEMO_SCALE_FACTOR`.
+    pub demo_scale_factor: Option<f64>,
+}
+
+/// The TOML file's shape; unknown keys are an error so typos do not pass silently.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    demo: Option<bool>,
+    demo_scale_factor: Option<f64>,
+}
+
+impl ServeConfig {
+    /// Merge overrides over the optional TOML file over the defaults.
+    pub fn resolve(overrides: ServeOverrides, file: Option<&Path>) -> anyhow::Result<Self> {
+        let from_file = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("invalid config file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let listen = overrides
+            .listen
+            .or(from_file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = listen
+            .parse()
+            .with_context(|| format!("listen address '{listen}' is not HOST:PORT"))?;
+        let demo_scale_factor = overrides
+            .demo_scale_factor
+            .or(from_file.demo_scale_factor)
+            .unwrap_or(DEFAULT_DEMO_SCALE_FACTOR);
+        anyhow::ensure!(
+            demo_scale_factor > 0.0 && demo_scale_factor <= 10.0,
+            "demo_scale_factor must be in (0, 10], got {demo_scale_factor}"
+        );
+        Ok(Self {
+            listen,
+            data_dir: overrides
+                .data_dir
+                .or(from_file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            demo: overrides.demo.or(from_file.demo).unwrap_or(false),
+            demo_scale_factor,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_documented_values() {
+        let c = ServeConfig::resolve(ServeOverrides::default(), None).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:5433".parse().unwrap());
+        assert_eq!(c.data_dir, PathBuf::from("./vivace-data"));
+        assert!(!c.demo);
+        assert_eq!(c.demo_scale_factor, 0.01);
+    }
+
+    #[test]
+    fn flags_beat_file_beats_defaults() {
+        let dir = std::env::temp_dir().join(format!("vivace-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("v.toml");
+        std::fs::write(&path, "listen = \"0.0.0.0:6000\"\ndata_dir = \"/srv/v\"\ndemo = true\n").unwrap();
+        let overrides = ServeOverrides {
+            listen: Some("127.0.0.1:7000".into()),
+            ..Default::default()
+        };
+        let c = ServeConfig::resolve(overrides, Some(&path)).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(c.data_dir, PathBuf::from("/srv/v"));
+        assert!(c.demo);
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let err = ServeConfig::resolve(ServeOverrides::default(), Some(&path)).unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,182 @@
+//! The engine: the durable catalog, the connectors, and the DataFusion state every
+//! session starts from. One per coordinator, shared by all connections.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use datafusion::catalog::SchemaProvider;
+use datafusion::execution::context::SessionState;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_pg_catalog::setup_pg_catalog;
+use tokio::sync::Mutex;
+use vivace_catalog::{CatalogStore, TableDefinition, TableName};
+use vivace_connectors::{ConnectorRegistry, TableRequest};
+
+use crate::error::{SqlError, SqlResult, sqlstate};
+use crate::statement::StatementParser;
+
+/// The database name clients connect to and `current_database()` returns.
+pub const DATABASE: &str = "vivace";
+/// The schema external tables are registered in.
+pub const DEFAULT_SCHEMA: &str = "public";
+
+/// Shared coordinator state.
+pub struct Engine {
+    store: CatalogStore,
+    connectors: ConnectorRegistry,
+    template: SessionState,
+    parser: StatementParser,
+    tables: Arc<dyn SchemaProvider>,
+    /// Serialises DDL so "check, validate, persist, register" is atomic per name.
+    ddl: Mutex<()>,
+}
+
+/// Outcome of a DDL statement that may be a no-op (`IF [NOT] EXISTS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DdlOutcome {
+    /// The change was made.
+    Done,
+    /// Nothing to do; PostgreSQL sends a NOTICE and succeeds.
+    Skipped,
+}
+
+impl Engine {
+    /// Open the catalog in `data_dir` and register every stored table.
+    pub async fn open(data_dir: &Path) -> anyhow::Result<Arc<Self>> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+        let store = CatalogStore::open(&data_dir.join("catalog.db"))
+            .context("cannot open the catalog database")?;
+        let config = SessionConfig::new()
+            .with_default_catalog_and_schema(DATABASE, DEFAULT_SCHEMA)
+            .with_information_schema(true);
+        let ctx = SessionContext::new_with_config(config);
+        setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
+            .map_err(|e| anyhow::anyhow!("cannot set up pg_catalog: {e}"))?;
+        let tables = ctx
+            .catalog(DATABASE)
+            .and_then(|c| c.schema(DEFAULT_SCHEMA))
+            .context("default schema missing")?;
+        let engine = Self {
+            store,
+            connectors: ConnectorRegistry::default(),
+            template: ctx.state(),
+            parser: StatementParser::default(),
+            tables,
+            ddl: Mutex::new(()),
+        };
+        engine.register_stored_tables()?;
+        Ok(Arc::new(engine))
+    }
+
+    /// Register every stored definition. A table whose source cannot be opened
+    /// (e.g. a credential variable missing) is logged and left out of the session
+    /// catalog, but stays stored so it can be fixed or dropped.
+    fn register_stored_tables(&self) -> anyhow::Result<()> {
+        for def in self.store.list_tables().context("cannot read the catalog")? {
+            match self.open_table(&def) {
+                Ok(()) => tracing::debug!(table = %def.name, "registered"),
+                Err(e) => tracing::warn!(table = %def.name, error = %e.message, "table not available"),
+            }
+        }
+        Ok(())
+    }
+
+    fn open_table(&self, def: &TableDefinition) -> SqlResult<()> {
+        let connector = self.connectors.get(&def.connector)?;
+        let provider = connector.open(def, &self.template)?;
+        self.tables
+            .register_table(def.name.table.clone(), provider)
+            .map_err(SqlError::from)?;
+        Ok(())
+    }
+
+    /// The shared statement parser (its rewrite rules are built once).
+    pub fn parser(&self) -> &StatementParser {
+        &self.parser
+    }
+
+    /// A fresh DataFusion context for one connection: its own settings, the shared
+    /// catalog, functions and runtime.
+    pub fn new_session_context(&self) -> SessionContext {
+        SessionContext::new_with_state(self.template.clone())
+    }
+
+    /// Validate a new table against its source, persist it, and make it queryable.
+    pub async fn create_table(
+        &self,
+        request: TableRequest,
+        if_not_exists: bool,
+    ) -> SqlResult<DdlOutcome> {
+        check_schema(&request.name)?;
+        let _guard = self.ddl.lock().await;
+        if self.store.get_table(&request.name)?.is_some() {
+            if if_not_exists {
+                return Ok(DdlOutcome::Skipped);
+            }
+            return Err(SqlError::new(
+                sqlstate::DUPLICATE_TABLE,
+                format!("relation \"{}\" already exists", request.name.table),
+            ));
+        }
+        let connector = self.connectors.get(&request.connector)?;
+        let def = connector.resolve(request, &self.template).await?;
+        let provider = connector.open(&def, &self.template)?;
+        self.store.insert_table(&def)?;
+        self.tables
+            .register_table(def.name.table.clone(), provider)
+            .map_err(SqlError::from)?;
+        tracing::info!(table = %def.name, connector = %def.connector, "external table created");
+        Ok(DdlOutcome::Done)
+    }
+
+    /// Forget a table: remove it from the store and from every session.
+    pub async fn drop_table(&self, name: &TableName, if_exists: bool) -> SqlResult<DdlOutcome> {
+        check_schema(name)?;
+        let _guard = self.ddl.lock().await;
+        if self.store.get_table(name)?.is_none() {
+            if if_exists {
+                return Ok(DdlOutcome::Skipped);
+            }
+            return Err(SqlError::new(
+                sqlstate::UNDEFINED_TABLE,
+                format!("table \"{}\" does not exist", name.table),
+            ));
+        }
+        self.store.drop_table(name)?;
+        self.tables
+            .deregister_table(&name.table)
+            .map_err(SqlError::from)?;
+        tracing::info!(table = %name, "external table dropped");
+        Ok(DdlOutcome::Done)
+    }
+
+    /// The stored definition of a table.
+    pub fn definition(&self, name: &TableName) -> SqlResult<TableDefinition> {
+        check_schema(name)?;
+        self.store.get_table(name)?.ok_or_else(|| {
+            SqlError::new(
+                sqlstate::UNDEFINED_TABLE,
+                format!("relation \"{}\" does not exist", name.table),
+            )
+        })
+    }
+
+    /// Every stored definition, ordered by name.
+    pub fn definitions(&self) -> SqlResult<Vec<TableDefinition>> {
+        Ok(self.store.list_tables()?)
+    }
+}
+
+fn check_schema(name: &TableName) -> SqlResult<()> {
+    if name.schema == DEFAULT_SCHEMA {
+        Ok(())
+    } else {
+        Err(SqlError::new(
+            sqlstate::INVALID_SCHEMA_NAME,
+            format!("schema \"{}\" does not exist", name.schema),
+        ))
+    }
+}

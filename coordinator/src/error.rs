@@ -1,0 +1,219 @@
+//! The one place where failures become SQLSTATEs.
+//!
+//! Every error a user can cause is turned into a [`SqlError`] here, from the
+//! DataFusion, catalog and connector error types, and the wire layer sends it as a
+//! PostgreSQL `ErrorResponse`.
+
+use datafusion::arrow::error::ArrowError;
+use datafusion::error::DataFusionError;
+use datafusion::sql::sqlparser::parser::ParserError;
+use vivace_catalog::CatalogError;
+use vivace_connectors::{ConnectorError, ConnectorErrorKind};
+
+/// SQLSTATE codes Vivace sends (PostgreSQL appendix A).
+pub mod sqlstate {
+    /// syntax_error
+    pub const SYNTAX_ERROR: &str = "42601";
+    /// undefined_table
+    pub const UNDEFINED_TABLE: &str = "42P01";
+    /// undefined_column
+    pub const UNDEFINED_COLUMN: &str = "42703";
+    /// undefined_function
+    pub const UNDEFINED_FUNCTION: &str = "42883";
+    /// undefined_object (unknown setting)
+    pub const UNDEFINED_OBJECT: &str = "42704";
+    /// duplicate_table
+    pub const DUPLICATE_TABLE: &str = "42P07";
+    /// invalid_schema_name
+    pub const INVALID_SCHEMA_NAME: &str = "3F000";
+    /// invalid_table_definition
+    pub const INVALID_TABLE_DEFINITION: &str = "42P16";
+    /// datatype_mismatch
+    pub const DATATYPE_MISMATCH: &str = "42804";
+    /// invalid_parameter_value
+    pub const INVALID_PARAMETER_VALUE: &str = "22023";
+    /// invalid_text_representation
+    pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+    /// division_by_zero
+    pub const DIVISION_BY_ZERO: &str = "22012";
+    /// numeric_value_out_of_range
+    pub const NUMERIC_OUT_OF_RANGE: &str = "22003";
+    /// bad_copy_file_format: files that cannot be read in the declared format
+    pub const BAD_FILE_FORMAT: &str = "22P04";
+    /// undefined_file: a location with no data files
+    pub const UNDEFINED_FILE: &str = "58P01";
+    /// sqlclient_unable_to_establish_sqlconnection: a source that cannot be reached
+    pub const CONNECTION_FAILURE: &str = "08001";
+    /// feature_not_supported
+    pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+    /// invalid_authorization_specification
+    pub const INVALID_AUTHORIZATION: &str = "28000";
+    /// query_canceled
+    pub const QUERY_CANCELED: &str = "57014";
+    /// program_limit_exceeded (out of memory budget)
+    pub const RESOURCES_EXHAUSTED: &str = "53200";
+    /// internal_error
+    pub const INTERNAL_ERROR: &str = "XX000";
+}
+
+/// A user-facing failure: a SQLSTATE and a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SqlError {
+    /// Five-character SQLSTATE.
+    pub code: &'static str,
+    /// Message shown to the user.
+    pub message: String,
+}
+
+/// Result alias for coordinator operations.
+pub type SqlResult<T> = Result<T, SqlError>;
+
+impl SqlError {
+    /// An error with an explicit SQLSTATE.
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// `0A000 feature_not_supported`.
+    pub fn not_supported(message: impl Into<String>) -> Self {
+        Self::new(sqlstate::FEATURE_NOT_SUPPORTED, message)
+    }
+}
+
+impl From<CatalogError> for SqlError {
+    fn from(e: CatalogError) -> Self {
+        let code = match e {
+            CatalogError::AlreadyExists(_) => sqlstate::DUPLICATE_TABLE,
+            CatalogError::NotFound(_) => sqlstate::UNDEFINED_TABLE,
+            CatalogError::Storage(_) => sqlstate::INTERNAL_ERROR,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+impl From<ConnectorError> for SqlError {
+    fn from(e: ConnectorError) -> Self {
+        let code = match e.kind {
+            ConnectorErrorKind::InvalidOption => sqlstate::INVALID_PARAMETER_VALUE,
+            ConnectorErrorKind::UnknownConnector => sqlstate::FEATURE_NOT_SUPPORTED,
+            ConnectorErrorKind::Unreachable => sqlstate::CONNECTION_FAILURE,
+            ConnectorErrorKind::NoFiles => sqlstate::UNDEFINED_FILE,
+            ConnectorErrorKind::UnreadableFormat => sqlstate::BAD_FILE_FORMAT,
+            ConnectorErrorKind::SchemaMismatch => sqlstate::INVALID_TABLE_DEFINITION,
+            ConnectorErrorKind::UnsupportedType => sqlstate::FEATURE_NOT_SUPPORTED,
+        };
+        Self::new(code, e.message)
+    }
+}
+
+impl From<ParserError> for SqlError {
+    fn from(e: ParserError) -> Self {
+        let message = match e {
+            ParserError::ParserError(m) | ParserError::TokenizerError(m) => m,
+            ParserError::RecursionLimitExceeded => "statement is nested too deeply".to_string(),
+        };
+        Self::new(sqlstate::SYNTAX_ERROR, format!("syntax error: {message}"))
+    }
+}
+
+impl From<DataFusionError> for SqlError {
+    fn from(e: DataFusionError) -> Self {
+        classify_datafusion(&e)
+    }
+}
+
+fn classify_datafusion(e: &DataFusionError) -> SqlError {
+    let root = e.find_root();
+    match root {
+        DataFusionError::External(inner) => {
+            if let Some(c) = inner.downcast_ref::<ConnectorError>() {
+                return c.clone().into();
+            }
+            if let Some(s) = inner.downcast_ref::<SqlError>() {
+                return s.clone();
+            }
+            SqlError::new(sqlstate::INTERNAL_ERROR, inner.to_string())
+        }
+        DataFusionError::SQL(p, _) => SqlError::from(p.as_ref().clone()),
+        DataFusionError::SchemaError(s, _) => {
+            use datafusion::common::SchemaError;
+            let code = match s.as_ref() {
+                SchemaError::FieldNotFound { .. } => sqlstate::UNDEFINED_COLUMN,
+                SchemaError::AmbiguousReference { .. } => "42702",
+                SchemaError::DuplicateQualifiedField { .. }
+                | SchemaError::DuplicateUnqualifiedField { .. } => "42701",
+            };
+            SqlError::new(code, root.message().to_string())
+        }
+        DataFusionError::NotImplemented(m) => SqlError::not_supported(m.clone()),
+        DataFusionError::ArrowError(a, _) => classify_arrow(a),
+        DataFusionError::ResourcesExhausted(m) => {
+            SqlError::new(sqlstate::RESOURCES_EXHAUSTED, m.clone())
+        }
+        DataFusionError::Plan(m) => SqlError::new(classify_plan_message(m), m.clone()),
+        DataFusionError::ObjectStore(os) => {
+            SqlError::new(sqlstate::CONNECTION_FAILURE, format!("object store error: {os}"))
+        }
+        DataFusionError::Execution(m) if m.contains("Divide by zero") => {
+            SqlError::new(sqlstate::DIVISION_BY_ZERO, "division by zero")
+        }
+        other => SqlError::new(sqlstate::INTERNAL_ERROR, other.message().to_string()),
+    }
+}
+
+/// DataFusion reports several distinct user errors as plain `Plan` errors; tell
+/// them apart by their stable wording.
+fn classify_plan_message(m: &str) -> &'static str {
+    if m.contains("table '") && m.contains("' not found") {
+        sqlstate::UNDEFINED_TABLE
+    } else if m.contains("Invalid function") || m.contains("No function matches") {
+        sqlstate::UNDEFINED_FUNCTION
+    } else if m.contains("No field named") {
+        sqlstate::UNDEFINED_COLUMN
+    } else if m.contains("Cannot infer common argument type")
+        || m.contains("Cannot coerce")
+        || m.contains("type coercion")
+    {
+        sqlstate::DATATYPE_MISMATCH
+    } else {
+        sqlstate::SYNTAX_ERROR
+    }
+}
+
+fn classify_arrow(a: &ArrowError) -> SqlError {
+    match a {
+        ArrowError::DivideByZero => SqlError::new(sqlstate::DIVISION_BY_ZERO, "division by zero"),
+        ArrowError::CastError(m) | ArrowError::ParseError(m) => {
+            SqlError::new(sqlstate::INVALID_TEXT_REPRESENTATION, m.clone())
+        }
+        ArrowError::ArithmeticOverflow(m) => SqlError::new(sqlstate::NUMERIC_OUT_OF_RANGE, m.clone()),
+        other => SqlError::new(sqlstate::INTERNAL_ERROR, other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connector_kinds_map_to_distinct_sqlstates() {
+        let code = |k| SqlError::from(ConnectorError::new(k, "x")).code;
+        assert_eq!(code(ConnectorErrorKind::InvalidOption), "22023");
+        assert_eq!(code(ConnectorErrorKind::SchemaMismatch), "42P16");
+        assert_eq!(code(ConnectorErrorKind::Unreachable), "08001");
+        assert_eq!(code(ConnectorErrorKind::NoFiles), "58P01");
+    }
+
+    #[test]
+    fn wrapped_errors_keep_their_root_code() {
+        let inner = DataFusionError::from(ConnectorError::new(ConnectorErrorKind::NoFiles, "none"));
+        let wrapped = inner.context("while planning");
+        assert_eq!(SqlError::from(wrapped).code, "58P01");
+        let arrow = DataFusionError::ArrowError(Box::new(ArrowError::DivideByZero), None);
+        assert_eq!(SqlError::from(arrow).code, "22012");
+    }
+}

@@ -1,0 +1,40 @@
+//! The Vivace coordinator: PostgreSQL wire protocol, sessions, DDL and planning over
+//! the catalog and connectors.
+
+pub mod config;
+pub mod ddl;
+pub mod demo;
+pub mod engine;
+pub mod error;
+pub mod session;
+pub mod settings;
+pub mod statement;
+pub mod wire;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+pub use config::{ServeConfig, ServeOverrides};
+pub use engine::Engine;
+
+/// Run a coordinator until the process is stopped: open the catalog, install the
+/// demo tables if asked, then serve PostgreSQL clients.
+pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
+    let engine: Arc<Engine> = Engine::open(&config.data_dir).await?;
+    if config.demo {
+        demo::install(&engine, &config.data_dir, config.demo_scale_factor).await?;
+    }
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        "Vivace is ready: connect with  psql -h {} -p {} -U vivace vivace",
+        addr.ip(),
+        addr.port()
+    );
+    wire::serve(engine, listener).await?;
+    Ok(())
+}

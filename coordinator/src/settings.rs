@@ -1,0 +1,153 @@
+//! Per-session run-time settings (`SET` / `SHOW`), with the values PostgreSQL
+//! clients expect to read back. `datafusion.*` keys go to DataFusion's own config.
+
+use std::collections::BTreeMap;
+
+use crate::error::{SqlError, SqlResult, sqlstate};
+
+/// The PostgreSQL version Vivace reports; drivers pick their SQL by it.
+pub const SERVER_VERSION: &str = "16.6";
+
+/// Settings every session starts with, as PostgreSQL spells and prints them.
+const DEFAULTS: &[(&str, &str)] = &[
+    ("application_name", ""),
+    ("bytea_output", "hex"),
+    ("client_encoding", "UTF8"),
+    ("client_min_messages", "notice"),
+    ("datestyle", "ISO, MDY"),
+    ("default_transaction_isolation", "read committed"),
+    ("default_transaction_read_only", "off"),
+    ("extra_float_digits", "1"),
+    ("idle_in_transaction_session_timeout", "0"),
+    ("integer_datetimes", "on"),
+    ("intervalstyle", "postgres"),
+    ("is_superuser", "on"),
+    ("lc_collate", "C"),
+    ("lc_ctype", "C"),
+    ("lc_messages", "C"),
+    ("lc_monetary", "C"),
+    ("lc_numeric", "C"),
+    ("lc_time", "C"),
+    ("lock_timeout", "0"),
+    ("max_identifier_length", "63"),
+    ("max_index_keys", "32"),
+    ("search_path", "\"$user\", public"),
+    ("server_encoding", "UTF8"),
+    ("server_version", SERVER_VERSION),
+    ("server_version_num", "160006"),
+    ("standard_conforming_strings", "on"),
+    ("statement_timeout", "0"),
+    ("timezone", "UTC"),
+    ("transaction_isolation", "read committed"),
+    ("transaction_read_only", "off"),
+];
+
+/// Settings that may be shown but not changed.
+const READ_ONLY: &[&str] = &[
+    "integer_datetimes",
+    "is_superuser",
+    "lc_collate",
+    "lc_ctype",
+    "max_identifier_length",
+    "max_index_keys",
+    "server_encoding",
+    "server_version",
+    "server_version_num",
+];
+
+/// One session's settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    values: BTreeMap<String, String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            values: DEFAULTS
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+}
+
+/// Map spellings PostgreSQL accepts to the canonical setting name.
+fn canonical(name: &str) -> String {
+    let name = name.trim().to_ascii_lowercase();
+    match name.as_str() {
+        "transaction isolation level" => "transaction_isolation".into(),
+        "time zone" => "timezone".into(),
+        "names" => "client_encoding".into(),
+        "session authorization" => "session_authorization".into(),
+        _ => name,
+    }
+}
+
+impl Settings {
+    /// Change a setting. Unknown names without a dot are refused like PostgreSQL does;
+    /// dotted names (`myapp.x`) are custom settings and always accepted.
+    pub fn set(&mut self, name: &str, value: &str) -> SqlResult<()> {
+        let name = canonical(name);
+        if READ_ONLY.contains(&name.as_str()) {
+            return Err(SqlError::new(
+                "55P02",
+                format!("parameter \"{name}\" cannot be changed"),
+            ));
+        }
+        if !self.values.contains_key(&name) && !name.contains('.') {
+            return Err(unknown(&name));
+        }
+        let value = if value.eq_ignore_ascii_case("default") {
+            DEFAULTS
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map_or("", |(_, v)| v)
+                .to_string()
+        } else {
+            value.to_string()
+        };
+        self.values.insert(name, value);
+        Ok(())
+    }
+
+    /// The value of a setting, as `SHOW` prints it.
+    pub fn get(&self, name: &str) -> SqlResult<String> {
+        let name = canonical(name);
+        self.values.get(&name).cloned().ok_or_else(|| unknown(&name))
+    }
+
+    /// Every setting, sorted by name (`SHOW ALL`).
+    pub fn all(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.values.iter()
+    }
+}
+
+fn unknown(name: &str) -> SqlError {
+    SqlError::new(
+        sqlstate::UNDEFINED_OBJECT,
+        format!("unrecognized configuration parameter \"{name}\""),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn behaves_like_postgres_settings() {
+        let mut s = Settings::default();
+        assert_eq!(s.get("TRANSACTION ISOLATION LEVEL").unwrap(), "read committed");
+        assert_eq!(s.get("server_version").unwrap(), "16.6");
+        s.set("application_name", "psql").unwrap();
+        assert_eq!(s.get("application_name").unwrap(), "psql");
+        s.set("myapp.flag", "1").unwrap();
+        assert_eq!(s.get("myapp.flag").unwrap(), "1");
+        assert_eq!(s.set("no_such_thing", "1").unwrap_err().code, "42704");
+        assert_eq!(s.get("no_such_thing").unwrap_err().code, "42704");
+        assert_eq!(s.set("server_version", "1").unwrap_err().code, "55P02");
+        s.set("extra_float_digits", "3").unwrap();
+        s.set("extra_float_digits", "DEFAULT").unwrap();
+        assert_eq!(s.get("extra_float_digits").unwrap(), "1");
+    }
+}

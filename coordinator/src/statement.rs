@@ -1,0 +1,327 @@
+//! Turn a query string into commands: split it into statements, then decide for
+//! each whether it is Vivace DDL, a session command, or a query for DataFusion.
+//!
+//! Queries go through datafusion-pg-catalog's `PostgresCompatibilityParser`, which
+//! rewrites the catalog queries psql and BI tools send into SQL DataFusion runs.
+//! `CREATE EXTERNAL TABLE` goes through DataFusion's own parser, which knows it.
+
+use datafusion::common::TableReference;
+use datafusion::sql::parser::{DFParser, Statement as DFStatement};
+use datafusion::sql::planner::object_name_to_table_reference;
+use datafusion::sql::sqlparser::ast::{
+    ObjectName, ObjectType, Set, ShowCreateObject, Statement,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use vivace_catalog::TableName;
+
+use crate::engine::{DATABASE, DEFAULT_SCHEMA};
+use crate::error::{SqlError, SqlResult, sqlstate};
+
+/// One statement, classified.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Anything DataFusion plans and runs: SELECT, VALUES, EXPLAIN, ...
+    Query(Box<Statement>),
+    /// `CREATE EXTERNAL TABLE` as parsed by DataFusion.
+    CreateExternalTable(Box<DFStatement>),
+    /// `DROP [EXTERNAL] TABLE [IF EXISTS] name, ...`
+    DropTables {
+        /// Tables to drop.
+        names: Vec<TableName>,
+        /// `IF EXISTS` given.
+        if_exists: bool,
+    },
+    /// `SHOW TABLES`
+    ShowTables,
+    /// `SHOW CREATE TABLE name`
+    ShowCreateTable(TableName),
+    /// `DESCRIBE name`
+    Describe(TableName),
+    /// `SET name = value` / `SET name TO value`
+    Set {
+        /// Lower-cased setting name.
+        name: String,
+        /// Value as text, quotes removed.
+        value: String,
+    },
+    /// `SHOW name`
+    Show(String),
+    /// `BEGIN`, `COMMIT`, `ROLLBACK` and friends; the tag to answer with.
+    Transaction(TransactionOp),
+    /// A statement accepted and ignored, answered with this command tag
+    /// (`DISCARD ALL`, `SAVEPOINT`, ...).
+    NoOp(&'static str),
+}
+
+/// Transaction control statements. Vivace reads only, so these only move the
+/// protocol's transaction status the way clients expect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionOp {
+    /// `BEGIN` / `START TRANSACTION`
+    Begin,
+    /// `COMMIT` / `END`
+    Commit,
+    /// `ROLLBACK` / `ABORT`
+    Rollback,
+}
+
+/// Splits and classifies SQL text.
+#[derive(Debug, Default)]
+pub struct StatementParser {
+    pg: PostgresCompatibilityParser,
+}
+
+impl StatementParser {
+    /// Every statement of `sql`, in order. Empty statements are dropped.
+    pub fn parse(&self, sql: &str) -> SqlResult<Vec<Command>> {
+        split_statements(sql)?
+            .into_iter()
+            .map(|text| self.parse_one(text))
+            .collect::<SqlResult<Vec<Vec<Command>>>>()
+            .map(|v| v.into_iter().flatten().collect())
+    }
+
+    fn parse_one(&self, text: &str) -> SqlResult<Vec<Command>> {
+        let words = leading_words(text, 3)?;
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        match words.as_slice() {
+            ["CREATE", "EXTERNAL", "TABLE", ..] => {
+                let mut stmts = DFParser::parse_sql_with_dialect(text, &PostgreSqlDialect {})
+                    .map_err(SqlError::from)?;
+                match (stmts.pop_front(), stmts.is_empty()) {
+                    (Some(stmt @ DFStatement::CreateExternalTable(_)), true) => {
+                        Ok(vec![Command::CreateExternalTable(Box::new(stmt))])
+                    }
+                    _ => Err(SqlError::new(
+                        sqlstate::SYNTAX_ERROR,
+                        "syntax error in CREATE EXTERNAL TABLE",
+                    )),
+                }
+            }
+            ["CREATE", "EXTERNAL", "SCHEMA", ..] => Err(SqlError::not_supported(
+                "CREATE EXTERNAL SCHEMA is not supported yet: register tables one by one with CREATE EXTERNAL TABLE",
+            )),
+            ["DROP", "EXTERNAL", "TABLE", ..] => {
+                let rest = text.trim_start()[4..].trim_start()[8..].to_string();
+                self.parse_one(&format!("DROP{rest}"))
+            }
+            _ => self
+                .pg
+                .parse(text)
+                .map_err(SqlError::from)?
+                .into_iter()
+                .map(classify)
+                .collect(),
+        }
+    }
+}
+
+/// Split `sql` at top-level semicolons, using the tokenizer so that semicolons in
+/// strings, identifiers and comments do not split. Slices keep the original text.
+pub fn split_statements(sql: &str) -> SqlResult<Vec<&str>> {
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize_with_location()
+        .map_err(|e| SqlError::new(sqlstate::SYNTAX_ERROR, format!("syntax error: {e}")))?;
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(sql.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let offset = |t: &TokenWithSpan| -> usize {
+        let line = (t.span.start.line as usize).saturating_sub(1);
+        let start = line_starts.get(line).copied().unwrap_or(sql.len());
+        let col = (t.span.start.column as usize).saturating_sub(1);
+        sql[start..]
+            .char_indices()
+            .nth(col)
+            .map_or(sql.len(), |(i, _)| start + i)
+    };
+    let mut pieces = Vec::new();
+    let mut begin = 0;
+    for t in tokens.iter().filter(|t| t.token == Token::SemiColon) {
+        let at = offset(t);
+        pieces.push(&sql[begin..at]);
+        begin = at + 1;
+    }
+    pieces.push(&sql[begin.min(sql.len())..]);
+    Ok(pieces
+        .into_iter()
+        .filter(|p| has_content(p))
+        .collect())
+}
+
+fn has_content(text: &str) -> bool {
+    Tokenizer::new(&PostgreSqlDialect {}, text)
+        .tokenize()
+        .map(|ts| ts.iter().any(|t| !matches!(t, Token::Whitespace(_))))
+        .unwrap_or(true)
+}
+
+/// The first `n` keywords / identifiers of `text`, upper-cased.
+fn leading_words(text: &str, n: usize) -> SqlResult<Vec<String>> {
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, text)
+        .tokenize()
+        .map_err(|e| SqlError::new(sqlstate::SYNTAX_ERROR, format!("syntax error: {e}")))?;
+    Ok(tokens
+        .into_iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .take(n)
+        .map(|t| match t {
+            Token::Word(w) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
+            other => other.to_string(),
+        })
+        .collect())
+}
+
+fn classify(stmt: Statement) -> SqlResult<Command> {
+    Ok(match stmt {
+        Statement::Drop {
+            object_type: ObjectType::Table,
+            if_exists,
+            names,
+            ..
+        } => Command::DropTables {
+            names: names.into_iter().map(table_name).collect::<SqlResult<_>>()?,
+            if_exists,
+        },
+        Statement::Drop { object_type, .. } => {
+            return Err(SqlError::not_supported(format!(
+                "DROP {object_type} is not supported; Vivace manages external tables only"
+            )));
+        }
+        Statement::ShowTables { .. } => Command::ShowTables,
+        Statement::ShowCreate {
+            obj_type: ShowCreateObject::Table,
+            obj_name,
+        } => Command::ShowCreateTable(table_name(obj_name)?),
+        Statement::ExplainTable { table_name: t, .. } => Command::Describe(table_name(t)?),
+        Statement::Set(set) => classify_set(set)?,
+        Statement::ShowVariable { variable } => Command::Show(
+            variable
+                .iter()
+                .map(|i| i.value.to_ascii_lowercase())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        Statement::StartTransaction { .. } => Command::Transaction(TransactionOp::Begin),
+        Statement::Commit { .. } => Command::Transaction(TransactionOp::Commit),
+        Statement::Rollback { savepoint: None, .. } => Command::Transaction(TransactionOp::Rollback),
+        Statement::Rollback { savepoint: Some(_), .. } => Command::NoOp("ROLLBACK"),
+        Statement::Savepoint { .. } => Command::NoOp("SAVEPOINT"),
+        Statement::ReleaseSavepoint { .. } => Command::NoOp("RELEASE"),
+        Statement::Discard { .. } => Command::NoOp("DISCARD ALL"),
+        Statement::CreateTable(_) | Statement::CreateView(_) => {
+            return Err(SqlError::not_supported(
+                "CREATE TABLE and CREATE VIEW are not supported; register data with CREATE EXTERNAL TABLE",
+            ));
+        }
+        Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
+            return Err(SqlError::not_supported(
+                "INSERT, UPDATE and DELETE are not supported; Vivace tables are read-only",
+            ));
+        }
+        other => Command::Query(Box::new(other)),
+    })
+}
+
+fn classify_set(set: Set) -> SqlResult<Command> {
+    match set {
+        Set::SingleAssignment {
+            variable, values, ..
+        } => {
+            let name = variable.to_string().to_ascii_lowercase();
+            let value = values
+                .iter()
+                .map(expr_text)
+                .collect::<Vec<_>>()
+                .join(", ");
+            Ok(Command::Set { name, value })
+        }
+        Set::SetTimeZone { value, .. } => Ok(Command::Set {
+            name: "timezone".into(),
+            value: expr_text(&value),
+        }),
+        Set::SetNames { charset_name, .. } => Ok(Command::Set {
+            name: "client_encoding".into(),
+            value: charset_name.value,
+        }),
+        other => Err(SqlError::not_supported(format!("{other} is not supported"))),
+    }
+}
+
+/// The text of a SET value: string literals without quotes, anything else as written.
+fn expr_text(e: &datafusion::sql::sqlparser::ast::Expr) -> String {
+    use datafusion::sql::sqlparser::ast::{Expr, Value};
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+            other => other.to_string(),
+        },
+        Expr::Identifier(i) => i.value.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Resolve a (possibly qualified) object name to a catalog table name.
+pub fn table_name(name: ObjectName) -> SqlResult<TableName> {
+    let reference = object_name_to_table_reference(name, true).map_err(SqlError::from)?;
+    table_reference_to_name(&reference)
+}
+
+/// Resolve a DataFusion table reference to a catalog table name in `vivace`.
+pub fn table_reference_to_name(reference: &TableReference) -> SqlResult<TableName> {
+    if let Some(catalog) = reference.catalog()
+        && catalog != DATABASE
+    {
+        return Err(SqlError::new(
+            sqlstate::INVALID_SCHEMA_NAME,
+            format!("cross-database references are not implemented: database \"{catalog}\" (this is \"{DATABASE}\")"),
+        ));
+    }
+    Ok(TableName::new(
+        reference.schema().unwrap_or(DEFAULT_SCHEMA),
+        reference.table(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_on_top_level_semicolons_only() {
+        let sql = "SELECT 'a;b'; -- c;d\nSELECT \"x;y\" FROM t;;  ";
+        assert_eq!(
+            split_statements(sql).unwrap(),
+            vec!["SELECT 'a;b'", " -- c;d\nSELECT \"x;y\" FROM t"]
+        );
+        assert!(split_statements("  ;; ").unwrap().is_empty());
+        assert_eq!(split_statements("SELECT 'é';SELECT 1").unwrap(), vec!["SELECT 'é'", "SELECT 1"]);
+    }
+
+    #[test]
+    fn classifies_vivace_and_session_statements() {
+        let p = StatementParser::default();
+        let one = |sql: &str| p.parse(sql).unwrap().remove(0);
+        assert!(matches!(
+            one("CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '/x/'"),
+            Command::CreateExternalTable(_)
+        ));
+        match one("DROP EXTERNAL TABLE IF EXISTS Foo") {
+            Command::DropTables { names, if_exists } => {
+                assert!(if_exists);
+                assert_eq!(names, vec![TableName::new("public", "foo")]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(one("SHOW TABLES"), Command::ShowTables));
+        assert!(matches!(one("show create table public.t"), Command::ShowCreateTable(n) if n.table == "t"));
+        assert!(matches!(one("DESCRIBE t"), Command::Describe(_)));
+        assert!(matches!(one("SET search_path TO 'public'"), Command::Set { name, value } if name == "search_path" && value == "public"));
+        assert!(matches!(one("SHOW transaction isolation level"), Command::Show(n) if n == "transaction isolation level"));
+        assert!(matches!(one("BEGIN"), Command::Transaction(TransactionOp::Begin)));
+        assert!(matches!(one("SELECT 1"), Command::Query(_)));
+        assert_eq!(p.parse("CREATE TABLE x (a int)").unwrap_err().code, "0A000");
+        assert_eq!(p.parse("SELEC 1").unwrap_err().code, "42601");
+    }
+}

@@ -1,0 +1,58 @@
+//! Arrow batches to PostgreSQL rows, streamed, with errors mapped to SQLSTATEs.
+
+use std::sync::Arc;
+
+use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::prelude::DataFrame;
+use futures::{StreamExt, stream};
+use pgwire::api::portal::Format;
+use pgwire::api::results::QueryResponse;
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::data::DataRow;
+use pgwire::types::format::FormatOptions;
+
+use crate::error::SqlError;
+
+/// A pgwire error carrying the SQLSTATE and message of `e`.
+pub fn to_pg_error(e: SqlError) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".to_string(),
+        e.code.to_string(),
+        e.message,
+    )))
+}
+
+/// A NOTICE carrying `e`'s code and message.
+pub fn to_notice(e: SqlError) -> ErrorInfo {
+    ErrorInfo::new("NOTICE".to_string(), e.code.to_string(), e.message)
+}
+
+/// Start executing `df` and stream its rows in `format`; memory stays bounded to
+/// one batch in flight, whatever the result size.
+pub async fn encode_dataframe(
+    df: DataFrame,
+    format: &Format,
+    options: Arc<FormatOptions>,
+) -> PgWireResult<QueryResponse> {
+    let fields = Arc::new(arrow_schema_to_pg_fields(
+        df.schema().as_arrow(),
+        format,
+        Some(options),
+    )?);
+    let batches = df
+        .execute_stream()
+        .await
+        .map_err(|e| to_pg_error(e.into()))?;
+    let row_fields = fields.clone();
+    let rows = batches
+        .map(move |batch: datafusion::error::Result<RecordBatch>| {
+            let rows: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> = match batch {
+                Ok(batch) => encode_recordbatch(row_fields.clone(), batch),
+                Err(e) => Box::new(std::iter::once(Err(to_pg_error(e.into())))),
+            };
+            stream::iter(rows)
+        })
+        .flatten();
+    Ok(QueryResponse::new(fields, rows))
+}

@@ -1,0 +1,241 @@
+//! Simple and extended query protocol over one [`Session`].
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use arrow_pg::datatypes::df::deserialize_parameters;
+use arrow_pg::datatypes::{arrow_schema_to_pg_fields, into_pg_type};
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::logical_expr::LogicalPlan;
+use futures::{Sink, SinkExt};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldInfo, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, Type};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::types::format::FormatOptions;
+
+use super::encode::{encode_dataframe, to_notice, to_pg_error};
+use crate::error::{SqlError, SqlResult, sqlstate};
+use crate::session::{Outcome, Prepared, Session};
+use crate::statement::TransactionOp;
+
+/// Query handler of one connection.
+pub struct QueryHandler {
+    session: Arc<Session>,
+    parser: Arc<StatementPreparer>,
+}
+
+impl QueryHandler {
+    /// A handler running statements in `session`.
+    pub fn new(session: Arc<Session>) -> Self {
+        Self {
+            parser: Arc::new(StatementPreparer {
+                session: session.clone(),
+            }),
+            session,
+        }
+    }
+
+    async fn respond<C>(
+        &self,
+        client: &mut C,
+        prepared: Prepared,
+        format: &Format,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let outcome = self.session.execute(prepared).await.map_err(to_pg_error)?;
+        Ok(match outcome {
+            Outcome::Rows(df) => {
+                let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+                Response::Query(encode_dataframe(df, format, options).await?)
+            }
+            Outcome::Tag { tag, notice } => {
+                if let Some(notice) = notice {
+                    client
+                        .send(PgWireBackendMessage::NoticeResponse(to_notice(notice).into()))
+                        .await?;
+                }
+                Response::Execution(Tag::new(tag))
+            }
+            Outcome::Transaction(TransactionOp::Begin) => Response::TransactionStart(Tag::new("BEGIN")),
+            Outcome::Transaction(TransactionOp::Commit) => Response::TransactionEnd(Tag::new("COMMIT")),
+            Outcome::Transaction(TransactionOp::Rollback) => {
+                Response::TransactionEnd(Tag::new("ROLLBACK"))
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for QueryHandler {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let commands = match self.session.parse(query) {
+            Ok(commands) => commands,
+            Err(e) => return Ok(vec![error_response(e)]),
+        };
+        if commands.is_empty() {
+            return Ok(vec![Response::EmptyQuery]);
+        }
+        let mut responses = Vec::with_capacity(commands.len());
+        for command in commands {
+            let result = match self.session.prepare(command).await {
+                Ok(prepared) => self.respond(client, prepared, &Format::UnifiedText).await,
+                Err(e) => Err(to_pg_error(e)),
+            };
+            match result {
+                Ok(response) => responses.push(response),
+                Err(PgWireError::UserError(info)) => {
+                    // Like PostgreSQL, the rest of the query string is not run.
+                    responses.push(Response::Error(info));
+                    break;
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(responses)
+    }
+}
+
+fn error_response(e: SqlError) -> Response {
+    match to_pg_error(e) {
+        PgWireError::UserError(info) => Response::Error(info),
+        _ => Response::EmptyQuery,
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for QueryHandler {
+    type Statement = Prepared;
+    type QueryParser = StatementPreparer;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = match &portal.statement.statement {
+            Prepared::Plan(plan) => Prepared::Plan(bind_parameters(plan, portal)?),
+            command => command.clone(),
+        };
+        self.respond(client, prepared, &portal.result_column_format).await
+    }
+}
+
+/// Substitute the portal's bound values for `$n` placeholders.
+fn bind_parameters(plan: &LogicalPlan, portal: &Portal<Prepared>) -> PgWireResult<LogicalPlan> {
+    let types = ordered_parameter_types(plan).map_err(to_pg_error)?;
+    if types.is_empty() {
+        return Ok(plan.clone());
+    }
+    let type_refs: Vec<Option<&DataType>> = types.iter().map(Option::as_ref).collect();
+    let values = deserialize_parameters(portal, &type_refs)?;
+    plan.clone()
+        .replace_params_with_values(&values)
+        .map_err(|e| to_pg_error(e.into()))
+}
+
+/// Parameter types DataFusion inferred, in `$1..$n` order.
+fn ordered_parameter_types(plan: &LogicalPlan) -> SqlResult<Vec<Option<DataType>>> {
+    let found = plan.get_parameter_types()?;
+    let mut numbered: Vec<(usize, Option<DataType>)> = found
+        .into_iter()
+        .map(|(id, ty)| {
+            id.trim_start_matches('$')
+                .parse::<usize>()
+                .map(|n| (n, ty))
+                .map_err(|_| SqlError::new(sqlstate::SYNTAX_ERROR, format!("bad parameter name {id}")))
+        })
+        .collect::<SqlResult<_>>()?;
+    numbered.sort_by_key(|(n, _)| *n);
+    let count = numbered.last().map_or(0, |(n, _)| *n);
+    let mut types = vec![None; count];
+    for (n, ty) in numbered {
+        types[n - 1] = ty;
+    }
+    Ok(types)
+}
+
+/// The extended protocol's Parse step: classify and plan one statement.
+pub struct StatementPreparer {
+    session: Arc<Session>,
+}
+
+#[async_trait]
+impl QueryParser for StatementPreparer {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let mut commands = self.session.parse(sql).map_err(to_pg_error)?;
+        if commands.len() > 1 {
+            return Err(to_pg_error(SqlError::new(
+                sqlstate::SYNTAX_ERROR,
+                "cannot insert multiple commands into a prepared statement",
+            )));
+        }
+        match commands.pop() {
+            None => Ok(None),
+            Some(command) => Ok(Some(
+                self.session.prepare(command).await.map_err(to_pg_error)?,
+            )),
+        }
+    }
+
+    fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        let Prepared::Plan(plan) = stmt else {
+            return Ok(vec![]);
+        };
+        ordered_parameter_types(plan)
+            .map_err(to_pg_error)?
+            .iter()
+            .map(|ty| ty.as_ref().map_or(Ok(Type::UNKNOWN), into_pg_type))
+            .collect()
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Self::Statement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        match stmt {
+            Prepared::Plan(plan) => arrow_schema_to_pg_fields(
+                plan.schema().as_arrow(),
+                column_format.unwrap_or(&Format::UnifiedText),
+                None,
+            ),
+            Prepared::Command(_) => Ok(vec![]),
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The PostgreSQL wire protocol, on pgwire. We implement pgwire's handler traits
+//! ourselves rather than use datafusion-postgres's `DfSessionService`, because we
+//! need a session per connection (it shares one), SQLSTATE-bearing errors (it sends
+//! XX000), and Vivace's own DDL; we reuse its siblings arrow-pg (row encoding) and
+//! datafusion-pg-catalog (pg_catalog tables and the psql-compatibility rewriter).
+
+mod encode;
+mod handler;
+mod server;
+mod startup;
+
+pub use server::serve;
