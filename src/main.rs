@@ -7,7 +7,11 @@ use tracing_subscriber::EnvFilter;
 use vivace_coordinator::{ServeConfig, ServeOverrides};
 
 #[derive(Parser)]
-#[command(name = "vivace", version, about = "Federated SQL query gateway speaking the PostgreSQL protocol")]
+#[command(
+    name = "vivace",
+    version,
+    about = "Federated SQL query gateway speaking the PostgreSQL protocol"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -57,9 +57,8 @@ impl CatalogStore {
     /// Every stored definition, ordered by schema then table name.
     pub fn list_tables(&self) -> CatalogResult<Vec<TableDefinition>> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare(
-            "SELECT definition FROM external_tables ORDER BY schema_name, table_name",
-        )?;
+        let mut stmt = conn
+            .prepare("SELECT definition FROM external_tables ORDER BY schema_name, table_name")?;
         let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
         rows.map(|json| Ok(serde_json::from_str(&json?)?)).collect()
     }

@@ -54,7 +54,8 @@ impl ConnectorRegistry {
             ConnectorError::new(
                 ConnectorErrorKind::UnknownConnector,
                 format!(
-                    "unknown STORED AS format \"{name}\"; supported: {}",
+                    "unknown STORED AS format \"{}\"; supported: {}",
+                    name.to_ascii_uppercase(),
                     self.names().join(", ")
                 ),
             )

@@ -109,7 +109,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vivace-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("v.toml");
-        std::fs::write(&path, "listen = \"0.0.0.0:6000\"\ndata_dir = \"/srv/v\"\ndemo = true\n").unwrap();
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:6000\"\ndata_dir = \"/srv/v\"\ndemo = true\n",
+        )
+        .unwrap();
         let overrides = ServeOverrides {
             listen: Some("127.0.0.1:7000".into()),
             ..Default::default()

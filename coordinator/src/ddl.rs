@@ -34,7 +34,13 @@ pub fn table_request(cmd: &CreateExternalTable) -> SqlResult<TableRequest> {
         options: cmd
             .options
             .iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            // DataFusion's planner prefixes undotted keys with `format.`; store
+            // the keys as the admin wrote them.
+            .map(|(k, v)| {
+                let k = k.to_ascii_lowercase();
+                let k = k.strip_prefix("format.").map(str::to_string).unwrap_or(k);
+                (k, v.clone())
+            })
             .collect::<BTreeMap<_, _>>(),
     })
 }
@@ -75,9 +81,10 @@ pub fn pg_type_name(data_type: &DataType) -> String {
 /// The SQL type to write in a re-runnable `CREATE EXTERNAL TABLE` for an Arrow type.
 fn ddl_type_name(data_type: &DataType) -> String {
     match data_type {
-        DataType::Timestamp(TimeUnit::Second | TimeUnit::Millisecond | TimeUnit::Microsecond, None) => {
-            "TIMESTAMP".into()
-        }
+        DataType::Timestamp(
+            TimeUnit::Second | TimeUnit::Millisecond | TimeUnit::Microsecond,
+            None,
+        ) => "TIMESTAMP".into(),
         DataType::Timestamp(_, Some(_)) => "TIMESTAMPTZ".into(),
         other => pg_type_name(other).to_uppercase(),
     }
@@ -133,7 +140,11 @@ pub fn show_create(def: &TableDefinition) -> String {
     sql.push_str(&format!(" (\n{}\n)", columns.join(",\n")));
     sql.push_str(&format!("\nSTORED AS {}", def.connector.to_uppercase()));
     if !def.partition_columns.is_empty() {
-        let parts: Vec<String> = def.partition_columns.iter().map(|p| quote_ident(p)).collect();
+        let parts: Vec<String> = def
+            .partition_columns
+            .iter()
+            .map(|p| quote_ident(p))
+            .collect();
         sql.push_str(&format!("\nPARTITIONED BY ({})", parts.join(", ")));
     }
     sql.push_str(&format!("\nLOCATION {}", quote_literal(&def.location)));
@@ -142,7 +153,11 @@ pub fn show_create(def: &TableDefinition) -> String {
             .options
             .iter()
             .map(|(k, v)| {
-                let v = if is_secret_key(k) { "********" } else { v.as_str() };
+                let v = if is_secret_key(k) {
+                    "********"
+                } else {
+                    v.as_str()
+                };
                 format!("{} {}", quote_literal(k), quote_literal(v))
             })
             .collect();
@@ -162,7 +177,8 @@ fn text_batch(names: &[&str], columns: Vec<Vec<String>>) -> SqlResult<RecordBatc
         .into_iter()
         .map(|c| Arc::new(StringArray::from(c)) as ArrayRef)
         .collect();
-    RecordBatch::try_new(schema, arrays).map_err(|e| SqlError::from(datafusion::error::DataFusionError::from(e)))
+    RecordBatch::try_new(schema, arrays)
+        .map_err(|e| SqlError::from(datafusion::error::DataFusionError::from(e)))
 }
 
 /// `SHOW TABLES`: schema, name, format and location of every external table.
@@ -200,7 +216,14 @@ pub fn describe_batch(schema: &Schema, partition_columns: &[String]) -> SqlResul
                 .collect(),
             fields
                 .iter()
-                .map(|f| if partition_columns.contains(f.name()) { "YES" } else { "NO" }.to_string())
+                .map(|f| {
+                    if partition_columns.contains(f.name()) {
+                        "YES"
+                    } else {
+                        "NO"
+                    }
+                    .to_string()
+                })
                 .collect(),
         ],
     )
@@ -218,14 +241,29 @@ mod tests {
             connector: "parquet".into(),
             location: "s3://lake/it's/".into(),
             columns: vec![
-                ColumnDefinition { name: "user_id".into(), data_type: "Utf8View".into(), nullable: true },
-                ColumnDefinition { name: "amount".into(), data_type: "Int64".into(), nullable: false },
-                ColumnDefinition { name: "dt".into(), data_type: "Utf8".into(), nullable: false },
+                ColumnDefinition {
+                    name: "user_id".into(),
+                    data_type: "Utf8View".into(),
+                    nullable: true,
+                },
+                ColumnDefinition {
+                    name: "amount".into(),
+                    data_type: "Int64".into(),
+                    nullable: false,
+                },
+                ColumnDefinition {
+                    name: "dt".into(),
+                    data_type: "Utf8".into(),
+                    nullable: false,
+                },
             ],
             declared_columns: true,
             partition_columns: vec!["dt".into()],
             options: [
-                ("aws.secret_access_key_env".to_string(), "MY_SECRET".to_string()),
+                (
+                    "aws.secret_access_key_env".to_string(),
+                    "MY_SECRET".to_string(),
+                ),
                 ("aws.secret_access_key".to_string(), "hunter2".to_string()),
             ]
             .into_iter()

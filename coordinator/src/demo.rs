@@ -27,14 +27,38 @@ type Batches = Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>> + Send>;
 /// The TPC-H tables and how to generate each at scale factor `sf`.
 fn tables(sf: f64) -> Vec<(&'static str, Batches)> {
     vec![
-        ("region", Box::new(RegionArrow::new(RegionGenerator::new(sf, 1, 1))) as Batches),
-        ("nation", Box::new(NationArrow::new(NationGenerator::new(sf, 1, 1)))),
-        ("supplier", Box::new(SupplierArrow::new(SupplierGenerator::new(sf, 1, 1)))),
-        ("customer", Box::new(CustomerArrow::new(CustomerGenerator::new(sf, 1, 1)))),
-        ("part", Box::new(PartArrow::new(PartGenerator::new(sf, 1, 1)))),
-        ("partsupp", Box::new(PartSuppArrow::new(PartSuppGenerator::new(sf, 1, 1)))),
-        ("orders", Box::new(OrderArrow::new(OrderGenerator::new(sf, 1, 1)))),
-        ("lineitem", Box::new(LineItemArrow::new(LineItemGenerator::new(sf, 1, 1)))),
+        (
+            "region",
+            Box::new(RegionArrow::new(RegionGenerator::new(sf, 1, 1))) as Batches,
+        ),
+        (
+            "nation",
+            Box::new(NationArrow::new(NationGenerator::new(sf, 1, 1))),
+        ),
+        (
+            "supplier",
+            Box::new(SupplierArrow::new(SupplierGenerator::new(sf, 1, 1))),
+        ),
+        (
+            "customer",
+            Box::new(CustomerArrow::new(CustomerGenerator::new(sf, 1, 1))),
+        ),
+        (
+            "part",
+            Box::new(PartArrow::new(PartGenerator::new(sf, 1, 1))),
+        ),
+        (
+            "partsupp",
+            Box::new(PartSuppArrow::new(PartSuppGenerator::new(sf, 1, 1))),
+        ),
+        (
+            "orders",
+            Box::new(OrderArrow::new(OrderGenerator::new(sf, 1, 1))),
+        ),
+        (
+            "lineitem",
+            Box::new(LineItemArrow::new(LineItemGenerator::new(sf, 1, 1))),
+        ),
     ]
 }
 

@@ -75,10 +75,16 @@ impl Engine {
     /// (e.g. a credential variable missing) is logged and left out of the session
     /// catalog, but stays stored so it can be fixed or dropped.
     fn register_stored_tables(&self) -> anyhow::Result<()> {
-        for def in self.store.list_tables().context("cannot read the catalog")? {
+        for def in self
+            .store
+            .list_tables()
+            .context("cannot read the catalog")?
+        {
             match self.open_table(&def) {
                 Ok(()) => tracing::debug!(table = %def.name, "registered"),
-                Err(e) => tracing::warn!(table = %def.name, error = %e.message, "table not available"),
+                Err(e) => {
+                    tracing::warn!(table = %def.name, error = %e.message, "table not available")
+                }
             }
         }
         Ok(())

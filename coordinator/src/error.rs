@@ -155,9 +155,10 @@ fn classify_datafusion(e: &DataFusionError) -> SqlError {
             SqlError::new(sqlstate::RESOURCES_EXHAUSTED, m.clone())
         }
         DataFusionError::Plan(m) => SqlError::new(classify_plan_message(m), m.clone()),
-        DataFusionError::ObjectStore(os) => {
-            SqlError::new(sqlstate::CONNECTION_FAILURE, format!("object store error: {os}"))
-        }
+        DataFusionError::ObjectStore(os) => SqlError::new(
+            sqlstate::CONNECTION_FAILURE,
+            format!("object store error: {os}"),
+        ),
         DataFusionError::Execution(m) if m.contains("Divide by zero") => {
             SqlError::new(sqlstate::DIVISION_BY_ZERO, "division by zero")
         }
@@ -190,7 +191,9 @@ fn classify_arrow(a: &ArrowError) -> SqlError {
         ArrowError::CastError(m) | ArrowError::ParseError(m) => {
             SqlError::new(sqlstate::INVALID_TEXT_REPRESENTATION, m.clone())
         }
-        ArrowError::ArithmeticOverflow(m) => SqlError::new(sqlstate::NUMERIC_OUT_OF_RANGE, m.clone()),
+        ArrowError::ArithmeticOverflow(m) => {
+            SqlError::new(sqlstate::NUMERIC_OUT_OF_RANGE, m.clone())
+        }
         other => SqlError::new(sqlstate::INTERNAL_ERROR, other.to_string()),
     }
 }

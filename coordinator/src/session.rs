@@ -76,7 +76,9 @@ impl Session {
                 return Ok(Prepared::Plan(plan));
             }
             Command::ShowTables => ddl::show_tables_batch(&self.engine.definitions()?)?,
-            Command::ShowCreateTable(name) => ddl::show_create_batch(&self.engine.definition(&name)?)?,
+            Command::ShowCreateTable(name) => {
+                ddl::show_create_batch(&self.engine.definition(&name)?)?
+            }
             Command::Describe(name) => {
                 let reference = TableReference::partial(name.schema.as_str(), name.table.as_str());
                 let provider = self.ctx.table_provider(reference).await.map_err(|_| {
@@ -112,15 +114,25 @@ impl Session {
         } else if name.starts_with("datafusion.") {
             let options = self.ctx.state().config_options().entries();
             let entry = options.into_iter().find(|e| e.key == name).ok_or_else(|| {
-                SqlError::new(sqlstate::UNDEFINED_OBJECT, format!("unrecognized configuration parameter \"{name}\""))
+                SqlError::new(
+                    sqlstate::UNDEFINED_OBJECT,
+                    format!("unrecognized configuration parameter \"{name}\""),
+                )
             })?;
             (vec![name], vec![vec![entry.value.unwrap_or_default()]])
         } else {
-            let column = if name == "transaction isolation level" { "transaction_isolation" } else { name };
+            let column = if name == "transaction isolation level" {
+                "transaction_isolation"
+            } else {
+                name
+            };
             (vec![column], vec![vec![settings.get(name)?]])
         };
         let schema = Schema::new(
-            names.iter().map(|n| Field::new(*n, DataType::Utf8, false)).collect::<Vec<_>>(),
+            names
+                .iter()
+                .map(|n| Field::new(*n, DataType::Utf8, false))
+                .collect::<Vec<_>>(),
         );
         let arrays = columns
             .into_iter()
@@ -149,11 +161,17 @@ impl Session {
             Command::CreateExternalTable(stmt) => {
                 let plan = self.ctx.state().statement_to_plan(*stmt).await?;
                 let LogicalPlan::Ddl(DdlStatement::CreateExternalTable(create)) = plan else {
-                    return Err(SqlError::new(sqlstate::INTERNAL_ERROR, "CREATE EXTERNAL TABLE planned to something else"));
+                    return Err(SqlError::new(
+                        sqlstate::INTERNAL_ERROR,
+                        "CREATE EXTERNAL TABLE planned to something else",
+                    ));
                 };
                 let request = ddl::table_request(&create)?;
                 let name = request.name.table.clone();
-                let outcome = self.engine.create_table(request, create.if_not_exists).await?;
+                let outcome = self
+                    .engine
+                    .create_table(request, create.if_not_exists)
+                    .await?;
                 Ok(tag(
                     "CREATE EXTERNAL TABLE",
                     outcome,
@@ -188,11 +206,22 @@ impl Session {
                         .config_mut()
                         .options_mut()
                         .set(&name, &value)
-                        .map_err(|e| SqlError::new(sqlstate::INVALID_PARAMETER_VALUE, e.message().to_string()))?;
+                        .map_err(|e| {
+                            SqlError::new(
+                                sqlstate::INVALID_PARAMETER_VALUE,
+                                e.message().to_string(),
+                            )
+                        })?;
                 } else {
-                    self.settings.lock().map_err(|_| poisoned())?.set(&name, &value)?;
+                    self.settings
+                        .lock()
+                        .map_err(|_| poisoned())?
+                        .set(&name, &value)?;
                 }
-                Ok(Outcome::Tag { tag: "SET", notice: None })
+                Ok(Outcome::Tag {
+                    tag: "SET",
+                    notice: None,
+                })
             }
             Command::Transaction(op) => Ok(Outcome::Transaction(op)),
             Command::NoOp(tag) => Ok(Outcome::Tag { tag, notice: None }),

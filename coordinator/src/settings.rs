@@ -114,7 +114,10 @@ impl Settings {
     /// The value of a setting, as `SHOW` prints it.
     pub fn get(&self, name: &str) -> SqlResult<String> {
         let name = canonical(name);
-        self.values.get(&name).cloned().ok_or_else(|| unknown(&name))
+        self.values
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| unknown(&name))
     }
 
     /// Every setting, sorted by name (`SHOW ALL`).
@@ -137,7 +140,10 @@ mod tests {
     #[test]
     fn behaves_like_postgres_settings() {
         let mut s = Settings::default();
-        assert_eq!(s.get("TRANSACTION ISOLATION LEVEL").unwrap(), "read committed");
+        assert_eq!(
+            s.get("TRANSACTION ISOLATION LEVEL").unwrap(),
+            "read committed"
+        );
         assert_eq!(s.get("server_version").unwrap(), "16.6");
         s.set("application_name", "psql").unwrap();
         assert_eq!(s.get("application_name").unwrap(), "psql");

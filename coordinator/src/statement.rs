@@ -8,9 +8,7 @@
 use datafusion::common::TableReference;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::planner::object_name_to_table_reference;
-use datafusion::sql::sqlparser::ast::{
-    ObjectName, ObjectType, Set, ShowCreateObject, Statement,
-};
+use datafusion::sql::sqlparser::ast::{ObjectName, ObjectType, Set, ShowCreateObject, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
@@ -144,10 +142,7 @@ pub fn split_statements(sql: &str) -> SqlResult<Vec<&str>> {
         begin = at + 1;
     }
     pieces.push(&sql[begin.min(sql.len())..]);
-    Ok(pieces
-        .into_iter()
-        .filter(|p| has_content(p))
-        .collect())
+    Ok(pieces.into_iter().filter(|p| has_content(p)).collect())
 }
 
 fn has_content(text: &str) -> bool {
@@ -181,7 +176,10 @@ fn classify(stmt: Statement) -> SqlResult<Command> {
             names,
             ..
         } => Command::DropTables {
-            names: names.into_iter().map(table_name).collect::<SqlResult<_>>()?,
+            names: names
+                .into_iter()
+                .map(table_name)
+                .collect::<SqlResult<_>>()?,
             if_exists,
         },
         Statement::Drop { object_type, .. } => {
@@ -205,8 +203,12 @@ fn classify(stmt: Statement) -> SqlResult<Command> {
         ),
         Statement::StartTransaction { .. } => Command::Transaction(TransactionOp::Begin),
         Statement::Commit { .. } => Command::Transaction(TransactionOp::Commit),
-        Statement::Rollback { savepoint: None, .. } => Command::Transaction(TransactionOp::Rollback),
-        Statement::Rollback { savepoint: Some(_), .. } => Command::NoOp("ROLLBACK"),
+        Statement::Rollback {
+            savepoint: None, ..
+        } => Command::Transaction(TransactionOp::Rollback),
+        Statement::Rollback {
+            savepoint: Some(_), ..
+        } => Command::NoOp("ROLLBACK"),
         Statement::Savepoint { .. } => Command::NoOp("SAVEPOINT"),
         Statement::ReleaseSavepoint { .. } => Command::NoOp("RELEASE"),
         Statement::Discard { .. } => Command::NoOp("DISCARD ALL"),
@@ -230,11 +232,7 @@ fn classify_set(set: Set) -> SqlResult<Command> {
             variable, values, ..
         } => {
             let name = variable.to_string().to_ascii_lowercase();
-            let value = values
-                .iter()
-                .map(expr_text)
-                .collect::<Vec<_>>()
-                .join(", ");
+            let value = values.iter().map(expr_text).collect::<Vec<_>>().join(", ");
             Ok(Command::Set { name, value })
         }
         Set::SetTimeZone { value, .. } => Ok(Command::Set {
@@ -275,7 +273,9 @@ pub fn table_reference_to_name(reference: &TableReference) -> SqlResult<TableNam
     {
         return Err(SqlError::new(
             sqlstate::INVALID_SCHEMA_NAME,
-            format!("cross-database references are not implemented: database \"{catalog}\" (this is \"{DATABASE}\")"),
+            format!(
+                "cross-database references are not implemented: database \"{catalog}\" (this is \"{DATABASE}\")"
+            ),
         ));
     }
     Ok(TableName::new(
@@ -296,7 +296,10 @@ mod tests {
             vec!["SELECT 'a;b'", " -- c;d\nSELECT \"x;y\" FROM t"]
         );
         assert!(split_statements("  ;; ").unwrap().is_empty());
-        assert_eq!(split_statements("SELECT 'é';SELECT 1").unwrap(), vec!["SELECT 'é'", "SELECT 1"]);
+        assert_eq!(
+            split_statements("SELECT 'é';SELECT 1").unwrap(),
+            vec!["SELECT 'é'", "SELECT 1"]
+        );
     }
 
     #[test]
@@ -315,11 +318,20 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(one("SHOW TABLES"), Command::ShowTables));
-        assert!(matches!(one("show create table public.t"), Command::ShowCreateTable(n) if n.table == "t"));
+        assert!(
+            matches!(one("show create table public.t"), Command::ShowCreateTable(n) if n.table == "t")
+        );
         assert!(matches!(one("DESCRIBE t"), Command::Describe(_)));
-        assert!(matches!(one("SET search_path TO 'public'"), Command::Set { name, value } if name == "search_path" && value == "public"));
-        assert!(matches!(one("SHOW transaction isolation level"), Command::Show(n) if n == "transaction isolation level"));
-        assert!(matches!(one("BEGIN"), Command::Transaction(TransactionOp::Begin)));
+        assert!(
+            matches!(one("SET search_path TO 'public'"), Command::Set { name, value } if name == "search_path" && value == "public")
+        );
+        assert!(
+            matches!(one("SHOW transaction isolation level"), Command::Show(n) if n == "transaction isolation level")
+        );
+        assert!(matches!(
+            one("BEGIN"),
+            Command::Transaction(TransactionOp::Begin)
+        ));
         assert!(matches!(one("SELECT 1"), Command::Query(_)));
         assert_eq!(p.parse("CREATE TABLE x (a int)").unwrap_err().code, "0A000");
         assert_eq!(p.parse("SELEC 1").unwrap_err().code, "42601");

@@ -201,7 +201,9 @@ fn parse_s3(options: &BTreeMap<String, String>) -> ConnectorResult<S3Options> {
     let get = |k: &str| options.get(k).cloned();
     let env = |k: &str| get(k).map(|var| read_env(k, &var)).transpose();
     let endpoint = get("aws.endpoint");
-    let http_endpoint = endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
+    let http_endpoint = endpoint
+        .as_deref()
+        .is_some_and(|e| e.starts_with("http://"));
     Ok(S3Options {
         region: get("aws.region"),
         access_key_id: match env("aws.access_key_id_env")? {
@@ -241,24 +243,41 @@ mod tests {
         assert!(o.header);
         assert_eq!(o.delimiter, b',');
         assert_eq!(o.file_extension, ".csv");
-        let o = FileOptions::parse(FileFormatKind::Json, "/d/", &opts(&[("compression", "gzip")]))
-            .unwrap();
+        let o = FileOptions::parse(
+            FileFormatKind::Json,
+            "/d/",
+            &opts(&[("compression", "gzip")]),
+        )
+        .unwrap();
         assert_eq!(o.file_extension, ".json.gz");
     }
 
     #[test]
     fn bad_options_are_refused_with_the_reason() {
         let err = |kind, loc, pairs: &[(&str, &str)]| {
-            FileOptions::parse(kind, loc, &opts(pairs)).err().unwrap().message
+            FileOptions::parse(kind, loc, &opts(pairs))
+                .err()
+                .unwrap()
+                .message
         };
-        assert!(err(FileFormatKind::Parquet, "/d/", &[("colour", "red")]).contains("unknown option 'colour'"));
-        assert!(err(FileFormatKind::Parquet, "/d/", &[("header", "true")]).contains("only valid for CSV"));
+        assert!(
+            err(FileFormatKind::Parquet, "/d/", &[("colour", "red")])
+                .contains("unknown option 'colour'")
+        );
+        assert!(
+            err(FileFormatKind::Parquet, "/d/", &[("header", "true")])
+                .contains("only valid for CSV")
+        );
         assert!(err(FileFormatKind::Csv, "/d/", &[("header", "maybe")]).contains("true or false"));
         assert!(err(FileFormatKind::Csv, "/d/", &[("delimiter", ";;")]).contains("single ASCII"));
         assert!(err(FileFormatKind::Parquet, "/d/", &[("aws.region", "x")]).contains("s3://"));
         assert!(
-            err(FileFormatKind::Parquet, "s3://b/", &[("aws.secret_access_key", "hunter2")])
-                .contains("aws.secret_access_key_env")
+            err(
+                FileFormatKind::Parquet,
+                "s3://b/",
+                &[("aws.secret_access_key", "hunter2")]
+            )
+            .contains("aws.secret_access_key_env")
         );
         let missing = err(
             FileFormatKind::Parquet,

@@ -9,7 +9,9 @@ use datafusion::datasource::file_format::avro::AvroFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::json::JsonFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 
 use super::{FileFormatKind, FileOptions};
 use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult};
@@ -78,7 +80,10 @@ pub fn listing_table(
         .with_listing_options(listing)
         .with_schema(file_schema(&schema, partition_columns));
     let table = ListingTable::try_new(config).map_err(|e| {
-        ConnectorError::new(ConnectorErrorKind::SchemaMismatch, format!("cannot build table: {e}"))
+        ConnectorError::new(
+            ConnectorErrorKind::SchemaMismatch,
+            format!("cannot build table: {e}"),
+        )
     })?;
     Ok(Arc::new(table))
 }

@@ -4,7 +4,6 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use datafusion::arrow::compute::can_cast_types;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::error::DataFusionError;
@@ -50,7 +49,11 @@ pub async fn resolve(
         .map_err(|e| {
             ConnectorError::new(
                 ConnectorErrorKind::SchemaMismatch,
-                format!("PARTITIONED BY does not match the folders at '{}': {}", request.location, root_message(&e)),
+                format!(
+                    "PARTITIONED BY does not match the folders at '{}': {}",
+                    request.location,
+                    root_message(&e)
+                ),
             )
         })?;
     Ok(schema)
@@ -65,10 +68,17 @@ async fn ensure_files_exist(
     let unreachable = |e: DataFusionError| {
         ConnectorError::new(
             ConnectorErrorKind::Unreachable,
-            format!("cannot list LOCATION '{}': {}", request.location, root_message(&e)),
+            format!(
+                "cannot list LOCATION '{}': {}",
+                request.location,
+                root_message(&e)
+            ),
         )
     };
-    let store = state.runtime_env().object_store(table_url).map_err(unreachable)?;
+    let store = state
+        .runtime_env()
+        .object_store(table_url)
+        .map_err(unreachable)?;
     let mut files = table_url
         .list_all_files(state, store.as_ref(), &options.file_extension)
         .await
@@ -76,7 +86,9 @@ async fn ensure_files_exist(
     match files.try_next().await {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err(no_files(request, options)),
-        Err(DataFusionError::ObjectStore(e)) if matches!(*e, object_store::Error::NotFound { .. }) => {
+        Err(DataFusionError::ObjectStore(e))
+            if matches!(*e, object_store::Error::NotFound { .. }) =>
+        {
             Err(no_files(request, options))
         }
         Err(e) => Err(unreachable(e)),
@@ -107,7 +119,11 @@ fn root_message(e: &DataFusionError) -> String {
 }
 
 fn with_string_partitions(file_schema: &Schema, partition_columns: &[String]) -> SchemaRef {
-    let mut fields: Vec<Field> = file_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = file_schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     fields.extend(
         partition_columns
             .iter()
@@ -153,7 +169,11 @@ fn check_declared(
             inferred.field(i)
         } else {
             inferred.field_with_name(field.name()).map_err(|_| {
-                let have: Vec<&str> = inferred.fields().iter().map(|f| f.name().as_str()).collect();
+                let have: Vec<&str> = inferred
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect();
                 mismatch(format!(
                     "column \"{}\" is not in the files at '{}' (they have: {})",
                     field.name(),
@@ -162,7 +182,7 @@ fn check_declared(
                 ))
             })?
         };
-        if !can_cast_types(file_field.data_type(), field.data_type()) {
+        if !compatible(file_field.data_type(), field.data_type()) {
             return Err(mismatch(format!(
                 "column \"{}\" is declared as {} but the files hold {}",
                 field.name(),
@@ -173,10 +193,48 @@ fn check_declared(
     }
     let mut fields: Vec<Field> = data_fields.into_iter().cloned().collect();
     for p in parts {
-        let f = declared.field_with_name(p).map_err(|e| mismatch(e.to_string()))?;
+        let f = declared
+            .field_with_name(p)
+            .map_err(|e| mismatch(e.to_string()))?;
         fields.push(f.clone());
     }
     Ok(Arc::new(Schema::new(fields)))
+}
+
+/// Whether files holding `file` can be read as a column declared `declared`.
+/// Stricter than Arrow's castability (which would read a bigint as a date): the
+/// kinds must agree, except that anything may be declared as text.
+fn compatible(file: &DataType, declared: &DataType) -> bool {
+    fn string(t: &DataType) -> bool {
+        match t {
+            DataType::Dictionary(_, v) => string(v),
+            t => matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View),
+        }
+    }
+    fn binary(t: &DataType) -> bool {
+        matches!(
+            t,
+            DataType::Binary
+                | DataType::LargeBinary
+                | DataType::BinaryView
+                | DataType::FixedSizeBinary(_)
+        )
+    }
+    fn datetime(t: &DataType) -> bool {
+        matches!(
+            t,
+            DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _)
+        )
+    }
+    fn time(t: &DataType) -> bool {
+        matches!(t, DataType::Time32(_) | DataType::Time64(_))
+    }
+    file == declared
+        || string(declared)
+        || (file.is_numeric() && declared.is_numeric())
+        || (binary(file) && binary(declared))
+        || (datetime(file) && datetime(declared))
+        || (time(file) && time(declared))
 }
 
 /// Catalog columns for an Arrow schema (types in Arrow's textual form).
@@ -200,7 +258,10 @@ pub fn from_columns(columns: &[ColumnDefinition]) -> ConnectorResult<SchemaRef> 
             let data_type = DataType::from_str(&c.data_type).map_err(|e| {
                 ConnectorError::new(
                     ConnectorErrorKind::UnsupportedType,
-                    format!("column \"{}\" has a stored type '{}' that cannot be read back: {e}", c.name, c.data_type),
+                    format!(
+                        "column \"{}\" has a stored type '{}' that cannot be read back: {e}",
+                        c.name, c.data_type
+                    ),
                 )
             })?;
             Ok(Field::new(&c.name, data_type, c.nullable))
@@ -215,15 +276,42 @@ mod tests {
     use datafusion::arrow::datatypes::TimeUnit;
 
     #[test]
+    fn declared_types_must_match_the_files_kind() {
+        assert!(compatible(&DataType::Int32, &DataType::Int64));
+        assert!(compatible(&DataType::Int64, &DataType::Decimal128(20, 2)));
+        assert!(compatible(&DataType::Utf8View, &DataType::Utf8));
+        assert!(compatible(&DataType::Int64, &DataType::Utf8));
+        assert!(compatible(
+            &DataType::Date32,
+            &DataType::Timestamp(TimeUnit::Microsecond, None)
+        ));
+        assert!(!compatible(&DataType::Int64, &DataType::Date32));
+        assert!(!compatible(&DataType::Utf8, &DataType::Int64));
+        assert!(!compatible(&DataType::Boolean, &DataType::Int64));
+    }
+
+    #[test]
     fn column_types_round_trip_through_the_catalog() {
         let schema = Schema::new(vec![
             Field::new("a", DataType::Int64, true),
             Field::new("b", DataType::Utf8View, false),
             Field::new("c", DataType::Decimal128(15, 2), true),
             Field::new("d", DataType::Date32, true),
-            Field::new("e", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
-            Field::new("f", DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8)), true),
-            Field::new("g", DataType::List(Arc::new(Field::new("item", DataType::Float64, true))), true),
+            Field::new(
+                "e",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+            Field::new(
+                "f",
+                DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8)),
+                true,
+            ),
+            Field::new(
+                "g",
+                DataType::List(Arc::new(Field::new("item", DataType::Float64, true))),
+                true,
+            ),
         ]);
         let back = from_columns(&to_columns(&schema)).unwrap();
         assert_eq!(back.as_ref(), &schema);

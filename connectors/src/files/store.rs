@@ -6,14 +6,24 @@
 //! latest registration winning.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use object_store::aws::AmazonS3Builder;
+use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 use url::Url;
 
 use super::FileOptions;
 use crate::{ConnectorError, ConnectorResult};
+
+/// How long to wait for a TCP connection to the S3 endpoint.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Retries of a failed request, so a dead endpoint fails a query (or a CREATE)
+/// in seconds rather than after object_store's default three minutes.
+const MAX_RETRIES: usize = 3;
+/// Upper bound on the time spent retrying one request.
+const RETRY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Parse `location` into a listing URL and make sure its object store is registered.
 pub fn register(
@@ -22,7 +32,9 @@ pub fn register(
     runtime: &Arc<RuntimeEnv>,
 ) -> ConnectorResult<ListingTableUrl> {
     let table_url = ListingTableUrl::parse(location).map_err(|e| {
-        ConnectorError::invalid_option(format!("LOCATION '{location}' is not a valid path or URL: {e}"))
+        ConnectorError::invalid_option(format!(
+            "LOCATION '{location}' is not a valid path or URL: {e}"
+        ))
     })?;
     match table_url.scheme() {
         "file" => {}
@@ -43,10 +55,17 @@ fn register_s3(url: &Url, options: &FileOptions, runtime: &Arc<RuntimeEnv>) -> C
     let s3 = &options.s3;
     // Start from the standard AWS_* environment so instance credentials work, then
     // let the table's options override.
+    // Client options first: setting them replaces any earlier `with_allow_http`.
     let mut builder = AmazonS3Builder::from_env()
+        .with_client_options(ClientOptions::new().with_connect_timeout(CONNECT_TIMEOUT))
         .with_bucket_name(bucket)
         .with_allow_http(s3.allow_http)
-        .with_virtual_hosted_style_request(s3.virtual_hosted_style);
+        .with_virtual_hosted_style_request(s3.virtual_hosted_style)
+        .with_retry(RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: MAX_RETRIES,
+            retry_timeout: RETRY_TIMEOUT,
+        });
     if let Some(region) = &s3.region {
         builder = builder.with_region(region);
     }
@@ -63,7 +82,9 @@ fn register_s3(url: &Url, options: &FileOptions, runtime: &Arc<RuntimeEnv>) -> C
         builder = builder.with_token(token);
     }
     let store = builder.build().map_err(|e| {
-        ConnectorError::invalid_option(format!("cannot configure S3 access to bucket '{bucket}': {e}"))
+        ConnectorError::invalid_option(format!(
+            "cannot configure S3 access to bucket '{bucket}': {e}"
+        ))
     })?;
     let store_url = Url::parse(&format!("s3://{bucket}"))
         .map_err(|e| ConnectorError::invalid_option(format!("bad bucket name '{bucket}': {e}")))?;

@@ -60,13 +60,19 @@ impl QueryHandler {
             Outcome::Tag { tag, notice } => {
                 if let Some(notice) = notice {
                     client
-                        .send(PgWireBackendMessage::NoticeResponse(to_notice(notice).into()))
+                        .send(PgWireBackendMessage::NoticeResponse(
+                            to_notice(notice).into(),
+                        ))
                         .await?;
                 }
                 Response::Execution(Tag::new(tag))
             }
-            Outcome::Transaction(TransactionOp::Begin) => Response::TransactionStart(Tag::new("BEGIN")),
-            Outcome::Transaction(TransactionOp::Commit) => Response::TransactionEnd(Tag::new("COMMIT")),
+            Outcome::Transaction(TransactionOp::Begin) => {
+                Response::TransactionStart(Tag::new("BEGIN"))
+            }
+            Outcome::Transaction(TransactionOp::Commit) => {
+                Response::TransactionEnd(Tag::new("COMMIT"))
+            }
             Outcome::Transaction(TransactionOp::Rollback) => {
                 Response::TransactionEnd(Tag::new("ROLLBACK"))
             }
@@ -142,7 +148,8 @@ impl ExtendedQueryHandler for QueryHandler {
             Prepared::Plan(plan) => Prepared::Plan(bind_parameters(plan, portal)?),
             command => command.clone(),
         };
-        self.respond(client, prepared, &portal.result_column_format).await
+        self.respond(client, prepared, &portal.result_column_format)
+            .await
     }
 }
 
@@ -168,7 +175,9 @@ fn ordered_parameter_types(plan: &LogicalPlan) -> SqlResult<Vec<Option<DataType>
             id.trim_start_matches('$')
                 .parse::<usize>()
                 .map(|n| (n, ty))
-                .map_err(|_| SqlError::new(sqlstate::SYNTAX_ERROR, format!("bad parameter name {id}")))
+                .map_err(|_| {
+                    SqlError::new(sqlstate::SYNTAX_ERROR, format!("bad parameter name {id}"))
+                })
         })
         .collect::<SqlResult<_>>()?;
     numbered.sort_by_key(|(n, _)| *n);

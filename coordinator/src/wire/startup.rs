@@ -62,7 +62,11 @@ pub fn trusted_without_password(peer: SocketAddr) -> bool {
 
 #[async_trait]
 impl StartupHandler for LoopbackOnly {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,

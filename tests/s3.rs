@@ -1,0 +1,74 @@
+//! Tables on a real S3-compatible server (moto), credentials by environment
+//! variable name, never shown back.
+
+mod common;
+
+use common::data::{self, DAYS};
+use common::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
+use common::{Server, TempDir, rows, sql_error, text_rows};
+
+#[tokio::test]
+async fn s3_partitioned_parquet_with_secret_by_reference() {
+    let s3 = S3Server::start();
+    s3.create_bucket("lake");
+    for (i, day) in DAYS.iter().enumerate() {
+        let bytes = data::parquet_bytes(&data::batch(&data::day_rows(i)));
+        s3.put("lake", &format!("events/dt={day}/part-0.parquet"), bytes)
+            .await;
+    }
+    let dir = TempDir::new("s3");
+    let server = Server::start_with(&dir, &[], &[("LAKE_SECRET", SECRET_KEY)]).await;
+    let client = server.client().await;
+    let create = format!(
+        "CREATE EXTERNAL TABLE events (user_id VARCHAR, amount BIGINT, dt VARCHAR) \
+         STORED AS PARQUET PARTITIONED BY (dt) LOCATION 's3://lake/events/' \
+         OPTIONS ('aws.endpoint' '{}', 'aws.region' 'us-east-1', \
+                  'aws.access_key_id' '{ACCESS_KEY}', 'aws.secret_access_key_env' 'LAKE_SECRET')",
+        s3.endpoint
+    );
+    client.simple_query(&create).await.unwrap();
+    let daily = "SELECT dt, count(*), sum(amount) FROM events WHERE dt >= '2024-01-02' GROUP BY dt ORDER BY dt";
+    assert_eq!(
+        text_rows(&client, daily).await,
+        data::expected_daily_totals("2024-01-02")
+    );
+    let plan = text_rows(&client, &format!("EXPLAIN {daily}"))
+        .await
+        .concat()
+        .join("\n");
+    assert!(!plan.contains("dt=2024-01-01"), "{plan}");
+
+    // The secret is stored by reference only and never printed.
+    let ddl = rows(&client, "SHOW CREATE TABLE events").await[0][1]
+        .clone()
+        .unwrap();
+    assert!(
+        ddl.contains("'aws.secret_access_key_env' 'LAKE_SECRET'"),
+        "{ddl}"
+    );
+    assert!(!ddl.contains(SECRET_KEY));
+    let catalog = std::fs::read(server.data_dir.join("catalog.db")).unwrap();
+    assert!(!String::from_utf8_lossy(&catalog).contains(SECRET_KEY));
+
+    // A variable that is not set is a clear option error, and nothing is stored.
+    let (code, message) = sql_error(
+        &client,
+        &create
+            .replace("TABLE events", "TABLE events2")
+            .replace("LAKE_SECRET", "NOT_SET_ANYWHERE"),
+    )
+    .await;
+    assert_eq!(code, "22023");
+    assert!(message.contains("NOT_SET_ANYWHERE"), "{message}");
+    // A prefix with no objects.
+    let (code, _) = sql_error(
+        &client,
+        &create
+            .replace("TABLE events", "TABLE events3")
+            .replace("s3://lake/events/", "s3://lake/nothing-here/"),
+    )
+    .await;
+    assert_eq!(code, "58P01");
+    assert_eq!(text_rows(&client, "SHOW TABLES").await.len(), 1);
+    assert!(!server.log_text().contains(SECRET_KEY));
+}
