@@ -105,6 +105,16 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_file_states_the_defaults() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/vivace.toml");
+        let from_example = ServeConfig::resolve(ServeOverrides::default(), Some(&example)).unwrap();
+        assert_eq!(
+            from_example,
+            ServeConfig::resolve(ServeOverrides::default(), None).unwrap()
+        );
+    }
+
+    #[test]
     fn flags_beat_file_beats_defaults() {
         let dir = std::env::temp_dir().join(format!("vivace-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

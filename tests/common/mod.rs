@@ -52,6 +52,7 @@ pub fn free_port() -> u16 {
 
 /// A running `vivace serve`, killed on drop.
 pub struct Server {
+    listen_host: String,
     child: Option<Child>,
     /// PostgreSQL-protocol port.
     pub port: u16,
@@ -70,7 +71,17 @@ impl Server {
 
     /// Start with extra command-line arguments and environment variables.
     pub async fn start_with(dir: &TempDir, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::launch(dir, "127.0.0.1", args, envs).await
+    }
+
+    /// Start listening on `host` (e.g. `0.0.0.0`) instead of loopback.
+    pub async fn start_on(dir: &TempDir, host: &str) -> Self {
+        Self::launch(dir, host, &[], &[]).await
+    }
+
+    async fn launch(dir: &TempDir, host: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
         let mut server = Self {
+            listen_host: host.to_string(),
             child: None,
             port: free_port(),
             data_dir: dir.path().join("data"),
@@ -94,7 +105,7 @@ impl Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vivace"));
         cmd.arg("serve")
             .arg("--listen")
-            .arg(format!("127.0.0.1:{}", self.port))
+            .arg(format!("{}:{}", self.listen_host, self.port))
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.extra_args)
