@@ -1,5 +1,6 @@
 //! The `vivace` binary: one executable, subcommands for each role.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,24 @@ struct Cli {
 enum Command {
     /// Run a coordinator: PostgreSQL-protocol endpoint, catalog and planner.
     Serve(ServeArgs),
+    /// Run a worker that executes plan fragments for a coordinator.
+    Worker(WorkerArgs),
+}
+
+#[derive(clap::Args)]
+struct WorkerArgs {
+    /// Address the worker service listens on.
+    #[arg(long, env = "VIVACE_WORKER_LISTEN")]
+    listen: SocketAddr,
+    /// Address peers use to reach this worker [default: the listen address].
+    #[arg(long, env = "VIVACE_WORKER_ADVERTISE")]
+    advertise: Option<SocketAddr>,
+    /// The coordinator's cluster address (its --cluster-listen).
+    #[arg(long, env = "VIVACE_COORDINATOR")]
+    coordinator: String,
+    /// File holding the cluster secret shared with the coordinator.
+    #[arg(long, env = "VIVACE_CLUSTER_SECRET_FILE")]
+    cluster_secret_file: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -40,6 +59,15 @@ struct ServeArgs {
     /// TPC-H scale factor of the demo tables [default: 0.01].
     #[arg(long, env = "VIVACE_DEMO_SCALE_FACTOR")]
     demo_scale_factor: Option<f64>,
+    /// Workers inside this process [default: one per core; 0 for none].
+    #[arg(long, env = "VIVACE_WORKERS")]
+    workers: Option<usize>,
+    /// Address remote workers send heartbeats to [default: none].
+    #[arg(long, env = "VIVACE_CLUSTER_LISTEN")]
+    cluster_listen: Option<String>,
+    /// File holding the cluster secret (required with --cluster-listen).
+    #[arg(long, env = "VIVACE_CLUSTER_SECRET_FILE")]
+    cluster_secret_file: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,9 +85,41 @@ fn main() -> anyhow::Result<()> {
                 data_dir: args.data_dir,
                 demo: args.demo,
                 demo_scale_factor: args.demo_scale_factor,
+                workers: args.workers,
+                cluster_listen: args.cluster_listen,
+                cluster_secret_file: args.cluster_secret_file,
             };
             let config = ServeConfig::resolve(overrides, args.config.as_deref())?;
             runtime.block_on(vivace_coordinator::run(config))
         }
+        Command::Worker(args) => runtime.block_on(run_worker(args)),
     }
+}
+
+/// Serve plan fragments and heartbeat to the coordinator until stopped.
+async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
+    use vivace_worker::membership::{Heartbeat, heartbeat_loop};
+    use vivace_worker::{ClusterSecret, WorkerOptions, spawn_worker};
+
+    let secret = ClusterSecret::from_file(&args.cluster_secret_file)?;
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let handle = spawn_worker(
+        listener,
+        WorkerOptions {
+            secret: secret.clone(),
+            runtime: None,
+        },
+    )?;
+    let advertise = args.advertise.unwrap_or(handle.addr);
+    let heartbeat = Heartbeat {
+        node_id: format!("worker-{advertise}"),
+        url: format!("http://{advertise}"),
+    };
+    tracing::info!(url = %heartbeat.url, coordinator = %args.coordinator, "worker ready");
+    tokio::select! {
+        _ = heartbeat_loop(args.coordinator, heartbeat, secret) => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    handle.stop().await;
+    Ok(())
 }

@@ -15,6 +15,11 @@ pub const DEFAULT_DATA_DIR: &str = "./vivace-data";
 /// Default TPC-H scale factor of the demo tables (about 60k lineitem rows).
 pub const DEFAULT_DEMO_SCALE_FACTOR: f64 = 0.01;
 
+/// One embedded worker per core.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// The effective configuration of a coordinator.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServeConfig {
@@ -26,6 +31,12 @@ pub struct ServeConfig {
     pub demo: bool,
     /// Scale factor of the demo tables (`demo_scale_factor`).
     pub demo_scale_factor: f64,
+    /// Workers run inside this process (`workers`; default one per core, 0 for none).
+    pub workers: usize,
+    /// Address remote workers send heartbeats to (`cluster_listen`); none by default.
+    pub cluster_listen: Option<SocketAddr>,
+    /// File holding the cluster secret (`cluster_secret_file`); required with `cluster_listen`.
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 /// Values given on the command line or through `VIVACE_*` variables; `None` means
@@ -40,6 +51,12 @@ pub struct ServeOverrides {
     pub demo: Option<bool>,
     /// `--demo-scale-factor` / `VIVACE_DEMO_SCALE_FACTOR`.
     pub demo_scale_factor: Option<f64>,
+    /// `--workers` / `VIVACE_WORKERS`.
+    pub workers: Option<usize>,
+    /// `--cluster-listen` / `VIVACE_CLUSTER_LISTEN`.
+    pub cluster_listen: Option<String>,
+    /// `--cluster-secret-file` / `VIVACE_CLUSTER_SECRET_FILE`.
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 /// The TOML file's shape; unknown keys are an error so typos do not pass silently.
@@ -50,6 +67,9 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     demo: Option<bool>,
     demo_scale_factor: Option<f64>,
+    workers: Option<usize>,
+    cluster_listen: Option<String>,
+    cluster_secret_file: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -79,7 +99,28 @@ impl ServeConfig {
             demo_scale_factor > 0.0 && demo_scale_factor <= 10.0,
             "demo_scale_factor must be in (0, 10], got {demo_scale_factor}"
         );
+        let cluster_listen = overrides
+            .cluster_listen
+            .or(from_file.cluster_listen)
+            .map(|a| {
+                a.parse::<SocketAddr>()
+                    .with_context(|| format!("cluster_listen '{a}' is not HOST:PORT"))
+            })
+            .transpose()?;
+        let cluster_secret_file = overrides
+            .cluster_secret_file
+            .or(from_file.cluster_secret_file);
+        anyhow::ensure!(
+            cluster_listen.is_none() || cluster_secret_file.is_some(),
+            "cluster_listen needs cluster_secret_file: workers must authenticate"
+        );
         Ok(Self {
+            workers: overrides
+                .workers
+                .or(from_file.workers)
+                .unwrap_or_else(default_workers),
+            cluster_listen,
+            cluster_secret_file,
             listen,
             data_dir: overrides
                 .data_dir
@@ -102,6 +143,9 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("./vivace-data"));
         assert!(!c.demo);
         assert_eq!(c.demo_scale_factor, 0.01);
+        assert_eq!(c.workers, default_workers());
+        assert_eq!(c.cluster_listen, None);
+        assert_eq!(c.cluster_secret_file, None);
     }
 
     #[test]

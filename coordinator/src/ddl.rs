@@ -166,7 +166,8 @@ pub fn show_create(def: &TableDefinition) -> String {
     sql
 }
 
-fn text_batch(names: &[&str], columns: Vec<Vec<String>>) -> SqlResult<RecordBatch> {
+/// A batch of non-null text columns.
+pub fn text_batch(names: &[&str], columns: Vec<Vec<String>>) -> SqlResult<RecordBatch> {
     let schema: SchemaRef = Arc::new(Schema::new(
         names
             .iter()

@@ -5,15 +5,18 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use datafusion::catalog::SchemaProvider;
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_distributed::{DistributedExt, SessionStateBuilderExt};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::setup_pg_catalog;
 use tokio::sync::Mutex;
 use vivace_catalog::{CatalogStore, TableDefinition, TableName};
 use vivace_connectors::{ConnectorRegistry, TableRequest};
 
+use crate::cluster::{LiveWorkers, Membership, NodesTable};
 use crate::error::{SqlError, SqlResult, sqlstate};
 use crate::statement::StatementParser;
 
@@ -21,6 +24,22 @@ use crate::statement::StatementParser;
 pub const DATABASE: &str = "vivace";
 /// The schema external tables are registered in.
 pub const DEFAULT_SCHEMA: &str = "public";
+/// The schema of Vivace's own tables (`system.nodes`).
+pub const SYSTEM_SCHEMA: &str = "system";
+
+/// How queries are executed.
+pub enum Execution {
+    /// In this process only.
+    Local,
+    /// Cut into stages run by the live workers of `membership`, reached over
+    /// channels presenting the cluster secret.
+    Distributed {
+        /// The live worker set.
+        membership: Arc<Membership>,
+        /// Secret presented to workers.
+        secret: vivace_worker::ClusterSecret,
+    },
+}
 
 /// Shared coordinator state.
 pub struct Engine {
@@ -44,7 +63,7 @@ pub enum DdlOutcome {
 
 impl Engine {
     /// Open the catalog in `data_dir` and register every stored table.
-    pub async fn open(data_dir: &Path) -> anyhow::Result<Arc<Self>> {
+    pub async fn open(data_dir: &Path, execution: Execution) -> anyhow::Result<Arc<Self>> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
         let store = CatalogStore::open(&data_dir.join("catalog.db"))
@@ -52,7 +71,30 @@ impl Engine {
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(DATABASE, DEFAULT_SCHEMA)
             .with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
+        let builder = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features();
+        let (state, membership) = match execution {
+            Execution::Local => (builder.build(), None),
+            Execution::Distributed { membership, secret } => (
+                builder
+                    .with_distributed_worker_resolver(LiveWorkers(membership.clone()))
+                    .with_distributed_channel_resolver(vivace_worker::SecretChannelResolver::new(
+                        &secret,
+                    ))
+                    .with_distributed_planner()
+                    .build(),
+                Some(membership),
+            ),
+        };
+        let ctx = SessionContext::new_with_state(state);
+        if let Some(membership) = membership {
+            let system = Arc::new(MemorySchemaProvider::new());
+            system.register_table("nodes".into(), Arc::new(NodesTable::new(membership)))?;
+            ctx.catalog(DATABASE)
+                .context("default catalog missing")?
+                .register_schema(SYSTEM_SCHEMA, system)?;
+        }
         setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
             .map_err(|e| anyhow::anyhow!("cannot set up pg_catalog: {e}"))?;
         let tables = ctx
@@ -102,6 +144,11 @@ impl Engine {
     /// The shared statement parser (its rewrite rules are built once).
     pub fn parser(&self) -> &StatementParser {
         &self.parser
+    }
+
+    /// The runtime shared by every session (object stores, memory pool).
+    pub fn runtime(&self) -> Arc<datafusion::execution::runtime_env::RuntimeEnv> {
+        self.template.runtime_env().clone()
     }
 
     /// A fresh DataFusion context for one connection: its own settings, the shared

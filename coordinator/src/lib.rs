@@ -1,6 +1,7 @@
 //! The Vivace coordinator: PostgreSQL wire protocol, sessions, DDL and planning over
 //! the catalog and connectors.
 
+pub mod cluster;
 pub mod config;
 pub mod ddl;
 pub mod demo;
@@ -17,12 +18,39 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 pub use config::{ServeConfig, ServeOverrides};
-pub use engine::Engine;
+pub use engine::{Engine, Execution};
+
+use cluster::{Cluster, ClusterConfig, Membership};
+use vivace_worker::ClusterSecret;
 
 /// Run a coordinator until the process is stopped: open the catalog, install the
 /// demo tables if asked, then serve PostgreSQL clients.
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
-    let engine: Arc<Engine> = Engine::open(&config.data_dir).await?;
+    let secret = match &config.cluster_secret_file {
+        Some(path) => ClusterSecret::from_file(path)?,
+        None => ClusterSecret::random(),
+    };
+    let distributed = config.workers > 0 || config.cluster_listen.is_some();
+    let membership = Arc::new(Membership::new(config.listen.to_string()));
+    let execution = if distributed {
+        Execution::Distributed {
+            membership: membership.clone(),
+            secret: secret.clone(),
+        }
+    } else {
+        Execution::Local
+    };
+    let engine: Arc<Engine> = Engine::open(&config.data_dir, execution).await?;
+    let _cluster = Cluster::start(
+        ClusterConfig {
+            embedded_workers: config.workers,
+            listen: config.cluster_listen,
+            secret,
+        },
+        membership,
+        engine.runtime(),
+    )
+    .await?;
     if config.demo {
         demo::install(&engine, &config.data_dir, config.demo_scale_factor).await?;
     }

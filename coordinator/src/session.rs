@@ -73,7 +73,12 @@ impl Session {
                     .statement_to_plan(DFStatement::Statement(stmt))
                     .await?;
                 ensure_read_only(&plan)?;
-                return Ok(Prepared::Plan(plan));
+                match plan {
+                    LogicalPlan::Explain(explain) if !explain.verbose => {
+                        self.explain(&explain.plan).await?
+                    }
+                    plan => return Ok(Prepared::Plan(plan)),
+                }
             }
             Command::ShowTables => ddl::show_tables_batch(&self.engine.definitions()?)?,
             Command::ShowCreateTable(name) => {
@@ -100,6 +105,24 @@ impl Session {
         Ok(Prepared::Plan(self.batch_plan(batch)?))
     }
 
+    /// `EXPLAIN`: the optimised logical plan and the physical plan this session
+    /// would run. DataFusion's own EXPLAIN plans the input with the default
+    /// planner, which would hide the distributed stages; we plan it for real and
+    /// print the stages with the tasks of each.
+    async fn explain(&self, input: &LogicalPlan) -> SqlResult<RecordBatch> {
+        let state = self.ctx.state();
+        let optimized = state.optimize(input)?;
+        let physical = state.create_physical_plan(input).await?;
+        let physical_text = datafusion_distributed::display_plan_ascii(physical.as_ref(), false);
+        ddl::text_batch(
+            &["plan_type", "plan"],
+            vec![
+                vec!["logical_plan".into(), "physical_plan".into()],
+                vec![optimized.display_indent().to_string(), physical_text],
+            ],
+        )
+    }
+
     fn batch_plan(&self, batch: RecordBatch) -> SqlResult<LogicalPlan> {
         Ok(self.ctx.read_batch(batch)?.into_unoptimized_plan())
     }
@@ -111,7 +134,7 @@ impl Session {
         let (names, columns): (Vec<&str>, Vec<Vec<String>>) = if name == "all" {
             let (keys, values) = settings.all().map(|(k, v)| (k.clone(), v.clone())).unzip();
             (vec!["name", "setting"], vec![keys, values])
-        } else if name.starts_with("datafusion.") {
+        } else if is_engine_setting(name) {
             let options = self.ctx.state().config_options().entries();
             let entry = options.into_iter().find(|e| e.key == name).ok_or_else(|| {
                 SqlError::new(
@@ -199,7 +222,7 @@ impl Session {
                 })
             }
             Command::Set { name, value } => {
-                if name.starts_with("datafusion.") {
+                if is_engine_setting(&name) {
                     let state = self.ctx.state_ref();
                     let mut state = state.write();
                     state
@@ -235,6 +258,12 @@ impl Session {
             )),
         }
     }
+}
+
+/// Settings owned by DataFusion (`datafusion.*`) or datafusion-distributed
+/// (`distributed.*`), as opposed to PostgreSQL session settings.
+fn is_engine_setting(name: &str) -> bool {
+    name.starts_with("datafusion.") || name.starts_with("distributed.")
 }
 
 fn poisoned() -> SqlError {

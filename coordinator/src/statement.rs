@@ -194,13 +194,7 @@ fn classify(stmt: Statement) -> SqlResult<Command> {
         } => Command::ShowCreateTable(table_name(obj_name)?),
         Statement::ExplainTable { table_name: t, .. } => Command::Describe(table_name(t)?),
         Statement::Set(set) => classify_set(set)?,
-        Statement::ShowVariable { variable } => Command::Show(
-            variable
-                .iter()
-                .map(|i| i.value.to_ascii_lowercase())
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
+        Statement::ShowVariable { variable } => Command::Show(show_name(&variable)),
         Statement::StartTransaction { .. } => Command::Transaction(TransactionOp::Begin),
         Statement::Commit { .. } => Command::Transaction(TransactionOp::Commit),
         Statement::Rollback {
@@ -224,6 +218,18 @@ fn classify(stmt: Statement) -> SqlResult<Command> {
         }
         other => Command::Query(Box::new(other)),
     })
+}
+
+/// The setting named by `SHOW a b c`: PostgreSQL's multi-word names keep their
+/// spaces (`transaction isolation level`); anything else is a dotted name the
+/// parser split (`datafusion.execution.batch_size`).
+fn show_name(parts: &[datafusion::sql::sqlparser::ast::Ident]) -> String {
+    let words: Vec<String> = parts.iter().map(|i| i.value.to_ascii_lowercase()).collect();
+    let spaced = words.join(" ");
+    match spaced.as_str() {
+        "transaction isolation level" | "time zone" | "session authorization" | "all" => spaced,
+        _ => words.join("."),
+    }
 }
 
 fn classify_set(set: Set) -> SqlResult<Command> {

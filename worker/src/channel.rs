@@ -1,0 +1,70 @@
+//! Client-side channels to workers that attach the cluster secret to every call.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::common::DataFusionError;
+use datafusion_distributed::grpc::{BoxCloneSyncChannel, create_worker_client};
+use datafusion_distributed::{ChannelResolver, WorkerChannel};
+use http::HeaderValue;
+use tokio::sync::Mutex;
+use tonic::transport::{Channel, Endpoint};
+use url::Url;
+
+use crate::{ClusterSecret, SECRET_HEADER};
+
+/// Resolves worker URLs to gRPC clients, reusing one channel per URL.
+#[derive(Clone)]
+pub struct SecretChannelResolver {
+    secret: HeaderValue,
+    channels: Arc<Mutex<std::collections::HashMap<Url, BoxCloneSyncChannel>>>,
+}
+
+impl SecretChannelResolver {
+    /// Channels presenting `secret`.
+    pub fn new(secret: &ClusterSecret) -> Self {
+        Self {
+            secret: HeaderValue::from_str(secret.value()).expect("secret is validated ASCII"),
+            channels: Default::default(),
+        }
+    }
+
+    /// A channel to `url` that adds the secret header to each request.
+    pub async fn channel(&self, url: &Url) -> Result<BoxCloneSyncChannel, DataFusionError> {
+        let mut channels = self.channels.lock().await;
+        if let Some(channel) = channels.get(url) {
+            return Ok(channel.clone());
+        }
+        let endpoint: Endpoint = Channel::from_shared(url.to_string())
+            .map_err(|e| DataFusionError::Configuration(format!("bad worker URL {url}: {e}")))?
+            .connect_timeout(std::time::Duration::from_secs(5));
+        let channel = endpoint.connect().await.map_err(|e| {
+            DataFusionError::Execution(format!("cannot connect to worker {url}: {e}"))
+        })?;
+        let secret = self.secret.clone();
+        let with_secret = tower::ServiceBuilder::new()
+            .map_request(move |mut req: http::Request<tonic::body::Body>| {
+                req.headers_mut().insert(SECRET_HEADER, secret.clone());
+                req
+            })
+            .service(channel);
+        let boxed = BoxCloneSyncChannel::new(with_secret);
+        channels.insert(url.clone(), boxed.clone());
+        Ok(boxed)
+    }
+
+    /// Forget the channel to `url` (after the worker left).
+    pub async fn forget(&self, url: &Url) {
+        self.channels.lock().await.remove(url);
+    }
+}
+
+#[async_trait]
+impl ChannelResolver for SecretChannelResolver {
+    async fn get_worker_client_for_url(
+        &self,
+        url: &Url,
+    ) -> Result<Box<dyn WorkerChannel>, DataFusionError> {
+        Ok(create_worker_client(self.channel(url).await?))
+    }
+}

@@ -1,0 +1,82 @@
+//! Serving plan fragments: datafusion-distributed's `Worker` behind the secret check.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion_distributed::{DistributedExt, Worker, WorkerQueryContext};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use url::Url;
+
+use crate::{ClusterSecret, SecretChannelResolver, SecretCheck};
+
+/// How to run a worker.
+#[derive(Clone)]
+pub struct WorkerOptions {
+    /// The cluster secret calls must present, and that this worker presents to others.
+    pub secret: ClusterSecret,
+    /// A runtime to share (embedded workers share the coordinator's object stores);
+    /// `None` gives the worker its own.
+    pub runtime: Option<Arc<RuntimeEnv>>,
+}
+
+/// A running worker service.
+pub struct WorkerHandle {
+    /// Address it listens on.
+    pub addr: SocketAddr,
+    /// URL peers use to reach it.
+    pub url: Url,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl WorkerHandle {
+    /// Stop serving and wait for the server task to end.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Serve a worker on `listener` until stopped.
+pub fn spawn_worker(listener: TcpListener, options: WorkerOptions) -> anyhow::Result<WorkerHandle> {
+    let addr = listener.local_addr()?;
+    let url = Url::parse(&format!("http://{addr}"))?;
+    let peers = SecretChannelResolver::new(&options.secret);
+    let mut worker = Worker::from_session_builder(move |ctx: WorkerQueryContext| {
+        let peers = peers.clone();
+        async move { Ok(ctx.builder.with_distributed_channel_resolver(peers).build()) }
+    });
+    if let Some(runtime) = options.runtime {
+        worker = worker.with_runtime_env(runtime);
+    }
+    let service = InterceptedService::new(
+        worker.into_worker_server(),
+        SecretCheck::new(options.secret),
+    );
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let served = Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
+                let _ = rx.await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "worker service stopped");
+        }
+    });
+    Ok(WorkerHandle {
+        addr,
+        url,
+        shutdown: Some(tx),
+        task,
+    })
+}
