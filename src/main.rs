@@ -68,6 +68,9 @@ struct ServeArgs {
     /// File holding the cluster secret (required with --cluster-listen).
     #[arg(long, env = "VIVACE_CLUSTER_SECRET_FILE")]
     cluster_secret_file: Option<PathBuf>,
+    /// On losing a worker mid-query: `query` re-runs it on the survivors, `none` fails it [default: query].
+    #[arg(long, env = "VIVACE_RETRY_POLICY")]
+    retry_policy: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -88,6 +91,7 @@ fn main() -> anyhow::Result<()> {
                 workers: args.workers,
                 cluster_listen: args.cluster_listen,
                 cluster_secret_file: args.cluster_secret_file,
+                retry_policy: args.retry_policy,
             };
             let config = ServeConfig::resolve(overrides, args.config.as_deref())?;
             runtime.block_on(vivace_coordinator::run(config))

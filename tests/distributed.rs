@@ -194,3 +194,107 @@ async fn tpch_answers_match_single_process_execution() {
         assert_eq!(text_rows(&distributed, &sql).await, expected, "{q} differs");
     }
 }
+
+/// A join big enough to run for seconds on two workers (36M joined rows at SF 0.01).
+const LONG_QUERY: &str = "SELECT count(*), sum(a.l_quantity * b.l_quantity) FROM lineitem a JOIN lineitem b ON a.l_suppkey = b.l_suppkey";
+
+async fn start_long_query_cluster(
+    name: &str,
+    policy: &str,
+) -> (Cluster, WorkerProcess, WorkerProcess) {
+    let cluster = Cluster::start(
+        name,
+        &[
+            "--demo",
+            "--demo-scale-factor",
+            "0.01",
+            "--retry-policy",
+            policy,
+        ],
+    )
+    .await;
+    let a = cluster.worker();
+    let b = cluster.worker();
+    cluster.wait_for_workers(2).await;
+    (cluster, a, b)
+}
+
+async fn split_finely(client: &tokio_postgres::Client) {
+    client
+        .simple_query("SET distributed.file_scan_config_bytes_per_partition = 262144")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn losing_a_worker_mid_query_reruns_it_on_the_survivor() {
+    let (cluster, mut a, _b) = start_long_query_cluster("dist-loss", "query").await;
+    let client = cluster.server.client().await;
+    split_finely(&client).await;
+    let expected = text_rows(&client, LONG_QUERY).await; // both workers alive
+
+    let running = tokio::spawn({
+        let client = cluster.server.client().await;
+        async move {
+            split_finely(&client).await;
+            let started = Instant::now();
+            let rows = client.simple_query(LONG_QUERY).await;
+            (rows, started.elapsed())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    a.kill();
+    let (rows, _) = running.await.unwrap();
+    let rows: Vec<Vec<String>> = rows
+        .expect("the query must survive the loss of a worker")
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap().to_string())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rows, expected);
+    assert!(
+        cluster.server.log_text().contains("re-running the query"),
+        "the worker was not lost mid-query (the query finished before the kill?)"
+    );
+    // The coordinator and other sessions carry on, on the surviving worker.
+    let other = cluster.server.client().await;
+    assert_eq!(
+        text_rows(&other, "SELECT count(*) FROM nation").await,
+        vec![vec!["25".to_string()]]
+    );
+    assert_eq!(cluster.wait_for_workers(1).await.len(), 1);
+}
+
+#[tokio::test]
+async fn without_retries_a_lost_worker_fails_the_query_with_a_sqlstate() {
+    let (cluster, mut a, _b) = start_long_query_cluster("dist-noretry", "none").await;
+    let client = cluster.server.client().await;
+    split_finely(&client).await;
+    let running = tokio::spawn(async move {
+        let result =
+            tokio::time::timeout(Duration::from_secs(60), client.simple_query(LONG_QUERY)).await;
+        result.expect("the query hung after a worker was lost")
+    });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    a.kill();
+    let err = running
+        .await
+        .unwrap()
+        .expect_err("the query should fail without retries");
+    let db = err
+        .as_db_error()
+        .unwrap_or_else(|| panic!("no server error: {err:?}"));
+    assert_eq!(db.code().code(), "08006", "{}", db.message());
+    assert!(db.message().contains("worker was lost"), "{}", db.message());
+    let other = cluster.server.client().await;
+    assert_eq!(
+        text_rows(&other, "SELECT count(*) FROM region").await,
+        vec![vec!["5".to_string()]]
+    );
+}

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
+use crate::engine::RetryPolicy;
+
 /// Default address of the PostgreSQL-protocol listener.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5433";
 /// Default data directory (catalog database, demo data).
@@ -37,6 +39,8 @@ pub struct ServeConfig {
     pub cluster_listen: Option<SocketAddr>,
     /// File holding the cluster secret (`cluster_secret_file`); required with `cluster_listen`.
     pub cluster_secret_file: Option<PathBuf>,
+    /// What to do when a worker is lost mid-query (`retry_policy`: `query` or `none`).
+    pub retry_policy: RetryPolicy,
 }
 
 /// Values given on the command line or through `VIVACE_*` variables; `None` means
@@ -57,6 +61,8 @@ pub struct ServeOverrides {
     pub cluster_listen: Option<String>,
     /// `--cluster-secret-file` / `VIVACE_CLUSTER_SECRET_FILE`.
     pub cluster_secret_file: Option<PathBuf>,
+    /// `--retry-policy` / `VIVACE_RETRY_POLICY`.
+    pub retry_policy: Option<String>,
 }
 
 /// The TOML file's shape; unknown keys are an error so typos do not pass silently.
@@ -70,6 +76,7 @@ struct FileConfig {
     workers: Option<usize>,
     cluster_listen: Option<String>,
     cluster_secret_file: Option<PathBuf>,
+    retry_policy: Option<String>,
 }
 
 impl ServeConfig {
@@ -114,7 +121,12 @@ impl ServeConfig {
             cluster_listen.is_none() || cluster_secret_file.is_some(),
             "cluster_listen needs cluster_secret_file: workers must authenticate"
         );
+        let retry_policy = overrides
+            .retry_policy
+            .or(from_file.retry_policy)
+            .map_or(Ok(RetryPolicy::Query), |p| p.parse())?;
         Ok(Self {
+            retry_policy,
             workers: overrides
                 .workers
                 .or(from_file.workers)
@@ -146,6 +158,7 @@ mod tests {
         assert_eq!(c.workers, default_workers());
         assert_eq!(c.cluster_listen, None);
         assert_eq!(c.cluster_secret_file, None);
+        assert_eq!(c.retry_policy, RetryPolicy::Query);
     }
 
     #[test]

@@ -38,7 +38,34 @@ pub enum Execution {
         membership: Arc<Membership>,
         /// Secret presented to workers.
         secret: vivace_worker::ClusterSecret,
+        /// What to do when a worker is lost during a query.
+        retry: RetryPolicy,
     },
+}
+
+/// What to do when a query fails because a worker was lost (Trino's `retry-policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryPolicy {
+    /// Fail the query.
+    None,
+    /// Re-run the whole query on the surviving workers, if no row has reached the
+    /// client yet (at most [`QUERY_RETRIES`] times).
+    Query,
+}
+
+/// How many times the `query` policy re-runs a query.
+pub const QUERY_RETRIES: usize = 2;
+
+impl std::str::FromStr for RetryPolicy {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "none" => Ok(Self::None),
+            "query" => Ok(Self::Query),
+            other => anyhow::bail!("retry_policy must be 'query' or 'none', not '{other}'"),
+        }
+    }
 }
 
 /// Shared coordinator state.
@@ -48,6 +75,8 @@ pub struct Engine {
     template: SessionState,
     parser: StatementParser,
     tables: Arc<dyn SchemaProvider>,
+    membership: Option<Arc<Membership>>,
+    retries: usize,
     /// Serialises DDL so "check, validate, persist, register" is atomic per name.
     ddl: Mutex<()>,
 }
@@ -74,9 +103,13 @@ impl Engine {
         let builder = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features();
-        let (state, membership) = match execution {
-            Execution::Local => (builder.build(), None),
-            Execution::Distributed { membership, secret } => (
+        let (state, membership, retries) = match execution {
+            Execution::Local => (builder.build(), None, 0),
+            Execution::Distributed {
+                membership,
+                secret,
+                retry,
+            } => (
                 builder
                     .with_distributed_worker_resolver(LiveWorkers(membership.clone()))
                     .with_distributed_channel_resolver(vivace_worker::SecretChannelResolver::new(
@@ -85,10 +118,15 @@ impl Engine {
                     .with_distributed_planner()
                     .build(),
                 Some(membership),
+                if retry == RetryPolicy::Query {
+                    QUERY_RETRIES
+                } else {
+                    0
+                },
             ),
         };
         let ctx = SessionContext::new_with_state(state);
-        if let Some(membership) = membership {
+        if let Some(membership) = membership.clone() {
             let system = Arc::new(MemorySchemaProvider::new());
             system.register_table("nodes".into(), Arc::new(NodesTable::new(membership)))?;
             ctx.catalog(DATABASE)
@@ -107,6 +145,8 @@ impl Engine {
             template: ctx.state(),
             parser: StatementParser::default(),
             tables,
+            membership,
+            retries,
             ddl: Mutex::new(()),
         };
         engine.register_stored_tables()?;
@@ -144,6 +184,18 @@ impl Engine {
     /// The shared statement parser (its rewrite rules are built once).
     pub fn parser(&self) -> &StatementParser {
         &self.parser
+    }
+
+    /// How many times a query lost to a worker failure may be re-run.
+    pub fn query_retries(&self) -> usize {
+        self.retries
+    }
+
+    /// Forget workers that no longer answer, before a retry.
+    pub async fn prune_workers(&self) {
+        if let Some(membership) = &self.membership {
+            membership.prune_unreachable().await;
+        }
     }
 
     /// The runtime shared by every session (object stores, memory pool).

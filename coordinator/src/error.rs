@@ -52,6 +52,8 @@ pub mod sqlstate {
     pub const QUERY_CANCELED: &str = "57014";
     /// program_limit_exceeded (out of memory budget)
     pub const RESOURCES_EXHAUSTED: &str = "53200";
+    /// connection_failure: a worker was lost after rows were sent
+    pub const CONNECTION_LOST: &str = "08006";
     /// internal_error
     pub const INTERNAL_ERROR: &str = "XX000";
 }
@@ -126,7 +128,40 @@ impl From<DataFusionError> for SqlError {
     }
 }
 
+/// Whether `e` means a worker could not be reached or dropped its connection,
+/// as opposed to an error in the query itself (which workers send back encoded).
+pub fn is_worker_failure(e: &DataFusionError) -> bool {
+    match e.find_root() {
+        DataFusionError::External(inner) => {
+            if inner
+                .downcast_ref::<vivace_worker::WorkerUnreachable>()
+                .is_some()
+            {
+                return true;
+            }
+            inner.downcast_ref::<tonic::Status>().is_some_and(|status| {
+                use tonic::Code;
+                matches!(
+                    status.code(),
+                    Code::Unavailable
+                        | Code::Unknown
+                        | Code::Cancelled
+                        | Code::Aborted
+                        | Code::DeadlineExceeded
+                ) || (status.code() == Code::Internal && status.message() != "DataFusionError")
+            })
+        }
+        _ => false,
+    }
+}
+
 fn classify_datafusion(e: &DataFusionError) -> SqlError {
+    if is_worker_failure(e) {
+        return SqlError::new(
+            sqlstate::CONNECTION_LOST,
+            format!("a worker was lost during the query: {}", e.find_root()),
+        );
+    }
     let root = e.find_root();
     match root {
         DataFusionError::External(inner) => {

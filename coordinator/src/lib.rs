@@ -18,7 +18,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 pub use config::{ServeConfig, ServeOverrides};
-pub use engine::{Engine, Execution};
+pub use engine::{Engine, Execution, RetryPolicy};
 
 use cluster::{Cluster, ClusterConfig, Membership};
 use vivace_worker::ClusterSecret;
@@ -36,6 +36,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         Execution::Distributed {
             membership: membership.clone(),
             secret: secret.clone(),
+            retry: config.retry_policy,
         }
     } else {
         Execution::Local

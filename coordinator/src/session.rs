@@ -4,14 +4,18 @@
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::TableReference;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
-use datafusion::prelude::{DataFrame, SessionContext};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
+use futures::StreamExt;
 
 use crate::ddl;
 use crate::engine::{DdlOutcome, Engine};
-use crate::error::{SqlError, SqlResult, sqlstate};
+use crate::error::{SqlError, SqlResult, is_worker_failure, sqlstate};
 use crate::settings::Settings;
 use crate::statement::{Command, TransactionOp};
 
@@ -24,10 +28,19 @@ pub enum Prepared {
     Command(Command),
 }
 
+/// A running query: its schema and its batches, the first one already computed
+/// (so a failure before any row reaches the client can still be retried).
+pub struct QueryStream {
+    /// Output schema.
+    pub schema: SchemaRef,
+    /// Every batch, in order.
+    pub batches: SendableRecordBatchStream,
+}
+
 /// What running a statement produced.
 pub enum Outcome {
-    /// A lazily executed result to stream to the client.
-    Rows(DataFrame),
+    /// Rows to stream to the client, batch by batch.
+    Rows(QueryStream),
     /// A command tag (`CREATE EXTERNAL TABLE`, `SET`, ...), with a notice to send first.
     Tag {
         /// The command tag.
@@ -169,8 +182,46 @@ impl Session {
     /// client reads them.
     pub async fn execute(&self, prepared: Prepared) -> SqlResult<Outcome> {
         match prepared {
-            Prepared::Plan(plan) => Ok(Outcome::Rows(self.ctx.execute_logical_plan(plan).await?)),
+            Prepared::Plan(plan) => Ok(Outcome::Rows(self.start(plan).await?)),
             Prepared::Command(command) => self.run_command(command).await,
+        }
+    }
+
+    /// Run `plan` up to its first batch. If that fails because a worker was lost
+    /// and the retry policy allows, forget the unreachable workers and run the
+    /// query again on the others: nothing has reached the client yet.
+    async fn start(&self, plan: LogicalPlan) -> SqlResult<QueryStream> {
+        let mut retries_left = self.engine.query_retries();
+        loop {
+            let df = self.ctx.execute_logical_plan(plan.clone()).await?;
+            let attempt: datafusion::error::Result<(
+                SendableRecordBatchStream,
+                Option<RecordBatch>,
+            )> = async {
+                let mut batches = df.execute_stream().await?;
+                let first = batches.next().await.transpose()?;
+                Ok((batches, first))
+            }
+            .await;
+            match attempt {
+                Ok((batches, first)) => {
+                    let schema = batches.schema();
+                    let head = futures::stream::iter(first.map(Ok));
+                    return Ok(QueryStream {
+                        schema: schema.clone(),
+                        batches: Box::pin(RecordBatchStreamAdapter::new(
+                            schema,
+                            head.chain(batches),
+                        )),
+                    });
+                }
+                Err(e) if retries_left > 0 && is_worker_failure(&e) => {
+                    retries_left -= 1;
+                    tracing::warn!(error = %e, "a worker failed before any row was sent; re-running the query");
+                    self.engine.prune_workers().await;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 

@@ -13,6 +13,16 @@ use url::Url;
 
 use crate::{ClusterSecret, SECRET_HEADER};
 
+/// A worker could not be reached: the coordinator may retry elsewhere.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to worker {url}: {reason}")]
+pub struct WorkerUnreachable {
+    /// The worker's URL.
+    pub url: String,
+    /// What the transport said.
+    pub reason: String,
+}
+
 /// Resolves worker URLs to gRPC clients, reusing one channel per URL.
 #[derive(Clone)]
 pub struct SecretChannelResolver {
@@ -39,7 +49,10 @@ impl SecretChannelResolver {
             .map_err(|e| DataFusionError::Configuration(format!("bad worker URL {url}: {e}")))?
             .connect_timeout(std::time::Duration::from_secs(5));
         let channel = endpoint.connect().await.map_err(|e| {
-            DataFusionError::Execution(format!("cannot connect to worker {url}: {e}"))
+            DataFusionError::External(Box::new(WorkerUnreachable {
+                url: url.to_string(),
+                reason: e.to_string(),
+            }))
         })?;
         let secret = self.secret.clone();
         let with_secret = tower::ServiceBuilder::new()

@@ -14,6 +14,6 @@ mod secret;
 mod server;
 
 pub use auth::SecretCheck;
-pub use channel::SecretChannelResolver;
+pub use channel::{SecretChannelResolver, WorkerUnreachable};
 pub use secret::{ClusterSecret, SECRET_HEADER};
 pub use server::{WorkerHandle, WorkerOptions, spawn_worker};

@@ -119,10 +119,35 @@ impl Membership {
         self.live().into_iter().map(|(_, n)| n.url).collect()
     }
 
-    /// Forget a worker at once (it failed a task).
-    pub fn remove_url(&self, url: &Url) {
-        let mut nodes = self.nodes.write().unwrap_or_else(|p| p.into_inner());
-        nodes.retain(|_, n| n.embedded || &n.url != url);
+    /// Drop remote workers that do not accept a TCP connection within a second:
+    /// after a query failed on a lost worker, its heartbeat may not have expired
+    /// yet, and the retry must not be routed to it again.
+    pub async fn prune_unreachable(&self) {
+        let remote: Vec<(String, Url)> = self
+            .live()
+            .into_iter()
+            .filter(|(_, n)| !n.embedded)
+            .map(|(id, n)| (id, n.url))
+            .collect();
+        for (id, url) in remote {
+            let Some(addr) = url
+                .socket_addrs(|| None)
+                .ok()
+                .and_then(|a| a.into_iter().next())
+            else {
+                continue;
+            };
+            let probe = tokio::time::timeout(
+                std::time::Duration::from_secs(1),
+                tokio::net::TcpStream::connect(addr),
+            )
+            .await;
+            if !matches!(probe, Ok(Ok(_))) {
+                tracing::warn!(node_id = %id, %url, "worker unreachable: removed");
+                let mut nodes = self.nodes.write().unwrap_or_else(|p| p.into_inner());
+                nodes.remove(&id);
+            }
+        }
     }
 
     /// The coordinator and every live worker.

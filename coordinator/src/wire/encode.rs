@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::prelude::DataFrame;
 use futures::{StreamExt, stream};
 use pgwire::api::portal::Format;
 use pgwire::api::results::QueryResponse;
@@ -13,6 +12,7 @@ use pgwire::messages::data::DataRow;
 use pgwire::types::format::FormatOptions;
 
 use crate::error::SqlError;
+use crate::session::QueryStream;
 
 /// A pgwire error carrying the SQLSTATE and message of `e`.
 pub fn to_pg_error(e: SqlError) -> PgWireError {
@@ -28,22 +28,19 @@ pub fn to_notice(e: SqlError) -> ErrorInfo {
     ErrorInfo::new("NOTICE".to_string(), e.code.to_string(), e.message)
 }
 
-/// Start executing `df` and stream its rows in `format`; memory stays bounded to
-/// one batch in flight, whatever the result size.
-pub async fn encode_dataframe(
-    df: DataFrame,
+/// Stream a query's rows in `format`; memory stays bounded to one batch in
+/// flight, whatever the result size.
+pub fn encode_rows(
+    query: QueryStream,
     format: &Format,
     options: Arc<FormatOptions>,
 ) -> PgWireResult<QueryResponse> {
     let fields = Arc::new(arrow_schema_to_pg_fields(
-        df.schema().as_arrow(),
+        &query.schema,
         format,
         Some(options),
     )?);
-    let batches = df
-        .execute_stream()
-        .await
-        .map_err(|e| to_pg_error(e.into()))?;
+    let batches = query.batches;
     let row_fields = fields.clone();
     let rows = batches
         .map(move |batch: datafusion::error::Result<RecordBatch>| {

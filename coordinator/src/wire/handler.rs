@@ -19,7 +19,7 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::types::format::FormatOptions;
 
-use super::encode::{encode_dataframe, to_notice, to_pg_error};
+use super::encode::{encode_rows, to_notice, to_pg_error};
 use crate::error::{SqlError, SqlResult, sqlstate};
 use crate::session::{Outcome, Prepared, Session};
 use crate::statement::TransactionOp;
@@ -53,9 +53,9 @@ impl QueryHandler {
     {
         let outcome = self.session.execute(prepared).await.map_err(to_pg_error)?;
         Ok(match outcome {
-            Outcome::Rows(df) => {
+            Outcome::Rows(query) => {
                 let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-                Response::Query(encode_dataframe(df, format, options).await?)
+                Response::Query(encode_rows(query, format, options)?)
             }
             Outcome::Tag { tag, notice } => {
                 if let Some(notice) = notice {
