@@ -72,3 +72,64 @@ async fn s3_partitioned_parquet_with_secret_by_reference() {
     assert_eq!(text_rows(&client, "SHOW TABLES").await.len(), 1);
     assert!(!server.log_text().contains(SECRET_KEY));
 }
+
+/// Remote worker processes scan S3 tables too: the coordinator tells them which
+/// store to open (endpoint, region, the *name* of the credential variable) and
+/// each worker reads the credential from its own environment.
+#[tokio::test]
+async fn remote_workers_scan_s3_with_their_own_credentials() {
+    use common::cluster::{Cluster, WorkerProcess};
+
+    let s3 = S3Server::start();
+    s3.create_bucket("lake");
+    for (i, day) in DAYS.iter().enumerate() {
+        let bytes = data::parquet_bytes(&data::batch(&data::day_rows(i)));
+        s3.put("lake", &format!("events/dt={day}/part-0.parquet"), bytes)
+            .await;
+    }
+    let env = [("LAKE_SECRET", SECRET_KEY)];
+    let cluster = Cluster::start_with_env("s3-cluster", &[], &env).await;
+    let _w1 = WorkerProcess::start_with_env(
+        &cluster.dir,
+        cluster.cluster_port,
+        &cluster.secret_file,
+        &env,
+    );
+    let _w2 = WorkerProcess::start_with_env(
+        &cluster.dir,
+        cluster.cluster_port,
+        &cluster.secret_file,
+        &env,
+    );
+    cluster.wait_for_workers(2).await;
+    let client = cluster.server.client().await;
+    client
+        .simple_query(&format!(
+            "CREATE EXTERNAL TABLE events (user_id VARCHAR, amount BIGINT, dt VARCHAR) \
+             STORED AS PARQUET PARTITIONED BY (dt) LOCATION 's3://lake/events/' \
+             OPTIONS ('aws.endpoint' '{}', 'aws.region' 'us-east-1', \
+                      'aws.access_key_id' '{ACCESS_KEY}', 'aws.secret_access_key_env' 'LAKE_SECRET')",
+            s3.endpoint
+        ))
+        .await
+        .unwrap();
+    // Split the scan per file so both workers read from S3.
+    client
+        .simple_query("SET distributed.file_scan_config_bytes_per_partition = 1")
+        .await
+        .unwrap();
+    let daily = "SELECT dt, count(*), sum(amount) FROM events WHERE dt >= '2024-01-01' GROUP BY dt ORDER BY dt";
+    let plan = text_rows(&client, &format!("EXPLAIN {daily}"))
+        .await
+        .concat()
+        .join("\n");
+    assert!(
+        plan.contains("tasks=2"),
+        "the scan was not split across the workers:\n{plan}"
+    );
+    assert_eq!(
+        text_rows(&client, daily).await,
+        data::expected_daily_totals("2024-01-01")
+    );
+    assert!(!cluster.server.log_text().contains(SECRET_KEY));
+}

@@ -14,3 +14,7 @@ mod request;
 pub use error::{ConnectorError, ConnectorErrorKind, ConnectorResult};
 pub use registry::{Connector, ConnectorRegistry};
 pub use request::TableRequest;
+
+/// Header that carries a query's object store descriptions (JSON list of
+/// [`files::S3StoreSpec`]) from the coordinator to workers.
+pub const OBJECT_STORES_HEADER: &str = "x-vivace-object-stores";

@@ -8,7 +8,7 @@ use datafusion::catalog::TableProvider;
 use datafusion::execution::context::SessionState;
 use vivace_catalog::TableDefinition;
 
-use crate::files::{FileConnector, FileFormatKind};
+use crate::files::{FileConnector, FileFormatKind, S3StoreSpec};
 use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult, TableRequest};
 
 /// One kind of source.
@@ -29,6 +29,11 @@ pub trait Connector: Send + Sync {
         def: &TableDefinition,
         state: &SessionState,
     ) -> ConnectorResult<Arc<dyn TableProvider>>;
+
+    /// Object stores a worker must register to scan this table (no secrets inside).
+    fn object_stores(&self, _def: &TableDefinition) -> ConnectorResult<Vec<S3StoreSpec>> {
+        Ok(vec![])
+    }
 }
 
 /// Connectors by `STORED AS` name.

@@ -14,7 +14,8 @@ use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::setup_pg_catalog;
 use tokio::sync::Mutex;
 use vivace_catalog::{CatalogStore, TableDefinition, TableName};
-use vivace_connectors::{ConnectorRegistry, TableRequest};
+use vivace_connectors::files::S3StoreSpec;
+use vivace_connectors::{Connector, ConnectorRegistry, OBJECT_STORES_HEADER, TableRequest};
 
 use crate::cluster::{LiveWorkers, Membership, NodesTable};
 use crate::error::{SqlError, SqlResult, sqlstate};
@@ -77,6 +78,8 @@ pub struct Engine {
     tables: Arc<dyn SchemaProvider>,
     membership: Option<Arc<Membership>>,
     retries: usize,
+    /// Object stores of the registered tables, by bucket, for workers.
+    stores: std::sync::RwLock<std::collections::BTreeMap<String, S3StoreSpec>>,
     /// Serialises DDL so "check, validate, persist, register" is atomic per name.
     ddl: Mutex<()>,
 }
@@ -147,6 +150,7 @@ impl Engine {
             tables,
             membership,
             retries,
+            stores: Default::default(),
             ddl: Mutex::new(()),
         };
         engine.register_stored_tables()?;
@@ -175,6 +179,7 @@ impl Engine {
     fn open_table(&self, def: &TableDefinition) -> SqlResult<()> {
         let connector = self.connectors.get(&def.connector)?;
         let provider = connector.open(def, &self.template)?;
+        self.remember_stores(connector.as_ref(), def)?;
         self.tables
             .register_table(def.name.table.clone(), provider)
             .map_err(SqlError::from)?;
@@ -184,6 +189,35 @@ impl Engine {
     /// The shared statement parser (its rewrite rules are built once).
     pub fn parser(&self) -> &StatementParser {
         &self.parser
+    }
+
+    fn remember_stores(&self, connector: &dyn Connector, def: &TableDefinition) -> SqlResult<()> {
+        let specs = connector.object_stores(def)?;
+        let mut stores = self.stores.write().unwrap_or_else(|p| p.into_inner());
+        for spec in specs {
+            stores.insert(spec.bucket.clone(), spec);
+        }
+        Ok(())
+    }
+
+    /// Headers that tell workers which object stores to open (JSON, no secrets).
+    pub fn worker_headers(&self) -> http::HeaderMap {
+        let stores = self.stores.read().unwrap_or_else(|p| p.into_inner());
+        let mut headers = http::HeaderMap::new();
+        if stores.is_empty() {
+            return headers;
+        }
+        let specs: Vec<&S3StoreSpec> = stores.values().collect();
+        let json = serde_json::to_string(&specs).unwrap_or_default();
+        if let Ok(value) = http::HeaderValue::from_str(&json) {
+            headers.insert(OBJECT_STORES_HEADER, value);
+        }
+        headers
+    }
+
+    /// Whether queries are planned for workers.
+    pub fn is_distributed(&self) -> bool {
+        self.membership.is_some()
     }
 
     /// How many times a query lost to a worker failure may be re-run.
@@ -229,6 +263,7 @@ impl Engine {
         let connector = self.connectors.get(&request.connector)?;
         let def = connector.resolve(request, &self.template).await?;
         let provider = connector.open(&def, &self.template)?;
+        self.remember_stores(connector.as_ref(), &def)?;
         self.store.insert_table(&def)?;
         self.tables
             .register_table(def.name.table.clone(), provider)

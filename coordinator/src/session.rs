@@ -192,6 +192,14 @@ impl Session {
     /// query again on the others: nothing has reached the client yet.
     async fn start(&self, plan: LogicalPlan) -> SqlResult<QueryStream> {
         let mut retries_left = self.engine.query_retries();
+        if self.engine.is_distributed() {
+            use datafusion_distributed::DistributedExt;
+            let state = self.ctx.state_ref();
+            let mut state = state.write();
+            state
+                .config_mut()
+                .set_distributed_passthrough_headers(self.engine.worker_headers())?;
+        }
         loop {
             let df = self.ctx.execute_logical_plan(plan.clone()).await?;
             let attempt: datafusion::error::Result<(

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use datafusion::common::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion_distributed::{DistributedExt, Worker, WorkerQueryContext};
 use tokio::net::TcpListener;
@@ -12,6 +13,8 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use url::Url;
+use vivace_connectors::OBJECT_STORES_HEADER;
+use vivace_connectors::files::S3StoreSpec;
 
 use crate::{ClusterSecret, SecretChannelResolver, SecretCheck};
 
@@ -45,14 +48,36 @@ impl WorkerHandle {
     }
 }
 
+/// Open the object stores the coordinator described for this query, reading
+/// credentials from this worker's own environment.
+fn register_object_stores(ctx: &mut WorkerQueryContext) -> Result<(), DataFusionError> {
+    let Some(value) = ctx.headers.get(OBJECT_STORES_HEADER) else {
+        return Ok(());
+    };
+    let specs: Vec<S3StoreSpec> = serde_json::from_slice(value.as_bytes())
+        .map_err(|e| DataFusionError::Plan(format!("bad object store description: {e}")))?;
+    let runtime = ctx
+        .builder
+        .runtime_env()
+        .get_or_insert_with(|| Arc::new(RuntimeEnv::default()))
+        .clone();
+    for spec in specs {
+        spec.register(&runtime)?;
+    }
+    Ok(())
+}
+
 /// Serve a worker on `listener` until stopped.
 pub fn spawn_worker(listener: TcpListener, options: WorkerOptions) -> anyhow::Result<WorkerHandle> {
     let addr = listener.local_addr()?;
     let url = Url::parse(&format!("http://{addr}"))?;
     let peers = SecretChannelResolver::new(&options.secret);
-    let mut worker = Worker::from_session_builder(move |ctx: WorkerQueryContext| {
+    let mut worker = Worker::from_session_builder(move |mut ctx: WorkerQueryContext| {
         let peers = peers.clone();
-        async move { Ok(ctx.builder.with_distributed_channel_resolver(peers).build()) }
+        async move {
+            register_object_stores(&mut ctx)?;
+            Ok(ctx.builder.with_distributed_channel_resolver(peers).build())
+        }
     });
     if let Some(runtime) = options.runtime {
         worker = worker.with_runtime_env(runtime);

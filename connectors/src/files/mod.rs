@@ -17,7 +17,8 @@ use datafusion::catalog::TableProvider;
 use datafusion::execution::context::SessionState;
 use vivace_catalog::TableDefinition;
 
-pub use options::{FileFormatKind, FileOptions};
+pub use options::{FileFormatKind, FileOptions, S3Options};
+pub use store::S3StoreSpec;
 
 use crate::{Connector, ConnectorResult, TableRequest};
 
@@ -63,5 +64,13 @@ impl Connector for FileConnector {
         let table_url = store::register(&def.location, &options, state.runtime_env())?;
         let schema = schema::from_columns(&def.columns)?;
         provider::listing_table(table_url, &options, schema, &def.partition_columns)
+    }
+
+    fn object_stores(&self, def: &TableDefinition) -> ConnectorResult<Vec<S3StoreSpec>> {
+        let options = FileOptions::parse(self.kind, &def.location, &def.options)?;
+        Ok(store::locate(&def.location, &options)?
+            .1
+            .into_iter()
+            .collect())
     }
 }

@@ -42,24 +42,53 @@ impl FileFormatKind {
     }
 }
 
-/// How to reach an S3-compatible store. Secret values are held only in memory,
-/// read from the environment variables the options name.
-#[derive(Clone, Default)]
+/// How to reach an S3-compatible store. Holds no secret value: credentials are
+/// named by environment variable and read when the store is built, in whichever
+/// process builds it (coordinator or worker).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct S3Options {
     /// `aws.region`.
     pub region: Option<String>,
     /// `aws.endpoint`: URL of a non-AWS S3-compatible server.
     pub endpoint: Option<String>,
-    /// `aws.access_key_id` or the variable named by `aws.access_key_id_env`.
+    /// `aws.access_key_id` (an identifier, not a secret).
     pub access_key_id: Option<String>,
-    /// The variable named by `aws.secret_access_key_env`.
-    pub secret_access_key: Option<String>,
-    /// The variable named by `aws.session_token_env`.
-    pub session_token: Option<String>,
+    /// `aws.access_key_id_env`: variable holding the key id.
+    pub access_key_id_env: Option<String>,
+    /// `aws.secret_access_key_env`: variable holding the secret key.
+    pub secret_access_key_env: Option<String>,
+    /// `aws.session_token_env`: variable holding a session token.
+    pub session_token_env: Option<String>,
     /// `aws.allow_http`: permit `http://` endpoints (default: true when the endpoint is http).
     pub allow_http: bool,
     /// `aws.virtual_hosted_style`: bucket in the host name (default false with an endpoint).
     pub virtual_hosted_style: bool,
+}
+
+impl S3Options {
+    /// The key id, literal or from its variable.
+    pub fn access_key_id(&self) -> ConnectorResult<Option<String>> {
+        match &self.access_key_id_env {
+            Some(var) => read_env("aws.access_key_id_env", var).map(Some),
+            None => Ok(self.access_key_id.clone()),
+        }
+    }
+
+    /// The secret key, from its variable.
+    pub fn secret_access_key(&self) -> ConnectorResult<Option<String>> {
+        self.secret_access_key_env
+            .as_ref()
+            .map(|var| read_env("aws.secret_access_key_env", var))
+            .transpose()
+    }
+
+    /// The session token, from its variable.
+    pub fn session_token(&self) -> ConnectorResult<Option<String>> {
+        self.session_token_env
+            .as_ref()
+            .map(|var| read_env("aws.session_token_env", var))
+            .transpose()
+    }
 }
 
 /// Typed options of a file table.
@@ -192,26 +221,23 @@ fn parse_compression(value: Option<&str>) -> ConnectorResult<FileCompressionType
 fn read_env(key: &str, variable: &str) -> ConnectorResult<String> {
     std::env::var(variable).map_err(|_| {
         ConnectorError::invalid_option(format!(
-            "environment variable \"{variable}\" named by option '{key}' is not set on the coordinator"
+            "environment variable \"{variable}\" named by option '{key}' is not set for the Vivace process"
         ))
     })
 }
 
 fn parse_s3(options: &BTreeMap<String, String>) -> ConnectorResult<S3Options> {
     let get = |k: &str| options.get(k).cloned();
-    let env = |k: &str| get(k).map(|var| read_env(k, &var)).transpose();
     let endpoint = get("aws.endpoint");
     let http_endpoint = endpoint
         .as_deref()
         .is_some_and(|e| e.starts_with("http://"));
-    Ok(S3Options {
+    let s3 = S3Options {
         region: get("aws.region"),
-        access_key_id: match env("aws.access_key_id_env")? {
-            Some(v) => Some(v),
-            None => get("aws.access_key_id"),
-        },
-        secret_access_key: env("aws.secret_access_key_env")?,
-        session_token: env("aws.session_token_env")?,
+        access_key_id: get("aws.access_key_id"),
+        access_key_id_env: get("aws.access_key_id_env"),
+        secret_access_key_env: get("aws.secret_access_key_env"),
+        session_token_env: get("aws.session_token_env"),
         allow_http: parse_bool(
             "aws.allow_http",
             options.get("aws.allow_http").map(String::as_str),
@@ -223,7 +249,12 @@ fn parse_s3(options: &BTreeMap<String, String>) -> ConnectorResult<S3Options> {
             endpoint.is_none(),
         )?,
         endpoint,
-    })
+    };
+    // Fail at CREATE time, not at the first query, when a named variable is unset.
+    s3.access_key_id()?;
+    s3.secret_access_key()?;
+    s3.session_token()?;
+    Ok(s3)
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 //!
 //! Stores are registered on the runtime per bucket (`s3://bucket`), which is how
 //! DataFusion looks them up; two tables on one bucket share its settings, the
-//! latest registration winning.
+//! latest registration winning. An [`S3StoreSpec`] describes a store without any
+//! secret value (credentials are named by environment variable), so it can travel
+//! to workers, which register the same store reading their own environment.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,9 +14,11 @@ use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use object_store::aws::AmazonS3Builder;
 use object_store::{BackoffConfig, ClientOptions, RetryConfig};
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::FileOptions;
+use super::options::S3Options;
 use crate::{ConnectorError, ConnectorResult};
 
 /// How long to wait for a TCP connection to the S3 endpoint.
@@ -25,69 +29,104 @@ const MAX_RETRIES: usize = 3;
 /// Upper bound on the time spent retrying one request.
 const RETRY_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Parse `location` into a listing URL and make sure its object store is registered.
-pub fn register(
+/// Everything needed to open one bucket, secrets by reference only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct S3StoreSpec {
+    /// Bucket name.
+    pub bucket: String,
+    /// Connection settings from the table's `aws.*` options.
+    pub settings: S3Options,
+}
+
+impl S3StoreSpec {
+    /// Build the store (reading credential variables from this process's
+    /// environment) and register it on `runtime`.
+    pub fn register(&self, runtime: &RuntimeEnv) -> ConnectorResult<()> {
+        let s3 = &self.settings;
+        let bucket = &self.bucket;
+        // Client options first: setting them replaces any earlier `with_allow_http`.
+        let mut builder = AmazonS3Builder::from_env()
+            .with_client_options(ClientOptions::new().with_connect_timeout(CONNECT_TIMEOUT))
+            .with_bucket_name(bucket)
+            .with_allow_http(s3.allow_http)
+            .with_virtual_hosted_style_request(s3.virtual_hosted_style)
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig::default(),
+                max_retries: MAX_RETRIES,
+                retry_timeout: RETRY_TIMEOUT,
+            });
+        if let Some(region) = &s3.region {
+            builder = builder.with_region(region);
+        }
+        if let Some(endpoint) = &s3.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if let Some(key) = s3.access_key_id()? {
+            builder = builder.with_access_key_id(key);
+        }
+        if let Some(secret) = s3.secret_access_key()? {
+            builder = builder.with_secret_access_key(secret);
+        }
+        if let Some(token) = s3.session_token()? {
+            builder = builder.with_token(token);
+        }
+        let store = builder.build().map_err(|e| {
+            ConnectorError::invalid_option(format!(
+                "cannot configure S3 access to bucket '{bucket}': {e}"
+            ))
+        })?;
+        let store_url = Url::parse(&format!("s3://{bucket}")).map_err(|e| {
+            ConnectorError::invalid_option(format!("bad bucket name '{bucket}': {e}"))
+        })?;
+        runtime.register_object_store(&store_url, Arc::new(store));
+        Ok(())
+    }
+}
+
+/// Parse `location` into a listing URL, and describe the object store it needs
+/// (`None` for local files).
+pub fn locate(
     location: &str,
     options: &FileOptions,
-    runtime: &Arc<RuntimeEnv>,
-) -> ConnectorResult<ListingTableUrl> {
+) -> ConnectorResult<(ListingTableUrl, Option<S3StoreSpec>)> {
     let table_url = ListingTableUrl::parse(location).map_err(|e| {
         ConnectorError::invalid_option(format!(
             "LOCATION '{location}' is not a valid path or URL: {e}"
         ))
     })?;
-    match table_url.scheme() {
-        "file" => {}
-        "s3" => register_s3(table_url.get_url(), options, runtime)?,
+    let spec = match table_url.scheme() {
+        "file" => None,
+        "s3" => {
+            let bucket = table_url
+                .get_url()
+                .host_str()
+                .filter(|b| !b.is_empty())
+                .ok_or_else(|| {
+                    ConnectorError::invalid_option(format!("LOCATION '{location}' names no bucket"))
+                })?;
+            Some(S3StoreSpec {
+                bucket: bucket.to_string(),
+                settings: options.s3.clone(),
+            })
+        }
         other => {
             return Err(ConnectorError::invalid_option(format!(
                 "LOCATION scheme '{other}://' is not supported; use a local path or s3://bucket/prefix/"
             )));
         }
-    }
-    Ok(table_url)
+    };
+    Ok((table_url, spec))
 }
 
-fn register_s3(url: &Url, options: &FileOptions, runtime: &Arc<RuntimeEnv>) -> ConnectorResult<()> {
-    let bucket = url.host_str().filter(|b| !b.is_empty()).ok_or_else(|| {
-        ConnectorError::invalid_option(format!("LOCATION '{url}' names no bucket"))
-    })?;
-    let s3 = &options.s3;
-    // Start from the standard AWS_* environment so instance credentials work, then
-    // let the table's options override.
-    // Client options first: setting them replaces any earlier `with_allow_http`.
-    let mut builder = AmazonS3Builder::from_env()
-        .with_client_options(ClientOptions::new().with_connect_timeout(CONNECT_TIMEOUT))
-        .with_bucket_name(bucket)
-        .with_allow_http(s3.allow_http)
-        .with_virtual_hosted_style_request(s3.virtual_hosted_style)
-        .with_retry(RetryConfig {
-            backoff: BackoffConfig::default(),
-            max_retries: MAX_RETRIES,
-            retry_timeout: RETRY_TIMEOUT,
-        });
-    if let Some(region) = &s3.region {
-        builder = builder.with_region(region);
+/// Parse `location` and make sure its object store is registered on `runtime`.
+pub fn register(
+    location: &str,
+    options: &FileOptions,
+    runtime: &Arc<RuntimeEnv>,
+) -> ConnectorResult<ListingTableUrl> {
+    let (table_url, spec) = locate(location, options)?;
+    if let Some(spec) = spec {
+        spec.register(runtime)?;
     }
-    if let Some(endpoint) = &s3.endpoint {
-        builder = builder.with_endpoint(endpoint);
-    }
-    if let Some(key) = &s3.access_key_id {
-        builder = builder.with_access_key_id(key);
-    }
-    if let Some(secret) = &s3.secret_access_key {
-        builder = builder.with_secret_access_key(secret);
-    }
-    if let Some(token) = &s3.session_token {
-        builder = builder.with_token(token);
-    }
-    let store = builder.build().map_err(|e| {
-        ConnectorError::invalid_option(format!(
-            "cannot configure S3 access to bucket '{bucket}': {e}"
-        ))
-    })?;
-    let store_url = Url::parse(&format!("s3://{bucket}"))
-        .map_err(|e| ConnectorError::invalid_option(format!("bad bucket name '{bucket}': {e}")))?;
-    runtime.register_object_store(&store_url, Arc::new(store));
-    Ok(())
+    Ok(table_url)
 }

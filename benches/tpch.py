@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""TPC-H through Vivace, three ways side by side, plus worker scaling.
+
+Runs the 22 TPC-H queries (tests/tpch/) against:
+  single    `vivace serve --workers 0`: DataFusion 55.2 in one process, no
+            distributed planning (the baseline)
+  embedded  `vivace serve` with its default embedded workers
+  cluster   a coordinator (--workers 0) and 2 `vivace worker` processes
+and a scan-heavy query on a cluster of 1 and of 2 workers, each worker pinned to
+its own core with taskset (coordinator on a third). Every configuration reads the
+same Parquet files (tpchgen-cli) through CREATE EXTERNAL TABLE and is queried
+over the PostgreSQL protocol with psycopg2. Writes a Markdown report.
+
+  python3 benches/tpch.py --binary target/release/vivace --data /tmp/tpch-sf1 \\
+      --generate-sf 1 --runs 3 --out benches/RESULTS.md
+"""
+
+import argparse
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg2
+
+ROOT = Path(__file__).resolve().parents[1]
+QUERIES = [(f"q{n}", (ROOT / "tests" / "tpch" / f"q{n}.sql").read_text()) for n in range(1, 23)]
+TABLES = ["region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem"]
+SCAN_QUERY = ("SELECT l_returnflag, l_linestatus, sum(l_extendedprice * (1 - l_discount)), "
+              "avg(l_quantity), count(*) FROM lineitem WHERE l_shipdate <= date '1998-09-01' "
+              "AND l_comment NOT LIKE '%special%' GROUP BY 1, 2 ORDER BY 1, 2")
+SECRET = "benchmark-cluster-secret-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, what: str):
+    deadline = time.time() + 300
+    while True:
+        if proc.poll() is not None:
+            sys.exit(f"{what} exited early")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.time() > deadline:
+                sys.exit(f"{what} did not start")
+            time.sleep(0.2)
+
+
+class Deployment:
+    """A coordinator and optional worker processes, each optionally pinned to cores."""
+
+    def __init__(self, binary, workdir, embedded_workers, remote_workers=0, pin=None):
+        self.procs = []
+        self.port = free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        secret = workdir / "secret"
+        secret.write_text(SECRET)
+        cluster_port = free_port()
+        cmd = [binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(workdir / "data"),
+               "--workers", str(embedded_workers)]
+        if remote_workers:
+            cmd += ["--cluster-listen", f"127.0.0.1:{cluster_port}", "--cluster-secret-file", str(secret)]
+        self.start(cmd, pin[0] if pin else None, self.port, "coordinator", workdir)
+        for i in range(remote_workers):
+            wport = free_port()
+            self.start([binary, "worker", "--listen", f"127.0.0.1:{wport}", "--coordinator",
+                        f"127.0.0.1:{cluster_port}", "--cluster-secret-file", str(secret)],
+                       pin[i + 1] if pin else None, wport, f"worker{i}", workdir)
+        if remote_workers:
+            self.wait_workers(remote_workers)
+
+    def start(self, cmd, cpus, port, name, workdir):
+        if cpus is not None:
+            cmd = ["taskset", "-c", cpus] + cmd
+        log = open(workdir / f"{name}.log", "w")
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        wait_port(port, proc, name)
+
+    def connect(self):
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="vivace", dbname="vivace")
+        conn.autocommit = True
+        return conn
+
+    def wait_workers(self, n):
+        with self.connect() as conn, conn.cursor() as cur:
+            for _ in range(200):
+                cur.execute("SELECT count(*) FROM system.nodes WHERE role = 'worker'")
+                if cur.fetchone()[0] == n:
+                    return
+                time.sleep(0.1)
+        sys.exit(f"{n} workers did not register")
+
+    def register(self, data: Path):
+        with self.connect() as conn, conn.cursor() as cur:
+            for t in TABLES:
+                cur.execute(f"CREATE EXTERNAL TABLE {t} STORED AS PARQUET LOCATION '{data / t}/'")
+
+    def stop(self):
+        for p in self.procs:
+            p.kill()
+            p.wait()
+
+
+def time_queries(dep, queries, runs):
+    """Median seconds per query (after one warm-up run), and the rows for checking."""
+    times, answers = {}, {}
+    with dep.connect() as conn, conn.cursor() as cur:
+        for name, sql in queries:
+            cur.execute(sql)
+            answers[name] = cur.fetchall()
+            samples = []
+            for _ in range(runs):
+                start = time.perf_counter()
+                cur.execute(sql)
+                cur.fetchall()
+                samples.append(time.perf_counter() - start)
+            times[name] = statistics.median(samples)
+            print(f"  {name}: {times[name]:.3f}s", flush=True)
+    return times, answers
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", required=True, help="a release build of vivace")
+    ap.add_argument("--data", required=True, type=Path, help="tpchgen-cli Parquet output folder")
+    ap.add_argument("--generate-sf", type=float, help="generate the data with tpchgen-cli at this scale first")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=ROOT / "benches" / "RESULTS.md")
+    args = ap.parse_args()
+
+    if args.generate_sf:
+        shutil.rmtree(args.data, ignore_errors=True)
+        subprocess.run(["tpchgen-cli", "parquet", "-s", str(args.generate_sf), "--parts", "4", "-o", str(args.data)],
+                       check=True)
+    work = Path(tempfile.mkdtemp(prefix="vivace-bench-"))
+    cores = os.cpu_count() or 2
+    results, answers = {}, {}
+    configs = [("single", dict(embedded_workers=0)),
+               ("embedded", dict(embedded_workers=cores)),
+               ("cluster", dict(embedded_workers=0, remote_workers=2))]
+    for label, kw in configs:
+        print(f"{label}:", flush=True)
+        dep = Deployment(args.binary, work / label, **kw)
+        try:
+            dep.register(args.data)
+            results[label], answers[label] = time_queries(dep, QUERIES, args.runs)
+        finally:
+            dep.stop()
+    for label in ("embedded", "cluster"):
+        wrong = [q for q, _ in QUERIES if answers[label][q] != answers["single"][q]]
+        if wrong:
+            sys.exit(f"{label} gave different answers for {wrong}")
+
+    scaling = {}
+    if cores >= 3:
+        for n in (1, 2):
+            pin = ["0"] + [str(i + 1) for i in range(n)]
+            dep = Deployment(args.binary, work / f"scale{n}", 0, remote_workers=n, pin=pin)
+            try:
+                dep.register(args.data)
+                print(f"scan, {n} worker(s):", flush=True)
+                scaling[n] = time_queries(dep, [("scan", SCAN_QUERY)], args.runs)[0]["scan"]
+            finally:
+                dep.stop()
+
+    total = {k: sum(v.values()) for k, v in results.items()}
+    lines = [
+        "# Benchmark results", "",
+        f"Machine: {machine()}.  ",
+        f"Data: TPC-H from `tpchgen-cli parquet --parts 4` at `{args.data.name}`.  ",
+        f"Command: `python3 benches/tpch.py {' '.join(sys.argv[1:])}`  ",
+        f"Each time is the median of {args.runs} runs after one warm-up; answers of every configuration "
+        "were checked equal to `single`.", "",
+        "Configurations: `single` = `vivace serve --workers 0` (DataFusion 55.2 in one process, no "
+        f"distributed planning); `embedded` = `vivace serve --workers {cores}`; `cluster` = coordinator "
+        "`--workers 0` + 2 `vivace worker` processes on the same machine.", "",
+        "| query | single (s) | embedded (s) | cluster (s) | embedded / single | cluster / single |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for q, _ in QUERIES:
+        s, e, c = results["single"][q], results["embedded"][q], results["cluster"][q]
+        lines.append(f"| {q} | {s:.3f} | {e:.3f} | {c:.3f} | {e / s:.2f} | {c / s:.2f} |")
+    s, e, c = total["single"], total["embedded"], total["cluster"]
+    lines.append(f"| **total** | **{s:.2f}** | **{e:.2f}** | **{c:.2f}** | **{e / s:.2f}** | **{c / s:.2f}** |")
+    if scaling:
+        lines += ["", "Worker scaling, scan-heavy query (each worker pinned to its own core, coordinator on "
+                  "another):", "", "| workers | time (s) |", "|---:|---:|"]
+        lines += [f"| {n} | {t:.3f} |" for n, t in scaling.items()]
+        lines += ["", f"Speed-up from 1 to 2 workers: **{scaling[1] / scaling[2]:.2f}x**.", "",
+                  f"Query: `{SCAN_QUERY}`"]
+    args.out.write_text("\n".join(lines) + "\n")
+    print(args.out.read_text())
+
+
+if __name__ == "__main__":
+    main()
