@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Server, TempDir, table, text_rows};
+use common::{Server, TempDir, table, table_names, text_rows};
 
 #[tokio::test]
 async fn demo_serves_tpch_tables() {
@@ -10,11 +10,7 @@ async fn demo_serves_tpch_tables() {
     let mut server =
         Server::start_with(&dir, &["--demo", "--demo-scale-factor", "0.01"], &[]).await;
     let client = server.client().await;
-    let names: Vec<String> = text_rows(&client, "SHOW TABLES")
-        .await
-        .into_iter()
-        .map(|r| r[1].clone())
-        .collect();
+    let names = table_names(&client).await;
     assert_eq!(
         names,
         [

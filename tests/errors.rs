@@ -20,11 +20,7 @@ async fn user_errors_carry_sqlstates_and_change_nothing() {
 
     let mut server = Server::start_with(&dir, &[], &[("ERR_SECRET", "x")]).await;
     let client = server.client().await;
-    let ok_ddl = format!(
-        "CREATE EXTERNAL TABLE events (user_id VARCHAR, amount BIGINT, dt VARCHAR) \
-         STORED AS PARQUET PARTITIONED BY (dt) LOCATION '{}/'",
-        root.display()
-    );
+    let ok_ddl = data::create_events_sql(&format!("{}/", root.display()));
     client.simple_query(&ok_ddl).await.unwrap();
     let baseline = text_rows(&client, "SELECT count(*), sum(amount) FROM events").await;
 

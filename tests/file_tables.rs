@@ -6,13 +6,6 @@ mod common;
 use common::data::{self, DAYS};
 use common::{Server, TempDir, rows, table, text_rows};
 
-fn create_events(location: &str) -> String {
-    format!(
-        "CREATE EXTERNAL TABLE events (user_id VARCHAR, amount BIGINT, dt VARCHAR) \
-         STORED AS PARQUET PARTITIONED BY (dt) LOCATION '{location}'"
-    )
-}
-
 const DAILY: &str =
     "SELECT dt, count(*), sum(amount) FROM events WHERE dt >= '2024-01-02' GROUP BY dt ORDER BY dt";
 
@@ -24,7 +17,7 @@ async fn partitioned_parquet_answers_and_prunes_partitions() {
     let server = Server::start(&dir).await;
     let client = server.client().await;
     client
-        .simple_query(&create_events(&format!("{}/", root.display())))
+        .simple_query(&data::create_events_sql(&format!("{}/", root.display())))
         .await
         .unwrap();
 
@@ -151,7 +144,7 @@ async fn show_tables_show_create_and_drop() {
     let client = server.client().await;
     let location = format!("{}/", root.display());
     client
-        .simple_query(&create_events(&location))
+        .simple_query(&data::create_events_sql(&location))
         .await
         .unwrap();
 
@@ -182,7 +175,8 @@ async fn show_tables_show_create_and_drop() {
     // IF NOT EXISTS / IF EXISTS are no-ops with a notice, not errors.
     client
         .simple_query(
-            &create_events(&location).replace("TABLE events", "TABLE IF NOT EXISTS events"),
+            &data::create_events_sql(&location)
+                .replace("TABLE events", "TABLE IF NOT EXISTS events"),
         )
         .await
         .unwrap();
@@ -206,7 +200,10 @@ async fn extended_protocol_binds_typed_parameters() {
     let client = server.client().await;
     // DDL through the extended protocol too (tokio-postgres `execute`).
     client
-        .execute(&create_events(&format!("{}/", root.display())), &[])
+        .execute(
+            &data::create_events_sql(&format!("{}/", root.display())),
+            &[],
+        )
         .await
         .unwrap();
     let stmt = client

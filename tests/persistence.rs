@@ -3,7 +3,7 @@
 mod common;
 
 use common::data;
-use common::{Server, TempDir, text_rows};
+use common::{Server, TempDir, table_names, text_rows};
 
 #[tokio::test]
 async fn definitions_survive_kill_9() {
@@ -15,11 +15,7 @@ async fn definitions_survive_kill_9() {
     let mut server = Server::start(&dir).await;
     let client = server.client().await;
     client
-        .simple_query(&format!(
-            "CREATE EXTERNAL TABLE events (user_id VARCHAR, amount BIGINT, dt VARCHAR) \
-             STORED AS PARQUET PARTITIONED BY (dt) LOCATION '{}/'",
-            root.display()
-        ))
+        .simple_query(&data::create_events_sql(&format!("{}/", root.display())))
         .await
         .unwrap();
     client
@@ -46,10 +42,6 @@ async fn definitions_survive_kill_9() {
     client.simple_query("DROP TABLE ev_csv").await.unwrap();
     server.restart().await;
     let client = server.client().await;
-    let names: Vec<String> = text_rows(&client, "SHOW TABLES")
-        .await
-        .into_iter()
-        .map(|r| r[1].clone())
-        .collect();
+    let names = table_names(&client).await;
     assert_eq!(names, vec!["events".to_string()]);
 }

@@ -11,11 +11,7 @@ async fn psql_meta_commands_show_external_tables() {
     let root = dir.path().join("events");
     data::write_partitioned_parquet(&root);
     let server = Server::start(&dir).await;
-    let create = format!(
-        "CREATE EXTERNAL TABLE events (user_id VARCHAR, amount BIGINT, dt VARCHAR) \
-         STORED AS PARQUET PARTITIONED BY (dt) LOCATION '{}/'",
-        root.display()
-    );
+    let create = data::create_events_sql(&format!("{}/", root.display()));
     let (out, err, ok) = server.psql(&["-c", &create]);
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "CREATE EXTERNAL TABLE");

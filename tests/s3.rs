@@ -3,19 +3,14 @@
 
 mod common;
 
-use common::data::{self, DAYS};
+use common::data;
 use common::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
 use common::{Server, TempDir, rows, sql_error, text_rows};
 
 #[tokio::test]
 async fn s3_partitioned_parquet_with_secret_by_reference() {
     let s3 = S3Server::start();
-    s3.create_bucket("lake");
-    for (i, day) in DAYS.iter().enumerate() {
-        let bytes = data::parquet_bytes(&data::batch(&data::day_rows(i)));
-        s3.put("lake", &format!("events/dt={day}/part-0.parquet"), bytes)
-            .await;
-    }
+    s3.put_events("lake").await;
     let dir = TempDir::new("s3");
     let server = Server::start_with(&dir, &[], &[("LAKE_SECRET", SECRET_KEY)]).await;
     let client = server.client().await;
@@ -81,12 +76,7 @@ async fn remote_workers_scan_s3_with_their_own_credentials() {
     use common::cluster::{Cluster, WorkerProcess};
 
     let s3 = S3Server::start();
-    s3.create_bucket("lake");
-    for (i, day) in DAYS.iter().enumerate() {
-        let bytes = data::parquet_bytes(&data::batch(&data::day_rows(i)));
-        s3.put("lake", &format!("events/dt={day}/part-0.parquet"), bytes)
-            .await;
-    }
+    s3.put_events("lake").await;
     let env = [("LAKE_SECRET", SECRET_KEY)];
     let cluster = Cluster::start_with_env("s3-cluster", &[], &env).await;
     let _w1 = WorkerProcess::start_with_env(

@@ -45,6 +45,14 @@ pub fn parquet_bytes(batch: &RecordBatch) -> Vec<u8> {
     buf
 }
 
+/// DDL registering the partitioned events data set at `location` as `events`.
+pub fn create_events_sql(location: &str) -> String {
+    format!(
+        "CREATE EXTERNAL TABLE events (user_id VARCHAR, amount BIGINT, dt VARCHAR) \
+         STORED AS PARQUET PARTITIONED BY (dt) LOCATION '{location}'"
+    )
+}
+
 /// Write `root/dt=DAY/part-0.parquet` for every day; returns the number of files.
 pub fn write_partitioned_parquet(root: &Path) -> usize {
     for (i, day) in DAYS.iter().enumerate() {

@@ -264,6 +264,15 @@ pub async fn sql_error(client: &Client, sql: &str) -> (String, String) {
     (db.code().code().to_string(), db.message().to_string())
 }
 
+/// Names of the tables `SHOW TABLES` lists.
+pub async fn table_names(client: &Client) -> Vec<String> {
+    text_rows(client, "SHOW TABLES")
+        .await
+        .into_iter()
+        .map(|r| r[1].clone())
+        .collect()
+}
+
 /// Shorthand to build a `Vec<Vec<String>>` from string literals.
 pub fn table(rows: &[&[&str]]) -> Vec<Vec<String>> {
     rows.iter()

@@ -77,6 +77,16 @@ impl S3Server {
         )
     }
 
+    /// Create `bucket` holding the partitioned events data set under `events/`.
+    pub async fn put_events(&self, bucket: &str) {
+        self.create_bucket(bucket);
+        for (i, day) in super::data::DAYS.iter().enumerate() {
+            let bytes = super::data::parquet_bytes(&super::data::batch(&super::data::day_rows(i)));
+            self.put(bucket, &format!("events/dt={day}/part-0.parquet"), bytes)
+                .await;
+        }
+    }
+
     /// Upload `bytes` to `key` in `bucket`.
     pub async fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>) {
         self.store(bucket)
