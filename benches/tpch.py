@@ -178,7 +178,7 @@ def main():
             sys.exit(f"{label} gave different answers for {wrong}")
 
     scaling = {}
-    if cores >= 3:
+    if cores >= 3 and shutil.which("taskset"):
         for n in (1, 2):
             pin = ["0"] + [str(i + 1) for i in range(n)]
             dep = Deployment(args.binary, work / f"scale{n}", 0, remote_workers=n, pin=pin)
