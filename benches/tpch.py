@@ -36,6 +36,7 @@ SCAN_QUERY = ("SELECT l_returnflag, l_linestatus, sum(l_extendedprice * (1 - l_d
               "avg(l_quantity), count(*) FROM lineitem WHERE l_shipdate <= date '1998-09-01' "
               "AND l_comment NOT LIKE '%special%' GROUP BY 1, 2 ORDER BY 1, 2")
 SECRET = "benchmark-cluster-secret-0123456789"
+BYTES_PER_PARTITION = None  # set from --bytes-per-partition
 
 
 def free_port() -> int:
@@ -64,6 +65,7 @@ class Deployment:
     def __init__(self, binary, workdir, embedded_workers, remote_workers=0, pin=None):
         self.procs = []
         self.port = free_port()
+        self.distributed = embedded_workers > 0 or remote_workers > 0
         workdir.mkdir(parents=True, exist_ok=True)
         secret = workdir / "secret"
         secret.write_text(SECRET)
@@ -92,7 +94,17 @@ class Deployment:
     def connect(self):
         conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="vivace", dbname="vivace")
         conn.autocommit = True
+        if BYTES_PER_PARTITION and self.distributed:
+            with conn.cursor() as cur:
+                cur.execute(f"SET distributed.file_scan_config_bytes_per_partition = {BYTES_PER_PARTITION}")
         return conn
+
+    def stages(self, sql):
+        """The `Stage N ── tasks=..` lines of the plan (empty when not distributed)."""
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute("EXPLAIN " + sql)
+            plan = "\n".join(row[1] for row in cur.fetchall())
+        return [line.strip(" │┌─") for line in plan.splitlines() if "Stage" in line and "tasks=" in line]
 
     def wait_workers(self, n):
         with self.connect() as conn, conn.cursor() as cur:
@@ -152,7 +164,11 @@ def main():
     ap.add_argument("--generate-sf", type=float, help="generate the data with tpchgen-cli at this scale first")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out", type=Path, default=ROOT / "benches" / "RESULTS.md")
+    ap.add_argument("--bytes-per-partition", type=int,
+                    help="SET distributed.file_scan_config_bytes_per_partition in every session")
     args = ap.parse_args()
+    global BYTES_PER_PARTITION
+    BYTES_PER_PARTITION = args.bytes_per_partition
 
     if args.generate_sf:
         shutil.rmtree(args.data, ignore_errors=True)
@@ -160,7 +176,7 @@ def main():
                        check=True)
     work = Path(tempfile.mkdtemp(prefix="vivace-bench-"))
     cores = os.cpu_count() or 2
-    results, answers = {}, {}
+    results, answers, multi = {}, {}, []
     configs = [("single", dict(embedded_workers=0)),
                ("embedded", dict(embedded_workers=cores)),
                ("cluster", dict(embedded_workers=0, remote_workers=2))]
@@ -169,6 +185,11 @@ def main():
         dep = Deployment(args.binary, work / label, **kw)
         try:
             dep.register(args.data)
+            if label == "cluster":
+                multi = [q for q, sql in QUERIES
+                         if any("tasks=1," not in st for st in dep.stages(sql))
+                         and dep.stages(sql)]
+                print(f"  queries with a stage on more than one task: {len(multi)}", flush=True)
             results[label], answers[label] = time_queries(dep, QUERIES, args.runs)
         finally:
             dep.stop()
@@ -177,14 +198,15 @@ def main():
         if wrong:
             sys.exit(f"{label} gave different answers for {wrong}")
 
-    scaling = {}
+    scaling, scan_stages = {}, {}
     if cores >= 3 and shutil.which("taskset"):
         for n in (1, 2):
             pin = ["0"] + [str(i + 1) for i in range(n)]
             dep = Deployment(args.binary, work / f"scale{n}", 0, remote_workers=n, pin=pin)
             try:
                 dep.register(args.data)
-                print(f"scan, {n} worker(s):", flush=True)
+                scan_stages[n] = dep.stages(SCAN_QUERY)
+                print(f"scan, {n} worker(s): {scan_stages[n]}", flush=True)
                 scaling[n] = time_queries(dep, [("scan", SCAN_QUERY)], args.runs)[0]["scan"]
             finally:
                 dep.stop()
@@ -196,7 +218,12 @@ def main():
         f"Data: TPC-H from `tpchgen-cli parquet --parts 4` at `{args.data.name}`.  ",
         f"Command: `python3 benches/tpch.py {' '.join(sys.argv[1:])}`  ",
         f"Each time is the median of {args.runs} runs after one warm-up; answers of every configuration "
-        "were checked equal to `single`.", "",
+        "were checked equal to `single`.  ",
+        "Scan splitting: " + (f"`SET distributed.file_scan_config_bytes_per_partition = {BYTES_PER_PARTITION}` "
+                              "in every session." if BYTES_PER_PARTITION else "the 16 MiB default."),
+        "",
+        f"In `cluster`, {len(multi)} of 22 queries had a stage split over more than one task.",
+        "",
         "Configurations: `single` = `vivace serve --workers 0` (DataFusion 55.2 in one process, no "
         f"distributed planning); `embedded` = `vivace serve --workers {cores}`; `cluster` = coordinator "
         "`--workers 0` + 2 `vivace worker` processes on the same machine.", "",
@@ -210,8 +237,8 @@ def main():
     lines.append(f"| **total** | **{s:.2f}** | **{e:.2f}** | **{c:.2f}** | **{e / s:.2f}** | **{c / s:.2f}** |")
     if scaling:
         lines += ["", "Worker scaling, scan-heavy query (each worker pinned to its own core, coordinator on "
-                  "another):", "", "| workers | time (s) |", "|---:|---:|"]
-        lines += [f"| {n} | {t:.3f} |" for n, t in scaling.items()]
+                  "another):", "", "| workers | time (s) | stages |", "|---:|---:|---|"]
+        lines += [f"| {n} | {t:.3f} | {'; '.join(scan_stages[n]) or 'not distributed'} |" for n, t in scaling.items()]
         lines += ["", f"Speed-up from 1 to 2 workers: **{scaling[1] / scaling[2]:.2f}x**.", "",
                   f"Query: `{SCAN_QUERY}`"]
     args.out.write_text("\n".join(lines) + "\n")
