@@ -65,11 +65,6 @@ impl SecretChannelResolver {
         channels.insert(url.clone(), boxed.clone());
         Ok(boxed)
     }
-
-    /// Forget the channel to `url` (after the worker left).
-    pub async fn forget(&self, url: &Url) {
-        self.channels.lock().await.remove(url);
-    }
 }
 
 #[async_trait]

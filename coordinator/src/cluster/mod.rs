@@ -34,7 +34,9 @@ pub struct Cluster {
     pub membership: Arc<Membership>,
     /// The cluster secret.
     pub secret: ClusterSecret,
-    embedded: Vec<WorkerHandle>,
+    /// Held so the embedded worker services keep running: dropping a handle
+    /// closes its shutdown channel and stops that server.
+    _embedded: Vec<WorkerHandle>,
 }
 
 impl Cluster {
@@ -78,15 +80,8 @@ impl Cluster {
         Ok(Self {
             membership,
             secret: config.secret,
-            embedded,
+            _embedded: embedded,
         })
-    }
-
-    /// Stop the embedded workers.
-    pub async fn shutdown(self) {
-        for worker in self.embedded {
-            worker.stop().await;
-        }
     }
 }
 
