@@ -24,6 +24,14 @@ enum Command {
     Serve(ServeArgs),
     /// Run a worker that executes plan fragments for a coordinator.
     Worker(WorkerArgs),
+    /// Read a password on stdin and print its SCRAM-SHA-256 verifier for `[users]`.
+    Password(PasswordArgs),
+}
+
+#[derive(clap::Args)]
+struct PasswordArgs {
+    /// The user the printed line is for.
+    user: String,
 }
 
 #[derive(clap::Args)]
@@ -71,6 +79,12 @@ struct ServeArgs {
     /// On losing a worker mid-query: `query` re-runs it on the survivors, `none` fails it [default: query].
     #[arg(long, env = "VIVACE_RETRY_POLICY")]
     retry_policy: Option<String>,
+    /// PEM certificate chain: serve TLS (with --tls-key-file) [default: no TLS].
+    #[arg(long, env = "VIVACE_TLS_CERT_FILE")]
+    tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls-cert-file.
+    #[arg(long, env = "VIVACE_TLS_KEY_FILE")]
+    tls_key_file: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -92,11 +106,35 @@ fn main() -> anyhow::Result<()> {
                 cluster_listen: args.cluster_listen,
                 cluster_secret_file: args.cluster_secret_file,
                 retry_policy: args.retry_policy,
+                tls_cert_file: args.tls_cert_file,
+                tls_key_file: args.tls_key_file,
             };
             let config = ServeConfig::resolve(overrides, args.config.as_deref())?;
             runtime.block_on(vivace_coordinator::run(config))
         }
         Command::Worker(args) => runtime.block_on(run_worker(args)),
+        Command::Password(args) => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            anyhow::ensure!(!password.is_empty(), "no password on stdin");
+            let verifier = vivace_coordinator::wire::Verifier::generate(password);
+            println!("{} = \"{verifier}\"", toml_key(&args.user));
+            Ok(())
+        }
+    }
+}
+
+/// `user` as a TOML key: bare when it can be, quoted otherwise.
+fn toml_key(user: &str) -> String {
+    if !user.is_empty()
+        && user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        user.to_string()
+    } else {
+        format!("{user:?}")
     }
 }
 

@@ -2,6 +2,7 @@
 //! command-line flags, `VIVACE_*` environment variables, the TOML file given by
 //! `--config`, and the defaults documented here and in `deploy/vivace.toml`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -41,6 +42,13 @@ pub struct ServeConfig {
     pub cluster_secret_file: Option<PathBuf>,
     /// What to do when a worker is lost mid-query (`retry_policy`: `query` or `none`).
     pub retry_policy: RetryPolicy,
+    /// Users and their SCRAM-SHA-256 verifiers (`[users]`, TOML only). None
+    /// configured: loopback clients only, without passwords.
+    pub users: BTreeMap<String, String>,
+    /// PEM certificate chain for TLS (`tls_cert_file`); with `tls_key_file`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key for TLS (`tls_key_file`).
+    pub tls_key_file: Option<PathBuf>,
 }
 
 /// Values given on the command line or through `VIVACE_*` variables; `None` means
@@ -63,6 +71,10 @@ pub struct ServeOverrides {
     pub cluster_secret_file: Option<PathBuf>,
     /// `--retry-policy` / `VIVACE_RETRY_POLICY`.
     pub retry_policy: Option<String>,
+    /// `--tls-cert-file` / `VIVACE_TLS_CERT_FILE`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// `--tls-key-file` / `VIVACE_TLS_KEY_FILE`.
+    pub tls_key_file: Option<PathBuf>,
 }
 
 /// The TOML file's shape; unknown keys are an error so typos do not pass silently.
@@ -77,6 +89,9 @@ struct FileConfig {
     cluster_listen: Option<String>,
     cluster_secret_file: Option<PathBuf>,
     retry_policy: Option<String>,
+    users: Option<BTreeMap<String, String>>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -125,8 +140,17 @@ impl ServeConfig {
             .retry_policy
             .or(from_file.retry_policy)
             .map_or(Ok(RetryPolicy::Query), |p| p.parse())?;
+        let tls_cert_file = overrides.tls_cert_file.or(from_file.tls_cert_file);
+        let tls_key_file = overrides.tls_key_file.or(from_file.tls_key_file);
+        anyhow::ensure!(
+            tls_cert_file.is_some() == tls_key_file.is_some(),
+            "tls_cert_file and tls_key_file go together"
+        );
         Ok(Self {
             retry_policy,
+            users: from_file.users.unwrap_or_default(),
+            tls_cert_file,
+            tls_key_file,
             workers: overrides
                 .workers
                 .or(from_file.workers)
@@ -159,6 +183,8 @@ mod tests {
         assert_eq!(c.cluster_listen, None);
         assert_eq!(c.cluster_secret_file, None);
         assert_eq!(c.retry_policy, RetryPolicy::Query);
+        assert!(c.users.is_empty());
+        assert_eq!(c.tls_cert_file, None);
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub mod sqlstate {
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
     /// invalid_authorization_specification
     pub const INVALID_AUTHORIZATION: &str = "28000";
+    /// invalid_password
+    pub const INVALID_PASSWORD: &str = "28P01";
+    /// protocol_violation
+    pub const PROTOCOL_VIOLATION: &str = "08P01";
     /// query_canceled
     pub const QUERY_CANCELED: &str = "57014";
     /// program_limit_exceeded (out of memory budget)

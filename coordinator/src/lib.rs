@@ -1,12 +1,14 @@
 //! The Vivace coordinator: PostgreSQL wire protocol, sessions, DDL and planning over
 //! the catalog and connectors.
 
+pub mod cancel;
 pub mod cluster;
 pub mod config;
 pub mod ddl;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod executor;
 pub mod session;
 pub mod settings;
 pub mod statement;
@@ -26,6 +28,12 @@ use vivace_worker::ClusterSecret;
 /// Run a coordinator until the process is stopped: open the catalog, install the
 /// demo tables if asked, then serve PostgreSQL clients.
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
+    // Refuse to start rather than serve plaintext or open access by mistake.
+    let tls = match (&config.tls_cert_file, &config.tls_key_file) {
+        (Some(cert), Some(key)) => Some(wire::tls_acceptor(cert, key)?),
+        _ => None,
+    };
+    let users = wire::Users::from_verifiers(&config.users)?;
     let secret = match &config.cluster_secret_file {
         Some(path) => ClusterSecret::from_file(path)?,
         None => ClusterSecret::random(),
@@ -60,10 +68,13 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(
+        tls = tls.is_some(),
+        passwords = !users.is_empty(),
         "Vivace is ready: connect with  psql -h {} -p {} -U vivace vivace",
         addr.ip(),
         addr.port()
     );
-    wire::serve(engine, listener).await?;
+    let gate = Arc::new(wire::Gate::new(users, Default::default()));
+    wire::serve(engine, listener, gate, tls).await?;
     Ok(())
 }

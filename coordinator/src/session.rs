@@ -13,6 +13,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
 use futures::StreamExt;
 
+use crate::cancel::{QueryCancel, SessionCancel};
 use crate::ddl;
 use crate::engine::{DdlOutcome, Engine};
 use crate::error::{SqlError, SqlResult, is_worker_failure, sqlstate};
@@ -57,6 +58,7 @@ pub struct Session {
     engine: Arc<Engine>,
     ctx: SessionContext,
     settings: Mutex<Settings>,
+    cancel: Arc<SessionCancel>,
 }
 
 impl Session {
@@ -67,7 +69,26 @@ impl Session {
             engine,
             ctx,
             settings: Mutex::new(Settings::default()),
+            cancel: Arc::default(),
         }
+    }
+
+    /// The switch a CancelRequest for this session flips.
+    pub fn cancel_switch(&self) -> Arc<SessionCancel> {
+        self.cancel.clone()
+    }
+
+    /// Start a new client message: a fresh cancel switch, armed with the session's
+    /// `statement_timeout`.
+    pub fn begin_message(&self) -> QueryCancel {
+        let cancel = self.cancel.begin();
+        let timeout = self
+            .settings
+            .lock()
+            .map(|s| s.statement_timeout())
+            .unwrap_or_default();
+        cancel.arm_timeout(timeout);
+        cancel
     }
 
     /// Split and classify a query string.
@@ -187,50 +208,49 @@ impl Session {
         }
     }
 
-    /// Run `plan` up to its first batch. If that fails because a worker was lost
-    /// and the retry policy allows, forget the unreachable workers and run the
-    /// query again on the others: nothing has reached the client yet.
+    /// Start `plan` on the query runtime and return once its first batch exists
+    /// (or it failed), unless the message is cancelled first. Batches then cross
+    /// to the caller through a one-slot channel.
     async fn start(&self, plan: LogicalPlan) -> SqlResult<QueryStream> {
-        let mut retries_left = self.engine.query_retries();
-        if self.engine.is_distributed() {
-            use datafusion_distributed::DistributedExt;
-            let state = self.ctx.state_ref();
-            let mut state = state.write();
-            state
-                .config_mut()
-                .set_distributed_passthrough_headers(self.engine.worker_headers())?;
-        }
-        loop {
-            let df = self.ctx.execute_logical_plan(plan.clone()).await?;
-            let attempt: datafusion::error::Result<(
-                SendableRecordBatchStream,
-                Option<RecordBatch>,
-            )> = async {
-                let mut batches = df.execute_stream().await?;
-                let first = batches.next().await.transpose()?;
-                Ok((batches, first))
-            }
-            .await;
-            match attempt {
-                Ok((batches, first)) => {
-                    let schema = batches.schema();
-                    let head = futures::stream::iter(first.map(Ok));
-                    return Ok(QueryStream {
-                        schema: schema.clone(),
-                        batches: Box::pin(RecordBatchStreamAdapter::new(
-                            schema,
-                            head.chain(batches),
-                        )),
-                    });
+        let cancel = self.cancel.current();
+        let ctx = self.ctx.clone();
+        let engine = self.engine.clone();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        // One batch in the channel and one being encoded: memory stays bounded
+        // whatever the result size.
+        let (batch_tx, batch_rx) = tokio::sync::mpsc::channel(1);
+        let task = crate::executor::query_runtime().spawn(async move {
+            match start_query(&ctx, &engine, plan).await {
+                Err(e) => {
+                    let _ = started_tx.send(Err(e));
                 }
-                Err(e) if retries_left > 0 && is_worker_failure(&e) => {
-                    retries_left -= 1;
-                    tracing::warn!(error = %e, "a worker failed before any row was sent; re-running the query");
-                    self.engine.prune_workers().await;
+                Ok(query) => {
+                    if started_tx.send(Ok(query.schema)).is_err() {
+                        return;
+                    }
+                    let mut batches = query.batches;
+                    while let Some(batch) = batches.next().await {
+                        if batch_tx.send(batch).await.is_err() {
+                            return; // the client side is gone: stop the plan
+                        }
+                    }
                 }
-                Err(e) => return Err(e.into()),
             }
-        }
+        });
+        let abort = AbortOnDrop(task);
+        let schema = tokio::select! {
+            started = started_rx => started.map_err(|_| {
+                SqlError::new(sqlstate::INTERNAL_ERROR, "the query task ended unexpectedly")
+            })??,
+            error = cancel.cancelled() => return Err(error),
+        };
+        let batches = futures::stream::unfold((batch_rx, abort), |(mut rx, abort)| async move {
+            rx.recv().await.map(|batch| (batch, (rx, abort)))
+        });
+        Ok(QueryStream {
+            schema: schema.clone(),
+            batches: cancel.guard(Box::pin(RecordBatchStreamAdapter::new(schema, batches))),
+        })
     }
 
     async fn run_command(&self, command: Command) -> SqlResult<Outcome> {
@@ -316,6 +336,60 @@ impl Session {
                 "row-returning command reached the command runner",
             )),
         }
+    }
+}
+
+/// Run `plan` up to its first batch. If that fails because a worker was lost and
+/// the retry policy allows, forget the unreachable workers and run the query
+/// again on the others: nothing has reached the client yet.
+async fn start_query(
+    ctx: &SessionContext,
+    engine: &Engine,
+    plan: LogicalPlan,
+) -> SqlResult<QueryStream> {
+    let mut retries_left = engine.query_retries();
+    if engine.is_distributed() {
+        use datafusion_distributed::DistributedExt;
+        let state = ctx.state_ref();
+        let mut state = state.write();
+        state
+            .config_mut()
+            .set_distributed_passthrough_headers(engine.worker_headers())?;
+    }
+    loop {
+        let df = ctx.execute_logical_plan(plan.clone()).await?;
+        let attempt: datafusion::error::Result<(SendableRecordBatchStream, Option<RecordBatch>)> =
+            async {
+                let mut batches = df.execute_stream().await?;
+                let first = batches.next().await.transpose()?;
+                Ok((batches, first))
+            }
+            .await;
+        match attempt {
+            Ok((batches, first)) => {
+                let schema = batches.schema();
+                let head = futures::stream::iter(first.map(Ok));
+                return Ok(QueryStream {
+                    schema: schema.clone(),
+                    batches: Box::pin(RecordBatchStreamAdapter::new(schema, head.chain(batches))),
+                });
+            }
+            Err(e) if retries_left > 0 && is_worker_failure(&e) => {
+                retries_left -= 1;
+                tracing::warn!(error = %e, "a worker failed before any row was sent; re-running the query");
+                engine.prune_workers().await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Aborts the query task when the client side of its stream is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -98,6 +98,12 @@ impl Settings {
         if !self.values.contains_key(&name) && !name.contains('.') {
             return Err(unknown(&name));
         }
+        if name == "statement_timeout" && parse_duration_ms(value).is_none() {
+            return Err(SqlError::new(
+                sqlstate::INVALID_PARAMETER_VALUE,
+                format!("invalid value for parameter \"statement_timeout\": \"{value}\""),
+            ));
+        }
         let value = if value.eq_ignore_ascii_case("default") {
             DEFAULTS
                 .iter()
@@ -120,10 +126,44 @@ impl Settings {
             .ok_or_else(|| unknown(&name))
     }
 
+    /// `statement_timeout` as a duration (zero: none).
+    pub fn statement_timeout(&self) -> std::time::Duration {
+        let ms = self
+            .values
+            .get("statement_timeout")
+            .and_then(|v| parse_duration_ms(v))
+            .unwrap_or(0);
+        std::time::Duration::from_millis(ms)
+    }
+
     /// Every setting, sorted by name (`SHOW ALL`).
     pub fn all(&self) -> impl Iterator<Item = (&String, &String)> {
         self.values.iter()
     }
+}
+
+/// A PostgreSQL time setting in milliseconds: `500`, `500ms`, `2s`, `1min`, `1h`,
+/// `DEFAULT`.
+fn parse_duration_ms(value: &str) -> Option<u64> {
+    let v = value.trim().to_ascii_lowercase();
+    if v == "default" {
+        return Some(0);
+    }
+    let split = v
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(v.len());
+    let (number, unit) = v.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale = match unit.trim() {
+        "" | "ms" => 1.0,
+        "us" => 0.001,
+        "s" => 1_000.0,
+        "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => return None,
+    };
+    Some((number * scale).round() as u64)
 }
 
 fn unknown(name: &str) -> SqlError {
@@ -155,5 +195,24 @@ mod tests {
         s.set("extra_float_digits", "3").unwrap();
         s.set("extra_float_digits", "DEFAULT").unwrap();
         assert_eq!(s.get("extra_float_digits").unwrap(), "1");
+    }
+
+    #[test]
+    fn statement_timeout_takes_postgres_units() {
+        let mut s = Settings::default();
+        assert!(s.statement_timeout().is_zero());
+        for (text, ms) in [
+            ("1500", 1500),
+            ("250ms", 250),
+            ("2s", 2000),
+            ("1min", 60_000),
+        ] {
+            s.set("statement_timeout", text).unwrap();
+            assert_eq!(s.statement_timeout().as_millis(), ms, "{text}");
+        }
+        assert_eq!(
+            s.set("statement_timeout", "soon").unwrap_err().code,
+            "22023"
+        );
     }
 }

@@ -50,6 +50,9 @@ impl Cluster {
         let mut embedded = Vec::with_capacity(config.embedded_workers);
         for i in 0..config.embedded_workers {
             let listener = TcpListener::bind("127.0.0.1:0").await?;
+            // Embedded workers execute plan fragments: they belong on the query
+            // runtime, away from the connections (see `executor`).
+            let _query_runtime = crate::executor::query_runtime().enter();
             let handle = spawn_worker(
                 listener,
                 WorkerOptions {

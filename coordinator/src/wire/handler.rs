@@ -89,6 +89,7 @@ impl SimpleQueryHandler for QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let _cancel = self.session.begin_message();
         let commands = match self.session.parse(query) {
             Ok(commands) => commands,
             Err(e) => return Ok(vec![error_response(e)]),
@@ -144,6 +145,7 @@ impl ExtendedQueryHandler for QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let _cancel = self.session.begin_message();
         let prepared = match &portal.statement.statement {
             Prepared::Plan(plan) => Prepared::Plan(bind_parameters(plan, portal)?),
             command => command.clone(),

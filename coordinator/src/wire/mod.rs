@@ -6,7 +6,12 @@
 
 mod encode;
 mod handler;
+mod scram;
 mod server;
 mod startup;
+mod tls;
 
+pub use scram::Verifier;
 pub use server::serve;
+pub use startup::{Gate, Users};
+pub use tls::acceptor as tls_acceptor;

@@ -2,21 +2,24 @@
 
 use std::sync::Arc;
 
-use pgwire::api::cancel::DefaultCancelHandler;
-use pgwire::api::{ConnectionManager, PgWireServerHandlers};
-use pgwire::tokio::process_socket;
+use async_trait::async_trait;
+use pgwire::api::PgWireServerHandlers;
+use pgwire::api::cancel::CancelHandler;
+use pgwire::messages::cancel::CancelRequest;
+use pgwire::tokio::{TlsAcceptor, process_socket};
 use tokio::net::TcpListener;
 
 use super::handler::QueryHandler;
-use super::startup::LoopbackOnly;
+use super::startup::{Gate, Startup};
+use crate::cancel::CancelRegistry;
 use crate::engine::Engine;
 use crate::session::Session;
 
 /// pgwire's handler set for one connection.
 struct ConnectionHandlers {
     query: Arc<QueryHandler>,
-    startup: Arc<LoopbackOnly>,
-    cancel: Arc<DefaultCancelHandler>,
+    startup: Arc<Startup>,
+    cancel: Arc<CancelByKey>,
 }
 
 impl PgWireServerHandlers for ConnectionHandlers {
@@ -37,10 +40,30 @@ impl PgWireServerHandlers for ConnectionHandlers {
     }
 }
 
-/// Accept PostgreSQL connections on `listener` until the task is dropped.
-pub async fn serve(engine: Arc<Engine>, listener: TcpListener) -> std::io::Result<()> {
-    let connections = Arc::new(ConnectionManager::new());
-    let cancel = Arc::new(DefaultCancelHandler::new(connections.clone()));
+/// Routes CancelRequests to the session holding the backend key.
+struct CancelByKey {
+    registry: Arc<CancelRegistry>,
+}
+
+#[async_trait]
+impl CancelHandler for CancelByKey {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        self.registry
+            .cancel(&(request.pid, request.secret_key.to_bytes().to_vec()));
+    }
+}
+
+/// Accept PostgreSQL connections on `listener` until the task is dropped,
+/// authenticating through `gate` and offering TLS when `tls` is given.
+pub async fn serve(
+    engine: Arc<Engine>,
+    listener: TcpListener,
+    gate: Arc<Gate>,
+    tls: Option<TlsAcceptor>,
+) -> std::io::Result<()> {
+    let cancel = Arc::new(CancelByKey {
+        registry: gate.cancels.clone(),
+    });
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -50,14 +73,16 @@ pub async fn serve(engine: Arc<Engine>, listener: TcpListener) -> std::io::Resul
                 continue;
             }
         };
+        let session = Arc::new(Session::new(engine.clone()));
         let handlers = ConnectionHandlers {
-            query: Arc::new(QueryHandler::new(Arc::new(Session::new(engine.clone())))),
-            startup: Arc::new(LoopbackOnly::new(connections.clone())),
+            startup: Arc::new(Startup::new(gate.clone(), session.cancel_switch())),
+            query: Arc::new(QueryHandler::new(session)),
             cancel: cancel.clone(),
         };
+        let tls = tls.clone();
         tokio::spawn(async move {
             tracing::debug!(%peer, "connection opened");
-            if let Err(e) = process_socket(socket, None, handlers).await {
+            if let Err(e) = process_socket(socket, tls, handlers).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });

@@ -1,52 +1,120 @@
-//! Connection start-up: who may connect.
+//! Connection start-up: who may connect, and how.
 //!
-//! With no users configured, Vivace accepts any user name without a password, but
-//! only from loopback addresses; other addresses are refused with SQLSTATE 28000
-//! and a message saying how to allow them.
+//! - Users configured (`[users]` in the TOML file): every client must pass
+//!   SCRAM-SHA-256 against the user's stored verifier, from any address; a wrong
+//!   password or an unknown user gets FATAL 28P01.
+//! - No users: any user name is accepted without a password, but only from
+//!   loopback addresses; others get FATAL 28000 and a message saying how to allow
+//!   them.
+//!
+//! Either way, the connection's backend key is registered for CancelRequests.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use futures::Sink;
-use pgwire::api::auth::StartupHandler;
-use pgwire::api::auth::noop::NoopStartupHandler;
-use pgwire::api::{ClientInfo, ConnectionManager};
+use futures::{Sink, SinkExt};
+use pgwire::api::auth::{
+    DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
+    save_startup_parameters_to_metadata,
+};
+use pgwire::api::{
+    ClientInfo, PgWireConnectionState, PidSecretKeyGenerator, RandomPidSecretKeyGenerator,
+};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
+use super::scram::{self, Exchange, ScramError, Verifier};
+use crate::cancel::{CancelRegistry, SessionCancel};
 use crate::error::sqlstate;
+use crate::settings::SERVER_VERSION;
 
-/// Accept-without-password start-up, registering each connection for cancel requests.
-pub struct TrustLoopback {
-    connections: Arc<ConnectionManager>,
+/// Configured users and their SCRAM verifiers; empty means loopback-only trust.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Users {
+    verifiers: BTreeMap<String, Verifier>,
 }
 
-impl TrustLoopback {
-    /// A start-up handler registering connections with `connections`.
-    pub fn new(connections: Arc<ConnectionManager>) -> Self {
-        Self { connections }
+impl Users {
+    /// Users from `name = "SCRAM-SHA-256$..."` pairs; a value that is not a SCRAM
+    /// verifier (a clear-text password, say) is refused.
+    pub fn from_verifiers(pairs: &BTreeMap<String, String>) -> anyhow::Result<Self> {
+        let verifiers = pairs
+            .iter()
+            .map(|(name, text)| {
+                text.parse::<Verifier>()
+                    .map(|v| (name.clone(), v))
+                    .map_err(|e| anyhow::anyhow!("users.{name}: {e}"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self { verifiers })
+    }
+
+    /// Whether any user is configured (then passwords are required).
+    pub fn is_empty(&self) -> bool {
+        self.verifiers.is_empty()
     }
 }
 
-impl NoopStartupHandler for TrustLoopback {
-    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
-        Some(self.connections.clone())
-    }
+/// Shared by the start-up handlers of all connections.
+#[derive(Debug, Default)]
+pub struct Gate {
+    /// Who may log in.
+    pub users: Users,
+    /// Where sessions are found by backend key.
+    pub cancels: Arc<CancelRegistry>,
+    keys: RandomPidSecretKeyGenerator,
 }
 
-/// Refuse anything but loopback before the trusting handler runs.
-pub struct LoopbackOnly {
-    inner: TrustLoopback,
-}
-
-impl LoopbackOnly {
-    /// Wrap the trusting handler.
-    pub fn new(connections: Arc<ConnectionManager>) -> Self {
+impl Gate {
+    /// A gate for `users`, registering sessions in `cancels`.
+    pub fn new(users: Users, cancels: Arc<CancelRegistry>) -> Self {
         Self {
-            inner: TrustLoopback::new(connections),
+            users,
+            cancels,
+            keys: RandomPidSecretKeyGenerator::default(),
         }
+    }
+}
+
+/// The start-up handler of one connection.
+pub struct Startup {
+    gate: Arc<Gate>,
+    session: Arc<SessionCancel>,
+    exchange: Mutex<Option<Exchange>>,
+    parameters: DefaultServerParameterProvider,
+}
+
+impl Startup {
+    /// A handler for one connection whose session stops queries through `session`.
+    pub fn new(gate: Arc<Gate>, session: Arc<SessionCancel>) -> Self {
+        let mut parameters = DefaultServerParameterProvider::default();
+        parameters.server_version = SERVER_VERSION.to_string();
+        Self {
+            gate,
+            session,
+            exchange: Mutex::new(None),
+            parameters,
+        }
+    }
+
+    async fn accept<C>(&self, client: &mut C) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (pid, secret) = self.gate.keys.generate(client);
+        client.set_pid_and_secret_key(pid, secret.clone());
+        let guard = self
+            .gate
+            .cancels
+            .register((pid, secret.to_bytes().to_vec()), &self.session);
+        client.session_extensions().insert(guard);
+        finish_authentication(client, &self.parameters).await
     }
 }
 
@@ -60,8 +128,23 @@ pub fn trusted_without_password(peer: SocketAddr) -> bool {
     }
 }
 
+fn fatal(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".to_string(),
+        code.to_string(),
+        message,
+    )))
+}
+
+fn auth_failed(user: &str) -> PgWireError {
+    fatal(
+        sqlstate::INVALID_PASSWORD,
+        format!("password authentication failed for user \"{user}\""),
+    )
+}
+
 #[async_trait]
-impl StartupHandler for LoopbackOnly {
+impl StartupHandler for Startup {
     async fn on_startup<C>(
         &self,
         client: &mut C,
@@ -72,19 +155,102 @@ impl StartupHandler for LoopbackOnly {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let peer = client.socket_addr();
-        if matches!(message, PgWireFrontendMessage::Startup(_)) && !trusted_without_password(peer) {
-            tracing::warn!(%peer, "refused a non-loopback connection: no users are configured");
-            return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
-                "FATAL".to_string(),
-                sqlstate::INVALID_AUTHORIZATION.to_string(),
-                format!(
-                    "connections from {} are refused: no users are configured, so Vivace accepts only loopback connections; configure users with passwords to allow remote clients",
-                    peer.ip()
-                ),
-            ))));
+        let user = client
+            .metadata()
+            .get(pgwire::api::METADATA_USER)
+            .cloned()
+            .unwrap_or_default();
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                protocol_negotiation(client, startup).await?;
+                save_startup_parameters_to_metadata(client, startup);
+                if self.gate.users.is_empty() {
+                    let peer = client.socket_addr();
+                    if !trusted_without_password(peer) {
+                        tracing::warn!(%peer, "refused a non-loopback connection: no users are configured");
+                        return Err(fatal(
+                            sqlstate::INVALID_AUTHORIZATION,
+                            format!(
+                                "connections from {} are refused: no users are configured, so Vivace accepts only loopback connections; configure users with passwords to allow remote clients",
+                                peer.ip()
+                            ),
+                        ));
+                    }
+                    return self.accept(client).await;
+                }
+                client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                client
+                    .send(PgWireBackendMessage::Authentication(Authentication::SASL(
+                        vec!["SCRAM-SHA-256".to_string()],
+                    )))
+                    .await?;
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(msg) => {
+                let pending = self.exchange.lock().map(|mut e| e.take()).ok().flatten();
+                match pending {
+                    None => {
+                        let initial = msg.into_sasl_initial_response()?;
+                        if initial.auth_method != "SCRAM-SHA-256" {
+                            return Err(fatal(
+                                sqlstate::INVALID_AUTHORIZATION,
+                                format!(
+                                    "SASL mechanism {} is not supported; use SCRAM-SHA-256",
+                                    initial.auth_method
+                                ),
+                            ));
+                        }
+                        let verifier = self
+                            .gate
+                            .users
+                            .verifiers
+                            .get(&user)
+                            .cloned()
+                            .unwrap_or_else(Verifier::impossible);
+                        let data = initial.data.unwrap_or_default();
+                        let (first, exchange) = scram::server_first(&data, verifier)
+                            .map_err(|e| scram_failure(e, &user))?;
+                        if let Ok(mut slot) = self.exchange.lock() {
+                            *slot = Some(exchange);
+                        }
+                        client
+                            .send(PgWireBackendMessage::Authentication(
+                                Authentication::SASLContinue(first.into_bytes().into()),
+                            ))
+                            .await?;
+                    }
+                    Some(exchange) => {
+                        let response = msg.into_sasl_response()?;
+                        match exchange.finish(&response.data) {
+                            Ok(server_final) => {
+                                client
+                                    .feed(PgWireBackendMessage::Authentication(
+                                        Authentication::SASLFinal(server_final.into_bytes().into()),
+                                    ))
+                                    .await?;
+                                tracing::debug!(user = %user, "password accepted");
+                                self.accept(client).await?;
+                            }
+                            Err(e) => {
+                                tracing::warn!(user = %user, peer = %client.socket_addr(), "authentication failed");
+                                return Err(scram_failure(e, &user));
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
         }
-        self.inner.on_startup(client, message).await
+        Ok(())
+    }
+}
+
+fn scram_failure(e: ScramError, user: &str) -> PgWireError {
+    match e {
+        ScramError::WrongPassword => auth_failed(user),
+        ScramError::Malformed(why) => fatal(
+            sqlstate::PROTOCOL_VIOLATION,
+            format!("malformed SCRAM message: {why}"),
+        ),
     }
 }
 
@@ -102,5 +268,16 @@ mod tests {
         assert!(!ok("10.1.2.3:1"));
         assert!(!ok("192.168.0.5:1"));
         assert!(!ok("[2001:db8::1]:1"));
+    }
+
+    #[test]
+    fn users_need_scram_verifiers() {
+        let mut pairs = BTreeMap::new();
+        pairs.insert("ann".to_string(), "plaintext".to_string());
+        let err = Users::from_verifiers(&pairs).unwrap_err().to_string();
+        assert!(err.contains("users.ann"), "{err}");
+        assert!(!err.contains("plaintext"), "{err}");
+        pairs.insert("ann".to_string(), Verifier::generate("pw").to_string());
+        assert!(!Users::from_verifiers(&pairs).unwrap().is_empty());
     }
 }
