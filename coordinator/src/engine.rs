@@ -138,6 +138,15 @@ impl Engine {
         }
         setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
             .map_err(|e| anyhow::anyhow!("cannot set up pg_catalog: {e}"))?;
+        let catalog = ctx.catalog(DATABASE).context("default catalog missing")?;
+        let pg_catalog = catalog.schema("pg_catalog").context("pg_catalog missing")?;
+        catalog.register_schema(
+            "pg_catalog",
+            Arc::new(crate::pg_catalog_overlay::PgCatalogOverlay::new(pg_catalog).await?),
+        )?;
+        for function in crate::functions::catalog_functions(ctx.state().catalog_list().clone()) {
+            ctx.register_udf(function);
+        }
         let tables = ctx
             .catalog(DATABASE)
             .and_then(|c| c.schema(DEFAULT_SCHEMA))

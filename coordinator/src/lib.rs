@@ -3,12 +3,15 @@
 
 pub mod cancel;
 pub mod cluster;
+pub mod colnames;
 pub mod config;
 pub mod ddl;
 pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod executor;
+pub mod functions;
+pub mod pg_catalog_overlay;
 pub mod session;
 pub mod settings;
 pub mod statement;

@@ -14,11 +14,11 @@ use datafusion::sql::parser::Statement as DFStatement;
 use futures::StreamExt;
 
 use crate::cancel::{QueryCancel, SessionCancel};
-use crate::ddl;
 use crate::engine::{DdlOutcome, Engine};
 use crate::error::{SqlError, SqlResult, is_worker_failure, sqlstate};
 use crate::settings::Settings;
 use crate::statement::{Command, TransactionOp};
+use crate::{colnames, ddl};
 
 /// A statement ready to run: a DataFusion plan, or a command Vivace runs itself.
 #[derive(Debug, Clone)]
@@ -57,7 +57,7 @@ pub enum Outcome {
 pub struct Session {
     engine: Arc<Engine>,
     ctx: SessionContext,
-    settings: Mutex<Settings>,
+    settings: Arc<Mutex<Settings>>,
     cancel: Arc<SessionCancel>,
 }
 
@@ -65,10 +65,14 @@ impl Session {
     /// A new session over `engine`.
     pub fn new(engine: Arc<Engine>) -> Self {
         let ctx = engine.new_session_context();
+        let settings = Arc::new(Mutex::new(Settings::default()));
+        for function in crate::functions::session_functions(settings.clone()) {
+            ctx.register_udf(function);
+        }
         Self {
             engine,
             ctx,
-            settings: Mutex::new(Settings::default()),
+            settings,
             cancel: Arc::default(),
         }
     }
@@ -101,17 +105,31 @@ impl Session {
     pub async fn prepare(&self, command: Command) -> SqlResult<Prepared> {
         let batch = match command {
             Command::Query(stmt) => {
-                let plan = self
-                    .ctx
-                    .state()
-                    .statement_to_plan(DFStatement::Statement(stmt))
-                    .await?;
+                let names = colnames::postgres_names(&stmt);
+                let state = self.ctx.state();
+                let plan = match state
+                    .statement_to_plan(DFStatement::Statement(stmt.clone()))
+                    .await
+                {
+                    Err(e) if names.is_some() && colnames::is_duplicate_name_error(&e) => {
+                        let mut stmt = stmt;
+                        colnames::alias_unnamed(&mut stmt);
+                        state
+                            .statement_to_plan(DFStatement::Statement(stmt))
+                            .await?
+                    }
+                    planned => planned?,
+                };
                 ensure_read_only(&plan)?;
-                match plan {
-                    LogicalPlan::Explain(explain) if !explain.verbose => {
+                match (plan, names) {
+                    (LogicalPlan::Explain(explain), _) if !explain.verbose => {
                         self.explain(&explain.plan).await?
                     }
-                    plan => return Ok(Prepared::Plan(plan)),
+                    (plan, Some(names)) => {
+                        let plan = colnames::rename_outputs(plan, &names)?;
+                        return Ok(Prepared::Plan(type_cast_placeholders(plan)?));
+                    }
+                    (plan, None) => return Ok(Prepared::Plan(type_cast_placeholders(plan)?)),
                 }
             }
             Command::ShowTables => ddl::show_tables_batch(&self.engine.definitions()?)?,
@@ -382,6 +400,43 @@ async fn start_query(
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Give `$n` the type it is cast to (`$1::bigint`), as PostgreSQL infers it;
+/// DataFusion leaves such placeholders untyped, and drivers that encode
+/// parameters by the type the server reports (asyncpg) then send text.
+fn type_cast_placeholders(plan: LogicalPlan) -> SqlResult<LogicalPlan> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::logical_expr::{Cast, Expr, expr::Placeholder};
+    let typed = plan.transform_up_with_subqueries(|node| {
+        node.map_expressions(|expr| {
+            expr.transform_up(|e| match e {
+                Expr::Cast(Cast { expr, field })
+                    if matches!(expr.as_ref(), Expr::Placeholder(p) if p.field.is_none()) =>
+                {
+                    let Expr::Placeholder(p) = *expr else {
+                        unreachable!("matched above")
+                    };
+                    let typed = Placeholder::new_with_field(
+                        p.id,
+                        Some(std::sync::Arc::new(
+                            datafusion::arrow::datatypes::Field::new(
+                                "",
+                                field.data_type().clone(),
+                                true,
+                            ),
+                        )),
+                    );
+                    Ok(Transformed::yes(Expr::Cast(Cast {
+                        expr: Box::new(Expr::Placeholder(typed)),
+                        field,
+                    })))
+                }
+                other => Ok(Transformed::no(other)),
+            })
+        })
+    })?;
+    Ok(typed.data)
 }
 
 /// Aborts the query task when the client side of its stream is dropped.

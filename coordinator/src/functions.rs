@@ -1,0 +1,361 @@
+//! PostgreSQL functions BI tools and drivers call on connect and during metadata
+//! sync that neither DataFusion nor datafusion-pg-catalog provides.
+//!
+//! Two kinds: session functions that read or change the connection's settings
+//! (`current_setting`, `set_config`), registered on each session's context; and
+//! catalog helpers whose PostgreSQL answer for Vivace's objects is fixed (no
+//! comments, no indexes, no sequences), registered once on the engine's template.
+
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::catalog::CatalogProviderList;
+use datafusion::common::{Result, ScalarValue, exec_err};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
+};
+
+use crate::engine::{DATABASE, DEFAULT_SCHEMA};
+use crate::settings::{SERVER_VERSION, Settings};
+
+/// What `version()` returns: PostgreSQL-shaped first (drivers parse the leading
+/// `PostgreSQL X.Y`), then what actually answers.
+pub fn version_string() -> String {
+    format!(
+        "PostgreSQL {SERVER_VERSION} (Vivace {}, Apache DataFusion 55.2.0) on {}-linux, 64-bit",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    )
+}
+
+/// Functions every session shares.
+pub fn catalog_functions(catalogs: Arc<dyn CatalogProviderList>) -> Vec<ScalarUDF> {
+    let fixed = |name: &'static str, arities: &[usize], value: Fixed| {
+        ScalarUDF::new_from_impl(FixedFunction {
+            name,
+            signature: any_of(arities, Volatility::Stable),
+            value,
+        })
+    };
+    vec![
+        fixed("version", &[0], Fixed::Text(Some(version_string()))),
+        // No object has a comment.
+        fixed("obj_description", &[1, 2], Fixed::Text(None)),
+        fixed("col_description", &[2], Fixed::Text(None)),
+        fixed("shobj_description", &[2], Fixed::Text(None)),
+        // External tables have no indexes, constraints or sequences.
+        fixed("pg_get_indexdef", &[1, 3], Fixed::Text(None)),
+        fixed("pg_get_serial_sequence", &[2], Fixed::Text(None)),
+        // Every type Vivace reports lives in pg_catalog, which is on the path.
+        fixed("pg_type_is_visible", &[1], Fixed::Bool(true)),
+        fixed("pg_function_is_visible", &[1], Fixed::Bool(true)),
+        ScalarUDF::new_from_impl(GenerateSubscripts {
+            signature: any_of(&[2, 3], Volatility::Immutable),
+        }),
+        ScalarUDF::new_from_impl(ToRegclass {
+            catalogs,
+            signature: any_of(&[1], Volatility::Stable),
+        }),
+    ]
+}
+
+/// Functions bound to one session's settings.
+pub fn session_functions(settings: Arc<Mutex<Settings>>) -> Vec<ScalarUDF> {
+    vec![
+        ScalarUDF::new_from_impl(CurrentSetting {
+            settings: settings.clone(),
+            signature: any_of(&[1, 2], Volatility::Stable),
+        }),
+        ScalarUDF::new_from_impl(SetConfig {
+            settings,
+            signature: any_of(&[3], Volatility::Volatile),
+        }),
+    ]
+}
+
+fn any_of(arities: &[usize], volatility: Volatility) -> Signature {
+    let kinds = arities
+        .iter()
+        .map(|&n| {
+            if n == 0 {
+                TypeSignature::Nullary
+            } else {
+                TypeSignature::Any(n)
+            }
+        })
+        .collect();
+    Signature::one_of(kinds, volatility)
+}
+
+fn rows(args: &ScalarFunctionArgs) -> usize {
+    args.number_rows
+}
+
+/// The text of argument `i` in row `row`, for scalar or array arguments.
+fn text_arg(args: &ScalarFunctionArgs, i: usize, row: usize) -> Result<Option<String>> {
+    let value = match &args.args[i] {
+        ColumnarValue::Scalar(s) => s.clone(),
+        ColumnarValue::Array(a) => ScalarValue::try_from_array(a, row)?,
+    };
+    if value.is_null() {
+        return Ok(None);
+    }
+    Ok(Some(match value {
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::Utf8View(Some(s))
+        | ScalarValue::LargeUtf8(Some(s)) => s,
+        other => other.to_string(),
+    }))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Fixed {
+    Text(Option<String>),
+    Bool(bool),
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct FixedFunction {
+    name: &'static str,
+    signature: Signature,
+    value: Fixed,
+}
+
+impl ScalarUDFImpl for FixedFunction {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(match self.value {
+            Fixed::Text(_) => DataType::Utf8,
+            Fixed::Bool(_) => DataType::Boolean,
+        })
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(match &self.value {
+            Fixed::Text(text) => ScalarValue::Utf8(text.clone()),
+            Fixed::Bool(b) => {
+                // Answer NULL for a NULL argument, as PostgreSQL's strict functions do.
+                if rows(&args) == 1
+                    && let Some(ColumnarValue::Scalar(s)) = args.args.first()
+                    && s.is_null()
+                {
+                    ScalarValue::Boolean(None)
+                } else {
+                    return Ok(ColumnarValue::Array(Arc::new(BooleanArray::from(vec![
+                        *b;
+                        rows(
+                            &args
+                        )
+                    ]))));
+                }
+            }
+        }))
+    }
+}
+
+/// `generate_subscripts(array, dim)` as SQLAlchemy's primary-key query uses it
+/// over `pg_index`, which is always empty in Vivace (external tables have no
+/// indexes). It is a set-returning function in PostgreSQL, which DataFusion
+/// cannot express as a scalar; it plans, and refuses to run on any row.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct GenerateSubscripts {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for GenerateSubscripts {
+    fn name(&self) -> &str {
+        "generate_subscripts"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int32)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        if rows(&args) == 0 {
+            return Ok(ColumnarValue::Array(Arc::new(
+                datafusion::arrow::array::Int32Array::from(Vec::<i32>::new()),
+            )));
+        }
+        datafusion::common::not_impl_err!("generate_subscripts is not supported")
+    }
+}
+
+/// `to_regclass('schema.table')`: the name if such a relation exists, else NULL.
+#[derive(Debug)]
+struct ToRegclass {
+    catalogs: Arc<dyn CatalogProviderList>,
+    signature: Signature,
+}
+
+impl PartialEq for ToRegclass {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.catalogs, &other.catalogs)
+    }
+}
+impl Eq for ToRegclass {}
+impl std::hash::Hash for ToRegclass {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        "to_regclass".hash(state);
+    }
+}
+
+impl ToRegclass {
+    fn exists(&self, name: &str) -> bool {
+        let unquote = |s: &str| s.trim().trim_matches('"').to_string();
+        let parts: Vec<String> = name.split('.').map(unquote).collect();
+        let (schema, table) = match parts.as_slice() {
+            [t] => (DEFAULT_SCHEMA.to_string(), t.clone()),
+            [s, t] => (s.clone(), t.clone()),
+            [_, s, t] => (s.clone(), t.clone()),
+            _ => return false,
+        };
+        self.catalogs
+            .catalog(DATABASE)
+            .and_then(|c| c.schema(&schema))
+            .is_some_and(|s| s.table_exist(&table))
+    }
+}
+
+impl ScalarUDFImpl for ToRegclass {
+    fn name(&self) -> &str {
+        "to_regclass"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let out: StringArray = (0..rows(&args))
+            .map(|row| Ok(text_arg(&args, 0, row)?.filter(|name| self.exists(name))))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+/// `current_setting(name [, missing_ok])`.
+#[derive(Debug)]
+struct CurrentSetting {
+    settings: Arc<Mutex<Settings>>,
+    signature: Signature,
+}
+
+impl PartialEq for CurrentSetting {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.settings, &other.settings)
+    }
+}
+impl Eq for CurrentSetting {}
+impl std::hash::Hash for CurrentSetting {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        "current_setting".hash(state);
+    }
+}
+
+impl ScalarUDFImpl for CurrentSetting {
+    fn name(&self) -> &str {
+        "current_setting"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let settings = match self.settings.lock() {
+            Ok(s) => s.clone(),
+            Err(_) => return exec_err!("session settings are unavailable"),
+        };
+        let mut out = Vec::with_capacity(rows(&args));
+        for row in 0..rows(&args) {
+            let Some(name) = text_arg(&args, 0, row)? else {
+                out.push(None);
+                continue;
+            };
+            let missing_ok = args.args.len() > 1
+                && text_arg(&args, 1, row)?.is_some_and(|v| v == "true" || v == "t");
+            match settings.get(&name) {
+                Ok(value) => out.push(Some(value)),
+                Err(_) if missing_ok => out.push(None),
+                Err(e) => return Err(datafusion::error::DataFusionError::External(Box::new(e))),
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
+    }
+}
+
+/// `set_config(name, value, is_local)`: sets and returns the value. `is_local`
+/// is treated as a session-wide change, since Vivace has no transactions to end.
+#[derive(Debug)]
+struct SetConfig {
+    settings: Arc<Mutex<Settings>>,
+    signature: Signature,
+}
+
+impl PartialEq for SetConfig {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.settings, &other.settings)
+    }
+}
+impl Eq for SetConfig {}
+impl std::hash::Hash for SetConfig {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        "set_config".hash(state);
+    }
+}
+
+impl ScalarUDFImpl for SetConfig {
+    fn name(&self) -> &str {
+        "set_config"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let mut out = Vec::with_capacity(rows(&args));
+        for row in 0..rows(&args) {
+            let (Some(name), Some(value)) = (text_arg(&args, 0, row)?, text_arg(&args, 1, row)?)
+            else {
+                out.push(None);
+                continue;
+            };
+            let mut settings = match self.settings.lock() {
+                Ok(s) => s,
+                Err(_) => return exec_err!("session settings are unavailable"),
+            };
+            settings
+                .set(&name, &value)
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+            out.push(Some(settings.get(&name).unwrap_or(value)));
+        }
+        let array: ArrayRef = Arc::new(StringArray::from(out));
+        debug_assert_eq!(array.len(), rows(&args));
+        Ok(ColumnarValue::Array(array))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_parses_like_postgres() {
+        let v = version_string();
+        assert!(v.starts_with("PostgreSQL 16."), "{v}");
+    }
+}

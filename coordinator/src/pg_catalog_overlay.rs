@@ -1,0 +1,119 @@
+//! Corrections over datafusion-pg-catalog's `pg_catalog` schema, for the catalog
+//! queries SQLAlchemy and pgjdbc send.
+//!
+//! datafusion-pg-catalog 0.19 types PostgreSQL's array columns (`pg_index.indkey`,
+//! `pg_constraint.conkey`, ...) as text, so `unnest(ix.indkey)` fails to plan, and
+//! its `pg_class` lacks `reloptions`. Vivace's external tables have no indexes and
+//! no constraints, so `pg_index` and `pg_constraint` are served empty with the
+//! array columns typed as PostgreSQL types them; `pg_class` gains a NULL
+//! `reloptions`. Everything else is the crate's. (A wrapper rather than a fork:
+//! the rest of the crate is used as it is.)
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::common::{Result, ScalarValue};
+use datafusion::datasource::{MemTable, ViewTable, provider_as_source};
+use datafusion::logical_expr::{LogicalPlanBuilder, col, lit};
+
+/// Columns that PostgreSQL types as arrays, with their element types.
+const ARRAY_COLUMNS: &[(&str, DataType)] = &[
+    ("indkey", DataType::Int16),
+    ("indoption", DataType::Int16),
+    ("indcollation", DataType::Int32),
+    ("indclass", DataType::Int32),
+    ("conkey", DataType::Int16),
+    ("confkey", DataType::Int16),
+    ("confdelsetcols", DataType::Int16),
+    ("conpfeqop", DataType::Int32),
+    ("conppeqop", DataType::Int32),
+    ("conffeqop", DataType::Int32),
+    ("conexclop", DataType::Int32),
+];
+
+/// `pg_catalog` with the corrections above.
+#[derive(Debug)]
+pub struct PgCatalogOverlay {
+    inner: Arc<dyn SchemaProvider>,
+    replaced: HashMap<&'static str, Arc<dyn TableProvider>>,
+}
+
+impl PgCatalogOverlay {
+    /// Wrap the crate's `pg_catalog` schema.
+    pub async fn new(inner: Arc<dyn SchemaProvider>) -> Result<Self> {
+        let mut replaced: HashMap<&'static str, Arc<dyn TableProvider>> = HashMap::new();
+        for name in ["pg_index", "pg_constraint"] {
+            if let Some(table) = inner.table(name).await? {
+                replaced.insert(name, empty_with_arrays(&table.schema())?);
+            }
+        }
+        Ok(Self { inner, replaced })
+    }
+}
+
+fn empty_with_arrays(schema: &Schema) -> Result<Arc<dyn TableProvider>> {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(
+            |f| match ARRAY_COLUMNS.iter().find(|(name, _)| name == f.name()) {
+                Some((_, element)) => Field::new(
+                    f.name(),
+                    DataType::List(Arc::new(Field::new_list_field(element.clone(), true))),
+                    true,
+                ),
+                None => f.as_ref().clone(),
+            },
+        )
+        .collect();
+    Ok(Arc::new(MemTable::try_new(
+        Arc::new(Schema::new(fields)),
+        vec![vec![]],
+    )?))
+}
+
+fn with_reloptions(pg_class: Arc<dyn TableProvider>) -> Result<Arc<dyn TableProvider>> {
+    let schema = pg_class.schema();
+    if schema.field_with_name("reloptions").is_ok() {
+        return Ok(pg_class);
+    }
+    let mut columns: Vec<_> = schema.fields().iter().map(|f| col(f.name())).collect();
+    let text_array = DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)));
+    columns.push(lit(ScalarValue::try_from(&text_array)?).alias("reloptions"));
+    let plan = LogicalPlanBuilder::scan("pg_class", provider_as_source(pg_class), None)?
+        .project(columns)?
+        .build()?;
+    Ok(Arc::new(ViewTable::new(plan, None)))
+}
+
+#[async_trait]
+impl SchemaProvider for PgCatalogOverlay {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+
+    async fn table(
+        &self,
+        name: &str,
+    ) -> Result<Option<Arc<dyn TableProvider>>, datafusion::error::DataFusionError> {
+        let name_lower = name.to_ascii_lowercase();
+        if name_lower == "pg_class" {
+            // pg_class lists the tables of the moment: wrap it afresh per query.
+            return match self.inner.table(name).await? {
+                Some(t) => Ok(Some(with_reloptions(t)?)),
+                None => Ok(None),
+            };
+        }
+        match self.replaced.get(name_lower.as_str()) {
+            Some(table) => Ok(Some(table.clone())),
+            None => self.inner.table(name).await,
+        }
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
+    }
+}

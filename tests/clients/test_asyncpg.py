@@ -1,0 +1,23 @@
+"""asyncpg against Vivace and PostgreSQL 15 holding the same rows: the outcomes
+of the same prepared statements must be equal."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+PROBE = Path(__file__).parent / "probes" / "asyncpg_probe.py"
+
+
+def run_probe(port: int):
+    done = subprocess.run([sys.executable, str(PROBE), str(port)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_binary_prepared_statements_match_postgres(pair):
+    vivace, pg = pair
+    ours = run_probe(vivace.port)
+    assert ours["rows"] == [[2, "pear", 0, 1.25, "2024-01-02", False], [3, "plum's", 12, 2.0, "2024-02-29", True]]
+    assert ours["scalars"] == [42, "hi!", True, 2.5]
+    assert ours == run_probe(pg.port)

@@ -1,0 +1,79 @@
+//! PostgreSQL behaviour clients rely on: version(), settings functions, catalog
+//! helper functions, and result column names as PostgreSQL gives them.
+
+mod common;
+
+use common::{Server, TempDir, sql_error, text_rows};
+
+#[tokio::test]
+async fn functions_and_column_names_answer_like_postgres() {
+    let dir = TempDir::new("compat");
+    let server = Server::start(&dir).await;
+    let client = server.client().await;
+
+    let version = text_rows(&client, "SELECT version()").await;
+    assert!(version[0][0].starts_with("PostgreSQL 16."), "{version:?}");
+
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT current_setting('server_version'), set_config('application_name', 'bi', false)"
+        )
+        .await,
+        [["16.6", "bi"]]
+    );
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT current_setting('application_name'), current_setting('no.such', true)"
+        )
+        .await,
+        [["bi", "NULL"]]
+    );
+    let (code, _) = sql_error(&client, "SELECT current_setting('no_such')").await;
+    assert_eq!(code, "42704");
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT to_regclass('pg_catalog.pg_class'), to_regclass('public.nope'), \
+             obj_description(1, 'pg_class'), col_description(1, 1), pg_type_is_visible(23), \
+             pg_get_indexdef(1), pg_get_serial_sequence('t', 'c')"
+        )
+        .await,
+        [[
+            "pg_catalog.pg_class",
+            "NULL",
+            "NULL",
+            "NULL",
+            "t",
+            "NULL",
+            "NULL"
+        ]]
+    );
+
+    // Names: function name, cast type, ?column?, repeated names, look-alike subqueries.
+    let stmt = client
+        .prepare(
+            "SELECT count(*), count(*), 1 + 1, 2::int, 'x' AS \"Label\", \
+             (SELECT max(v) FROM (VALUES (1), (2)) AS t(v)), (SELECT 1), (SELECT 2)",
+        )
+        .await
+        .unwrap();
+    let names: Vec<&str> = stmt.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "count", "count", "?column?", "int4", "Label", "max", "?column?", "?column?"
+        ]
+    );
+    let row = client.query_one(&stmt, &[]).await.unwrap();
+    assert_eq!(row.get::<_, i64>(0), 1);
+    assert_eq!(row.get::<_, i64>(6), 1);
+    assert_eq!(row.get::<_, i64>(7), 2);
+
+    // `$1::bigint` tells the driver the parameter's type, as PostgreSQL does.
+    let stmt = client.prepare("SELECT $1::bigint + 1 AS n").await.unwrap();
+    assert_eq!(stmt.params(), [tokio_postgres::types::Type::INT8]);
+    let row = client.query_one(&stmt, &[&41i64]).await.unwrap();
+    assert_eq!(row.get::<_, i64>("n"), 42);
+}

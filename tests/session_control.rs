@@ -1,0 +1,64 @@
+//! Stopping queries: CancelRequest and statement_timeout end a running query with
+//! SQLSTATE 57014, and the session and server carry on.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Server, TempDir, sql_error, text_rows};
+use tokio_postgres::NoTls;
+
+/// Several minutes of work if nothing stops it.
+const LONG_QUERY: &str =
+    "SELECT count(*) FROM generate_series(1, 3000000000) AS t(x) WHERE x % 7 = 3";
+
+#[tokio::test]
+async fn cancel_request_stops_a_running_query() {
+    let dir = TempDir::new("cancel");
+    let server = Server::start(&dir).await;
+    let client = server.client().await;
+    let token = client.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        token.cancel_query(NoTls).await.unwrap();
+    });
+    let started = Instant::now();
+    let (code, message) = sql_error(&client, LONG_QUERY).await;
+    canceller.await.unwrap();
+    assert_eq!(code, "57014", "{message}");
+    assert_eq!(message, "canceling statement due to user request");
+    // Stopped, not finished: the query needs minutes.
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // The same session goes on, and so does the server.
+    assert_eq!(text_rows(&client, "SELECT 41 + 1").await, [["42"]]);
+    let other = server.client().await;
+    assert_eq!(text_rows(&other, "SELECT 'ok'").await, [["ok"]]);
+}
+
+#[tokio::test]
+async fn statement_timeout_stops_a_query_and_is_per_session() {
+    let dir = TempDir::new("timeout");
+    let server = Server::start(&dir).await;
+    let client = server.client().await;
+    client
+        .simple_query("SET statement_timeout = '300ms'")
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&client, "SHOW statement_timeout").await,
+        [["300ms"]]
+    );
+    let (code, message) = sql_error(&client, LONG_QUERY).await;
+    assert_eq!(code, "57014", "{message}");
+    assert_eq!(message, "canceling statement due to statement timeout");
+    // Short statements still run under the timeout.
+    assert_eq!(text_rows(&client, "SELECT 1").await, [["1"]]);
+    // Another session does not inherit the setting.
+    let other = server.client().await;
+    assert_eq!(text_rows(&other, "SHOW statement_timeout").await, [["0"]]);
+    // The extended protocol is covered too.
+    let err = client.query(LONG_QUERY, &[]).await.unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("57014"));
+    let (code, _) = sql_error(&client, "SET statement_timeout = 'soon'").await;
+    assert_eq!(code, "22023");
+}
