@@ -8,6 +8,7 @@
 
 mod error;
 pub mod files;
+pub mod postgres;
 mod registry;
 mod request;
 

@@ -9,6 +9,7 @@ use datafusion::execution::context::SessionState;
 use vivace_catalog::TableDefinition;
 
 use crate::files::{FileConnector, FileFormatKind, S3StoreSpec};
+use crate::postgres::PostgresConnector;
 use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult, TableRequest};
 
 /// One kind of source.
@@ -47,6 +48,10 @@ impl Default for ConnectorRegistry {
         for kind in FileFormatKind::ALL {
             connectors.insert(kind.name(), Arc::new(FileConnector::new(kind)));
         }
+        connectors.insert(
+            PostgresConnector::NAME,
+            Arc::new(PostgresConnector::default()),
+        );
         Self { connectors }
     }
 }

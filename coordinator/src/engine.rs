@@ -19,6 +19,7 @@ use vivace_connectors::{Connector, ConnectorRegistry, OBJECT_STORES_HEADER, Tabl
 
 use crate::cluster::{LiveWorkers, Membership, NodesTable};
 use crate::error::{SqlError, SqlResult, sqlstate};
+use crate::federation::{self, CoordinatorFederation, VivaceOptions};
 use crate::statement::StatementParser;
 
 /// The database name clients connect to and `current_database()` returns.
@@ -102,10 +103,15 @@ impl Engine {
             .context("cannot open the catalog database")?;
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(DATABASE, DEFAULT_SCHEMA)
-            .with_information_schema(true);
+            .with_information_schema(true)
+            .with_option_extension(VivaceOptions::default());
+        // The federation planner goes in first: the distributed planner wraps
+        // whatever planner is installed when it is added.
         let builder = SessionStateBuilder::new()
             .with_config(config)
-            .with_default_features();
+            .with_default_features()
+            .with_optimizer_rules(federation::optimizer_rules())
+            .with_query_planner(federation::query_planner());
         let (state, membership, retries) = match execution {
             Execution::Local => (builder.build(), None, 0),
             Execution::Distributed {
@@ -113,13 +119,15 @@ impl Engine {
                 secret,
                 retry,
             } => (
-                builder
-                    .with_distributed_worker_resolver(LiveWorkers(membership.clone()))
-                    .with_distributed_channel_resolver(vivace_worker::SecretChannelResolver::new(
-                        &secret,
-                    ))
-                    .with_distributed_planner()
-                    .build(),
+                coordinator_side_federation(
+                    builder
+                        .with_distributed_worker_resolver(LiveWorkers(membership.clone()))
+                        .with_distributed_channel_resolver(
+                            vivace_worker::SecretChannelResolver::new(&secret),
+                        )
+                        .with_distributed_planner(),
+                )
+                .build(),
                 Some(membership),
                 if retry == RetryPolicy::Query {
                     QUERY_RETRIES
@@ -307,6 +315,17 @@ impl Engine {
     /// Every stored definition, ordered by name.
     pub fn definitions(&self) -> SqlResult<Vec<TableDefinition>> {
         Ok(self.store.list_tables()?)
+    }
+}
+
+/// Keep queries over remote sources on the coordinator: their scans cannot be
+/// shipped to workers (see [`federation`]).
+fn coordinator_side_federation(mut builder: SessionStateBuilder) -> SessionStateBuilder {
+    match builder.query_planner().take() {
+        Some(distributed) => {
+            builder.with_query_planner(Arc::new(CoordinatorFederation::new(distributed)))
+        }
+        None => builder,
     }
 }
 

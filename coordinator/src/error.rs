@@ -48,6 +48,8 @@ pub mod sqlstate {
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
     /// invalid_authorization_specification
     pub const INVALID_AUTHORIZATION: &str = "28000";
+    /// invalid_password: a remote source refused Vivace's credentials
+    pub const INVALID_PASSWORD: &str = "28P01";
     /// query_canceled
     pub const QUERY_CANCELED: &str = "57014";
     /// program_limit_exceeded (out of memory budget)
@@ -107,6 +109,8 @@ impl From<ConnectorError> for SqlError {
             ConnectorErrorKind::UnreadableFormat => sqlstate::BAD_FILE_FORMAT,
             ConnectorErrorKind::SchemaMismatch => sqlstate::INVALID_TABLE_DEFINITION,
             ConnectorErrorKind::UnsupportedType => sqlstate::FEATURE_NOT_SUPPORTED,
+            ConnectorErrorKind::AuthenticationFailed => sqlstate::INVALID_PASSWORD,
+            ConnectorErrorKind::NotFound => sqlstate::UNDEFINED_TABLE,
         };
         Self::new(code, e.message)
     }
@@ -244,6 +248,8 @@ mod tests {
         assert_eq!(code(ConnectorErrorKind::SchemaMismatch), "42P16");
         assert_eq!(code(ConnectorErrorKind::Unreachable), "08001");
         assert_eq!(code(ConnectorErrorKind::NoFiles), "58P01");
+        assert_eq!(code(ConnectorErrorKind::AuthenticationFailed), "28P01");
+        assert_eq!(code(ConnectorErrorKind::NotFound), "42P01");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod ddl;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod federation;
 pub mod session;
 pub mod settings;
 pub mod statement;

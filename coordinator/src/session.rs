@@ -319,10 +319,13 @@ impl Session {
     }
 }
 
-/// Settings owned by DataFusion (`datafusion.*`) or datafusion-distributed
-/// (`distributed.*`), as opposed to PostgreSQL session settings.
+/// Settings owned by DataFusion (`datafusion.*`), datafusion-distributed
+/// (`distributed.*`) or Vivace's DataFusion extension (`vivace.pushdown`), as
+/// opposed to PostgreSQL session settings.
 fn is_engine_setting(name: &str) -> bool {
-    name.starts_with("datafusion.") || name.starts_with("distributed.")
+    name.starts_with("datafusion.")
+        || name.starts_with("distributed.")
+        || name.starts_with("vivace.")
 }
 
 fn poisoned() -> SqlError {

@@ -1,0 +1,98 @@
+//! PostgreSQL tables (`STORED AS POSTGRES`), read through datafusion-table-providers'
+//! connection pool and type mapping, with datafusion-federation pushing whole
+//! sub-plans (filters, projections, limits, sorts, aggregates, same-server joins)
+//! to the server as one SQL statement.
+//!
+//! `resolve` connects, checks the credentials and reads the table's columns;
+//! `open` builds the provider from the stored columns without I/O, the pool
+//! connecting on the first query. Federated scans run on the coordinator: they
+//! have no plan codec, so a query that reads a PostgreSQL table is not cut into
+//! worker stages.
+
+mod exec;
+mod options;
+mod provider;
+mod pushdown;
+mod schema;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use datafusion::catalog::TableProvider;
+use datafusion::execution::context::SessionState;
+use vivace_catalog::TableDefinition;
+
+pub use exec::LazyPool;
+pub use options::PostgresOptions;
+
+use crate::{Connector, ConnectorError, ConnectorErrorKind, ConnectorResult, TableRequest};
+
+/// The `STORED AS POSTGRES` connector. Tables on the same server and role share
+/// one connection pool.
+#[derive(Default)]
+pub struct PostgresConnector {
+    pools: Mutex<BTreeMap<String, LazyPool>>,
+}
+
+impl PostgresConnector {
+    /// The `STORED AS` name.
+    pub const NAME: &'static str = "postgres";
+
+    fn pool(&self, options: &PostgresOptions) -> LazyPool {
+        let key = format!(
+            "{}|{:?}|{}|{}|{:?}",
+            options.compute_context(),
+            options.password_env,
+            options.sslmode,
+            options.pool_size,
+            options.connect_timeout
+        );
+        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        pools
+            .entry(key)
+            .or_insert_with(|| LazyPool::new(options.clone()))
+            .clone()
+    }
+}
+
+#[async_trait]
+impl Connector for PostgresConnector {
+    async fn resolve(
+        &self,
+        request: TableRequest,
+        _state: &SessionState,
+    ) -> ConnectorResult<TableDefinition> {
+        if request.declared_schema.is_some() || !request.partition_columns.is_empty() {
+            return Err(ConnectorError::new(
+                ConnectorErrorKind::SchemaMismatch,
+                "POSTGRES tables take their columns from the source: omit the column list and PARTITIONED BY",
+            ));
+        }
+        let options = PostgresOptions::parse(&request.location, &request.options)?;
+        let schema = schema::discover(&self.pool(&options), &options.table).await?;
+        Ok(TableDefinition {
+            name: request.name,
+            connector: Self::NAME.to_string(),
+            location: request.location,
+            columns: schema::to_columns(&schema),
+            declared_columns: false,
+            partition_columns: vec![],
+            options: request.options,
+        })
+    }
+
+    fn open(
+        &self,
+        def: &TableDefinition,
+        _state: &SessionState,
+    ) -> ConnectorResult<Arc<dyn TableProvider>> {
+        let options = PostgresOptions::parse(&def.location, &def.options)?;
+        let schema = schema::from_columns(&def.columns)?;
+        Ok(provider::table_provider(
+            &self.pool(&options),
+            &options.table,
+            schema,
+        ))
+    }
+}
