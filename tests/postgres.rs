@@ -439,3 +439,102 @@ async fn errors_at_create_time_and_a_source_going_down() {
     );
     assert!(!server.log_text().contains(PASSWORD));
 }
+
+#[tokio::test]
+async fn external_schema_is_discovered_once_refreshed_and_dropped() {
+    let (dir, pg, mut server) = start("pg-schema").await;
+    let client = server.client().await;
+    let create = format!(
+        "CREATE EXTERNAL SCHEMA app FROM POSTGRES LOCATION '{}' \
+         OPTIONS ('schema' 'public', 'password_env' 'APP_PG_PASSWORD', 'sslmode' 'disable')",
+        pg.location()
+    );
+    let (code, _) = sql_error(
+        &client,
+        &create.replace("'schema' 'public'", "'schema' 'nowhere'"),
+    )
+    .await;
+    assert_eq!(code, "42P01");
+    client.simple_query(&create).await.unwrap();
+    let (code, _) = sql_error(&client, &create).await;
+    assert_eq!(code, "42P06");
+
+    // Listed from the catalog: PostgreSQL receives nothing.
+    let mark = pg.log_text().len();
+    let listed = text_rows(
+        &client,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'app' ORDER BY 1",
+    )
+    .await;
+    let expected = ["Odd \"Name\" \\ é", "all_types", "customers", "orders"];
+    assert_eq!(listed, expected.map(|t| vec![t.to_string()]).to_vec());
+    assert!(pg.statements_since(mark).is_empty());
+
+    // Same-source join pushed as one statement; cross-source join with Parquet.
+    let mark = pg.log_text().len();
+    let join = "SELECT c.region, sum(o.amount) FROM app.orders o JOIN app.customers c \
+                USING (customer) GROUP BY 1 ORDER BY 1";
+    assert_eq!(
+        text_rows(&client, join).await,
+        vec![
+            vec!["east".to_string(), "100.00".into()],
+            vec!["north".into(), "42.75".into()],
+            vec!["south".into(), "7.00".into()],
+        ]
+    );
+    let sent: Vec<String> = pg
+        .statements_since(mark)
+        .into_iter()
+        .filter(|s| s.contains("\"orders\"") || s.contains("\"customers\""))
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert!(sent[0].contains("JOIN"), "{sent:#?}");
+    let parquet_dir = dir.path().join("tiers");
+    std::fs::create_dir_all(&parquet_dir).unwrap();
+    let tiers = data::batch(&[("c1".into(), 1), ("c42".into(), 2)]);
+    std::fs::write(parquet_dir.join("t.parquet"), data::parquet_bytes(&tiers)).unwrap();
+    client
+        .simple_query(&format!(
+            "CREATE EXTERNAL TABLE tiers STORED AS PARQUET LOCATION '{}/'",
+            parquet_dir.display()
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT t.amount, sum(o.amount) FROM app.orders o JOIN tiers t ON o.customer = t.user_id GROUP BY 1 ORDER BY 1"
+        )
+        .await,
+        vec![vec!["1".to_string(), "30.75".into()], vec!["2".into(), "100.00".into()]]
+    );
+
+    // A new remote table appears after REFRESH; the schema survives a restart.
+    pg.psql(
+        DATABASE,
+        "CREATE TABLE later (x integer); INSERT INTO later VALUES (7); GRANT SELECT ON later TO reporting",
+    );
+    client
+        .simple_query("REFRESH EXTERNAL SCHEMA app")
+        .await
+        .unwrap();
+    server.restart().await;
+    let client = server.client().await;
+    assert_eq!(
+        text_rows(&client, "SELECT x FROM app.later").await,
+        vec![vec!["7".to_string()]]
+    );
+    let catalog = std::fs::read(server.data_dir.join("catalog.db")).unwrap();
+    assert!(!String::from_utf8_lossy(&catalog).contains(PASSWORD));
+
+    client
+        .simple_query("DROP EXTERNAL SCHEMA app")
+        .await
+        .unwrap();
+    let (code, _) = sql_error(&client, "SELECT * FROM app.orders").await;
+    assert_eq!(code, "42P01");
+    client
+        .simple_query("DROP EXTERNAL SCHEMA IF EXISTS app")
+        .await
+        .unwrap();
+}

@@ -13,9 +13,11 @@ use datafusion_distributed::{DistributedExt, SessionStateBuilderExt};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::setup_pg_catalog;
 use tokio::sync::Mutex;
-use vivace_catalog::{CatalogStore, TableDefinition, TableName};
+use vivace_catalog::{CatalogStore, SchemaDefinition, TableDefinition, TableName};
 use vivace_connectors::files::S3StoreSpec;
-use vivace_connectors::{Connector, ConnectorRegistry, OBJECT_STORES_HEADER, TableRequest};
+use vivace_connectors::{
+    Connector, ConnectorRegistry, OBJECT_STORES_HEADER, SchemaRequest, TableRequest,
+};
 
 use crate::cluster::{LiveWorkers, Membership, NodesTable};
 use crate::error::{SqlError, SqlResult, sqlstate};
@@ -162,6 +164,7 @@ impl Engine {
             ddl: Mutex::new(()),
         };
         engine.register_stored_tables()?;
+        engine.register_stored_schemas()?;
         Ok(Arc::new(engine))
     }
 
@@ -182,6 +185,136 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Register every stored external schema from its cached tables (no I/O).
+    /// A schema that cannot be opened is logged and left out, but stays stored.
+    fn register_stored_schemas(&self) -> anyhow::Result<()> {
+        for def in self
+            .store
+            .list_schemas()
+            .context("cannot read the catalog")?
+        {
+            let opened = self.schema_provider(&def).and_then(|provider| {
+                self.catalog()?
+                    .register_schema(&def.name, provider)
+                    .map_err(SqlError::from)
+            });
+            match opened {
+                Ok(_) => tracing::debug!(schema = %def.name, "registered"),
+                Err(e) => {
+                    tracing::warn!(schema = %def.name, error = %e.message, "schema not available")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn catalog(&self) -> SqlResult<Arc<dyn datafusion::catalog::CatalogProvider>> {
+        self.template
+            .catalog_list()
+            .catalog(DATABASE)
+            .ok_or_else(|| SqlError::new(sqlstate::INTERNAL_ERROR, "default catalog missing"))
+    }
+
+    /// The tables of an external schema, opened from their cached definitions.
+    fn schema_provider(&self, def: &SchemaDefinition) -> SqlResult<Arc<dyn SchemaProvider>> {
+        let connector = self.connectors.get(&def.connector)?;
+        let schema = Arc::new(MemorySchemaProvider::new());
+        for table in &def.tables {
+            let provider = connector.open(table, &self.template)?;
+            schema
+                .register_table(table.name.table.clone(), provider)
+                .map_err(SqlError::from)?;
+        }
+        Ok(schema)
+    }
+
+    /// Discover the tables of a remote schema, persist them, and make them
+    /// queryable as `name.table`.
+    pub async fn create_schema(
+        &self,
+        request: SchemaRequest,
+        if_not_exists: bool,
+    ) -> SqlResult<DdlOutcome> {
+        let _guard = self.ddl.lock().await;
+        let taken = self.store.get_schema(&request.name)?.is_some();
+        if taken && if_not_exists {
+            return Ok(DdlOutcome::Skipped);
+        }
+        if taken || self.catalog()?.schema(&request.name).is_some() {
+            return Err(SqlError::new(
+                sqlstate::DUPLICATE_SCHEMA,
+                format!("schema \"{}\" already exists", request.name),
+            ));
+        }
+        let def = self.resolve_schema(request).await?;
+        let provider = self.schema_provider(&def)?;
+        self.store.insert_schema(&def)?;
+        self.catalog()?
+            .register_schema(&def.name, provider)
+            .map_err(SqlError::from)?;
+        tracing::info!(schema = %def.name, tables = def.tables.len(), "external schema created");
+        Ok(DdlOutcome::Done)
+    }
+
+    /// Discover the tables of a stored external schema again and replace them.
+    pub async fn refresh_schema(&self, name: &str) -> SqlResult<()> {
+        let _guard = self.ddl.lock().await;
+        let old = self.stored_schema(name)?;
+        let def = self
+            .resolve_schema(SchemaRequest {
+                name: old.name,
+                connector: old.connector,
+                location: old.location,
+                options: old.options,
+            })
+            .await?;
+        let provider = self.schema_provider(&def)?;
+        self.store.replace_schema(&def)?;
+        self.catalog()?
+            .register_schema(&def.name, provider)
+            .map_err(SqlError::from)?;
+        tracing::info!(schema = %def.name, tables = def.tables.len(), "external schema refreshed");
+        Ok(())
+    }
+
+    /// Forget an external schema and its tables.
+    pub async fn drop_schema(&self, name: &str, if_exists: bool) -> SqlResult<DdlOutcome> {
+        let _guard = self.ddl.lock().await;
+        if self.store.get_schema(name)?.is_none() && if_exists {
+            return Ok(DdlOutcome::Skipped);
+        }
+        self.stored_schema(name)?;
+        self.store.drop_schema(name)?;
+        self.catalog()?
+            .deregister_schema(name, true)
+            .map_err(SqlError::from)?;
+        tracing::info!(schema = %name, "external schema dropped");
+        Ok(DdlOutcome::Done)
+    }
+
+    fn stored_schema(&self, name: &str) -> SqlResult<SchemaDefinition> {
+        self.store.get_schema(name)?.ok_or_else(|| {
+            SqlError::new(
+                sqlstate::INVALID_SCHEMA_NAME,
+                format!("external schema \"{name}\" does not exist"),
+            )
+        })
+    }
+
+    async fn resolve_schema(&self, request: SchemaRequest) -> SqlResult<SchemaDefinition> {
+        let connector = self.connectors.get(&request.connector)?;
+        let tables = connector
+            .resolve_schema(request.clone(), &self.template)
+            .await?;
+        Ok(SchemaDefinition {
+            name: request.name,
+            connector: request.connector,
+            location: request.location,
+            options: request.options,
+            tables,
+        })
     }
 
     fn open_table(&self, def: &TableDefinition) -> SqlResult<()> {
@@ -312,9 +445,15 @@ impl Engine {
         })
     }
 
-    /// Every stored definition, ordered by name.
+    /// Every stored table definition, those of external schemas included,
+    /// ordered by schema then name.
     pub fn definitions(&self) -> SqlResult<Vec<TableDefinition>> {
-        Ok(self.store.list_tables()?)
+        let mut defs = self.store.list_tables()?;
+        for schema in self.store.list_schemas()? {
+            defs.extend(schema.tables);
+        }
+        defs.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(defs)
     }
 }
 

@@ -26,6 +26,8 @@ pub mod sqlstate {
     pub const DUPLICATE_TABLE: &str = "42P07";
     /// invalid_schema_name
     pub const INVALID_SCHEMA_NAME: &str = "3F000";
+    /// duplicate_schema
+    pub const DUPLICATE_SCHEMA: &str = "42P06";
     /// invalid_table_definition
     pub const INVALID_TABLE_DEFINITION: &str = "42P16";
     /// datatype_mismatch
@@ -93,6 +95,8 @@ impl From<CatalogError> for SqlError {
         let code = match e {
             CatalogError::AlreadyExists(_) => sqlstate::DUPLICATE_TABLE,
             CatalogError::NotFound(_) => sqlstate::UNDEFINED_TABLE,
+            CatalogError::SchemaExists(_) => sqlstate::DUPLICATE_SCHEMA,
+            CatalogError::SchemaNotFound(_) => sqlstate::INVALID_SCHEMA_NAME,
             CatalogError::Storage(_) => sqlstate::INTERNAL_ERROR,
         };
         Self::new(code, e.to_string())

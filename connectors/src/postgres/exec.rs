@@ -88,6 +88,27 @@ impl LazyPool {
             .map_err(|e| classify(e.as_ref()).unwrap_or_else(|| unreachable(&*e)))
     }
 
+    /// The names of the tables in a remote schema, sorted.
+    pub async fn table_names(&self, schema: &str) -> ConnectorResult<Vec<String>> {
+        let conn = self.connection().await?;
+        let conn = conn.as_async().ok_or_else(|| {
+            ConnectorError::new(
+                ConnectorErrorKind::Unreachable,
+                "PostgreSQL connection is not asynchronous",
+            )
+        })?;
+        let mut names = conn.tables(schema).await.map_err(|e| {
+            classify(&e).unwrap_or_else(|| {
+                ConnectorError::new(
+                    ConnectorErrorKind::NotFound,
+                    format!("cannot list the tables of schema \"{schema}\": {e}"),
+                )
+            })
+        })?;
+        names.sort();
+        Ok(names)
+    }
+
     /// The Arrow schema of a remote table, as the crate maps PostgreSQL types
     /// (types it cannot map become text).
     pub async fn table_schema(&self, table: &TableReference) -> ConnectorResult<SchemaRef> {

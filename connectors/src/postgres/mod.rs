@@ -21,12 +21,14 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use datafusion::catalog::TableProvider;
 use datafusion::execution::context::SessionState;
-use vivace_catalog::TableDefinition;
+use vivace_catalog::{TableDefinition, TableName};
 
 pub use exec::LazyPool;
 pub use options::PostgresOptions;
 
-use crate::{Connector, ConnectorError, ConnectorErrorKind, ConnectorResult, TableRequest};
+use crate::{
+    Connector, ConnectorError, ConnectorErrorKind, ConnectorResult, SchemaRequest, TableRequest,
+};
 
 /// The `STORED AS POSTGRES` connector. Tables on the same server and role share
 /// one connection pool.
@@ -82,6 +84,56 @@ impl Connector for PostgresConnector {
         })
     }
 
+    async fn resolve_schema(
+        &self,
+        request: SchemaRequest,
+        _state: &SessionState,
+    ) -> ConnectorResult<Vec<TableDefinition>> {
+        let mut base = request.options.clone();
+        if base.contains_key("table") {
+            return Err(ConnectorError::invalid_option(
+                "option 'table' is not valid for an external schema; name the remote schema with 'schema'",
+            ));
+        }
+        let remote_schema = base
+            .remove("schema")
+            .unwrap_or_else(|| "public".to_string());
+        let table_options = |table: &str| {
+            let mut options = base.clone();
+            let reference = format!("{}.{}", quote_ident(&remote_schema), quote_ident(table));
+            options.insert("table".to_string(), reference);
+            options
+        };
+        // Validate the options (and reach the server) before listing anything.
+        let probe = PostgresOptions::parse(&request.location, &table_options("-"))?;
+        let pool = self.pool(&probe);
+        let tables = pool.table_names(&remote_schema).await?;
+        if tables.is_empty() {
+            return Err(ConnectorError::new(
+                ConnectorErrorKind::NotFound,
+                format!(
+                    "schema \"{remote_schema}\" has no tables on the PostgreSQL source, or does not exist"
+                ),
+            ));
+        }
+        let mut defs = Vec::with_capacity(tables.len());
+        for table in tables {
+            let options = table_options(&table);
+            let parsed = PostgresOptions::parse(&request.location, &options)?;
+            let schema = schema::discover(&pool, &parsed.table).await?;
+            defs.push(TableDefinition {
+                name: TableName::new(request.name.clone(), table),
+                connector: Self::NAME.to_string(),
+                location: request.location.clone(),
+                columns: schema::to_columns(&schema),
+                declared_columns: false,
+                partition_columns: vec![],
+                options,
+            });
+        }
+        Ok(defs)
+    }
+
     fn open(
         &self,
         def: &TableDefinition,
@@ -95,4 +147,9 @@ impl Connector for PostgresConnector {
             schema,
         ))
     }
+}
+
+/// `"name"`, quotes doubled: how the `table` option keeps a remote name exact.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
