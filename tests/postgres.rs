@@ -403,6 +403,13 @@ async fn errors_at_create_time_and_a_source_going_down() {
         shown.contains("'password_env' 'APP_PG_PASSWORD'") && !shown.contains(PASSWORD),
         "{shown}"
     );
+    // ... and re-runs as shown.
+    client.simple_query("DROP TABLE t").await.unwrap();
+    client.simple_query(&shown).await.unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT count(*) FROM t").await,
+        vec![vec!["8".to_string()]]
+    );
     let catalog = std::fs::read(server.data_dir.join("catalog.db")).unwrap();
     let wal = std::fs::read(server.data_dir.join("catalog.db-wal")).unwrap_or_default();
     for bytes in [&catalog, &wal] {
@@ -433,6 +440,10 @@ async fn errors_at_create_time_and_a_source_going_down() {
         vec![vec!["1".to_string()]]
     );
     pg.pg_ctl_start();
+    let back = client
+        .simple_query("SELECT count(*) FROM t WHERE id > 1")
+        .await;
+    assert!(back.is_ok(), "{back:?}; server log:\n{}", server.log_text());
     assert_eq!(
         text_rows(&client, "SELECT count(*) FROM t WHERE id > 1").await,
         vec![vec!["7".to_string()]]

@@ -57,12 +57,6 @@ pub struct LazyPool {
     pool: Arc<OnceCell<Arc<PostgresConnectionPool>>>,
 }
 
-impl std::fmt::Debug for LazyPool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "LazyPool({})", self.options.compute_context())
-    }
-}
-
 impl LazyPool {
     /// A pool for `options`' server; nothing is opened yet.
     pub fn new(options: PostgresOptions) -> Self {
@@ -80,12 +74,24 @@ impl LazyPool {
             .cloned()
     }
 
-    /// One connection from the pool.
+    /// One connection from the pool. The pool itself would keep retrying a dead
+    /// server for 30 seconds (bb8's default, not configurable through the crate);
+    /// `connect_timeout` bounds the wait instead.
     pub async fn connection(&self) -> ConnectorResult<Box<DynPostgresConnection>> {
         let pool = self.get().await?;
-        pool.connect()
-            .await
-            .map_err(|e| classify(e.as_ref()).unwrap_or_else(|| unreachable(&*e)))
+        let timeout = self.options.connect_timeout;
+        match tokio::time::timeout(timeout, pool.connect()).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(classify(e.as_ref()).unwrap_or_else(|| unreachable(&*e))),
+            Err(_) => Err(ConnectorError::new(
+                ConnectorErrorKind::Unreachable,
+                format!(
+                    "cannot reach the PostgreSQL source {} within {} s",
+                    self.options.compute_context(),
+                    timeout.as_secs()
+                ),
+            )),
+        }
     }
 
     /// The names of the tables in a remote schema, sorted.

@@ -65,20 +65,23 @@ impl Connector for PostgresConnector {
         request: TableRequest,
         _state: &SessionState,
     ) -> ConnectorResult<TableDefinition> {
-        if request.declared_schema.is_some() || !request.partition_columns.is_empty() {
+        if !request.partition_columns.is_empty() {
             return Err(ConnectorError::new(
                 ConnectorErrorKind::SchemaMismatch,
-                "POSTGRES tables take their columns from the source: omit the column list and PARTITIONED BY",
+                "PARTITIONED BY is not valid for POSTGRES tables",
             ));
         }
         let options = PostgresOptions::parse(&request.location, &request.options)?;
         let schema = schema::discover(&self.pool(&options), &options.table).await?;
+        if let Some(declared) = &request.declared_schema {
+            schema::check_declared(declared, &schema)?;
+        }
         Ok(TableDefinition {
             name: request.name,
             connector: Self::NAME.to_string(),
             location: request.location,
             columns: schema::to_columns(&schema),
-            declared_columns: false,
+            declared_columns: request.declared_schema.is_some(),
             partition_columns: vec![],
             options: request.options,
         })

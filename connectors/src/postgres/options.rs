@@ -170,8 +170,9 @@ fn check_key(key: &str) -> ConnectorResult<()> {
     )))
 }
 
+/// Percent-decode a URL part (`+` is literal in a URL, unlike in a form).
 fn decode(part: &str) -> ConnectorResult<String> {
-    url::form_urlencoded::parse(format!("x={part}").as_bytes())
+    url::form_urlencoded::parse(format!("x={}", part.replace('+', "%2B")).as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())
         .ok_or_else(|| ConnectorError::invalid_option("LOCATION is not valid URL text"))

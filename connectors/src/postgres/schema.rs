@@ -29,6 +29,27 @@ pub async fn discover(pool: &LazyPool, table: &TableReference) -> ConnectorResul
     Ok(schema)
 }
 
+/// A declared column list (optional; `SHOW CREATE TABLE` prints one) must name
+/// the source's columns in order. The source's types are kept.
+pub fn check_declared(declared: &SchemaRef, source: &SchemaRef) -> ConnectorResult<()> {
+    let names = |s: &SchemaRef| {
+        s.fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect::<Vec<_>>()
+    };
+    if names(declared) == names(source) {
+        return Ok(());
+    }
+    Err(ConnectorError::new(
+        ConnectorErrorKind::SchemaMismatch,
+        format!(
+            "the column list does not match the PostgreSQL table, which has: {}",
+            names(source).join(", ")
+        ),
+    ))
+}
+
 /// Catalog columns for a discovered schema.
 pub fn to_columns(schema: &SchemaRef) -> Vec<ColumnDefinition> {
     file_schema::to_columns(schema)
