@@ -191,7 +191,8 @@ fn reads_remote_source(plan: &LogicalPlan) -> Result<bool> {
     plan.apply_with_subqueries(|node| {
         remote = match node {
             LogicalPlan::Extension(ext) => ext.node.name() == "Federated",
-            LogicalPlan::TableScan(scan) => get_table_source(&scan.source)?.is_some(),
+            // Sources that are not DataFusion's default wrapper cannot be federated.
+            LogicalPlan::TableScan(scan) => get_table_source(&scan.source).ok().flatten().is_some(),
             _ => false,
         };
         Ok(if remote {
