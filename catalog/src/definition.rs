@@ -63,3 +63,19 @@ pub struct TableDefinition {
     /// secrets are referenced by environment variable name (`*_env` keys).
     pub options: BTreeMap<String, String>,
 }
+
+/// An external schema: every table of one remote schema, discovered once (at
+/// CREATE or REFRESH) and cached here, so listing its tables needs no round trip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaDefinition {
+    /// Local schema name (`app` in `app.orders`).
+    pub name: String,
+    /// Connector that reads it (`postgres`).
+    pub connector: String,
+    /// Where the source lives, as written in `LOCATION`.
+    pub location: String,
+    /// Connector options as written; never a secret value (`*_env` keys name variables).
+    pub options: BTreeMap<String, String>,
+    /// The discovered tables, each complete enough to open without I/O.
+    pub tables: Vec<TableDefinition>,
+}

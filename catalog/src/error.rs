@@ -14,6 +14,12 @@ pub enum CatalogError {
     /// No table with this name is registered.
     #[error("relation \"{0}\" does not exist")]
     NotFound(TableName),
+    /// A schema with this name is already registered.
+    #[error("schema \"{0}\" already exists")]
+    SchemaExists(String),
+    /// No schema with this name is registered.
+    #[error("schema \"{0}\" does not exist")]
+    SchemaNotFound(String),
     /// The underlying store failed (disk, corruption, locking).
     #[error("catalog storage error: {0}")]
     Storage(String),

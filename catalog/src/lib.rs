@@ -9,6 +9,6 @@ mod definition;
 mod error;
 mod store;
 
-pub use definition::{ColumnDefinition, TableDefinition, TableName};
+pub use definition::{ColumnDefinition, SchemaDefinition, TableDefinition, TableName};
 pub use error::{CatalogError, CatalogResult};
 pub use store::CatalogStore;

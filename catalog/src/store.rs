@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{CatalogError, CatalogResult, TableDefinition, TableName};
+use crate::{CatalogError, CatalogResult, SchemaDefinition, TableDefinition, TableName};
 
 const SCHEMA_SQL: &str = "
 CREATE TABLE IF NOT EXISTS external_tables (
@@ -18,6 +18,11 @@ CREATE TABLE IF NOT EXISTS external_tables (
     definition  TEXT NOT NULL,
     created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     PRIMARY KEY (schema_name, table_name)
+);
+CREATE TABLE IF NOT EXISTS external_schemas (
+    schema_name TEXT PRIMARY KEY,
+    definition  TEXT NOT NULL,
+    created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );";
 
 /// The durable catalog. Operations are short and rare (DDL), so a mutex around one
@@ -111,6 +116,73 @@ impl CatalogStore {
     }
 }
 
+impl CatalogStore {
+    /// Every stored external schema, ordered by name.
+    pub fn list_schemas(&self) -> CatalogResult<Vec<SchemaDefinition>> {
+        let conn = self.conn()?;
+        let mut stmt =
+            conn.prepare("SELECT definition FROM external_schemas ORDER BY schema_name")?;
+        let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+        rows.map(|json| Ok(serde_json::from_str(&json?)?)).collect()
+    }
+
+    /// The definition of one external schema, if registered.
+    pub fn get_schema(&self, name: &str) -> CatalogResult<Option<SchemaDefinition>> {
+        let conn = self.conn()?;
+        let json: Option<String> = conn
+            .query_row(
+                "SELECT definition FROM external_schemas WHERE schema_name = ?1",
+                params![name],
+                |row| row.get(0),
+            )
+            .optional()?;
+        json.map(|j| Ok(serde_json::from_str(&j)?)).transpose()
+    }
+
+    /// Register a new external schema; fails with [`CatalogError::SchemaExists`]
+    /// if the name is taken.
+    pub fn insert_schema(&self, def: &SchemaDefinition) -> CatalogResult<()> {
+        let json = serde_json::to_string(def)?;
+        let conn = self.conn()?;
+        let inserted = conn.execute(
+            "INSERT INTO external_schemas (schema_name, definition) VALUES (?1, ?2) \
+             ON CONFLICT (schema_name) DO NOTHING",
+            params![def.name, json],
+        )?;
+        if inserted == 0 {
+            return Err(CatalogError::SchemaExists(def.name.clone()));
+        }
+        Ok(())
+    }
+
+    /// Replace the tables of a registered schema (`REFRESH EXTERNAL SCHEMA`).
+    pub fn replace_schema(&self, def: &SchemaDefinition) -> CatalogResult<()> {
+        let json = serde_json::to_string(def)?;
+        let conn = self.conn()?;
+        let n = conn.execute(
+            "UPDATE external_schemas SET definition = ?2 WHERE schema_name = ?1",
+            params![def.name, json],
+        )?;
+        if n == 0 {
+            return Err(CatalogError::SchemaNotFound(def.name.clone()));
+        }
+        Ok(())
+    }
+
+    /// Remove an external schema; fails with [`CatalogError::SchemaNotFound`].
+    pub fn drop_schema(&self, name: &str) -> CatalogResult<()> {
+        let conn = self.conn()?;
+        let n = conn.execute(
+            "DELETE FROM external_schemas WHERE schema_name = ?1",
+            params![name],
+        )?;
+        if n == 0 {
+            return Err(CatalogError::SchemaNotFound(name.to_string()));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +230,32 @@ mod tests {
             Err(CatalogError::NotFound(_))
         ));
         assert_eq!(store.list_tables().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn schemas_insert_replace_drop() {
+        let store = CatalogStore::in_memory().unwrap();
+        let mut schema = SchemaDefinition {
+            name: "app".into(),
+            connector: "postgres".into(),
+            location: "postgres://u@h/d".into(),
+            options: Default::default(),
+            tables: vec![sample("a")],
+        };
+        store.insert_schema(&schema).unwrap();
+        assert!(matches!(
+            store.insert_schema(&schema),
+            Err(CatalogError::SchemaExists(_))
+        ));
+        schema.tables.push(sample("b"));
+        store.replace_schema(&schema).unwrap();
+        assert_eq!(store.get_schema("app").unwrap(), Some(schema.clone()));
+        assert_eq!(store.list_schemas().unwrap(), vec![schema]);
+        store.drop_schema("app").unwrap();
+        assert!(matches!(
+            store.drop_schema("app"),
+            Err(CatalogError::SchemaNotFound(_))
+        ));
     }
 
     #[test]

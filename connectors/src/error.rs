@@ -22,6 +22,10 @@ pub enum ConnectorErrorKind {
     SchemaMismatch,
     /// The source holds a type Vivace cannot represent.
     UnsupportedType,
+    /// The source refused the credentials (wrong password, unknown role).
+    AuthenticationFailed,
+    /// The source has no such table or schema.
+    NotFound,
 }
 
 /// A connector failure with a message fit for the user (never contains a secret).

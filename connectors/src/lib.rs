@@ -8,12 +8,13 @@
 
 mod error;
 pub mod files;
+pub mod postgres;
 mod registry;
 mod request;
 
 pub use error::{ConnectorError, ConnectorErrorKind, ConnectorResult};
 pub use registry::{Connector, ConnectorRegistry};
-pub use request::TableRequest;
+pub use request::{SchemaRequest, TableRequest};
 
 /// Header that carries a query's object store descriptions (JSON list of
 /// [`files::S3StoreSpec`]) from the coordinator to workers.

@@ -9,7 +9,8 @@ use datafusion::execution::context::SessionState;
 use vivace_catalog::TableDefinition;
 
 use crate::files::{FileConnector, FileFormatKind, S3StoreSpec};
-use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult, TableRequest};
+use crate::postgres::PostgresConnector;
+use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult, SchemaRequest, TableRequest};
 
 /// One kind of source.
 #[async_trait]
@@ -21,6 +22,23 @@ pub trait Connector: Send + Sync {
         request: TableRequest,
         state: &SessionState,
     ) -> ConnectorResult<TableDefinition>;
+
+    /// Discover every table of a remote schema (`CREATE` / `REFRESH EXTERNAL
+    /// SCHEMA`), each resolved as `resolve` would; the tables are named
+    /// `request.name.<remote table>`.
+    async fn resolve_schema(
+        &self,
+        request: SchemaRequest,
+        _state: &SessionState,
+    ) -> ConnectorResult<Vec<TableDefinition>> {
+        Err(ConnectorError::new(
+            ConnectorErrorKind::UnknownConnector,
+            format!(
+                "CREATE EXTERNAL SCHEMA is not supported for {} sources",
+                request.connector.to_ascii_uppercase()
+            ),
+        ))
+    }
 
     /// Build the table provider for a stored definition, without I/O. Registers
     /// object stores on `state`'s runtime when the location needs one.
@@ -47,6 +65,10 @@ impl Default for ConnectorRegistry {
         for kind in FileFormatKind::ALL {
             connectors.insert(kind.name(), Arc::new(FileConnector::new(kind)));
         }
+        connectors.insert(
+            PostgresConnector::NAME,
+            Arc::new(PostgresConnector::default()),
+        );
         Self { connectors }
     }
 }

@@ -22,3 +22,17 @@ pub struct TableRequest {
     /// `OPTIONS (...)` with lower-cased keys.
     pub options: BTreeMap<String, String>,
 }
+
+/// A `CREATE EXTERNAL SCHEMA name FROM connector LOCATION ... OPTIONS (...)` request:
+/// every table of one remote schema, registered under a local schema name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaRequest {
+    /// Local schema name.
+    pub name: String,
+    /// Connector name, lower-case (`postgres`).
+    pub connector: String,
+    /// Location URL as written.
+    pub location: String,
+    /// `OPTIONS (...)` with lower-cased keys.
+    pub options: BTreeMap<String, String>,
+}

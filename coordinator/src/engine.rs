@@ -13,12 +13,15 @@ use datafusion_distributed::{DistributedExt, SessionStateBuilderExt};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::setup_pg_catalog;
 use tokio::sync::Mutex;
-use vivace_catalog::{CatalogStore, TableDefinition, TableName};
+use vivace_catalog::{CatalogStore, SchemaDefinition, TableDefinition, TableName};
 use vivace_connectors::files::S3StoreSpec;
-use vivace_connectors::{Connector, ConnectorRegistry, OBJECT_STORES_HEADER, TableRequest};
+use vivace_connectors::{
+    Connector, ConnectorRegistry, OBJECT_STORES_HEADER, SchemaRequest, TableRequest,
+};
 
 use crate::cluster::{LiveWorkers, Membership, NodesTable};
 use crate::error::{SqlError, SqlResult, sqlstate};
+use crate::federation::{self, CoordinatorFederation, VivaceOptions};
 use crate::statement::StatementParser;
 
 /// The database name clients connect to and `current_database()` returns.
@@ -102,10 +105,15 @@ impl Engine {
             .context("cannot open the catalog database")?;
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(DATABASE, DEFAULT_SCHEMA)
-            .with_information_schema(true);
+            .with_information_schema(true)
+            .with_option_extension(VivaceOptions::default());
+        // The federation planner goes in first: the distributed planner wraps
+        // whatever planner is installed when it is added.
         let builder = SessionStateBuilder::new()
             .with_config(config)
-            .with_default_features();
+            .with_default_features()
+            .with_optimizer_rules(federation::optimizer_rules())
+            .with_query_planner(federation::query_planner());
         let (state, membership, retries) = match execution {
             Execution::Local => (builder.build(), None, 0),
             Execution::Distributed {
@@ -113,13 +121,15 @@ impl Engine {
                 secret,
                 retry,
             } => (
-                builder
-                    .with_distributed_worker_resolver(LiveWorkers(membership.clone()))
-                    .with_distributed_channel_resolver(vivace_worker::SecretChannelResolver::new(
-                        &secret,
-                    ))
-                    .with_distributed_planner()
-                    .build(),
+                coordinator_side_federation(
+                    builder
+                        .with_distributed_worker_resolver(LiveWorkers(membership.clone()))
+                        .with_distributed_channel_resolver(
+                            vivace_worker::SecretChannelResolver::new(&secret),
+                        )
+                        .with_distributed_planner(),
+                )
+                .build(),
                 Some(membership),
                 if retry == RetryPolicy::Query {
                     QUERY_RETRIES
@@ -163,6 +173,7 @@ impl Engine {
             ddl: Mutex::new(()),
         };
         engine.register_stored_tables()?;
+        engine.register_stored_schemas()?;
         Ok(Arc::new(engine))
     }
 
@@ -183,6 +194,136 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Register every stored external schema from its cached tables (no I/O).
+    /// A schema that cannot be opened is logged and left out, but stays stored.
+    fn register_stored_schemas(&self) -> anyhow::Result<()> {
+        for def in self
+            .store
+            .list_schemas()
+            .context("cannot read the catalog")?
+        {
+            let opened = self.schema_provider(&def).and_then(|provider| {
+                self.catalog()?
+                    .register_schema(&def.name, provider)
+                    .map_err(SqlError::from)
+            });
+            match opened {
+                Ok(_) => tracing::debug!(schema = %def.name, "registered"),
+                Err(e) => {
+                    tracing::warn!(schema = %def.name, error = %e.message, "schema not available")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn catalog(&self) -> SqlResult<Arc<dyn datafusion::catalog::CatalogProvider>> {
+        self.template
+            .catalog_list()
+            .catalog(DATABASE)
+            .ok_or_else(|| SqlError::new(sqlstate::INTERNAL_ERROR, "default catalog missing"))
+    }
+
+    /// The tables of an external schema, opened from their cached definitions.
+    fn schema_provider(&self, def: &SchemaDefinition) -> SqlResult<Arc<dyn SchemaProvider>> {
+        let connector = self.connectors.get(&def.connector)?;
+        let schema = Arc::new(MemorySchemaProvider::new());
+        for table in &def.tables {
+            let provider = connector.open(table, &self.template)?;
+            schema
+                .register_table(table.name.table.clone(), provider)
+                .map_err(SqlError::from)?;
+        }
+        Ok(schema)
+    }
+
+    /// Discover the tables of a remote schema, persist them, and make them
+    /// queryable as `name.table`.
+    pub async fn create_schema(
+        &self,
+        request: SchemaRequest,
+        if_not_exists: bool,
+    ) -> SqlResult<DdlOutcome> {
+        let _guard = self.ddl.lock().await;
+        let taken = self.store.get_schema(&request.name)?.is_some();
+        if taken && if_not_exists {
+            return Ok(DdlOutcome::Skipped);
+        }
+        if taken || self.catalog()?.schema(&request.name).is_some() {
+            return Err(SqlError::new(
+                sqlstate::DUPLICATE_SCHEMA,
+                format!("schema \"{}\" already exists", request.name),
+            ));
+        }
+        let def = self.resolve_schema(request).await?;
+        let provider = self.schema_provider(&def)?;
+        self.store.insert_schema(&def)?;
+        self.catalog()?
+            .register_schema(&def.name, provider)
+            .map_err(SqlError::from)?;
+        tracing::info!(schema = %def.name, tables = def.tables.len(), "external schema created");
+        Ok(DdlOutcome::Done)
+    }
+
+    /// Discover the tables of a stored external schema again and replace them.
+    pub async fn refresh_schema(&self, name: &str) -> SqlResult<()> {
+        let _guard = self.ddl.lock().await;
+        let old = self.stored_schema(name)?;
+        let def = self
+            .resolve_schema(SchemaRequest {
+                name: old.name,
+                connector: old.connector,
+                location: old.location,
+                options: old.options,
+            })
+            .await?;
+        let provider = self.schema_provider(&def)?;
+        self.store.replace_schema(&def)?;
+        self.catalog()?
+            .register_schema(&def.name, provider)
+            .map_err(SqlError::from)?;
+        tracing::info!(schema = %def.name, tables = def.tables.len(), "external schema refreshed");
+        Ok(())
+    }
+
+    /// Forget an external schema and its tables.
+    pub async fn drop_schema(&self, name: &str, if_exists: bool) -> SqlResult<DdlOutcome> {
+        let _guard = self.ddl.lock().await;
+        if self.store.get_schema(name)?.is_none() && if_exists {
+            return Ok(DdlOutcome::Skipped);
+        }
+        self.stored_schema(name)?;
+        self.store.drop_schema(name)?;
+        self.catalog()?
+            .deregister_schema(name, true)
+            .map_err(SqlError::from)?;
+        tracing::info!(schema = %name, "external schema dropped");
+        Ok(DdlOutcome::Done)
+    }
+
+    fn stored_schema(&self, name: &str) -> SqlResult<SchemaDefinition> {
+        self.store.get_schema(name)?.ok_or_else(|| {
+            SqlError::new(
+                sqlstate::INVALID_SCHEMA_NAME,
+                format!("external schema \"{name}\" does not exist"),
+            )
+        })
+    }
+
+    async fn resolve_schema(&self, request: SchemaRequest) -> SqlResult<SchemaDefinition> {
+        let connector = self.connectors.get(&request.connector)?;
+        let tables = connector
+            .resolve_schema(request.clone(), &self.template)
+            .await?;
+        Ok(SchemaDefinition {
+            name: request.name,
+            connector: request.connector,
+            location: request.location,
+            options: request.options,
+            tables,
+        })
     }
 
     fn open_table(&self, def: &TableDefinition) -> SqlResult<()> {
@@ -313,9 +454,26 @@ impl Engine {
         })
     }
 
-    /// Every stored definition, ordered by name.
+    /// Every stored table definition, those of external schemas included,
+    /// ordered by schema then name.
     pub fn definitions(&self) -> SqlResult<Vec<TableDefinition>> {
-        Ok(self.store.list_tables()?)
+        let mut defs = self.store.list_tables()?;
+        for schema in self.store.list_schemas()? {
+            defs.extend(schema.tables);
+        }
+        defs.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(defs)
+    }
+}
+
+/// Keep queries over remote sources on the coordinator: their scans cannot be
+/// shipped to workers (see [`federation`]).
+fn coordinator_side_federation(mut builder: SessionStateBuilder) -> SessionStateBuilder {
+    match builder.query_planner().take() {
+        Some(distributed) => {
+            builder.with_query_planner(Arc::new(CoordinatorFederation::new(distributed)))
+        }
+        None => builder,
     }
 }
 

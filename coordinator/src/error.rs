@@ -26,6 +26,8 @@ pub mod sqlstate {
     pub const DUPLICATE_TABLE: &str = "42P07";
     /// invalid_schema_name
     pub const INVALID_SCHEMA_NAME: &str = "3F000";
+    /// duplicate_schema
+    pub const DUPLICATE_SCHEMA: &str = "42P06";
     /// invalid_table_definition
     pub const INVALID_TABLE_DEFINITION: &str = "42P16";
     /// datatype_mismatch
@@ -48,7 +50,7 @@ pub mod sqlstate {
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
     /// invalid_authorization_specification
     pub const INVALID_AUTHORIZATION: &str = "28000";
-    /// invalid_password
+    /// invalid_password: a client's password, or a remote source refusing Vivace's credentials
     pub const INVALID_PASSWORD: &str = "28P01";
     /// protocol_violation
     pub const PROTOCOL_VIOLATION: &str = "08P01";
@@ -95,6 +97,8 @@ impl From<CatalogError> for SqlError {
         let code = match e {
             CatalogError::AlreadyExists(_) => sqlstate::DUPLICATE_TABLE,
             CatalogError::NotFound(_) => sqlstate::UNDEFINED_TABLE,
+            CatalogError::SchemaExists(_) => sqlstate::DUPLICATE_SCHEMA,
+            CatalogError::SchemaNotFound(_) => sqlstate::INVALID_SCHEMA_NAME,
             CatalogError::Storage(_) => sqlstate::INTERNAL_ERROR,
         };
         Self::new(code, e.to_string())
@@ -111,6 +115,8 @@ impl From<ConnectorError> for SqlError {
             ConnectorErrorKind::UnreadableFormat => sqlstate::BAD_FILE_FORMAT,
             ConnectorErrorKind::SchemaMismatch => sqlstate::INVALID_TABLE_DEFINITION,
             ConnectorErrorKind::UnsupportedType => sqlstate::FEATURE_NOT_SUPPORTED,
+            ConnectorErrorKind::AuthenticationFailed => sqlstate::INVALID_PASSWORD,
+            ConnectorErrorKind::NotFound => sqlstate::UNDEFINED_TABLE,
         };
         Self::new(code, e.message)
     }
@@ -248,6 +254,8 @@ mod tests {
         assert_eq!(code(ConnectorErrorKind::SchemaMismatch), "42P16");
         assert_eq!(code(ConnectorErrorKind::Unreachable), "08001");
         assert_eq!(code(ConnectorErrorKind::NoFiles), "58P01");
+        assert_eq!(code(ConnectorErrorKind::AuthenticationFailed), "28P01");
+        assert_eq!(code(ConnectorErrorKind::NotFound), "42P01");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod error;
 pub mod executor;
 pub mod functions;
 pub mod pg_catalog_overlay;
+pub mod federation;
 pub mod session;
 pub mod settings;
 pub mod statement;

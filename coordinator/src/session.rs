@@ -298,6 +298,33 @@ impl Session {
                     format!("relation \"{name}\" already exists, skipping"),
                 ))
             }
+            Command::CreateExternalSchema {
+                request,
+                if_not_exists,
+            } => {
+                let name = request.name.clone();
+                let outcome = self.engine.create_schema(request, if_not_exists).await?;
+                Ok(tag(
+                    "CREATE EXTERNAL SCHEMA",
+                    outcome,
+                    format!("schema \"{name}\" already exists, skipping"),
+                ))
+            }
+            Command::DropExternalSchema { name, if_exists } => {
+                let outcome = self.engine.drop_schema(&name, if_exists).await?;
+                Ok(tag(
+                    "DROP SCHEMA",
+                    outcome,
+                    format!("schema \"{name}\" does not exist, skipping"),
+                ))
+            }
+            Command::RefreshExternalSchema(name) => {
+                self.engine.refresh_schema(&name).await?;
+                Ok(Outcome::Tag {
+                    tag: "REFRESH EXTERNAL SCHEMA",
+                    notice: None,
+                })
+            }
             Command::DropTables { names, if_exists } => {
                 let mut last = DdlOutcome::Done;
                 let mut skipped = Vec::new();
@@ -448,10 +475,13 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Settings owned by DataFusion (`datafusion.*`) or datafusion-distributed
-/// (`distributed.*`), as opposed to PostgreSQL session settings.
+/// Settings owned by DataFusion (`datafusion.*`), datafusion-distributed
+/// (`distributed.*`) or Vivace's DataFusion extension (`vivace.pushdown`), as
+/// opposed to PostgreSQL session settings.
 fn is_engine_setting(name: &str) -> bool {
-    name.starts_with("datafusion.") || name.starts_with("distributed.")
+    name.starts_with("datafusion.")
+        || name.starts_with("distributed.")
+        || name.starts_with("vivace.")
 }
 
 fn poisoned() -> SqlError {

@@ -8,11 +8,16 @@
 use datafusion::common::TableReference;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::planner::object_name_to_table_reference;
-use datafusion::sql::sqlparser::ast::{ObjectName, ObjectType, Set, ShowCreateObject, Statement};
+use datafusion::sql::sqlparser::ast::{
+    Ident, ObjectName, ObjectType, Set, ShowCreateObject, Statement,
+};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use vivace_catalog::TableName;
+use vivace_connectors::SchemaRequest;
 
 use crate::engine::{DATABASE, DEFAULT_SCHEMA};
 use crate::error::{SqlError, SqlResult, sqlstate};
@@ -24,6 +29,22 @@ pub enum Command {
     Query(Box<Statement>),
     /// `CREATE EXTERNAL TABLE` as parsed by DataFusion.
     CreateExternalTable(Box<DFStatement>),
+    /// `CREATE EXTERNAL SCHEMA [IF NOT EXISTS] name FROM connector LOCATION '...' [OPTIONS (...)]`
+    CreateExternalSchema {
+        /// What to register.
+        request: SchemaRequest,
+        /// `IF NOT EXISTS` given.
+        if_not_exists: bool,
+    },
+    /// `DROP EXTERNAL SCHEMA [IF EXISTS] name`
+    DropExternalSchema {
+        /// Schema to drop.
+        name: String,
+        /// `IF EXISTS` given.
+        if_exists: bool,
+    },
+    /// `REFRESH EXTERNAL SCHEMA name`: discover its tables again.
+    RefreshExternalSchema(String),
     /// `DROP [EXTERNAL] TABLE [IF EXISTS] name, ...`
     DropTables {
         /// Tables to drop.
@@ -98,9 +119,9 @@ impl StatementParser {
                     )),
                 }
             }
-            ["CREATE", "EXTERNAL", "SCHEMA", ..] => Err(SqlError::not_supported(
-                "CREATE EXTERNAL SCHEMA is not supported yet: register tables one by one with CREATE EXTERNAL TABLE",
-            )),
+            ["CREATE", "EXTERNAL", "SCHEMA", ..]
+            | ["DROP", "EXTERNAL", "SCHEMA", ..]
+            | ["REFRESH", "EXTERNAL", "SCHEMA", ..] => Ok(vec![parse_schema_command(text)?]),
             ["DROP", "EXTERNAL", "TABLE", ..] => {
                 let rest = text.trim_start()[4..].trim_start()[8..].to_string();
                 self.parse_one(&format!("DROP{rest}"))
@@ -113,6 +134,68 @@ impl StatementParser {
                 .map(classify)
                 .collect(),
         }
+    }
+}
+
+/// `CREATE` / `DROP` / `REFRESH EXTERNAL SCHEMA`, which no SQL parser knows.
+fn parse_schema_command(text: &str) -> SqlResult<Command> {
+    let mut p = Parser::new(&PostgreSqlDialect {}).try_with_sql(text)?;
+    let verb = p.expect_one_of_keywords(&[Keyword::CREATE, Keyword::DROP, Keyword::REFRESH])?;
+    p.expect_keywords(&[Keyword::EXTERNAL, Keyword::SCHEMA])?;
+    let command = match verb {
+        Keyword::CREATE => {
+            let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+            let name = ident_name(p.parse_identifier()?);
+            p.expect_keyword(Keyword::FROM)?;
+            let connector = p.parse_identifier()?.value.to_ascii_lowercase();
+            p.expect_keyword(Keyword::LOCATION)?;
+            let location = p.parse_literal_string()?;
+            let mut options = std::collections::BTreeMap::new();
+            if p.parse_keyword(Keyword::OPTIONS) {
+                p.expect_token(&Token::LParen)?;
+                loop {
+                    let key = p.parse_literal_string()?.to_ascii_lowercase();
+                    let value = p.parse_literal_string()?;
+                    options.insert(key, value);
+                    if !p.consume_token(&Token::Comma) {
+                        break;
+                    }
+                }
+                p.expect_token(&Token::RParen)?;
+            }
+            Command::CreateExternalSchema {
+                request: SchemaRequest {
+                    name,
+                    connector,
+                    location,
+                    options,
+                },
+                if_not_exists,
+            }
+        }
+        Keyword::DROP => {
+            let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+            Command::DropExternalSchema {
+                name: ident_name(p.parse_identifier()?),
+                if_exists,
+            }
+        }
+        _ => Command::RefreshExternalSchema(ident_name(p.parse_identifier()?)),
+    };
+    if p.peek_token().token != Token::EOF {
+        return Err(SqlError::new(
+            sqlstate::SYNTAX_ERROR,
+            format!("syntax error at or near \"{}\"", p.peek_token().token),
+        ));
+    }
+    Ok(command)
+}
+
+/// An identifier as PostgreSQL names it: unquoted folds to lower case.
+fn ident_name(ident: Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value,
+        None => ident.value.to_ascii_lowercase(),
     }
 }
 
@@ -339,6 +422,35 @@ mod tests {
             Command::Transaction(TransactionOp::Begin)
         ));
         assert!(matches!(one("SELECT 1"), Command::Query(_)));
+        match one(
+            "CREATE EXTERNAL SCHEMA IF NOT EXISTS App FROM POSTGRES LOCATION 'postgres://u@h/d' OPTIONS ('Schema' 'public', 'password_env' 'P')",
+        ) {
+            Command::CreateExternalSchema {
+                request,
+                if_not_exists,
+            } => {
+                assert!(if_not_exists);
+                assert_eq!(request.name, "app");
+                assert_eq!(request.connector, "postgres");
+                assert_eq!(
+                    request.options.get("schema").map(String::as_str),
+                    Some("public")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(one("drop external schema if exists \"App\""), Command::DropExternalSchema { name, if_exists: true } if name == "App")
+        );
+        assert!(
+            matches!(one("REFRESH EXTERNAL SCHEMA app"), Command::RefreshExternalSchema(n) if n == "app")
+        );
+        assert_eq!(
+            p.parse("CREATE EXTERNAL SCHEMA a FROM POSTGRES LOCATION 'x' extra")
+                .unwrap_err()
+                .code,
+            "42601"
+        );
         assert_eq!(p.parse("CREATE TABLE x (a int)").unwrap_err().code, "0A000");
         assert_eq!(p.parse("SELEC 1").unwrap_err().code, "42601");
     }

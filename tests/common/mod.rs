@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod data;
+pub mod postgres;
 pub mod s3;
 
 use std::net::TcpListener;

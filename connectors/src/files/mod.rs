@@ -7,7 +7,7 @@
 
 mod options;
 mod provider;
-mod schema;
+pub(crate) mod schema;
 mod store;
 
 use std::sync::Arc;

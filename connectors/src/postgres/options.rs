@@ -1,0 +1,320 @@
+//! `LOCATION` and `OPTIONS (...)` of PostgreSQL tables, parsed into a typed struct.
+//!
+//! The password is never accepted as a value: `'password_env' 'VARIABLE'` names an
+//! environment variable of the Vivace process, read each time a connection opens.
+//! A password written in the URL or in a `password` option is refused, like the S3
+//! secret keys of file tables.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use datafusion::common::TableReference;
+use url::Url;
+
+use crate::{ConnectorError, ConnectorResult};
+
+/// Connections a table's pool may hold when `pool_size` is not given.
+pub const DEFAULT_POOL_SIZE: u32 = 4;
+/// TCP connect timeout when `connect_timeout` is not given.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+const KEYS: [&str; 5] = [
+    "table",
+    "password_env",
+    "sslmode",
+    "pool_size",
+    "connect_timeout",
+];
+const SECRET_KEYS: [&str; 2] = ["password", "pass"];
+const SSL_MODES: [&str; 5] = ["disable", "prefer", "require", "verify-ca", "verify-full"];
+
+/// Typed connection settings of a PostgreSQL table. Holds no secret value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresOptions {
+    /// Server host name or address (from the URL).
+    pub host: String,
+    /// Server port (from the URL; default 5432).
+    pub port: u16,
+    /// Role to connect as (from the URL).
+    pub user: String,
+    /// Database name (from the URL path).
+    pub database: String,
+    /// `table`: the remote table, `schema.table` (default schema `public`);
+    /// double quotes keep case and dots (`'"Sales"."Q1.orders"'`).
+    pub table: TableReference,
+    /// `password_env`: environment variable holding the password (none: no password).
+    pub password_env: Option<String>,
+    /// `sslmode`: `disable`, `prefer` (default), `require`, `verify-ca`, `verify-full`.
+    pub sslmode: String,
+    /// `pool_size`: most connections open at once to this server (default 4).
+    pub pool_size: u32,
+    /// `connect_timeout`: seconds to wait for a TCP connection (default 5).
+    pub connect_timeout: Duration,
+}
+
+impl PostgresOptions {
+    /// Parse and validate a `postgres://user@host:port/database` location and its options.
+    pub fn parse(location: &str, options: &BTreeMap<String, String>) -> ConnectorResult<Self> {
+        for key in options.keys() {
+            check_key(key)?;
+        }
+        let url = Url::parse(location).map_err(|e| {
+            ConnectorError::invalid_option(format!(
+                "LOCATION must be a URL like 'postgres://user@host:5432/database': {e}"
+            ))
+        })?;
+        if !matches!(url.scheme(), "postgres" | "postgresql") {
+            return Err(ConnectorError::invalid_option(format!(
+                "LOCATION must start with postgres://, not {}://",
+                url.scheme()
+            )));
+        }
+        if url.password().is_some() {
+            return Err(ConnectorError::invalid_option(
+                "LOCATION must not contain a password, which would be stored in the catalog; name an environment variable instead: 'password_env' 'VARIABLE_NAME'",
+            ));
+        }
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| ConnectorError::invalid_option("LOCATION has no host"))?;
+        let user = decode(url.username())?;
+        let database = decode(url.path().trim_start_matches('/'))?;
+        if user.is_empty() || database.is_empty() {
+            return Err(ConnectorError::invalid_option(
+                "LOCATION must name a user and a database: 'postgres://user@host:5432/database'",
+            ));
+        }
+        for (what, value) in [
+            ("host", host),
+            ("user", user.as_str()),
+            ("database", &database),
+        ] {
+            if value.contains(|c: char| c.is_whitespace() || matches!(c, '\'' | '\\' | '=')) {
+                return Err(ConnectorError::invalid_option(format!(
+                    "the {what} in LOCATION must not contain spaces, quotes, backslashes or '='"
+                )));
+            }
+        }
+        let get = |k: &str| options.get(k).map(String::as_str);
+        let table = get("table").ok_or_else(|| {
+            ConnectorError::invalid_option(
+                "option 'table' is required: the remote table as 'schema.table'",
+            )
+        })?;
+        let sslmode = get("sslmode").unwrap_or("prefer").to_ascii_lowercase();
+        if !SSL_MODES.contains(&sslmode.as_str()) {
+            return Err(ConnectorError::invalid_option(format!(
+                "option 'sslmode' must be one of {}; not '{sslmode}'",
+                SSL_MODES.join(", ")
+            )));
+        }
+        let parsed = Self {
+            host: host.trim_matches(['[', ']']).to_string(),
+            port: url.port().unwrap_or(5432),
+            user,
+            database,
+            table: parse_table(table)?,
+            password_env: get("password_env").map(str::to_string),
+            sslmode,
+            pool_size: parse_positive("pool_size", get("pool_size"), DEFAULT_POOL_SIZE)?,
+            connect_timeout: Duration::from_secs(
+                parse_positive(
+                    "connect_timeout",
+                    get("connect_timeout"),
+                    DEFAULT_CONNECT_TIMEOUT.as_secs() as u32,
+                )?
+                .into(),
+            ),
+        };
+        // Fail at CREATE time, not at the first query, when the variable is unset.
+        parsed.password()?;
+        Ok(parsed)
+    }
+
+    /// The password, read from the variable named by `password_env` now.
+    pub fn password(&self) -> ConnectorResult<Option<String>> {
+        self.password_env
+            .as_ref()
+            .map(|var| {
+                std::env::var(var).map_err(|_| {
+                    ConnectorError::invalid_option(format!(
+                        "environment variable \"{var}\" named by option 'password_env' is not set for the Vivace process"
+                    ))
+                })
+            })
+            .transpose()
+    }
+
+    /// Identifies the server and role: tables sharing it may be joined remotely.
+    pub fn compute_context(&self) -> String {
+        format!(
+            "postgres://{}@{}:{}/{}",
+            self.user, self.host, self.port, self.database
+        )
+    }
+}
+
+fn check_key(key: &str) -> ConnectorResult<()> {
+    if SECRET_KEYS.contains(&key) {
+        return Err(ConnectorError::invalid_option(format!(
+            "option '{key}' would store a secret in the catalog; name an environment variable instead: 'password_env' 'VARIABLE_NAME'"
+        )));
+    }
+    if KEYS.contains(&key) {
+        return Ok(());
+    }
+    Err(ConnectorError::invalid_option(format!(
+        "unknown option '{key}' for POSTGRES tables; valid options: {}",
+        KEYS.join(", ")
+    )))
+}
+
+/// Percent-decode a URL part (`+` is literal in a URL, unlike in a form).
+fn decode(part: &str) -> ConnectorResult<String> {
+    url::form_urlencoded::parse(format!("x={}", part.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| ConnectorError::invalid_option("LOCATION is not valid URL text"))
+}
+
+/// `schema.table`, `table` (schema `public`), with PostgreSQL identifier quoting.
+fn parse_table(text: &str) -> ConnectorResult<TableReference> {
+    let parts = split_identifiers(text).ok_or_else(|| {
+        ConnectorError::invalid_option(format!(
+            "option 'table' must be 'schema.table' or 'table', not '{text}'"
+        ))
+    })?;
+    match parts.as_slice() {
+        [table] => Ok(TableReference::partial("public", table.as_str())),
+        [schema, table] => Ok(TableReference::partial(schema.as_str(), table.as_str())),
+        _ => Err(ConnectorError::invalid_option(format!(
+            "option 'table' must be 'schema.table' or 'table', not '{text}'"
+        ))),
+    }
+}
+
+/// Split a dotted identifier list, folding unquoted parts to lower case and keeping
+/// quoted ones exact (`""` inside quotes is one quote), as PostgreSQL does.
+fn split_identifiers(text: &str) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    let mut chars = text.trim().chars().peekable();
+    loop {
+        let mut part = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '"' if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        part.push('"');
+                    }
+                    '"' => break,
+                    c => part.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == '.' {
+                    break;
+                }
+                part.push(c.to_ascii_lowercase());
+                chars.next();
+            }
+            part = part.trim().to_string();
+        }
+        if part.is_empty() {
+            return None;
+        }
+        parts.push(part);
+        match chars.next() {
+            None => return Some(parts),
+            Some('.') => continue,
+            Some(_) => return None,
+        }
+    }
+}
+
+fn parse_positive(key: &str, value: Option<&str>, default: u32) -> ConnectorResult<u32> {
+    match value {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                ConnectorError::invalid_option(format!(
+                    "option '{key}' must be a positive whole number, not '{v}'"
+                ))
+            }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn location_and_defaults() {
+        let o = PostgresOptions::parse(
+            "postgres://reporting@db.internal/app",
+            &opts(&[("table", "Orders")]),
+        )
+        .unwrap();
+        assert_eq!(o.host, "db.internal");
+        assert_eq!(o.port, 5432);
+        assert_eq!(o.user, "reporting");
+        assert_eq!(o.database, "app");
+        assert_eq!(o.table, TableReference::partial("public", "orders"));
+        assert_eq!(o.sslmode, "prefer");
+        assert_eq!(o.pool_size, DEFAULT_POOL_SIZE);
+        assert_eq!(o.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+        let o = PostgresOptions::parse(
+            "postgresql://r@h:6543/d",
+            &opts(&[
+                ("table", r#""Sales"."Q1.""x""""#),
+                ("sslmode", "disable"),
+                ("pool_size", "2"),
+                ("connect_timeout", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(o.port, 6543);
+        assert_eq!(o.table, TableReference::partial("Sales", "Q1.\"x\""));
+        assert_eq!(o.pool_size, 2);
+    }
+
+    #[test]
+    fn secrets_and_bad_values_are_refused() {
+        let err = |loc: &str, pairs: &[(&str, &str)]| {
+            PostgresOptions::parse(loc, &opts(pairs))
+                .err()
+                .unwrap()
+                .message
+        };
+        let loc = "postgres://u@h/d";
+        assert!(err("postgres://u:hunter2@h/d", &[("table", "t")]).contains("password_env"));
+        assert!(err(loc, &[("table", "t"), ("password", "hunter2")]).contains("password_env"));
+        assert!(err(loc, &[]).contains("'table' is required"));
+        assert!(err(loc, &[("table", "a.b.c")]).contains("schema.table"));
+        assert!(err(loc, &[("table", "t"), ("sslmode", "maybe")]).contains("sslmode"));
+        assert!(err(loc, &[("table", "t"), ("pool_size", "0")]).contains("positive"));
+        assert!(err(loc, &[("table", "t"), ("colour", "red")]).contains("unknown option"));
+        assert!(err("mysql://u@h/d", &[("table", "t")]).contains("postgres://"));
+        assert!(
+            err(
+                loc,
+                &[("table", "t"), ("password_env", "VIVACE_TEST_SURELY_UNSET")]
+            )
+            .contains("VIVACE_TEST_SURELY_UNSET")
+        );
+    }
+}
