@@ -6,8 +6,9 @@
 //! Clients read these names (`row["count"]` in Python, `rs.getLong("count")` in
 //! JDBC), so Vivace renames the outer columns of a query to PostgreSQL's names.
 
-use datafusion::common::{Column, TableReference};
-use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, col};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::sql::sqlparser::ast::{
     self, Expr, ObjectNamePart, Query, SelectItem, SetExpr, Statement,
 };
@@ -110,14 +111,11 @@ fn expr_name(expr: &Expr) -> Option<String> {
     }
 }
 
-/// `plan` with its output columns renamed to `names`. Each output column gets a
-/// qualifier of its own, so that two columns may share a name as in PostgreSQL
-/// (`SELECT count(*), count(*)`), which DataFusion allows only across qualifiers.
-pub fn rename_outputs(
-    plan: LogicalPlan,
-    names: &[String],
-) -> datafusion::error::Result<LogicalPlan> {
-    let schema = plan.schema().clone();
+/// `schema` with its fields renamed to `names` (when the counts agree). Arrow
+/// schemas, unlike DataFusion's plan schemas, may repeat a name, as PostgreSQL
+/// results may (`SELECT count(*), count(*)`). The rename is applied to what goes
+/// on the wire only, never to the plan, so pushed-down SQL is unaffected.
+pub fn rename_schema(schema: &SchemaRef, names: &[String]) -> SchemaRef {
     if schema.fields().len() != names.len()
         || schema
             .fields()
@@ -125,18 +123,15 @@ pub fn rename_outputs(
             .zip(names)
             .all(|(f, n)| f.name() == n)
     {
-        return Ok(plan);
+        return schema.clone();
     }
-    let exprs: Vec<_> = schema
+    let fields: Vec<Field> = schema
+        .fields()
         .iter()
         .zip(names)
-        .enumerate()
-        .map(|(i, ((qualifier, field), wanted))| {
-            col(Column::new(qualifier.cloned(), field.name()))
-                .alias_qualified(Some(TableReference::bare(format!("column{i}"))), wanted)
-        })
+        .map(|(f, n)| f.as_ref().clone().with_name(n))
         .collect();
-    LogicalPlanBuilder::from(plan).project(exprs)?.build()
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// Give every unaliased outer select item a unique internal alias. DataFusion

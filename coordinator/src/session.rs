@@ -24,9 +24,34 @@ use crate::{colnames, ddl};
 #[derive(Debug, Clone)]
 pub enum Prepared {
     /// Rows come from this plan (queries, and SHOW/DESCRIBE rendered to batches).
-    Plan(LogicalPlan),
+    Plan(QueryPlan),
     /// DDL, SET, transaction control: answered with a command tag.
     Command(Command),
+}
+
+/// A query plan and the PostgreSQL names of its result columns.
+#[derive(Debug, Clone)]
+pub struct QueryPlan {
+    /// What DataFusion runs.
+    pub plan: LogicalPlan,
+    /// Result column names as PostgreSQL gives them, when they differ from the plan's.
+    pub names: Option<Arc<Vec<String>>>,
+}
+
+impl QueryPlan {
+    /// A plan whose column names are sent as they are.
+    pub fn new(plan: LogicalPlan) -> Self {
+        Self { plan, names: None }
+    }
+
+    /// The result schema as clients see it (PostgreSQL's column names).
+    pub fn output_schema(&self) -> SchemaRef {
+        let schema: SchemaRef = Arc::new(self.plan.schema().as_arrow().clone());
+        match &self.names {
+            Some(names) => colnames::rename_schema(&schema, names),
+            None => schema,
+        }
+    }
 }
 
 /// A running query: its schema and its batches, the first one already computed
@@ -125,11 +150,12 @@ impl Session {
                     (LogicalPlan::Explain(explain), _) if !explain.verbose => {
                         self.explain(&explain.plan).await?
                     }
-                    (plan, Some(names)) => {
-                        let plan = colnames::rename_outputs(plan, &names)?;
-                        return Ok(Prepared::Plan(type_cast_placeholders(plan)?));
+                    (plan, names) => {
+                        return Ok(Prepared::Plan(QueryPlan {
+                            plan: type_cast_placeholders(plan)?,
+                            names: names.map(Arc::new),
+                        }));
                     }
-                    (plan, None) => return Ok(Prepared::Plan(type_cast_placeholders(plan)?)),
                 }
             }
             Command::ShowTables => ddl::show_tables_batch(&self.engine.definitions()?)?,
@@ -154,7 +180,7 @@ impl Session {
             Command::Show(name) => self.show_batch(&name)?,
             other => return Ok(Prepared::Command(other)),
         };
-        Ok(Prepared::Plan(self.batch_plan(batch)?))
+        Ok(Prepared::Plan(QueryPlan::new(self.batch_plan(batch)?)))
     }
 
     /// `EXPLAIN`: the optimised logical plan and the physical plan this session
@@ -221,7 +247,7 @@ impl Session {
     /// client reads them.
     pub async fn execute(&self, prepared: Prepared) -> SqlResult<Outcome> {
         match prepared {
-            Prepared::Plan(plan) => Ok(Outcome::Rows(self.start(plan).await?)),
+            Prepared::Plan(query) => Ok(Outcome::Rows(self.start(query).await?)),
             Prepared::Command(command) => self.run_command(command).await,
         }
     }
@@ -229,7 +255,8 @@ impl Session {
     /// Start `plan` on the query runtime and return once its first batch exists
     /// (or it failed), unless the message is cancelled first. Batches then cross
     /// to the caller through a one-slot channel.
-    async fn start(&self, plan: LogicalPlan) -> SqlResult<QueryStream> {
+    async fn start(&self, query: QueryPlan) -> SqlResult<QueryStream> {
+        let QueryPlan { plan, names } = query;
         let cancel = self.cancel.current();
         let ctx = self.ctx.clone();
         let engine = self.engine.clone();
@@ -262,8 +289,19 @@ impl Session {
             })??,
             error = cancel.cancelled() => return Err(error),
         };
+        let schema = match &names {
+            Some(names) => colnames::rename_schema(&schema, names),
+            None => schema,
+        };
+        let renamed = schema.clone();
         let batches = futures::stream::unfold((batch_rx, abort), |(mut rx, abort)| async move {
             rx.recv().await.map(|batch| (batch, (rx, abort)))
+        })
+        .map(move |batch| {
+            // Same columns, PostgreSQL's names.
+            batch.and_then(|b| {
+                RecordBatch::try_new(renamed.clone(), b.columns().to_vec()).map_err(Into::into)
+            })
         });
         Ok(QueryStream {
             schema: schema.clone(),

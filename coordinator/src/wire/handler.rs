@@ -21,7 +21,7 @@ use pgwire::types::format::FormatOptions;
 
 use super::encode::{encode_rows, to_notice, to_pg_error};
 use crate::error::{SqlError, SqlResult, sqlstate};
-use crate::session::{Outcome, Prepared, Session};
+use crate::session::{Outcome, Prepared, QueryPlan, Session};
 use crate::statement::TransactionOp;
 
 /// Query handler of one connection.
@@ -147,7 +147,10 @@ impl ExtendedQueryHandler for QueryHandler {
     {
         let _cancel = self.session.begin_message();
         let prepared = match &portal.statement.statement {
-            Prepared::Plan(plan) => Prepared::Plan(bind_parameters(plan, portal)?),
+            Prepared::Plan(query) => Prepared::Plan(QueryPlan {
+                plan: bind_parameters(&query.plan, portal)?,
+                names: query.names.clone(),
+            }),
             command => command.clone(),
         };
         self.respond(client, prepared, &portal.result_column_format)
@@ -225,7 +228,7 @@ impl QueryParser for StatementPreparer {
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
-        let Prepared::Plan(plan) = stmt else {
+        let Prepared::Plan(QueryPlan { plan, .. }) = stmt else {
             return Ok(vec![]);
         };
         ordered_parameter_types(plan)
@@ -241,8 +244,8 @@ impl QueryParser for StatementPreparer {
         column_format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
         match stmt {
-            Prepared::Plan(plan) => arrow_schema_to_pg_fields(
-                plan.schema().as_arrow(),
+            Prepared::Plan(query) => arrow_schema_to_pg_fields(
+                &query.output_schema(),
                 column_format.unwrap_or(&Format::UnifiedText),
                 None,
             ),
