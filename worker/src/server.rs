@@ -90,9 +90,14 @@ pub fn spawn_worker(listener: TcpListener, options: WorkerOptions) -> anyhow::Re
     let task = tokio::spawn(async move {
         let served = Server::builder()
             .add_service(service)
-            .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
-                let _ = rx.await;
-            })
+            // tonic leaves Nagle on for accepted sockets: each small plan or
+            // status reply would then wait up to 40 ms for the peer's delayed ACK.
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                async {
+                    let _ = rx.await;
+                },
+            )
             .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "worker service stopped");

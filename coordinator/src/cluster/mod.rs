@@ -72,7 +72,12 @@ impl Cluster {
             tokio::spawn(async move {
                 let served = tonic::transport::Server::builder()
                     .add_service(service)
-                    .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+                    .serve_with_incoming(
+                        // tonic leaves Nagle on for accepted sockets; small
+                        // gRPC replies then wait for the peer's delayed ACK.
+                        tonic::transport::server::TcpIncoming::from(listener)
+                            .with_nodelay(Some(true)),
+                    )
                     .await;
                 if let Err(e) = served {
                     tracing::error!(error = %e, "cluster endpoint stopped");
