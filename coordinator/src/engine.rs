@@ -105,13 +105,15 @@ impl Engine {
             .context("cannot open the catalog database")?;
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(DATABASE, DEFAULT_SCHEMA)
-            .with_information_schema(true)
+            // Vivace registers its own, PostgreSQL-shaped information_schema.
+            .with_information_schema(false)
             .with_option_extension(VivaceOptions::default());
         // The federation planner goes in first: the distributed planner wraps
         // whatever planner is installed when it is added.
         let builder = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
+            .with_analyzer_rules(analyzer_rules())
             .with_optimizer_rules(federation::optimizer_rules())
             .with_query_planner(federation::query_planner());
         let (state, membership, retries) = match execution {
@@ -149,12 +151,24 @@ impl Engine {
         setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
             .map_err(|e| anyhow::anyhow!("cannot set up pg_catalog: {e}"))?;
         let catalog = ctx.catalog(DATABASE).context("default catalog missing")?;
+        catalog.register_schema(
+            "information_schema",
+            Arc::new(crate::information_schema::PgInformationSchema::new(
+                ctx.state().catalog_list().clone(),
+            )),
+        )?;
         let pg_catalog = catalog.schema("pg_catalog").context("pg_catalog missing")?;
         catalog.register_schema(
             "pg_catalog",
             Arc::new(crate::pg_catalog_overlay::PgCatalogOverlay::new(pg_catalog).await?),
         )?;
-        for function in crate::functions::catalog_functions(ctx.state().catalog_list().clone()) {
+        for function in crate::functions::catalog_functions(ctx.state().catalog_list().clone())
+            .into_iter()
+            .chain(crate::sql_rewrite::functions())
+        {
+            ctx.register_udf(function);
+        }
+        for function in crate::proc_functions::functions(&ctx).await? {
             ctx.register_udf(function);
         }
         let tables = ctx
@@ -468,6 +482,18 @@ impl Engine {
 
 /// Keep queries over remote sources on the coordinator: their scans cannot be
 /// shipped to workers (see [`federation`]).
+/// DataFusion's analyzer rules, with PostgreSQL's boolean literals typed before
+/// type coercion runs.
+fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> {
+    let mut rules = datafusion::optimizer::Analyzer::new().rules;
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "type_coercion")
+        .unwrap_or(0);
+    rules.insert(at, Arc::new(crate::unknown_literals::BooleanLiterals));
+    rules
+}
+
 fn coordinator_side_federation(mut builder: SessionStateBuilder) -> SessionStateBuilder {
     match builder.query_planner().take() {
         Some(distributed) => {

@@ -60,6 +60,12 @@ pub mod sqlstate {
     pub const RESOURCES_EXHAUSTED: &str = "53200";
     /// connection_failure: a worker was lost after rows were sent
     pub const CONNECTION_LOST: &str = "08006";
+    /// duplicate_cursor
+    pub const DUPLICATE_CURSOR: &str = "42P03";
+    /// invalid_cursor_name: no open cursor of that name
+    pub const INVALID_CURSOR_NAME: &str = "34000";
+    /// object_not_in_prerequisite_state (a cursor asked to move backward)
+    pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
     /// internal_error
     pub const INTERNAL_ERROR: &str = "XX000";
 }

@@ -6,9 +6,12 @@
 //! skips the rule, so remote tables are scanned whole and DataFusion filters,
 //! joins and aggregates locally (the same rows, for checking pushdown).
 //!
-//! Federated scans have no plan codec, so a query that reads a remote source is
-//! planned on the coordinator alone ([`CoordinatorFederation`]); every other
-//! query still goes through the distributed planner.
+//! Only file scans (DataFusion's `ListingTable`) can be shipped to workers:
+//! federated scans have no plan codec, and the catalog tables (`pg_catalog`,
+//! `information_schema`, `system`) and table functions live in the coordinator's
+//! memory. A query that reads any of those is planned on the coordinator alone
+//! ([`CoordinatorFederation`]); every other query goes through the distributed
+//! planner.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -17,6 +20,8 @@ use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::datasource::listing::ListingTable;
+use datafusion::datasource::source_as_provider;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::QueryPlanner;
 use datafusion::logical_expr::LogicalPlan;
@@ -149,8 +154,8 @@ fn has_null_aware_join(plan: &LogicalPlan) -> Result<bool> {
     plan.exists(|node| Ok(matches!(node, LogicalPlan::Join(join) if join.null_aware)))
 }
 
-/// Plans queries over remote sources on the coordinator (federated scans cannot
-/// be shipped to workers), and all others with `distributed`.
+/// Plans queries over remote sources or coordinator-local tables on the
+/// coordinator, and all others with `distributed`.
 #[derive(Debug)]
 pub struct CoordinatorFederation {
     distributed: Arc<dyn QueryPlanner + Send + Sync>,
@@ -174,7 +179,7 @@ impl QueryPlanner for CoordinatorFederation {
         logical_plan: &LogicalPlan,
         session: &dyn Session,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if reads_remote_source(logical_plan)? {
+        if runs_on_coordinator(logical_plan)? {
             self.local.create_physical_plan(logical_plan, session).await
         } else {
             self.distributed
@@ -184,15 +189,19 @@ impl QueryPlanner for CoordinatorFederation {
     }
 }
 
-/// Whether `plan` (subqueries included) holds a federated node or scans a table of
-/// a federated source (the latter when pushdown is off).
-fn reads_remote_source(plan: &LogicalPlan) -> Result<bool> {
+/// Whether `plan` (subqueries included) holds a federated node or scans anything
+/// but files: a remote table (when pushdown is off), a catalog table, a table
+/// function.
+fn runs_on_coordinator(plan: &LogicalPlan) -> Result<bool> {
     let mut remote = false;
     plan.apply_with_subqueries(|node| {
         remote = match node {
             LogicalPlan::Extension(ext) => ext.node.name() == "Federated",
             // Sources that are not DataFusion's default wrapper cannot be federated.
-            LogicalPlan::TableScan(scan) => get_table_source(&scan.source).ok().flatten().is_some(),
+            LogicalPlan::TableScan(scan) => {
+                get_table_source(&scan.source).ok().flatten().is_some()
+                    || !source_as_provider(&scan.source).is_ok_and(|p| p.is::<ListingTable>())
+            }
             _ => false,
         };
         Ok(if remote {

@@ -51,9 +51,6 @@ pub fn catalog_functions(catalogs: Arc<dyn CatalogProviderList>) -> Vec<ScalarUD
         // Every type Vivace reports lives in pg_catalog, which is on the path.
         fixed("pg_type_is_visible", &[1], Fixed::Bool(true)),
         fixed("pg_function_is_visible", &[1], Fixed::Bool(true)),
-        ScalarUDF::new_from_impl(GenerateSubscripts {
-            signature: any_of(&[2, 3], Volatility::Immutable),
-        }),
         ScalarUDF::new_from_impl(ToRegclass {
             catalogs,
             signature: any_of(&[1], Volatility::Stable),
@@ -156,35 +153,6 @@ impl ScalarUDFImpl for FixedFunction {
                 }
             }
         }))
-    }
-}
-
-/// `generate_subscripts(array, dim)` as SQLAlchemy's primary-key query uses it
-/// over `pg_index`, which is always empty in Vivace (external tables have no
-/// indexes). It is a set-returning function in PostgreSQL, which DataFusion
-/// cannot express as a scalar; it plans, and refuses to run on any row.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct GenerateSubscripts {
-    signature: Signature,
-}
-
-impl ScalarUDFImpl for GenerateSubscripts {
-    fn name(&self) -> &str {
-        "generate_subscripts"
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Int32)
-    }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        if rows(&args) == 0 {
-            return Ok(ColumnarValue::Array(Arc::new(
-                datafusion::arrow::array::Int32Array::from(Vec::<i32>::new()),
-            )));
-        }
-        datafusion::common::not_impl_err!("generate_subscripts is not supported")
     }
 }
 

@@ -7,18 +7,21 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::TableReference;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::logical_expr::{DdlStatement, LogicalPlan, logical_plan::InvariantLevel};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::Statement;
 use futures::StreamExt;
 
 use crate::cancel::{QueryCancel, SessionCancel};
+use crate::copy::CopyOptions;
+use crate::cursor::{Cursors, FetchCount};
 use crate::engine::{DdlOutcome, Engine};
 use crate::error::{SqlError, SqlResult, is_worker_failure, sqlstate};
 use crate::settings::Settings;
 use crate::statement::{Command, TransactionOp};
-use crate::{colnames, ddl};
+use crate::{colnames, ddl, sql_rewrite};
 
 /// A statement ready to run: a DataFusion plan, or a command Vivace runs itself.
 #[derive(Debug, Clone)]
@@ -27,6 +30,31 @@ pub enum Prepared {
     Plan(QueryPlan),
     /// DDL, SET, transaction control: answered with a command tag.
     Command(Command),
+    /// `DECLARE name CURSOR FOR query`: start the query, keep its rows.
+    Declare {
+        /// Cursor name.
+        name: String,
+        /// The cursor's query.
+        query: QueryPlan,
+        /// `WITH HOLD`.
+        hold: bool,
+    },
+    /// `FETCH`: rows of an open cursor.
+    Fetch {
+        /// Cursor name.
+        name: String,
+        /// How many rows.
+        count: FetchCount,
+        /// The cursor's columns, for Describe.
+        schema: SchemaRef,
+    },
+    /// `COPY (query) TO STDOUT`.
+    Copy {
+        /// The rows to write.
+        query: QueryPlan,
+        /// Their format.
+        options: CopyOptions,
+    },
 }
 
 /// A query plan and the PostgreSQL names of its result columns.
@@ -61,12 +89,21 @@ pub struct QueryStream {
     pub schema: SchemaRef,
     /// Every batch, in order.
     pub batches: SendableRecordBatchStream,
+    /// Command tag sent after the rows (`SELECT`, `FETCH`).
+    pub tag: &'static str,
 }
 
 /// What running a statement produced.
 pub enum Outcome {
     /// Rows to stream to the client, batch by batch.
     Rows(QueryStream),
+    /// Rows to stream as `COPY ... TO STDOUT` data.
+    Copy {
+        /// The rows.
+        rows: QueryStream,
+        /// Their format.
+        options: CopyOptions,
+    },
     /// A command tag (`CREATE EXTERNAL TABLE`, `SET`, ...), with a notice to send first.
     Tag {
         /// The command tag.
@@ -84,6 +121,7 @@ pub struct Session {
     ctx: SessionContext,
     settings: Arc<Mutex<Settings>>,
     cancel: Arc<SessionCancel>,
+    cursors: tokio::sync::Mutex<Cursors>,
 }
 
 impl Session {
@@ -99,6 +137,7 @@ impl Session {
             ctx,
             settings,
             cancel: Arc::default(),
+            cursors: Default::default(),
         }
     }
 
@@ -129,34 +168,27 @@ impl Session {
     /// answered now and wrapped in a plan so both protocols treat them as rows.
     pub async fn prepare(&self, command: Command) -> SqlResult<Prepared> {
         let batch = match command {
-            Command::Query(stmt) => {
-                let names = colnames::postgres_names(&stmt);
-                let state = self.ctx.state();
-                let plan = match state
-                    .statement_to_plan(DFStatement::Statement(stmt.clone()))
-                    .await
-                {
-                    Err(e) if names.is_some() && colnames::is_duplicate_name_error(&e) => {
-                        let mut stmt = stmt;
-                        colnames::alias_unnamed(&mut stmt);
-                        state
-                            .statement_to_plan(DFStatement::Statement(stmt))
-                            .await?
-                    }
-                    planned => planned?,
-                };
-                ensure_read_only(&plan)?;
-                match (plan, names) {
-                    (LogicalPlan::Explain(explain), _) if !explain.verbose => {
-                        self.explain(&explain.plan).await?
-                    }
-                    (plan, names) => {
-                        return Ok(Prepared::Plan(QueryPlan {
-                            plan: type_cast_placeholders(plan)?,
-                            names: names.map(Arc::new),
-                        }));
-                    }
-                }
+            Command::Query(stmt) => return Ok(Prepared::Plan(self.plan_query(stmt).await?)),
+            Command::DeclareCursor { name, query, hold } => {
+                return Ok(Prepared::Declare {
+                    name,
+                    query: self.plan_query(query).await?,
+                    hold,
+                });
+            }
+            Command::Fetch { name, count } => {
+                let schema = self.cursors.lock().await.schema(&name)?;
+                return Ok(Prepared::Fetch {
+                    name,
+                    count,
+                    schema,
+                });
+            }
+            Command::Copy(request) => {
+                return Ok(Prepared::Copy {
+                    query: self.plan_query(request.query).await?,
+                    options: request.options,
+                });
             }
             Command::ShowTables => ddl::show_tables_batch(&self.engine.definitions()?)?,
             Command::ShowCreateTable(name) => {
@@ -181,6 +213,50 @@ impl Session {
             other => return Ok(Prepared::Command(other)),
         };
         Ok(Prepared::Plan(QueryPlan::new(self.batch_plan(batch)?)))
+    }
+
+    /// Plan a query (SELECT, VALUES, EXPLAIN, ...) with PostgreSQL's result
+    /// column names.
+    async fn plan_query(&self, stmt: Box<Statement>) -> SqlResult<QueryPlan> {
+        let names = colnames::postgres_names(&stmt);
+        let state = self.ctx.state();
+        let plan = match state
+            .statement_to_plan(DFStatement::Statement(stmt.clone()))
+            .await
+        {
+            Err(e) if names.is_some() && colnames::is_duplicate_name_error(&e) => {
+                let mut stmt = stmt.clone();
+                colnames::alias_unnamed(&mut stmt);
+                state
+                    .statement_to_plan(DFStatement::Statement(stmt))
+                    .await?
+            }
+            planned => planned?,
+        };
+        // DataFusion reports an unaggregated correlated scalar subquery only when
+        // the plan is optimised; look for it now, while the statement can still
+        // be rewritten.
+        let plan = match plan.check_invariants(InvariantLevel::Executable) {
+            Err(e) if sql_rewrite::is_unaggregated_subquery_error(&e) => {
+                let mut stmt = stmt;
+                sql_rewrite::aggregate_scalar_subqueries(&mut stmt);
+                state
+                    .statement_to_plan(DFStatement::Statement(stmt))
+                    .await?
+            }
+            _ => plan,
+        };
+        ensure_read_only(&plan)?;
+        match plan {
+            LogicalPlan::Explain(explain) if !explain.verbose => {
+                let batch = self.explain(&explain.plan).await?;
+                Ok(QueryPlan::new(self.batch_plan(batch)?))
+            }
+            plan => Ok(QueryPlan {
+                plan: type_cast_placeholders(plan)?,
+                names: names.map(Arc::new),
+            }),
+        }
     }
 
     /// `EXPLAIN`: the optimised logical plan and the physical plan this session
@@ -249,6 +325,34 @@ impl Session {
         match prepared {
             Prepared::Plan(query) => Ok(Outcome::Rows(self.start(query).await?)),
             Prepared::Command(command) => self.run_command(command).await,
+            Prepared::Declare { name, query, hold } => {
+                let rows = self.start(query).await?;
+                self.cursors
+                    .lock()
+                    .await
+                    .declare(&name, rows.batches, hold)?;
+                Ok(Outcome::Tag {
+                    tag: "DECLARE CURSOR",
+                    notice: None,
+                })
+            }
+            Prepared::Fetch { name, count, .. } => {
+                let cancel = self.cancel.current();
+                let mut cursors = self.cursors.lock().await;
+                let batches = tokio::select! {
+                    fetched = cursors.fetch(&name, count) => fetched?,
+                    error = cancel.cancelled() => return Err(error),
+                };
+                Ok(Outcome::Rows(QueryStream {
+                    schema: batches.schema(),
+                    batches: cancel.guard(batches),
+                    tag: "FETCH",
+                }))
+            }
+            Prepared::Copy { query, options } => Ok(Outcome::Copy {
+                rows: self.start(query).await?,
+                options,
+            }),
         }
     }
 
@@ -306,6 +410,7 @@ impl Session {
         Ok(QueryStream {
             schema: schema.clone(),
             batches: cancel.guard(Box::pin(RecordBatchStreamAdapter::new(schema, batches))),
+            tag: "SELECT",
         })
     }
 
@@ -408,9 +513,24 @@ impl Session {
                     notice: None,
                 })
             }
-            Command::Transaction(op) => Ok(Outcome::Transaction(op)),
+            Command::Transaction(op) => {
+                if op != TransactionOp::Begin {
+                    self.cursors.lock().await.end_transaction();
+                }
+                Ok(Outcome::Transaction(op))
+            }
+            Command::CloseCursor(name) => {
+                self.cursors.lock().await.close(name.as_deref())?;
+                Ok(Outcome::Tag {
+                    tag: "CLOSE CURSOR",
+                    notice: None,
+                })
+            }
             Command::NoOp(tag) => Ok(Outcome::Tag { tag, notice: None }),
             Command::Query(_)
+            | Command::DeclareCursor { .. }
+            | Command::Fetch { .. }
+            | Command::Copy(_)
             | Command::ShowTables
             | Command::ShowCreateTable(_)
             | Command::Describe(_)
@@ -455,6 +575,7 @@ async fn start_query(
                 return Ok(QueryStream {
                     schema: schema.clone(),
                     batches: Box::pin(RecordBatchStreamAdapter::new(schema, head.chain(batches))),
+                    tag: "SELECT",
                 });
             }
             Err(e) if retries_left > 0 && is_worker_failure(&e) => {

@@ -9,7 +9,8 @@ use datafusion::common::TableReference;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast::{
-    Ident, ObjectName, ObjectType, Set, ShowCreateObject, Statement,
+    CloseCursor, Declare, FetchDirection, Ident, ObjectName, ObjectType, Set, ShowCreateObject,
+    Statement, Value, ValueWithSpan,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -19,6 +20,8 @@ use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use vivace_catalog::TableName;
 use vivace_connectors::SchemaRequest;
 
+use crate::copy::CopyRequest;
+use crate::cursor::FetchCount;
 use crate::engine::{DATABASE, DEFAULT_SCHEMA};
 use crate::error::{SqlError, SqlResult, sqlstate};
 
@@ -69,6 +72,26 @@ pub enum Command {
     Show(String),
     /// `BEGIN`, `COMMIT`, `ROLLBACK` and friends; the tag to answer with.
     Transaction(TransactionOp),
+    /// `DECLARE name [NO SCROLL] CURSOR [WITH[OUT] HOLD] FOR query`
+    DeclareCursor {
+        /// Cursor name.
+        name: String,
+        /// The query whose rows the cursor walks.
+        query: Box<Statement>,
+        /// `WITH HOLD`: the cursor outlives its transaction.
+        hold: bool,
+    },
+    /// `FETCH [FORWARD] n | NEXT | ALL FROM name`
+    Fetch {
+        /// Cursor name.
+        name: String,
+        /// How many rows.
+        count: FetchCount,
+    },
+    /// `CLOSE name` (`None`: `CLOSE ALL`).
+    CloseCursor(Option<String>),
+    /// `COPY (query) TO STDOUT`, `COPY table TO STDOUT`.
+    Copy(CopyRequest),
     /// A statement accepted and ignored, answered with this command tag
     /// (`DISCARD ALL`, `SAVEPOINT`, ...).
     NoOp(&'static str),
@@ -128,7 +151,7 @@ impl StatementParser {
             }
             _ => self
                 .pg
-                .parse(text)
+                .parse(&crate::sql_rewrite::regproc_literals_as_names(text))
                 .map_err(SqlError::from)?
                 .into_iter()
                 .map(classify)
@@ -289,6 +312,31 @@ fn classify(stmt: Statement) -> SqlResult<Command> {
         Statement::Savepoint { .. } => Command::NoOp("SAVEPOINT"),
         Statement::ReleaseSavepoint { .. } => Command::NoOp("RELEASE"),
         Statement::Discard { .. } => Command::NoOp("DISCARD ALL"),
+        Statement::Declare { stmts } => classify_declare(stmts)?,
+        Statement::Fetch {
+            name, direction, ..
+        } => Command::Fetch {
+            name: name.value,
+            count: fetch_count(direction)?,
+        },
+        Statement::Close { cursor } => Command::CloseCursor(match cursor {
+            CloseCursor::All => None,
+            CloseCursor::Specific { name } => Some(name.value),
+        }),
+        Statement::Copy {
+            source,
+            to,
+            target,
+            options,
+            legacy_options,
+            ..
+        } => Command::Copy(CopyRequest::from_statement(
+            source,
+            to,
+            target,
+            options,
+            legacy_options,
+        )?),
         Statement::CreateTable(_) | Statement::CreateView(_) => {
             return Err(SqlError::not_supported(
                 "CREATE TABLE and CREATE VIEW are not supported; register data with CREATE EXTERNAL TABLE",
@@ -299,8 +347,68 @@ fn classify(stmt: Statement) -> SqlResult<Command> {
                 "INSERT, UPDATE and DELETE are not supported; Vivace tables are read-only",
             ));
         }
-        other => Command::Query(Box::new(other)),
+        mut other => {
+            crate::sql_rewrite::rewrite(&mut other);
+            Command::Query(Box::new(other))
+        }
     })
+}
+
+/// `DECLARE ... CURSOR FOR query`. Only forward-only text cursors exist.
+fn classify_declare(mut stmts: Vec<Declare>) -> SqlResult<Command> {
+    let (Some(declare), true) = (stmts.pop(), stmts.is_empty()) else {
+        return Err(SqlError::new(
+            sqlstate::SYNTAX_ERROR,
+            "DECLARE names one cursor",
+        ));
+    };
+    let (Some(query), [name]) = (declare.for_query, declare.names.as_slice()) else {
+        return Err(SqlError::not_supported(
+            "only DECLARE name CURSOR FOR query is supported",
+        ));
+    };
+    if declare.binary == Some(true) {
+        return Err(SqlError::not_supported("BINARY cursors are not supported"));
+    }
+    if declare.scroll == Some(true) {
+        return Err(SqlError::not_supported(
+            "SCROLL cursors are not supported; cursors only move forward",
+        ));
+    }
+    Ok(Command::DeclareCursor {
+        name: name.value.clone(),
+        query: Box::new(Statement::Query(query)),
+        hold: declare.hold == Some(true),
+    })
+}
+
+/// The row count of a forward FETCH; backward moves fail as on a NO SCROLL cursor.
+fn fetch_count(direction: FetchDirection) -> SqlResult<FetchCount> {
+    let rows = |limit: &ValueWithSpan| -> SqlResult<FetchCount> {
+        match &limit.value {
+            Value::Number(n, _) => n.parse::<usize>().map(FetchCount::Rows).map_err(|_| {
+                SqlError::new(
+                    sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    "cursor can only scan forward",
+                )
+            }),
+            other => Err(SqlError::new(
+                sqlstate::SYNTAX_ERROR,
+                format!("bad FETCH count {other}"),
+            )),
+        }
+    };
+    match direction {
+        FetchDirection::Next | FetchDirection::Forward { limit: None } => Ok(FetchCount::Rows(1)),
+        FetchDirection::Count { limit } | FetchDirection::Forward { limit: Some(limit) } => {
+            rows(&limit)
+        }
+        FetchDirection::All | FetchDirection::ForwardAll => Ok(FetchCount::All),
+        _ => Err(SqlError::new(
+            sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "cursor can only scan forward",
+        )),
+    }
 }
 
 /// The setting named by `SHOW a b c`: PostgreSQL's multi-word names keep their

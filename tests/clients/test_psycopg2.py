@@ -49,3 +49,115 @@ def test_errors_carry_sqlstate_and_the_connection_recovers(conn):
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM events")
         assert cur.fetchone() == (len(ROWS),)
+
+
+# --- Differential: the same psycopg2 calls against Vivace and PostgreSQL 15 ------
+
+# Redash's PostgreSQL schema browser query (redash/query_runner/pg.py).
+REDASH_SCHEMA_QUERY = """
+SELECT s.nspname as table_schema,
+       c.relname as table_name,
+       a.attname as column_name,
+       null as data_type
+FROM pg_class c
+JOIN pg_namespace s
+ON c.relnamespace = s.oid
+AND s.nspname NOT IN ('pg_catalog', 'information_schema')
+JOIN pg_attribute a
+ON a.attrelid = c.oid
+AND a.attnum > 0
+AND NOT a.attisdropped
+WHERE c.relkind IN ('m', 'f', 'p')
+AND has_table_privilege(s.nspname || '.' || c.relname, 'select')
+AND has_schema_privilege(s.nspname, 'usage')
+
+UNION
+
+SELECT table_schema,
+       table_name,
+       column_name,
+       data_type
+FROM information_schema.columns
+WHERE table_schema NOT IN ('pg_catalog', 'information_schema')
+"""
+
+
+def psycopg2_outcome(dsn):
+    """What Redash-style psycopg2 use sees: server-side cursors, type codes,
+    the schema browser, COPY TO STDOUT in each format."""
+    import io
+
+    out = {}
+    conn = psycopg2.connect(dsn)
+    try:
+        # A named cursor is server-side: DECLARE ... CURSOR WITHOUT HOLD, then
+        # FETCH FORWARD itersize per round trip, CLOSE at the end.
+        with conn.cursor(name="paged") as cur:
+            cur.itersize = 3
+            cur.execute("SELECT id, name, qty, price, created, active FROM items ORDER BY id")
+            out["named_rows"] = [[str(v) for v in row] for row in cur]
+            out["named_description"] = [(d.name, d.type_code) for d in cur.description]
+        conn.commit()
+        with conn.cursor(name="many") as cur:
+            cur.execute("SELECT id FROM items WHERE qty > %s ORDER BY id", (0,))
+            out["fetchmany"] = [cur.fetchmany(2), cur.fetchmany(2), cur.fetchone()]
+        conn.rollback()
+        with conn.cursor() as cur:
+            cur.execute("DECLARE held CURSOR WITH HOLD FOR SELECT name FROM items ORDER BY id")
+            conn.commit()  # WITH HOLD survives the commit
+            cur.execute("FETCH 2 FROM held")
+            out["held"] = [cur.statusmessage, cur.fetchall()]
+            cur.execute("FETCH ALL FROM held")
+            out["held_rest"] = [cur.statusmessage, cur.fetchall()]
+            cur.execute("CLOSE held")
+            out["close"] = cur.statusmessage
+            try:
+                cur.execute("FETCH 1 FROM held")
+                out["closed_fetch"] = "no error"
+            except psycopg2.Error as e:
+                out["closed_fetch"] = e.pgcode
+            conn.rollback()
+            cur.execute(
+                "SELECT id, name, qty, price, created, active, qty * price AS total, "
+                "count(*) OVER () AS n FROM items WHERE id > %s ORDER BY id",
+                (1,),
+            )
+            out["description"] = [(d.name, d.type_code) for d in cur.description]
+            out["rows"] = [[str(v) for v in row] for row in cur.fetchall()]
+            cur.execute(REDASH_SCHEMA_QUERY)
+            out["redash_schema"] = sorted(tuple(r) for r in cur.fetchall() if r[1] == "items")
+            for name, sql in [
+                ("copy_text", "COPY (SELECT id, name, price, created, active FROM items ORDER BY id) TO STDOUT"),
+                ("copy_csv", "COPY (SELECT id, name, created FROM items ORDER BY id) TO STDOUT "
+                             "WITH (FORMAT csv, HEADER true)"),
+                ("copy_binary", "COPY (SELECT id, name, qty, created FROM items ORDER BY id) TO STDOUT "
+                                "WITH (FORMAT binary)"),
+                ("copy_table", "COPY items (id, name) TO STDOUT WITH CSV"),
+                ("copy_empty", "COPY (SELECT id FROM items WHERE id < 0) TO STDOUT"),
+            ]:
+                buf = io.BytesIO()
+                cur.copy_expert(sql, buf)
+                out[name] = [buf.getvalue().hex() if name == "copy_binary" else buf.getvalue().decode(),
+                             cur.rowcount]
+            try:
+                cur.copy_expert("COPY items FROM STDIN", io.BytesIO(b""))
+                out["copy_from"] = "no error"
+            except psycopg2.Error as e:
+                out["copy_from"] = "refused"
+        conn.rollback()
+    finally:
+        conn.close()
+    return out
+
+
+def test_cursors_type_codes_redash_schema_and_copy_match_postgres(pair):
+    vivace, pg = pair
+    ours = psycopg2_outcome(vivace.dsn())
+    theirs = psycopg2_outcome(pg.dsn())
+    assert len(ours["named_rows"]) == 4
+    assert ours["held"][0] == "FETCH 2"
+    assert ours["closed_fetch"] == "34000"
+    # Vivace is read-only and refuses COPY FROM; PostgreSQL loads the empty input.
+    assert ours.pop("copy_from") == "refused"
+    assert theirs.pop("copy_from") == "no error"
+    assert ours == theirs

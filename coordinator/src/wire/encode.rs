@@ -3,6 +3,10 @@
 use std::sync::Arc;
 
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use datafusion::execution::SendableRecordBatchStream;
+use pgwire::api::results::FieldInfo;
+
+use super::float_text::postgres_float_text;
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::{StreamExt, stream};
 use pgwire::api::portal::Format;
@@ -35,21 +39,36 @@ pub fn encode_rows(
     format: &Format,
     options: Arc<FormatOptions>,
 ) -> PgWireResult<QueryResponse> {
+    let extra_float_digits = options.extra_float_digits;
     let fields = Arc::new(arrow_schema_to_pg_fields(
         &query.schema,
         format,
         Some(options),
     )?);
-    let batches = query.batches;
-    let row_fields = fields.clone();
-    let rows = batches
+    let tag = query.tag;
+    let rows = encode_batches(query.batches, fields.clone(), extra_float_digits);
+    let mut response = QueryResponse::new(fields, rows);
+    response.set_command_tag(tag);
+    Ok(response)
+}
+
+/// DataRows of every batch, encoded by arrow-pg for `fields` (floats sent as
+/// text formatted as PostgreSQL does first).
+pub fn encode_batches(
+    batches: SendableRecordBatchStream,
+    fields: Arc<Vec<FieldInfo>>,
+    extra_float_digits: i8,
+) -> impl futures::Stream<Item = PgWireResult<DataRow>> + Send + 'static {
+    batches
         .map(move |batch: datafusion::error::Result<RecordBatch>| {
+            let batch = batch.and_then(|b| {
+                postgres_float_text(b, &fields, extra_float_digits).map_err(Into::into)
+            });
             let rows: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> = match batch {
-                Ok(batch) => encode_recordbatch(row_fields.clone(), batch),
+                Ok(batch) => encode_recordbatch(fields.clone(), batch),
                 Err(e) => Box::new(std::iter::once(Err(to_pg_error(e.into())))),
             };
             stream::iter(rows)
         })
-        .flatten();
-    Ok(QueryResponse::new(fields, rows))
+        .flatten()
 }

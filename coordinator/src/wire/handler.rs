@@ -19,6 +19,7 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::types::format::FormatOptions;
 
+use super::copy::encode_copy;
 use super::encode::{encode_rows, to_notice, to_pg_error};
 use crate::error::{SqlError, SqlResult, sqlstate};
 use crate::session::{Outcome, Prepared, QueryPlan, Session};
@@ -56,6 +57,10 @@ impl QueryHandler {
             Outcome::Rows(query) => {
                 let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
                 Response::Query(encode_rows(query, format, options)?)
+            }
+            Outcome::Copy { rows, options } => {
+                let format = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+                Response::CopyOut(encode_copy(rows, options, format)?)
             }
             Outcome::Tag { tag, notice } => {
                 if let Some(notice) = notice {
@@ -249,7 +254,12 @@ impl QueryParser for StatementPreparer {
                 column_format.unwrap_or(&Format::UnifiedText),
                 None,
             ),
-            Prepared::Command(_) => Ok(vec![]),
+            Prepared::Fetch { schema, .. } => arrow_schema_to_pg_fields(
+                schema,
+                column_format.unwrap_or(&Format::UnifiedText),
+                None,
+            ),
+            Prepared::Command(_) | Prepared::Declare { .. } | Prepared::Copy { .. } => Ok(vec![]),
         }
     }
 }

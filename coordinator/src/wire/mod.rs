@@ -4,7 +4,9 @@
 //! XX000), and Vivace's own DDL; we reuse its siblings arrow-pg (row encoding) and
 //! datafusion-pg-catalog (pg_catalog tables and the psql-compatibility rewriter).
 
+mod copy;
 mod encode;
+mod float_text;
 mod handler;
 mod scram;
 mod server;
