@@ -403,8 +403,20 @@ impl Engine {
 
     /// A fresh DataFusion context for one connection: its own settings, the shared
     /// catalog, functions and runtime.
-    pub fn new_session_context(&self) -> SessionContext {
-        SessionContext::new_with_state(self.template.clone())
+    pub fn new_session_context(
+        &self,
+        catalogs: Arc<dyn datafusion::catalog::CatalogProviderList>,
+    ) -> SessionContext {
+        SessionContext::new_with_state(
+            SessionStateBuilder::new_from_existing(self.template.clone())
+                .with_catalog_list(catalogs)
+                .build(),
+        )
+    }
+
+    /// The catalogs every session shares.
+    pub fn catalogs(&self) -> Arc<dyn datafusion::catalog::CatalogProviderList> {
+        self.template.catalog_list().clone()
     }
 
     /// Validate a new table against its source, persist it, and make it queryable.

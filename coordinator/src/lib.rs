@@ -22,6 +22,7 @@ pub mod session;
 pub mod settings;
 pub mod sql_rewrite;
 pub mod statement;
+pub mod temp_tables;
 pub mod unknown_literals;
 pub mod wire;
 

@@ -17,10 +17,11 @@ use futures::StreamExt;
 use crate::cancel::{QueryCancel, SessionCancel};
 use crate::copy::CopyOptions;
 use crate::cursor::{Cursors, FetchCount};
-use crate::engine::{DdlOutcome, Engine};
+use crate::engine::{DEFAULT_SCHEMA, DdlOutcome, Engine};
 use crate::error::{SqlError, SqlResult, is_worker_failure, sqlstate};
 use crate::settings::Settings;
 use crate::statement::{Command, TransactionOp};
+use crate::temp_tables::{SessionCatalogs, TEMP_SCHEMA};
 use crate::{colnames, ddl, sql_rewrite};
 
 /// A statement ready to run: a DataFusion plan, or a command Vivace runs itself.
@@ -48,6 +49,8 @@ pub enum Prepared {
         /// The cursor's columns, for Describe.
         schema: SchemaRef,
     },
+    /// `INSERT` into one of the session's temp tables.
+    Insert(LogicalPlan),
     /// `COPY (query) TO STDOUT`.
     Copy {
         /// The rows to write.
@@ -113,6 +116,8 @@ pub enum Outcome {
     },
     /// Transaction control.
     Transaction(TransactionOp),
+    /// Rows inserted into a temp table.
+    Inserted(u64),
 }
 
 /// Per-connection state.
@@ -122,12 +127,14 @@ pub struct Session {
     settings: Arc<Mutex<Settings>>,
     cancel: Arc<SessionCancel>,
     cursors: tokio::sync::Mutex<Cursors>,
+    catalogs: Arc<SessionCatalogs>,
 }
 
 impl Session {
     /// A new session over `engine`.
     pub fn new(engine: Arc<Engine>) -> Self {
-        let ctx = engine.new_session_context();
+        let catalogs = Arc::new(SessionCatalogs::new(engine.catalogs()));
+        let ctx = engine.new_session_context(catalogs.clone());
         let settings = Arc::new(Mutex::new(Settings::default()));
         for function in crate::functions::session_functions(settings.clone()) {
             ctx.register_udf(function);
@@ -138,6 +145,7 @@ impl Session {
             settings,
             cancel: Arc::default(),
             cursors: Default::default(),
+            catalogs,
         }
     }
 
@@ -184,6 +192,7 @@ impl Session {
                     schema,
                 });
             }
+            Command::Insert(stmt) => return self.plan_insert(*stmt).await,
             Command::Copy(request) => {
                 return Ok(Prepared::Copy {
                     query: self.plan_query(request.query).await?,
@@ -213,6 +222,32 @@ impl Session {
             other => return Ok(Prepared::Command(other)),
         };
         Ok(Prepared::Plan(QueryPlan::new(self.batch_plan(batch)?)))
+    }
+
+    /// Plan an INSERT, which only a temp table of this session accepts.
+    async fn plan_insert(&self, stmt: Statement) -> SqlResult<Prepared> {
+        use datafusion::logical_expr::{DmlStatement, WriteOp};
+        let plan = self
+            .ctx
+            .state()
+            .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
+            .await?;
+        match &plan {
+            LogicalPlan::Dml(DmlStatement {
+                table_name,
+                op: WriteOp::Insert(_),
+                ..
+            }) if matches!(
+                table_name.schema(),
+                None | Some(DEFAULT_SCHEMA) | Some(TEMP_SCHEMA)
+            ) && self.catalogs.has_temp(table_name.table()) =>
+            {
+                Ok(Prepared::Insert(type_cast_placeholders(plan)?))
+            }
+            _ => Err(SqlError::not_supported(
+                "INSERT is supported only into temporary tables; external tables are read-only",
+            )),
+        }
     }
 
     /// Plan a query (SELECT, VALUES, EXPLAIN, ...) with PostgreSQL's result
@@ -349,6 +384,21 @@ impl Session {
                     tag: "FETCH",
                 }))
             }
+            Prepared::Insert(plan) => {
+                let batches = self.ctx.execute_logical_plan(plan).await?.collect().await?;
+                // DataFusion answers a DML statement with one row: the row count.
+                let count = batches
+                    .first()
+                    .filter(|b| b.num_rows() == 1)
+                    .and_then(|b| {
+                        b.column(0)
+                            .as_any()
+                            .downcast_ref::<datafusion::arrow::array::UInt64Array>()
+                            .map(|a| a.value(0))
+                    })
+                    .unwrap_or(0);
+                Ok(Outcome::Inserted(count))
+            }
             Prepared::Copy { query, options } => Ok(Outcome::Copy {
                 rows: self.start(query).await?,
                 options,
@@ -472,6 +522,11 @@ impl Session {
                 let mut last = DdlOutcome::Done;
                 let mut skipped = Vec::new();
                 for name in &names {
+                    let temp_name = matches!(name.schema.as_str(), DEFAULT_SCHEMA | TEMP_SCHEMA);
+                    if temp_name && self.catalogs.drop_temp(&name.table)? {
+                        last = DdlOutcome::Done;
+                        continue;
+                    }
                     last = self.engine.drop_table(name, if_exists).await?;
                     if last == DdlOutcome::Skipped {
                         skipped.push(name.table.clone());
@@ -519,6 +574,23 @@ impl Session {
                 }
                 Ok(Outcome::Transaction(op))
             }
+            Command::CreateTempTable(stmt) => {
+                let plan = self
+                    .ctx
+                    .state()
+                    .statement_to_plan(DFStatement::Statement(stmt))
+                    .await?;
+                if !matches!(plan, LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(_))) {
+                    return Err(SqlError::not_supported(
+                        "only CREATE TEMPORARY TABLE name (columns) is supported",
+                    ));
+                }
+                self.ctx.execute_logical_plan(plan).await?;
+                Ok(Outcome::Tag {
+                    tag: "CREATE TABLE",
+                    notice: None,
+                })
+            }
             Command::CloseCursor(name) => {
                 self.cursors.lock().await.close(name.as_deref())?;
                 Ok(Outcome::Tag {
@@ -531,6 +603,7 @@ impl Session {
             | Command::DeclareCursor { .. }
             | Command::Fetch { .. }
             | Command::Copy(_)
+            | Command::Insert(_)
             | Command::ShowTables
             | Command::ShowCreateTable(_)
             | Command::Describe(_)

@@ -88,6 +88,11 @@ pub enum Command {
         /// How many rows.
         count: FetchCount,
     },
+    /// `CREATE [LOCAL] TEMP[ORARY] TABLE name (columns)`, as a plain CREATE TABLE
+    /// that the session places in its own `pg_temp` schema.
+    CreateTempTable(Box<Statement>),
+    /// `INSERT INTO temp_table ...`.
+    Insert(Box<Statement>),
     /// `CLOSE name` (`None`: `CLOSE ALL`).
     CloseCursor(Option<String>),
     /// `COPY (query) TO STDOUT`, `COPY table TO STDOUT`.
@@ -337,12 +342,15 @@ fn classify(stmt: Statement) -> SqlResult<Command> {
             options,
             legacy_options,
         )?),
+        Statement::CreateTable(table) if table.temporary => temp_table(table)?,
         Statement::CreateTable(_) | Statement::CreateView(_) => {
             return Err(SqlError::not_supported(
                 "CREATE TABLE and CREATE VIEW are not supported; register data with CREATE EXTERNAL TABLE",
             ));
         }
-        Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
+        // Only a session's temp tables take rows; the session checks the target.
+        insert @ Statement::Insert(_) => Command::Insert(Box::new(insert)),
+        Statement::Update(_) | Statement::Delete(_) => {
             return Err(SqlError::not_supported(
                 "INSERT, UPDATE and DELETE are not supported; Vivace tables are read-only",
             ));
@@ -352,6 +360,35 @@ fn classify(stmt: Statement) -> SqlResult<Command> {
             Command::Query(Box::new(other))
         }
     })
+}
+
+/// A temp table's CREATE, stripped of what DataFusion refuses (TEMPORARY, ON
+/// COMMIT: a session's temp tables live until it ends, as with PRESERVE ROWS)
+/// and of a `pg_temp.` qualifier.
+fn temp_table(mut table: datafusion::sql::sqlparser::ast::CreateTable) -> SqlResult<Command> {
+    use datafusion::sql::sqlparser::ast::OnCommit;
+    if matches!(table.on_commit, Some(OnCommit::Drop | OnCommit::DeleteRows)) {
+        return Err(SqlError::not_supported(
+            "ON COMMIT DROP and ON COMMIT DELETE ROWS are not supported; temp tables last for the session",
+        ));
+    }
+    let parts = &table.name.0;
+    if parts.len() > 1 {
+        let schema = parts[parts.len() - 2].to_string().to_ascii_lowercase();
+        if schema != crate::temp_tables::TEMP_SCHEMA {
+            return Err(SqlError::new(
+                sqlstate::INVALID_TABLE_DEFINITION,
+                "cannot create temporary relation in non-temporary schema",
+            ));
+        }
+        table.name = ObjectName(vec![parts[parts.len() - 1].clone()]);
+    }
+    table.temporary = false;
+    table.global = None; // LOCAL, the only kind PostgreSQL has
+    table.on_commit = None;
+    Ok(Command::CreateTempTable(Box::new(Statement::CreateTable(
+        table,
+    ))))
 }
 
 /// `DECLARE ... CURSOR FOR query`. Only forward-only text cursors exist.

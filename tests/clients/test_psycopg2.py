@@ -161,3 +161,55 @@ def test_cursors_type_codes_redash_schema_and_copy_match_postgres(pair):
     assert ours.pop("copy_from") == "refused"
     assert theirs.pop("copy_from") == "no error"
     assert ours == theirs
+
+
+def temp_table_outcome(dsn):
+    """Tableau's connect check (a temp table created and dropped in a transaction),
+    then a temp table used and looked for from another session."""
+    out = {}
+    conn = psycopg2.connect(dsn)
+    other = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute('CREATE LOCAL TEMPORARY TABLE "#Tableau_37_2_Connect_Check" ("COL" INTEGER) '
+                        "ON COMMIT PRESERVE ROWS")
+            out["create"] = cur.statusmessage
+            cur.execute('DROP TABLE "#Tableau_37_2_Connect_Check"')
+            out["drop"] = cur.statusmessage
+            conn.commit()
+            cur.execute("CREATE TEMP TABLE scratch (id BIGINT, label TEXT)")
+            cur.execute("INSERT INTO scratch VALUES (1, 'one'), (%s, %s)", (2, "it's"))
+            out["insert"] = [cur.statusmessage, cur.rowcount]
+            cur.execute("INSERT INTO scratch SELECT id, name FROM items WHERE id > 2")
+            out["insert_select"] = cur.statusmessage
+            conn.commit()
+            cur.execute("SELECT s.id, s.label, i.name FROM scratch s LEFT JOIN items i USING (id) ORDER BY 1")
+            out["scratch"] = cur.fetchall()
+            try:
+                cur.execute("INSERT INTO items (id) VALUES (99)")
+                out["insert_external"] = "accepted"
+            except psycopg2.Error as e:
+                out["insert_external"] = e.pgcode
+            conn.rollback()
+        with other.cursor() as cur:
+            try:
+                cur.execute("SELECT count(*) FROM scratch")
+                out["other_session"] = "visible"
+            except psycopg2.Error as e:
+                out["other_session"] = e.pgcode
+    finally:
+        conn.close()
+        other.close()
+    return out
+
+
+def test_tableau_connect_check_and_session_temp_tables_match_postgres(pair):
+    vivace, pg = pair
+    ours = temp_table_outcome(vivace.dsn())
+    assert ours["other_session"] == "42P01"
+    assert ours["insert"] == ["INSERT 0 2", 2]
+    # Vivace's external tables are read-only; PostgreSQL's table takes the row.
+    assert ours.pop("insert_external") == "0A000"
+    theirs = temp_table_outcome(pg.dsn())
+    assert theirs.pop("insert_external") == "accepted"
+    assert ours == theirs

@@ -72,6 +72,9 @@ impl QueryHandler {
                 }
                 Response::Execution(Tag::new(tag))
             }
+            Outcome::Inserted(rows) => {
+                Response::Execution(Tag::new("INSERT").with_oid(0).with_rows(rows as usize))
+            }
             Outcome::Transaction(TransactionOp::Begin) => {
                 Response::TransactionStart(Tag::new("BEGIN"))
             }
@@ -156,6 +159,7 @@ impl ExtendedQueryHandler for QueryHandler {
                 plan: bind_parameters(&query.plan, portal)?,
                 names: query.names.clone(),
             }),
+            Prepared::Insert(plan) => Prepared::Insert(bind_parameters(plan, portal)?),
             command => command.clone(),
         };
         self.respond(client, prepared, &portal.result_column_format)
@@ -233,7 +237,7 @@ impl QueryParser for StatementPreparer {
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
-        let Prepared::Plan(QueryPlan { plan, .. }) = stmt else {
+        let (Prepared::Plan(QueryPlan { plan, .. }) | Prepared::Insert(plan)) = stmt else {
             return Ok(vec![]);
         };
         ordered_parameter_types(plan)
@@ -259,7 +263,10 @@ impl QueryParser for StatementPreparer {
                 column_format.unwrap_or(&Format::UnifiedText),
                 None,
             ),
-            Prepared::Command(_) | Prepared::Declare { .. } | Prepared::Copy { .. } => Ok(vec![]),
+            Prepared::Command(_)
+            | Prepared::Declare { .. }
+            | Prepared::Copy { .. }
+            | Prepared::Insert(_) => Ok(vec![]),
         }
     }
 }

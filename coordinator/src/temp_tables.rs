@@ -1,0 +1,144 @@
+//! Session-local temporary tables: `CREATE [LOCAL] TEMP[ORARY] TABLE`, as
+//! Tableau's connect check and BI tools' scratch tables use them.
+//!
+//! Each session sees the shared catalog through [`SessionCatalogs`], which
+//! differs in one place: its `public` schema first looks in the session's own
+//! in-memory `pg_temp` schema (PostgreSQL searches `pg_temp` first too), and
+//! tables that DataFusion registers in `public` from this session (only temp
+//! tables reach there: every other CREATE is refused) land in `pg_temp`. Other
+//! sessions never see them, and they vanish with the session.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemorySchemaProvider, SchemaProvider, TableProvider,
+};
+use datafusion::common::Result;
+
+use crate::engine::{DATABASE, DEFAULT_SCHEMA};
+
+/// The schema name temp tables can be qualified with.
+pub const TEMP_SCHEMA: &str = "pg_temp";
+
+/// A session's view of the catalogs, with its temp tables.
+#[derive(Debug)]
+pub struct SessionCatalogs {
+    shared: Arc<dyn CatalogProviderList>,
+    temp: Arc<MemorySchemaProvider>,
+}
+
+impl SessionCatalogs {
+    /// Wrap the engine's catalogs for one session.
+    pub fn new(shared: Arc<dyn CatalogProviderList>) -> Self {
+        Self {
+            shared,
+            temp: Arc::new(MemorySchemaProvider::new()),
+        }
+    }
+
+    /// Drop temp table `name`; false if the session has none of that name.
+    pub fn drop_temp(&self, name: &str) -> Result<bool> {
+        Ok(self.temp.deregister_table(name)?.is_some())
+    }
+
+    /// Whether the session has a temp table `name`.
+    pub fn has_temp(&self, name: &str) -> bool {
+        self.temp.table_exist(name)
+    }
+}
+
+impl CatalogProviderList for SessionCatalogs {
+    fn register_catalog(
+        &self,
+        name: String,
+        catalog: Arc<dyn CatalogProvider>,
+    ) -> Option<Arc<dyn CatalogProvider>> {
+        self.shared.register_catalog(name, catalog)
+    }
+
+    fn catalog_names(&self) -> Vec<String> {
+        self.shared.catalog_names()
+    }
+
+    fn catalog(&self, name: &str) -> Option<Arc<dyn CatalogProvider>> {
+        let shared = self.shared.catalog(name)?;
+        if name != DATABASE {
+            return Some(shared);
+        }
+        Some(Arc::new(SessionCatalog {
+            shared,
+            temp: self.temp.clone(),
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct SessionCatalog {
+    shared: Arc<dyn CatalogProvider>,
+    temp: Arc<MemorySchemaProvider>,
+}
+
+impl CatalogProvider for SessionCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        self.shared.schema_names()
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        match name {
+            TEMP_SCHEMA => Some(self.temp.clone()),
+            DEFAULT_SCHEMA => Some(Arc::new(TempFirst {
+                temp: self.temp.clone(),
+                public: self.shared.schema(name)?,
+            })),
+            _ => self.shared.schema(name),
+        }
+    }
+
+    fn register_schema(
+        &self,
+        name: &str,
+        schema: Arc<dyn SchemaProvider>,
+    ) -> Result<Option<Arc<dyn SchemaProvider>>> {
+        self.shared.register_schema(name, schema)
+    }
+}
+
+/// `public` as one session sees it: its temp tables, then the shared tables.
+#[derive(Debug)]
+struct TempFirst {
+    temp: Arc<MemorySchemaProvider>,
+    public: Arc<dyn SchemaProvider>,
+}
+
+#[async_trait]
+impl SchemaProvider for TempFirst {
+    fn table_names(&self) -> Vec<String> {
+        let mut names = self.temp.table_names();
+        names.extend(self.public.table_names());
+        names
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        match self.temp.table(name).await? {
+            Some(table) => Ok(Some(table)),
+            None => self.public.table(name).await,
+        }
+    }
+
+    fn register_table(
+        &self,
+        name: String,
+        table: Arc<dyn TableProvider>,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        self.temp.register_table(name, table)
+    }
+
+    fn deregister_table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        self.temp.deregister_table(name)
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.temp.table_exist(name) || self.public.table_exist(name)
+    }
+}
