@@ -9,6 +9,7 @@ pub mod copy;
 pub mod cursor;
 pub mod ddl;
 pub mod demo;
+pub mod driver_queries;
 pub mod engine;
 pub mod error;
 pub mod executor;

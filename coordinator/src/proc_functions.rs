@@ -82,6 +82,9 @@ pub async fn functions(ctx: &SessionContext) -> Result<Vec<ScalarUDF>> {
         ScalarUDF::new_from_impl(PgTypeof {
             signature: Signature::any(1, Volatility::Immutable),
         }),
+        ScalarUDF::new_from_impl(RegtypeName {
+            signature: Signature::any(1, Volatility::Immutable),
+        }),
     ])
 }
 
@@ -233,6 +236,43 @@ impl ScalarUDFImpl for PgTypeof {
             _ => "unknown".to_string(),
         };
         Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
+    }
+}
+
+/// `oid::regtype::text`: the type's name (`-` for 0, as PostgreSQL prints it;
+/// the number for an OID that names no built-in type).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RegtypeName {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for RegtypeName {
+    fn name(&self) -> &str {
+        "vivace_regtype_name"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let oids = datafusion::arrow::compute::cast(
+            &args.args[0].to_array(args.number_rows)?,
+            &DataType::Int64,
+        )?;
+        let oids = oids.as_primitive::<Int64Type>();
+        let mut out = StringBuilder::new();
+        for row in 0..oids.len() {
+            if oids.is_null(row) {
+                out.append_null();
+            } else if oids.value(row) == 0 {
+                out.append_value("-");
+            } else {
+                out.append_value(type_name(oids.value(row)));
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
     }
 }
 

@@ -67,12 +67,19 @@ pub struct QueryPlan {
     pub plan: LogicalPlan,
     /// Result column names as PostgreSQL gives them, when they differ from the plan's.
     pub names: Option<Arc<Vec<String>>>,
+    /// Parameter types to report and decode, when a replaced driver query needs
+    /// types DataFusion does not infer (asyncpg's `oid[]`).
+    pub parameter_types: Option<&'static [pgwire::api::Type]>,
 }
 
 impl QueryPlan {
     /// A plan whose column names are sent as they are.
     pub fn new(plan: LogicalPlan) -> Self {
-        Self { plan, names: None }
+        Self {
+            plan,
+            names: None,
+            parameter_types: None,
+        }
     }
 
     /// The result schema as clients see it (PostgreSQL's column names).
@@ -193,6 +200,14 @@ impl Session {
                 });
             }
             Command::Insert(stmt) => return self.plan_insert(*stmt).await,
+            Command::DriverQuery {
+                stmt,
+                parameter_types,
+            } => {
+                let mut query = self.plan_query(stmt).await?;
+                query.parameter_types = Some(parameter_types);
+                return Ok(Prepared::Plan(query));
+            }
             Command::Copy(request) => {
                 return Ok(Prepared::Copy {
                     query: self.plan_query(request.query).await?,
@@ -290,6 +305,7 @@ impl Session {
             plan => Ok(QueryPlan {
                 plan: type_cast_placeholders(plan)?,
                 names: names.map(Arc::new),
+                parameter_types: None,
             }),
         }
     }
@@ -410,7 +426,7 @@ impl Session {
     /// (or it failed), unless the message is cancelled first. Batches then cross
     /// to the caller through a one-slot channel.
     async fn start(&self, query: QueryPlan) -> SqlResult<QueryStream> {
-        let QueryPlan { plan, names } = query;
+        let QueryPlan { plan, names, .. } = query;
         let cancel = self.cancel.current();
         let ctx = self.ctx.clone();
         let engine = self.engine.clone();
@@ -604,6 +620,7 @@ impl Session {
             | Command::Fetch { .. }
             | Command::Copy(_)
             | Command::Insert(_)
+            | Command::DriverQuery { .. }
             | Command::ShowTables
             | Command::ShowCreateTable(_)
             | Command::Describe(_)

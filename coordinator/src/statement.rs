@@ -91,6 +91,14 @@ pub enum Command {
     /// `CREATE [LOCAL] TEMP[ORARY] TABLE name (columns)`, as a plain CREATE TABLE
     /// that the session places in its own `pg_temp` schema.
     CreateTempTable(Box<Statement>),
+    /// A driver's catalog query replaced by an equivalent one
+    /// ([`crate::driver_queries`]), with the parameter types to report.
+    DriverQuery {
+        /// The replacement query.
+        stmt: Box<Statement>,
+        /// `$1..$n` as the driver expects them described.
+        parameter_types: &'static [pgwire::api::Type],
+    },
     /// `INSERT INTO temp_table ...`.
     Insert(Box<Statement>),
     /// `CLOSE name` (`None`: `CLOSE ALL`).
@@ -153,6 +161,19 @@ impl StatementParser {
             ["DROP", "EXTERNAL", "TABLE", ..] => {
                 let rest = text.trim_start()[4..].trim_start()[8..].to_string();
                 self.parse_one(&format!("DROP{rest}"))
+            }
+            _ if let Some(replaced) = crate::driver_queries::replacement(text) => {
+                let mut stmts = self.pg.parse(replaced.sql).map_err(SqlError::from)?;
+                match (stmts.pop(), stmts.is_empty()) {
+                    (Some(stmt), true) => Ok(vec![Command::DriverQuery {
+                        stmt: Box::new(stmt),
+                        parameter_types: replaced.parameter_types,
+                    }]),
+                    _ => Err(SqlError::new(
+                        sqlstate::INTERNAL_ERROR,
+                        "a driver query replacement is not one statement",
+                    )),
+                }
             }
             _ => self
                 .pg

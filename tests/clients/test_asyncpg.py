@@ -1,5 +1,5 @@
 """asyncpg against Vivace and PostgreSQL 15 holding the same rows: the outcomes
-of the same prepared statements must be equal."""
+of the same prepared statements (scalars and arrays, binary format) must be equal."""
 
 import json
 import subprocess
@@ -20,4 +20,6 @@ def test_binary_prepared_statements_match_postgres(pair):
     ours = run_probe(vivace.port)
     assert ours["rows"] == [[2, "pear", 0, 1.25, "2024-01-02", False], [3, "plum's", 12, 2.0, "2024-02-29", True]]
     assert ours["scalars"] == [42, "hi!", True, 2.5]
+    assert ours["arrays"][0] == [1, 3, 4]
+    assert ours["array_params"] == [[5, 6, 7], ["a", "b'c"]]
     assert ours == run_probe(pg.port)

@@ -156,8 +156,12 @@ impl ExtendedQueryHandler for QueryHandler {
         let _cancel = self.session.begin_message();
         let prepared = match &portal.statement.statement {
             Prepared::Plan(query) => Prepared::Plan(QueryPlan {
-                plan: bind_parameters(&query.plan, portal)?,
+                plan: match query.parameter_types {
+                    Some(types) => bind_declared_parameters(&query.plan, types, portal)?,
+                    None => bind_parameters(&query.plan, portal)?,
+                },
                 names: query.names.clone(),
+                parameter_types: query.parameter_types,
             }),
             Prepared::Insert(plan) => Prepared::Insert(bind_parameters(plan, portal)?),
             command => command.clone(),
@@ -177,6 +181,53 @@ fn bind_parameters(plan: &LogicalPlan, portal: &Portal<Prepared>) -> PgWireResul
     let values = deserialize_parameters(portal, &type_refs)?;
     plan.clone()
         .replace_params_with_values(&values)
+        .map_err(|e| to_pg_error(e.into()))
+}
+
+/// Substitute parameters whose types a replaced driver query declares
+/// ([`crate::driver_queries`]); only `oid[]` is needed so far.
+fn bind_declared_parameters(
+    plan: &LogicalPlan,
+    types: &[Type],
+    portal: &Portal<Prepared>,
+) -> PgWireResult<LogicalPlan> {
+    use datafusion::common::ParamValues;
+    use datafusion::common::ScalarValue;
+    let mut values = Vec::with_capacity(types.len());
+    for (i, ty) in types.iter().enumerate() {
+        let bytes = portal.parameters.get(i).cloned().flatten();
+        let binary = portal.parameter_format.is_binary(i);
+        let value = match (ty, bytes) {
+            (_, None) => ScalarValue::Null,
+            (&Type::OID_ARRAY, Some(bytes)) => {
+                let oids =
+                    crate::driver_queries::decode_oid_array(&bytes, binary).ok_or_else(|| {
+                        to_pg_error(SqlError::new(
+                            sqlstate::INVALID_TEXT_REPRESENTATION,
+                            "malformed oid[] parameter",
+                        ))
+                    })?;
+                ScalarValue::List(
+                    datafusion::common::utils::SingleRowListArrayBuilder::new(Arc::new(
+                        datafusion::arrow::array::Int32Array::from(oids),
+                    ))
+                    .build_list_array()
+                    .into(),
+                )
+            }
+            (other, Some(_)) => {
+                return Err(to_pg_error(SqlError::new(
+                    sqlstate::FEATURE_NOT_SUPPORTED,
+                    format!("parameters of type {other} are not supported here"),
+                )));
+            }
+        };
+        values.push(value);
+    }
+    plan.clone()
+        .replace_params_with_values(&ParamValues::List(
+            values.into_iter().map(Into::into).collect(),
+        ))
         .map_err(|e| to_pg_error(e.into()))
 }
 
@@ -237,6 +288,13 @@ impl QueryParser for StatementPreparer {
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        if let Prepared::Plan(QueryPlan {
+            parameter_types: Some(types),
+            ..
+        }) = stmt
+        {
+            return Ok(types.to_vec());
+        }
         let (Prepared::Plan(QueryPlan { plan, .. }) | Prepared::Insert(plan)) = stmt else {
             return Ok(vec![]);
         };
