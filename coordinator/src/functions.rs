@@ -51,6 +51,9 @@ pub fn catalog_functions(catalogs: Arc<dyn CatalogProviderList>) -> Vec<ScalarUD
         // Every type Vivace reports lives in pg_catalog, which is on the path.
         fixed("pg_type_is_visible", &[1], Fixed::Bool(true)),
         fixed("pg_function_is_visible", &[1], Fixed::Bool(true)),
+        ScalarUDF::new_from_impl(Format {
+            signature: Signature::variadic_any(Volatility::Stable),
+        }),
         ScalarUDF::new_from_impl(ToRegclass {
             catalogs,
             signature: any_of(&[1], Volatility::Stable),
@@ -212,6 +215,92 @@ impl ScalarUDFImpl for ToRegclass {
     }
 }
 
+/// PostgreSQL's `format(fmt, args...)`: `%s` (text, NULL as empty), `%I` (an
+/// identifier, quoted when needed), `%L` (a literal, NULL as `NULL`) and `%%`.
+/// Metabase builds `schema.table` names with it.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Format {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Format {
+    fn name(&self) -> &str {
+        "format"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let mut out = Vec::with_capacity(rows(&args));
+        for row in 0..rows(&args) {
+            let Some(fmt) = text_arg(&args, 0, row)? else {
+                out.push(None);
+                continue;
+            };
+            let values = (1..args.args.len())
+                .map(|i| text_arg(&args, i, row))
+                .collect::<Result<Vec<_>>>()?;
+            out.push(Some(format_text(&fmt, &values)?));
+        }
+        Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
+    }
+}
+
+fn format_text(fmt: &str, values: &[Option<String>]) -> Result<String> {
+    let mut out = String::with_capacity(fmt.len());
+    let mut next = values.iter();
+    let mut chars = fmt.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let spec = chars.next();
+        if spec == Some('%') {
+            out.push('%');
+            continue;
+        }
+        let Some(value) = next.next() else {
+            return exec_err!("too few arguments for format()");
+        };
+        match (spec, value) {
+            (Some('s'), v) => out.push_str(v.as_deref().unwrap_or("")),
+            (Some('I'), Some(v)) => out.push_str(&quote_ident(v)),
+            (Some('I'), None) => {
+                return exec_err!("null values cannot be formatted as an SQL identifier");
+            }
+            (Some('L'), Some(v)) => out.push_str(&format!("'{}'", v.replace('\'', "''"))),
+            (Some('L'), None) => out.push_str("NULL"),
+            (other, _) => {
+                return exec_err!(
+                    "unrecognized format() type specifier \"{}\"",
+                    other.map(String::from).unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `quote_ident`: bare when a plain lower-case identifier, else double-quoted.
+fn quote_ident(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
 /// `current_setting(name [, missing_ok])`.
 #[derive(Debug)]
 struct CurrentSetting {
@@ -325,5 +414,19 @@ mod tests {
     fn version_parses_like_postgres() {
         let v = version_string();
         assert!(v.starts_with("PostgreSQL 16."), "{v}");
+    }
+
+    #[test]
+    fn format_follows_postgres() {
+        let v = |s: &str| Some(s.to_string());
+        assert_eq!(
+            format_text("%I.%I", &[v("public"), v("Odd Name")]).unwrap(),
+            "public.\"Odd Name\""
+        );
+        assert_eq!(
+            format_text("%s|%L|%L|100%%", &[None, v("it's"), None]).unwrap(),
+            "|'it''s'|NULL|100%"
+        );
+        assert!(format_text("%s %s", &[v("one")]).is_err());
     }
 }
