@@ -193,22 +193,7 @@ impl ScalarUDFImpl for DescribeProc {
         Ok(DataType::Utf8)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let oids = datafusion::arrow::compute::cast(
-            &args.args[0].to_array(args.number_rows)?,
-            &DataType::Int64,
-        )?;
-        let oids = oids.as_primitive::<Int64Type>();
-        let mut out = StringBuilder::new();
-        for row in 0..oids.len() {
-            match (!oids.is_null(row))
-                .then(|| self.procs.get(&oids.value(row)))
-                .flatten()
-            {
-                Some(p) => out.append_value((self.render)(p)),
-                None => out.append_null(),
-            }
-        }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+        map_oids(&args, |oid| self.procs.get(&oid).map(self.render))
     }
 }
 
@@ -257,23 +242,38 @@ impl ScalarUDFImpl for RegtypeName {
         Ok(DataType::Utf8)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let oids = datafusion::arrow::compute::cast(
-            &args.args[0].to_array(args.number_rows)?,
-            &DataType::Int64,
-        )?;
-        let oids = oids.as_primitive::<Int64Type>();
-        let mut out = StringBuilder::new();
-        for row in 0..oids.len() {
-            if oids.is_null(row) {
-                out.append_null();
-            } else if oids.value(row) == 0 {
-                out.append_value("-");
+        map_oids(&args, |oid| {
+            Some(if oid == 0 {
+                "-".to_string()
             } else {
-                out.append_value(type_name(oids.value(row)));
-            }
-        }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+                type_name(oid)
+            })
+        })
     }
+}
+
+/// A text column from the OIDs in the first argument: NULL for a NULL OID or
+/// where `text` gives nothing.
+fn map_oids(
+    args: &ScalarFunctionArgs,
+    text: impl Fn(i64) -> Option<String>,
+) -> Result<ColumnarValue> {
+    let oids = datafusion::arrow::compute::cast(
+        &args.args[0].to_array(args.number_rows)?,
+        &DataType::Int64,
+    )?;
+    let oids = oids.as_primitive::<Int64Type>();
+    let mut out = StringBuilder::new();
+    for row in 0..oids.len() {
+        match (!oids.is_null(row))
+            .then(|| text(oids.value(row)))
+            .flatten()
+        {
+            Some(t) => out.append_value(t),
+            None => out.append_null(),
+        }
+    }
+    Ok(ColumnarValue::Array(Arc::new(out.finish())))
 }
 
 #[cfg(test)]
