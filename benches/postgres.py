@@ -122,7 +122,7 @@ class Postgres:
                 CREATE TABLE sales AS
                 SELECT g::bigint AS id,
                        'c' || (g % 1000) AS customer,
-                       ((g * 7919) % 100000 / 100.0)::numeric(12,2) AS amount,
+                       ((g::bigint * 7919) % 100000 / 100.0)::numeric(12,2) AS amount,
                        DATE '2020-01-01' + (g % 1461)::int AS day
                 FROM generate_series(1, {rows}) AS g""")
             cur.execute("ALTER TABLE sales ADD PRIMARY KEY (id)")
@@ -267,8 +267,9 @@ def main():
         f"Machine: {machine()}.  ",
         f"PostgreSQL 15 (Debian packages, `shared_buffers=1GB`, table cached), one table `sales` of "
         f"{args.rows:,} rows ({size}; `id bigint` primary key, `customer text` with 1,000 values, "
-        "`amount numeric(12,2)`, `day date`), registered with `STORED AS POSTGRES` in a release "
-        "`vivace serve`.  ",
+        "`amount numeric(12,2)`, `day date`), registered with `STORED AS POSTGRES` in "
+        + ("an unoptimised **debug** build of " if "/debug/" in args.binary else "a release ")
+        + "`vivace serve`.  ",
         f"Command: `python3 benches/postgres.py {' '.join(sys.argv[1:])}`  ",
         f"Times are medians of {args.runs} runs after one warm-up, both measured from a psycopg2 client "
         "on the same machine (direct: the same role over TCP). Rows moved: the `rows` column of "
