@@ -244,7 +244,14 @@ def main():
         lines += [f"| {n} | {t:.3f} | {'; '.join(scan_stages[n]) or 'not distributed'} |" for n, t in scaling.items()]
         lines += ["", f"Speed-up from 1 to 2 workers: **{scaling[1] / scaling[2]:.2f}x**.", "",
                   f"Query: `{SCAN_QUERY}`"]
-    args.out.write_text("\n".join(lines) + "\n")
+    # Keep the sections other benchmarks write (benches/postgres.py).
+    kept = ""
+    if args.out.exists():
+        previous = args.out.read_text()
+        at = previous.find("\n# PostgreSQL connector\n")
+        if at >= 0:
+            kept = "\n" + previous[at:].lstrip("\n")
+    args.out.write_text("\n".join(lines) + "\n" + kept)
     print(args.out.read_text())
 
 

@@ -1,7 +1,9 @@
 //! `STORED AS POSTGRES` against a real PostgreSQL 15 server started by the test:
 //! pushdown on and off give the same rows, the server receives one statement per
 //! federated sub-plan (checked in its statement log), EXPLAIN shows that SQL,
-//! cross-source joins with Parquet, quoting, types, errors and secrets.
+//! cross-source joins with Parquet, quoting, types, errors and secrets; remote
+//! views; pools closed on DROP; remote statements cancelled with Vivace's query;
+//! `STORED AS REDSHIFT` (Redshift's dialect, run against PostgreSQL).
 
 mod common;
 
@@ -30,6 +32,9 @@ INSERT INTO all_types VALUES
    'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": 1}', '{"b": [1, 2]}', '\x00ff');
 CREATE TABLE "Odd ""Name"" \ é" (id integer, "Wéird ""col""" text);
 INSERT INTO "Odd ""Name"" \ é" VALUES (1, 'ünï''code');
+CREATE VIEW big_orders AS SELECT id, customer, amount FROM orders WHERE amount > 10;
+CREATE MATERIALIZED VIEW order_totals AS
+  SELECT customer, sum(amount) AS total FROM orders GROUP BY customer;
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO reporting;
 "#;
 
@@ -477,9 +482,30 @@ async fn external_schema_is_discovered_once_refreshed_and_dropped() {
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'app' ORDER BY 1",
     )
     .await;
-    let expected = ["Odd \"Name\" \\ é", "all_types", "customers", "orders"];
+    let expected = [
+        "Odd \"Name\" \\ é",
+        "all_types",
+        "big_orders",
+        "customers",
+        "order_totals",
+        "orders",
+    ];
     assert_eq!(listed, expected.map(|t| vec![t.to_string()]).to_vec());
     assert!(pg.statements_since(mark).is_empty());
+
+    // Views and materialized views are mounted like tables.
+    assert_eq!(
+        text_rows(&client, "SELECT count(*), sum(amount) FROM app.big_orders").await,
+        vec![vec!["4".to_string(), "142.74".into()]]
+    );
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT total = 100, total FROM app.order_totals WHERE customer = 'c42'"
+        )
+        .await,
+        vec![vec!["t".to_string(), "100.00000000000000000000".into()]]
+    );
 
     // Same-source join pushed as one statement; cross-source join with Parquet.
     let mark = pg.log_text().len();
@@ -548,4 +574,333 @@ async fn external_schema_is_discovered_once_refreshed_and_dropped() {
         .simple_query("DROP EXTERNAL SCHEMA IF EXISTS app")
         .await
         .unwrap();
+}
+
+/// How many connections Vivace holds to the test server (its pool sets
+/// `application_name`), optionally only those running a statement on `relation`.
+fn vivace_backends(pg: &PgServer, running_on: Option<&str>) -> usize {
+    let mut sql =
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'vivace'".to_string();
+    if let Some(relation) = running_on {
+        sql.push_str(&format!(
+            " AND state = 'active' AND query LIKE '%\"{relation}\"%'"
+        ));
+    }
+    let out = pg.psql("postgres", &format!("COPY ({sql}) TO STDOUT"));
+    out.trim().parse().unwrap()
+}
+
+/// Poll `f` until it holds, for at most `seconds`.
+async fn eventually(seconds: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    f()
+}
+
+#[tokio::test]
+async fn pools_close_with_their_last_table_and_schema() {
+    let (_dir, pg, server) = start("pg-pools").await;
+    let client = server.client().await;
+    for (name, remote) in [("orders", "orders"), ("customers", "customers")] {
+        client
+            .simple_query(&create_sql(&pg, name, remote))
+            .await
+            .unwrap();
+    }
+    let _ = rows(&client, "SELECT count(*) FROM orders").await;
+    let _ = rows(&client, "SELECT count(*) FROM customers").await;
+    assert!(vivace_backends(&pg, None) > 0);
+
+    // One table of the server is left: its pool stays open.
+    client.simple_query("DROP TABLE orders").await.unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT count(*) FROM customers").await,
+        vec![vec!["5".to_string()]]
+    );
+    assert!(vivace_backends(&pg, None) > 0);
+    // The last one: the connections close.
+    client.simple_query("DROP TABLE customers").await.unwrap();
+    assert!(
+        eventually(10, || vivace_backends(&pg, None) == 0).await,
+        "{} connections left after DROP TABLE",
+        vivace_backends(&pg, None)
+    );
+
+    client
+        .simple_query(&format!(
+            "CREATE EXTERNAL SCHEMA app FROM POSTGRES LOCATION '{}' \
+             OPTIONS ('password_env' 'APP_PG_PASSWORD', 'sslmode' 'disable')",
+            pg.location()
+        ))
+        .await
+        .unwrap();
+    let _ = rows(&client, "SELECT count(*) FROM app.orders").await;
+    assert!(vivace_backends(&pg, None) > 0);
+    client
+        .simple_query("DROP EXTERNAL SCHEMA app")
+        .await
+        .unwrap();
+    assert!(
+        eventually(10, || vivace_backends(&pg, None) == 0).await,
+        "{} connections left after DROP EXTERNAL SCHEMA",
+        vivace_backends(&pg, None)
+    );
+}
+
+#[tokio::test]
+async fn cancelling_a_query_cancels_the_remote_statement() {
+    let (_dir, pg, server) = start("pg-cancel").await;
+    pg.psql(
+        DATABASE,
+        "CREATE VIEW slow AS SELECT x FROM generate_series(1, 1) AS x, pg_sleep(30); \
+         GRANT SELECT ON slow TO reporting",
+    );
+    let client = server.client().await;
+    client
+        .simple_query(&create_sql(&pg, "slow", "slow"))
+        .await
+        .unwrap();
+    client
+        .simple_query("SET statement_timeout = '500ms'")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (code, msg) = sql_error(&client, "SELECT x FROM slow").await;
+    assert_eq!(code, "57014", "{msg}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // Without the cancel request the server would sleep on for 30 seconds.
+    assert!(
+        eventually(5, || vivace_backends(&pg, Some("slow")) == 0).await,
+        "the remote statement still runs after the query was cancelled"
+    );
+    // The pool's connection is fine for the next query.
+    client
+        .simple_query("SET statement_timeout = 0")
+        .await
+        .unwrap();
+    client
+        .simple_query(&create_sql(&pg, "orders", "orders"))
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT count(*) FROM orders").await,
+        vec![vec!["8".to_string()]]
+    );
+}
+
+/// `STORED AS REDSHIFT` against the PostgreSQL test server: the same wire
+/// protocol, Redshift's dialect. What Redshift lacks (here `concat`, and
+/// `avg` over a decimal, which Redshift rounds to the argument's scale) is not
+/// sent; the rest of the query is.
+#[tokio::test]
+async fn redshift_tables_push_only_what_redshift_has() {
+    let (_dir, pg, server) = start("pg-redshift").await;
+    let client = server.client().await;
+    let redshift = format!("redshift://{ROLE}@127.0.0.1:{}/{DATABASE}", pg.port);
+    client
+        .simple_query(&format!(
+            "CREATE EXTERNAL TABLE rs_orders STORED AS REDSHIFT LOCATION '{redshift}' \
+             OPTIONS ('table' 'public.orders', 'password_env' 'APP_PG_PASSWORD', 'sslmode' 'disable')"
+        ))
+        .await
+        .unwrap();
+    client
+        .simple_query(&create_sql(&pg, "pg_orders", "orders"))
+        .await
+        .unwrap();
+    let shown = text_rows(&client, "SHOW CREATE TABLE rs_orders").await[0][1].clone();
+    assert!(shown.contains("STORED AS REDSHIFT"), "{shown}");
+
+    // (query, text the remote statement must hold, text it must not hold)
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        (
+            "SELECT customer, count(*), sum(amount) FROM {t} WHERE placed >= DATE '2024-02-01' \
+             GROUP BY customer ORDER BY customer NULLS LAST",
+            &["GROUP BY", "sum(", "WHERE"],
+            &[],
+        ),
+        (
+            "SELECT id FROM {t} WHERE concat(customer, '!') = 'c42!' AND amount > 1 ORDER BY id",
+            &["WHERE", "> 1"],
+            &["concat"],
+        ),
+        (
+            "SELECT customer, avg(amount) FROM {t} WHERE customer LIKE 'c%' GROUP BY customer \
+             ORDER BY customer",
+            &["LIKE 'c%'"],
+            &["avg(", "GROUP BY"],
+        ),
+    ];
+    for (sql, has, lacks) in cases {
+        let mark = pg.log_text().len();
+        let on_redshift = rows(&client, &sql.replace("{t}", "rs_orders")).await;
+        let sent: Vec<String> = pg
+            .statements_since(mark)
+            .into_iter()
+            .filter(|s| s.contains("\"orders\""))
+            .collect();
+        assert_eq!(sent.len(), 1, "{sql}: {sent:#?}");
+        for part in *has {
+            assert!(sent[0].contains(part), "{sql}: {part} not in {}", sent[0]);
+        }
+        for part in *lacks {
+            assert!(!sent[0].contains(part), "{sql}: {part} in {}", sent[0]);
+        }
+        let on_postgres = rows(&client, &sql.replace("{t}", "pg_orders")).await;
+        assert_eq!(on_redshift, on_postgres, "{sql}");
+        assert!(!on_redshift.is_empty(), "{sql}");
+        client
+            .simple_query("SET vivace.pushdown = off")
+            .await
+            .unwrap();
+        let local = rows(&client, &sql.replace("{t}", "rs_orders")).await;
+        client
+            .simple_query("SET vivace.pushdown = on")
+            .await
+            .unwrap();
+        assert_eq!(on_redshift, local, "{sql}");
+    }
+
+    // EXPLAIN names the engine; an external schema works FROM REDSHIFT too.
+    let plan = text_rows(&client, "EXPLAIN SELECT count(*) FROM rs_orders").await;
+    assert!(plan[1][1].contains("name=redshift"), "{}", plan[1][1]);
+    client
+        .simple_query(&format!(
+            "CREATE EXTERNAL SCHEMA dw FROM REDSHIFT LOCATION '{redshift}' \
+             OPTIONS ('password_env' 'APP_PG_PASSWORD', 'sslmode' 'disable')"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT count(*) FROM dw.big_orders").await,
+        vec![vec!["4".to_string()]]
+    );
+    let (code, msg) = sql_error(
+        &client,
+        &format!(
+            "CREATE EXTERNAL TABLE bad STORED AS REDSHIFT LOCATION '{}' OPTIONS ('table' 'orders')",
+            pg.location()
+        ),
+    )
+    .await;
+    assert_eq!(code, "22023", "{msg}");
+    assert!(msg.contains("redshift://"), "{msg}");
+}
+
+#[tokio::test]
+async fn partitioned_tables_are_read_as_parallel_range_queries() {
+    let (_dir, pg, server) = start("pg-partitions").await;
+    pg.psql(
+        DATABASE,
+        "CREATE TABLE events AS SELECT g AS id, 'u' || (g % 7) AS who, \
+           DATE '2024-01-01' + g % 100 AS day FROM generate_series(1, 1000) AS g; \
+         INSERT INTO events VALUES (NULL, 'nobody', NULL); \
+         GRANT SELECT ON events TO reporting",
+    );
+    let client = server.client().await;
+    let create = |name: &str, options: &str| {
+        format!(
+            "CREATE EXTERNAL TABLE {name} STORED AS POSTGRES LOCATION '{}' \
+             OPTIONS ('table' 'events', 'password_env' 'APP_PG_PASSWORD', 'sslmode' 'disable'{options})",
+            pg.location()
+        )
+    };
+    client.simple_query(&create("whole", "")).await.unwrap();
+    client
+        .simple_query(&create(
+            "by_id",
+            ", 'partition_column' 'id', 'partitions' '4'",
+        ))
+        .await
+        .unwrap();
+    client
+        .simple_query(&create(
+            "by_day",
+            ", 'partition_column' 'day', 'partitions' '3'",
+        ))
+        .await
+        .unwrap();
+
+    let sorted = |mut rows: Vec<Vec<Option<String>>>| {
+        rows.sort();
+        rows
+    };
+    // (query, whether what is pushed is a scan): scans of a partitioned table
+    // are one min/max statement and one statement per range; an aggregate is
+    // pushed whole, unless pushdown is off (then its scan is split).
+    let cases = [
+        ("SELECT id, who FROM {t} WHERE who = 'u3'", true),
+        ("SELECT * FROM {t}", true),
+        ("SELECT who FROM {t} WHERE id > 990 OR id IS NULL", true),
+        (
+            "SELECT who, count(*), min(day) FROM {t} GROUP BY who",
+            false,
+        ),
+    ];
+    for (sql, split) in cases {
+        let expected = sorted(rows(&client, &sql.replace("{t}", "whole")).await);
+        assert!(!expected.is_empty(), "{sql}");
+        for (table, partitions) in [("by_id", 4), ("by_day", 3)] {
+            for pushdown in ["on", "off"] {
+                client
+                    .simple_query(&format!("SET vivace.pushdown = {pushdown}"))
+                    .await
+                    .unwrap();
+                let mark = pg.log_text().len();
+                let got = sorted(rows(&client, &sql.replace("{t}", table)).await);
+                assert_eq!(got, expected, "{sql} on {table}, pushdown {pushdown}");
+                let sent: Vec<String> = pg
+                    .statements_since(mark)
+                    .into_iter()
+                    .filter(|s| s.contains("\"events\""))
+                    .collect();
+                let want = if split || pushdown == "off" {
+                    1 + partitions
+                } else {
+                    1
+                };
+                assert_eq!(
+                    sent.len(),
+                    want,
+                    "{sql} on {table}, pushdown {pushdown}: {sent:#?}"
+                );
+                if want > 1 {
+                    assert!(sent.iter().any(|s| s.contains("min(")), "{sent:#?}");
+                    assert!(sent.iter().any(|s| s.contains("IS NULL")), "{sent:#?}");
+                }
+            }
+        }
+    }
+    client
+        .simple_query("SET vivace.pushdown = on")
+        .await
+        .unwrap();
+    let plan = text_rows(&client, "EXPLAIN SELECT id FROM by_id WHERE who = 'u1'").await;
+    assert!(
+        plan[1][1].contains("PartitionedScanExec: partitions=4, partition_column=id"),
+        "{}",
+        plan[1][1]
+    );
+
+    for (options, needle) in [
+        (
+            ", 'partition_column' 'who', 'partitions' '2'",
+            "integer, date or timestamp",
+        ),
+        (", 'partition_column' 'nope', 'partitions' '2'", "no column"),
+        (", 'partitions' '2'", "go together"),
+        (
+            ", 'partition_column' 'id', 'partitions' '1'",
+            "between 2 and",
+        ),
+    ] {
+        let (code, msg) = sql_error(&client, &create("bad", options)).await;
+        assert_eq!(code, "22023", "{msg}");
+        assert!(msg.contains(needle), "{msg}");
+    }
 }

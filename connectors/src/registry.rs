@@ -9,7 +9,7 @@ use datafusion::execution::context::SessionState;
 use vivace_catalog::TableDefinition;
 
 use crate::files::{FileConnector, FileFormatKind, S3StoreSpec};
-use crate::postgres::PostgresConnector;
+use crate::postgres::{Engine, PostgresConnector};
 use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult, SchemaRequest, TableRequest};
 
 /// One kind of source.
@@ -67,7 +67,11 @@ impl Default for ConnectorRegistry {
         }
         connectors.insert(
             PostgresConnector::NAME,
-            Arc::new(PostgresConnector::default()),
+            Arc::new(PostgresConnector::new(Engine::Postgres)),
+        );
+        connectors.insert(
+            PostgresConnector::REDSHIFT,
+            Arc::new(PostgresConnector::new(Engine::Redshift)),
         );
         Self { connectors }
     }

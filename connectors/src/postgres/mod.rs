@@ -1,7 +1,9 @@
-//! PostgreSQL tables (`STORED AS POSTGRES`), read through datafusion-table-providers'
-//! connection pool and type mapping, with datafusion-federation pushing whole
-//! sub-plans (filters, projections, limits, sorts, aggregates, same-server joins)
-//! to the server as one SQL statement.
+//! PostgreSQL tables (`STORED AS POSTGRES`) and Redshift tables (`STORED AS
+//! REDSHIFT`), read through datafusion-table-providers' connection pool and type
+//! mapping, with datafusion-federation pushing whole sub-plans (filters,
+//! projections, limits, sorts, aggregates, same-server joins) to the server as one
+//! SQL statement. Redshift speaks PostgreSQL's protocol; it differs in the SQL
+//! dialect and in what it can evaluate (see [`pushdown`]).
 //!
 //! `resolve` connects, checks the credentials and reads the table's columns;
 //! `open` builds the provider from the stored columns without I/O, the pool
@@ -12,7 +14,7 @@
 mod exec;
 mod options;
 mod provider;
-mod pushdown;
+pub mod pushdown;
 mod schema;
 
 use std::collections::BTreeMap;
@@ -23,23 +25,47 @@ use datafusion::catalog::TableProvider;
 use datafusion::execution::context::SessionState;
 use vivace_catalog::{TableDefinition, TableName};
 
-pub use exec::LazyPool;
-pub use options::PostgresOptions;
+pub use exec::{LazyPool, WeakPool};
+pub use options::{Engine, PostgresOptions};
 
 use crate::{
     Connector, ConnectorError, ConnectorErrorKind, ConnectorResult, SchemaRequest, TableRequest,
 };
 
-/// The `STORED AS POSTGRES` connector. Tables on the same server and role share
-/// one connection pool.
-#[derive(Default)]
+/// The `STORED AS POSTGRES` (or `REDSHIFT`) connector. Tables on the same server
+/// and role share one connection pool, closed when the last of them is dropped.
 pub struct PostgresConnector {
-    pools: Mutex<BTreeMap<String, LazyPool>>,
+    engine: Engine,
+    pools: Mutex<BTreeMap<String, WeakPool>>,
+}
+
+impl Default for PostgresConnector {
+    fn default() -> Self {
+        Self::new(Engine::Postgres)
+    }
 }
 
 impl PostgresConnector {
-    /// The `STORED AS` name.
+    /// The `STORED AS` name of PostgreSQL tables.
     pub const NAME: &'static str = "postgres";
+    /// The `STORED AS` name of Redshift tables.
+    pub const REDSHIFT: &'static str = "redshift";
+
+    /// The connector of `engine`'s tables.
+    pub fn new(engine: Engine) -> Self {
+        Self {
+            engine,
+            pools: Mutex::default(),
+        }
+    }
+
+    fn parse(
+        &self,
+        location: &str,
+        options: &BTreeMap<String, String>,
+    ) -> ConnectorResult<PostgresOptions> {
+        PostgresOptions::parse_for(self.engine, location, options)
+    }
 
     fn pool(&self, options: &PostgresOptions) -> LazyPool {
         let key = format!(
@@ -51,10 +77,13 @@ impl PostgresConnector {
             options.connect_timeout
         );
         let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
-        pools
-            .entry(key)
-            .or_insert_with(|| LazyPool::new(options.clone()))
-            .clone()
+        pools.retain(|_, pool| pool.upgrade().is_some());
+        if let Some(pool) = pools.get(&key).and_then(WeakPool::upgrade) {
+            return pool;
+        }
+        let pool = LazyPool::new(options.clone());
+        pools.insert(key, pool.downgrade());
+        pool
     }
 }
 
@@ -68,17 +97,23 @@ impl Connector for PostgresConnector {
         if !request.partition_columns.is_empty() {
             return Err(ConnectorError::new(
                 ConnectorErrorKind::SchemaMismatch,
-                "PARTITIONED BY is not valid for POSTGRES tables",
+                format!(
+                    "PARTITIONED BY is not valid for {} tables",
+                    self.engine.name().to_ascii_uppercase()
+                ),
             ));
         }
-        let options = PostgresOptions::parse(&request.location, &request.options)?;
+        let options = self.parse(&request.location, &request.options)?;
         let schema = schema::discover(&self.pool(&options), &options.table).await?;
+        if let Some(partitioning) = &options.partitioning {
+            schema::check_partition_column(&schema, &partitioning.column)?;
+        }
         if let Some(declared) = &request.declared_schema {
             schema::check_declared(declared, &schema)?;
         }
         Ok(TableDefinition {
             name: request.name,
-            connector: Self::NAME.to_string(),
+            connector: self.engine.name().to_string(),
             location: request.location,
             columns: schema::to_columns(&schema),
             declared_columns: request.declared_schema.is_some(),
@@ -98,6 +133,15 @@ impl Connector for PostgresConnector {
                 "option 'table' is not valid for an external schema; name the remote schema with 'schema'",
             ));
         }
+        if let Some(key) = ["partition_column", "partitions"]
+            .into_iter()
+            .find(|k| base.contains_key(*k))
+        {
+            return Err(ConnectorError::invalid_option(format!(
+                "option '{key}' is not valid for an external schema; give it to a single table (STORED AS {})",
+                self.engine.name().to_ascii_uppercase()
+            )));
+        }
         let remote_schema = base
             .remove("schema")
             .unwrap_or_else(|| "public".to_string());
@@ -108,25 +152,26 @@ impl Connector for PostgresConnector {
             options
         };
         // Validate the options (and reach the server) before listing anything.
-        let probe = PostgresOptions::parse(&request.location, &table_options("-"))?;
+        let probe = self.parse(&request.location, &table_options("-"))?;
         let pool = self.pool(&probe);
         let tables = pool.table_names(&remote_schema).await?;
         if tables.is_empty() {
             return Err(ConnectorError::new(
                 ConnectorErrorKind::NotFound,
                 format!(
-                    "schema \"{remote_schema}\" has no tables on the PostgreSQL source, or does not exist"
+                    "schema \"{remote_schema}\" has no tables or views on the {} source, or does not exist",
+                    self.engine.display()
                 ),
             ));
         }
         let mut defs = Vec::with_capacity(tables.len());
         for table in tables {
             let options = table_options(&table);
-            let parsed = PostgresOptions::parse(&request.location, &options)?;
+            let parsed = self.parse(&request.location, &options)?;
             let schema = schema::discover(&pool, &parsed.table).await?;
             defs.push(TableDefinition {
                 name: TableName::new(request.name.clone(), table),
-                connector: Self::NAME.to_string(),
+                connector: self.engine.name().to_string(),
                 location: request.location.clone(),
                 columns: schema::to_columns(&schema),
                 declared_columns: false,
@@ -142,12 +187,13 @@ impl Connector for PostgresConnector {
         def: &TableDefinition,
         _state: &SessionState,
     ) -> ConnectorResult<Arc<dyn TableProvider>> {
-        let options = PostgresOptions::parse(&def.location, &def.options)?;
+        let options = self.parse(&def.location, &def.options)?;
         let schema = schema::from_columns(&def.columns)?;
         Ok(provider::table_provider(
             &self.pool(&options),
             &options.table,
             schema,
+            options.partitioning.clone(),
         ))
     }
 }

@@ -13,27 +13,75 @@ use url::Url;
 
 use crate::{ConnectorError, ConnectorResult};
 
+/// Which server a location names: PostgreSQL itself, or Amazon Redshift (which
+/// speaks PostgreSQL's protocol but has its own SQL dialect).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Engine {
+    /// `STORED AS POSTGRES`, `postgres://` or `postgresql://` locations, port 5432.
+    Postgres,
+    /// `STORED AS REDSHIFT`, `redshift://` locations, port 5439.
+    Redshift,
+}
+
+impl Engine {
+    /// The `STORED AS` / `FROM` name, lower case.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Postgres => "postgres",
+            Engine::Redshift => "redshift",
+        }
+    }
+
+    /// The name users read in messages.
+    pub fn display(self) -> &'static str {
+        match self {
+            Engine::Postgres => "PostgreSQL",
+            Engine::Redshift => "Redshift",
+        }
+    }
+
+    fn schemes(self) -> &'static [&'static str] {
+        match self {
+            Engine::Postgres => &["postgres", "postgresql"],
+            Engine::Redshift => &["redshift"],
+        }
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            Engine::Postgres => 5432,
+            Engine::Redshift => 5439,
+        }
+    }
+}
+
 /// Connections a table's pool may hold when `pool_size` is not given.
 pub const DEFAULT_POOL_SIZE: u32 = 4;
 /// TCP connect timeout when `connect_timeout` is not given.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-const KEYS: [&str; 5] = [
+const KEYS: [&str; 7] = [
     "table",
     "password_env",
     "sslmode",
     "pool_size",
     "connect_timeout",
+    "partition_column",
+    "partitions",
 ];
+/// Most range queries one scan may be split into.
+pub const MAX_PARTITIONS: u32 = 64;
 const SECRET_KEYS: [&str; 2] = ["password", "pass"];
 const SSL_MODES: [&str; 5] = ["disable", "prefer", "require", "verify-ca", "verify-full"];
 
 /// Typed connection settings of a PostgreSQL table. Holds no secret value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostgresOptions {
+    /// PostgreSQL or Redshift (from the `STORED AS` name).
+    pub engine: Engine,
     /// Server host name or address (from the URL).
     pub host: String,
-    /// Server port (from the URL; default 5432).
+    /// Server port (from the URL; default 5432, or 5439 for Redshift).
     pub port: u16,
     /// Role to connect as (from the URL).
     pub user: String,
@@ -50,22 +98,45 @@ pub struct PostgresOptions {
     pub pool_size: u32,
     /// `connect_timeout`: seconds to wait for a TCP connection (default 5).
     pub connect_timeout: Duration,
+    /// `partition_column` and `partitions`: read whole-table scans as that many
+    /// range queries on that column, in parallel (none: one query).
+    pub partitioning: Option<RangePartitioning>,
+}
+
+/// How a scan of a table is split into range queries read in parallel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangePartitioning {
+    /// An integer, date or timestamp column of the table (its exact name).
+    pub column: String,
+    /// How many range queries (2 to [`MAX_PARTITIONS`]).
+    pub partitions: usize,
 }
 
 impl PostgresOptions {
     /// Parse and validate a `postgres://user@host:port/database` location and its options.
     pub fn parse(location: &str, options: &BTreeMap<String, String>) -> ConnectorResult<Self> {
+        Self::parse_for(Engine::Postgres, location, options)
+    }
+
+    /// Parse and validate a location of `engine` (`postgres://…` or
+    /// `redshift://user@host:5439/database`) and its options.
+    pub fn parse_for(
+        engine: Engine,
+        location: &str,
+        options: &BTreeMap<String, String>,
+    ) -> ConnectorResult<Self> {
         for key in options.keys() {
-            check_key(key)?;
+            check_key(engine, key)?;
         }
+        let scheme = engine.schemes()[0];
+        let example = format!("{scheme}://user@host:{}/database", engine.default_port());
         let url = Url::parse(location).map_err(|e| {
-            ConnectorError::invalid_option(format!(
-                "LOCATION must be a URL like 'postgres://user@host:5432/database': {e}"
-            ))
+            ConnectorError::invalid_option(format!("LOCATION must be a URL like '{example}': {e}"))
         })?;
-        if !matches!(url.scheme(), "postgres" | "postgresql") {
+        if !engine.schemes().contains(&url.scheme()) {
             return Err(ConnectorError::invalid_option(format!(
-                "LOCATION must start with postgres://, not {}://",
+                "LOCATION must start with {scheme}:// for {} tables, not {}://",
+                engine.name().to_ascii_uppercase(),
                 url.scheme()
             )));
         }
@@ -81,9 +152,9 @@ impl PostgresOptions {
         let user = decode(url.username())?;
         let database = decode(url.path().trim_start_matches('/'))?;
         if user.is_empty() || database.is_empty() {
-            return Err(ConnectorError::invalid_option(
-                "LOCATION must name a user and a database: 'postgres://user@host:5432/database'",
-            ));
+            return Err(ConnectorError::invalid_option(format!(
+                "LOCATION must name a user and a database: '{example}'"
+            )));
         }
         for (what, value) in [
             ("host", host),
@@ -109,9 +180,30 @@ impl PostgresOptions {
                 SSL_MODES.join(", ")
             )));
         }
+        let partitioning = match (get("partition_column"), get("partitions")) {
+            (None, None) => None,
+            (Some(column), Some(n)) if !column.trim().is_empty() => {
+                let partitions = parse_positive("partitions", Some(n), 1)?;
+                if !(2..=MAX_PARTITIONS).contains(&partitions) {
+                    return Err(ConnectorError::invalid_option(format!(
+                        "option 'partitions' must be between 2 and {MAX_PARTITIONS}, not {partitions}"
+                    )));
+                }
+                Some(RangePartitioning {
+                    column: column.to_string(),
+                    partitions: partitions as usize,
+                })
+            }
+            _ => {
+                return Err(ConnectorError::invalid_option(
+                    "options 'partition_column' and 'partitions' go together: name an integer, date or timestamp column and how many range queries to split scans into",
+                ));
+            }
+        };
         let parsed = Self {
+            engine,
             host: host.trim_matches(['[', ']']).to_string(),
-            port: url.port().unwrap_or(5432),
+            port: url.port().unwrap_or(engine.default_port()),
             user,
             database,
             table: parse_table(table)?,
@@ -126,6 +218,7 @@ impl PostgresOptions {
                 )?
                 .into(),
             ),
+            partitioning,
         };
         // Fail at CREATE time, not at the first query, when the variable is unset.
         parsed.password()?;
@@ -149,13 +242,17 @@ impl PostgresOptions {
     /// Identifies the server and role: tables sharing it may be joined remotely.
     pub fn compute_context(&self) -> String {
         format!(
-            "postgres://{}@{}:{}/{}",
-            self.user, self.host, self.port, self.database
+            "{}://{}@{}:{}/{}",
+            self.engine.schemes()[0],
+            self.user,
+            self.host,
+            self.port,
+            self.database
         )
     }
 }
 
-fn check_key(key: &str) -> ConnectorResult<()> {
+fn check_key(engine: Engine, key: &str) -> ConnectorResult<()> {
     if SECRET_KEYS.contains(&key) {
         return Err(ConnectorError::invalid_option(format!(
             "option '{key}' would store a secret in the catalog; name an environment variable instead: 'password_env' 'VARIABLE_NAME'"
@@ -165,7 +262,8 @@ fn check_key(key: &str) -> ConnectorResult<()> {
         return Ok(());
     }
     Err(ConnectorError::invalid_option(format!(
-        "unknown option '{key}' for POSTGRES tables; valid options: {}",
+        "unknown option '{key}' for {} tables; valid options: {}",
+        engine.name().to_ascii_uppercase(),
         KEYS.join(", ")
     )))
 }
@@ -290,6 +388,37 @@ mod tests {
         assert_eq!(o.port, 6543);
         assert_eq!(o.table, TableReference::partial("Sales", "Q1.\"x\""));
         assert_eq!(o.pool_size, 2);
+        assert_eq!(o.partitioning, None);
+
+        let o = PostgresOptions::parse_for(
+            Engine::Redshift,
+            "redshift://etl@cluster.example/dw",
+            &opts(&[
+                ("table", "sales"),
+                ("partition_column", "id"),
+                ("partitions", "8"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(o.port, 5439);
+        assert_eq!(
+            o.compute_context(),
+            "redshift://etl@cluster.example:5439/dw"
+        );
+        assert_eq!(
+            o.partitioning,
+            Some(RangePartitioning {
+                column: "id".into(),
+                partitions: 8
+            })
+        );
+        let e = PostgresOptions::parse_for(
+            Engine::Redshift,
+            "postgres://etl@cluster.example/dw",
+            &opts(&[("table", "sales")]),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("redshift://"), "{}", e.message);
     }
 
     #[test]
@@ -308,6 +437,18 @@ mod tests {
         assert!(err(loc, &[("table", "t"), ("sslmode", "maybe")]).contains("sslmode"));
         assert!(err(loc, &[("table", "t"), ("pool_size", "0")]).contains("positive"));
         assert!(err(loc, &[("table", "t"), ("colour", "red")]).contains("unknown option"));
+        assert!(err(loc, &[("table", "t"), ("partitions", "4")]).contains("go together"));
+        assert!(
+            err(
+                loc,
+                &[
+                    ("table", "t"),
+                    ("partition_column", "id"),
+                    ("partitions", "1000")
+                ]
+            )
+            .contains("between 2 and")
+        );
         assert!(err("mysql://u@h/d", &[("table", "t")]).contains("postgres://"));
         assert!(
             err(

@@ -1,6 +1,8 @@
 //! The DataFusion table provider of a PostgreSQL table: datafusion-federation's
 //! adaptor, which the federation optimizer replaces by one remote SQL statement,
 //! over a plain scan used when pushdown is off (`SET vivace.pushdown = off`).
+//! A table with `partition_column` / `partitions` is read as that many range
+//! queries in parallel whenever what is sent is a scan (columns and filters only).
 
 use std::sync::Arc;
 
@@ -15,7 +17,8 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion_federation::sql::{SQLExecutor, VirtualExecutionPlan};
 use datafusion_federation::{FederatedTableProviderAdaptor, FederatedTableSource};
 
-use super::exec::{LazyPool, PostgresExecutor};
+use super::exec::{LazyPool, PartitionedScanExec, PostgresExecutor};
+use super::options::RangePartitioning;
 use super::pushdown::federated_source;
 
 /// The provider of `table` on `pool`'s server with the stored `schema` (no I/O).
@@ -23,6 +26,7 @@ pub fn table_provider(
     pool: &LazyPool,
     table: &TableReference,
     schema: SchemaRef,
+    partitioning: Option<RangePartitioning>,
 ) -> Arc<dyn TableProvider> {
     let executor: Arc<dyn SQLExecutor> = Arc::new(PostgresExecutor::new(pool.clone()));
     let source = federated_source(&executor, table, schema);
@@ -30,6 +34,7 @@ pub fn table_provider(
         table: table.clone(),
         source: Arc::clone(&source),
         executor,
+        partitioning,
     };
     Arc::new(FederatedTableProviderAdaptor::new_with_provider(
         source,
@@ -42,10 +47,11 @@ pub fn table_provider(
 /// filters (also at the physical level), and "pushdown off" must mean none. It
 /// runs through the same executor as federated statements, so errors map alike.
 #[derive(Debug)]
-struct PlainScan {
+pub(super) struct PlainScan {
     table: TableReference,
     source: Arc<dyn FederatedTableSource>,
-    executor: Arc<dyn SQLExecutor>,
+    pub(super) executor: Arc<dyn SQLExecutor>,
+    pub(super) partitioning: Option<RangePartitioning>,
 }
 
 #[async_trait]
@@ -84,6 +90,13 @@ impl TableProvider for PlainScan {
             projection.cloned(),
         )?
         .build()?;
+        if let Some(partitioning) = &self.partitioning {
+            return Ok(Arc::new(PartitionedScanExec::try_new(
+                plan,
+                Arc::clone(&self.executor),
+                partitioning,
+            )?));
+        }
         let statistics = Statistics::new_unknown(plan.schema().as_arrow());
         Ok(Arc::new(VirtualExecutionPlan::new(
             plan,

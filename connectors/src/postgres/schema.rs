@@ -50,6 +50,27 @@ pub fn check_declared(declared: &SchemaRef, source: &SchemaRef) -> ConnectorResu
     ))
 }
 
+/// The `partition_column` must be one of the table's integer, date or
+/// timestamp columns.
+pub fn check_partition_column(schema: &SchemaRef, column: &str) -> ConnectorResult<()> {
+    use datafusion::arrow::datatypes::DataType;
+    let field = schema.field_with_name(column).map_err(|_| {
+        ConnectorError::invalid_option(format!(
+            "option 'partition_column': the table has no column \"{column}\""
+        ))
+    })?;
+    match field.data_type() {
+        DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::Date32
+        | DataType::Timestamp(_, _) => Ok(()),
+        other => Err(ConnectorError::invalid_option(format!(
+            "option 'partition_column': column \"{column}\" is {other}; range splits need an integer, date or timestamp column"
+        ))),
+    }
+}
+
 /// Catalog columns for a discovered schema.
 pub fn to_columns(schema: &SchemaRef) -> Vec<ColumnDefinition> {
     file_schema::to_columns(schema)
