@@ -491,6 +491,45 @@ async fn external_schema_is_discovered_once_refreshed_and_dropped() {
         "orders",
     ];
     assert_eq!(listed, expected.map(|t| vec![t.to_string()]).to_vec());
+    // The catalog scans psql's \dt / \d and BI tools' sync send are served from
+    // the stored columns too: no remote statement per table.
+    let relations = text_rows(
+        &client,
+        "SELECT c.relname FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'app' ORDER BY 1",
+    )
+    .await;
+    assert_eq!(relations, listed);
+    let attributes = text_rows(
+        &client,
+        "SELECT a.attname FROM pg_catalog.pg_attribute a \
+         JOIN pg_catalog.pg_class c ON a.attrelid = c.oid \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'app' AND c.relname = 'orders' AND a.attnum > 0 ORDER BY a.attnum",
+    )
+    .await;
+    assert_eq!(
+        attributes,
+        ["id", "customer", "amount", "placed", "note"].map(|c| vec![c.to_string()])
+    );
+    let columns = text_rows(
+        &client,
+        "SELECT column_name, data_type, udt_name FROM information_schema.columns \
+         WHERE table_schema = 'app' AND table_name = 'orders' ORDER BY ordinal_position",
+    )
+    .await;
+    assert_eq!(
+        columns,
+        [
+            ["id", "integer", "int4"],
+            ["customer", "text", "text"],
+            ["amount", "numeric", "numeric"],
+            ["placed", "date", "date"],
+            ["note", "text", "text"],
+        ]
+        .map(|r| r.map(String::from).to_vec())
+    );
     assert!(pg.statements_since(mark).is_empty());
 
     // Views and materialized views are mounted like tables.
