@@ -77,3 +77,53 @@ async fn functions_and_column_names_answer_like_postgres() {
     let row = client.query_one(&stmt, &[&41i64]).await.unwrap();
     assert_eq!(row.get::<_, i64>("n"), 42);
 }
+
+#[tokio::test]
+async fn transaction_no_ops_server_limits_and_type_names() {
+    let dir = TempDir::new("compat-limits");
+    let server = Server::start(&dir).await;
+    let client = server.client().await;
+
+    // Accepted as PostgreSQL accepts them (Vivace has nothing to roll back).
+    let tags: Vec<String> = client
+        .simple_query("BEGIN; SAVEPOINT s1; RELEASE SAVEPOINT s1; SAVEPOINT s2; ROLLBACK TO SAVEPOINT s2; COMMIT; DISCARD ALL")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::CommandComplete(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tags.len(), 7, "{tags:?}");
+
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT name, setting FROM pg_catalog.pg_settings \
+             WHERE name IN ('max_index_keys', 'max_identifier_length', 'standard_conforming_strings') \
+             ORDER BY name"
+        )
+        .await,
+        [
+            ["max_identifier_length", "63"],
+            ["max_index_keys", "32"],
+            ["standard_conforming_strings", "on"]
+        ]
+    );
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT pg_typeof(1::integer), pg_typeof(2.5::double precision), pg_typeof('x'::text), \
+             pg_typeof(ARRAY[1, 2]), format('%I.%I', 'public', 'Odd T')"
+        )
+        .await,
+        [[
+            "integer",
+            "double precision",
+            "text",
+            "bigint[]",
+            "public.\"Odd T\""
+        ]]
+    );
+}

@@ -6,7 +6,9 @@
 //! its `pg_class` lacks `reloptions`. Vivace's external tables have no indexes and
 //! no constraints, so `pg_index` and `pg_constraint` are served empty with the
 //! array columns typed as PostgreSQL types them; `pg_class` gains a NULL
-//! `reloptions`. Everything else is the crate's. (A wrapper rather than a fork:
+//! `reloptions`; `pg_settings` gains the read-only server limits drivers and
+//! DBeaver look up there (`max_index_keys`, `max_identifier_length`, ...).
+//! Everything else is the crate's. (A wrapper rather than a fork:
 //! the rest of the crate is used as it is.)
 
 use std::collections::HashMap;
@@ -50,8 +52,76 @@ impl PgCatalogOverlay {
                 replaced.insert(name, empty_with_arrays(&table.schema())?);
             }
         }
+        if let Some(settings) = inner.table("pg_settings").await? {
+            replaced.insert("pg_settings", with_server_limits(settings)?);
+        }
         Ok(Self { inner, replaced })
     }
+}
+
+/// Read-only settings PostgreSQL reports for every session: (name, value,
+/// vartype, unit).
+const SERVER_LIMITS: &[(&str, &str, &str, Option<&str>)] = &[
+    ("max_index_keys", "32", "integer", None),
+    ("max_identifier_length", "63", "integer", None),
+    ("max_function_args", "100", "integer", None),
+    ("block_size", "8192", "integer", None),
+    ("integer_datetimes", "on", "bool", None),
+    ("server_encoding", "UTF8", "string", None),
+    ("server_version_num", "160006", "integer", None),
+];
+
+/// pg_settings plus [`SERVER_LIMITS`] rows it does not have, as `internal`
+/// settings from the `default` source.
+fn with_server_limits(settings: Arc<dyn TableProvider>) -> Result<Arc<dyn TableProvider>> {
+    use datafusion::arrow::array::StringArray;
+    use datafusion::arrow::array::{ArrayRef, RecordBatch, new_null_array};
+    let schema = settings.schema();
+    let text = |values: Vec<Option<&str>>| Arc::new(StringArray::from(values)) as ArrayRef;
+    let n = SERVER_LIMITS.len();
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let values: Option<Vec<Option<&str>>> = match f.name().as_str() {
+                "name" => Some(SERVER_LIMITS.iter().map(|l| Some(l.0)).collect()),
+                "setting" | "reset_val" | "boot_val" => {
+                    Some(SERVER_LIMITS.iter().map(|l| Some(l.1)).collect())
+                }
+                "vartype" => Some(SERVER_LIMITS.iter().map(|l| Some(l.2)).collect()),
+                "unit" => Some(SERVER_LIMITS.iter().map(|l| l.3).collect()),
+                "context" => Some(vec![Some("internal"); n]),
+                "source" => Some(vec![Some("default"); n]),
+                "category" => Some(vec![Some("Preset Options"); n]),
+                _ => None,
+            };
+            match values {
+                Some(v) if f.data_type() == &DataType::Utf8 => Ok(text(v)),
+                Some(v) => {
+                    datafusion::arrow::compute::cast(&text(v), f.data_type()).map_err(Into::into)
+                }
+                None => Ok(new_null_array(f.data_type(), n)),
+            }
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    let nullable = Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    ));
+    let rows = RecordBatch::try_new(nullable.clone(), columns)?;
+    let extra = MemTable::try_new(nullable, vec![vec![rows]])?;
+    let present = col("name").in_list(SERVER_LIMITS.iter().map(|l| lit(l.0)).collect(), true);
+    let plan = LogicalPlanBuilder::scan("pg_settings", provider_as_source(settings), None)?
+        .filter(present)?
+        .union(
+            LogicalPlanBuilder::scan("server_limits", provider_as_source(Arc::new(extra)), None)?
+                .build()?,
+        )?
+        .build()?;
+    Ok(Arc::new(ViewTable::new(plan, None)))
 }
 
 fn empty_with_arrays(schema: &Schema) -> Result<Arc<dyn TableProvider>> {
