@@ -24,9 +24,7 @@ Answers through Vivace are checked equal to PostgreSQL's. The report replaces th
 
 import argparse
 import os
-import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +34,8 @@ from contextlib import closing
 from pathlib import Path
 
 import psycopg2
+
+from benchlib import free_port, machine, wait_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -57,24 +57,8 @@ QUERIES = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def wait_port(port: int, proc, what: str):
-    deadline = time.time() + 120
-    while True:
-        if proc is not None and proc.poll() is not None:
-            sys.exit(f"{what} exited early")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.time() > deadline:
-                sys.exit(f"{what} did not start")
-            time.sleep(0.2)
 
 
 class Postgres:
@@ -191,17 +175,6 @@ def normalise(rows):
     return sorted(tuple(str(v) for v in row) for row in rows)
 
 
-def machine():
-    cpu = "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}"
 
 
 def main():

@@ -17,9 +17,7 @@ over the PostgreSQL protocol with psycopg2. Writes a Markdown report.
 
 import argparse
 import os
-import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +26,8 @@ import time
 from pathlib import Path
 
 import psycopg2
+
+from benchlib import free_port, machine, wait_port
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = [(f"q{n}", (ROOT / "tests" / "tpch" / f"q{n}.sql").read_text()) for n in range(1, 23)]
@@ -39,24 +39,8 @@ SECRET = "benchmark-cluster-secret-0123456789"
 BYTES_PER_PARTITION = None  # set from --bytes-per-partition
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def wait_port(port: int, proc: subprocess.Popen, what: str):
-    deadline = time.time() + 300
-    while True:
-        if proc.poll() is not None:
-            sys.exit(f"{what} exited early")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.time() > deadline:
-                sys.exit(f"{what} did not start")
-            time.sleep(0.2)
 
 
 class Deployment:
@@ -144,17 +128,6 @@ def time_queries(dep, queries, runs):
     return times, answers
 
 
-def machine():
-    cpu = "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}"
 
 
 def main():
