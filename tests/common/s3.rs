@@ -27,14 +27,22 @@ impl S3Server {
     /// Start `moto_server` on a free port and wait until it answers.
     pub fn start() -> Self {
         let port = super::free_port();
-        let child = Command::new("moto_server")
+        let mut child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("moto_server must be installed (scripts/test installs moto[server] from PyPI)");
         let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        loop {
+            // A server that exited (say, the port was taken by another process)
+            // must not pass for ready because something else answers the port.
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("moto_server exited early with {status}");
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
             assert!(Instant::now() < deadline, "moto_server did not start");
             std::thread::sleep(Duration::from_millis(100));
         }
