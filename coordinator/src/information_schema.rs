@@ -166,7 +166,8 @@ fn postgres_columns(inner: Arc<dyn TableProvider>) -> Result<Arc<dyn TableProvid
         text("table_schema"),
         text("table_name"),
         text("column_name"),
-        int("ordinal_position"),
+        // DataFusion counts from 0, PostgreSQL (and pg_attribute.attnum) from 1.
+        (cast(col("ordinal_position"), DataType::Int32) + lit(1)).alias("ordinal_position"),
         text("column_default"),
         text("is_nullable"),
         sql_name.call(vec![col("data_type")]).alias("data_type"),
@@ -190,7 +191,7 @@ fn postgres_columns(inner: Arc<dyn TableProvider>) -> Result<Arc<dyn TableProvid
         col("table_catalog").alias("udt_catalog"),
         lit("pg_catalog").alias("udt_schema"),
         udt_name.call(vec![col("data_type")]).alias("udt_name"),
-        cast(col("ordinal_position"), DataType::Utf8).alias("dtd_identifier"),
+        cast(col("ordinal_position") + lit(1u64), DataType::Utf8).alias("dtd_identifier"),
         lit("NO").alias("is_self_referencing"),
         lit("NO").alias("is_identity"),
         null_text("identity_generation"),
