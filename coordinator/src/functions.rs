@@ -286,7 +286,7 @@ fn format_text(fmt: &str, values: &[Option<String>]) -> Result<String> {
 }
 
 /// `quote_ident`: bare when a plain lower-case identifier, else double-quoted.
-fn quote_ident(name: &str) -> String {
+pub(crate) fn quote_ident(name: &str) -> String {
     let plain = name
         .chars()
         .next()
