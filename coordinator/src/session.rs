@@ -156,6 +156,11 @@ impl Session {
         }
     }
 
+    /// The session's settings, which start-up parameters fill in.
+    pub fn settings(&self) -> Arc<Mutex<Settings>> {
+        self.settings.clone()
+    }
+
     /// The switch a CancelRequest for this session flips.
     pub fn cancel_switch(&self) -> Arc<SessionCancel> {
         self.cancel.clone()

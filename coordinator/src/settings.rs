@@ -104,6 +104,18 @@ impl Settings {
                 format!("invalid value for parameter \"statement_timeout\": \"{value}\""),
             ));
         }
+        if name == "client_encoding" {
+            // Vivace sends and reads UTF-8 only; claiming another encoding would
+            // have the client misread every non-ASCII byte.
+            let plain = value.trim().trim_matches('\'').replace(['-', '_'], "");
+            if !["utf8", "unicode", "default"].contains(&plain.to_ascii_lowercase().as_str()) {
+                return Err(SqlError::not_supported(format!(
+                    "client_encoding \"{value}\" is not supported: Vivace speaks UTF8 only"
+                )));
+            }
+            self.values.insert(name, "UTF8".into());
+            return Ok(());
+        }
         let value = if value.eq_ignore_ascii_case("default") {
             DEFAULTS
                 .iter()
@@ -136,10 +148,62 @@ impl Settings {
         std::time::Duration::from_millis(ms)
     }
 
+    /// Take the run-time parameters a client sent in its StartupMessage
+    /// (`TimeZone`, `application_name`, `DateStyle`, and `-c name=value` or
+    /// `--name=value` in `options`), as PostgreSQL does. Connection keys (`user`,
+    /// `database`, `replication`) are not settings; parameters Vivace does not
+    /// know or cannot change are ignored, where PostgreSQL would refuse the
+    /// connection, so a driver's extra parameters never lock it out.
+    pub fn apply_startup_parameters<'a>(
+        &mut self,
+        parameters: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) {
+        for (name, value) in parameters {
+            match name.as_str() {
+                "user" | "database" | "replication" => {}
+                "options" => {
+                    for (name, value) in command_line_options(value) {
+                        self.set_from_client(&name, &value);
+                    }
+                }
+                _ => self.set_from_client(name, value),
+            }
+        }
+    }
+
+    fn set_from_client(&mut self, name: &str, value: &str) {
+        let value = if canonical(name) == "datestyle" && !value.contains(',') {
+            // PostgreSQL keeps the field order when only the style is given.
+            format!("{value}, MDY")
+        } else {
+            value.to_string()
+        };
+        if let Err(e) = self.set(name, &value) {
+            tracing::debug!(parameter = name, error = %e.message, "start-up parameter ignored");
+        }
+    }
+
     /// Every setting, sorted by name (`SHOW ALL`).
     pub fn all(&self) -> impl Iterator<Item = (&String, &String)> {
         self.values.iter()
     }
+}
+
+/// `-c name=value` and `--name=value` pairs of a start-up `options` string.
+fn command_line_options(options: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut words = options.split_whitespace();
+    while let Some(word) = words.next() {
+        let pair = if word == "-c" {
+            words.next()
+        } else {
+            word.strip_prefix("-c").or_else(|| word.strip_prefix("--"))
+        };
+        if let Some((name, value)) = pair.and_then(|p| p.split_once('=')) {
+            out.push((name.replace('-', "_"), value.to_string()));
+        }
+    }
+    out
 }
 
 /// A PostgreSQL time setting in milliseconds: `500`, `500ms`, `2s`, `1min`, `1h`,
@@ -176,6 +240,35 @@ fn unknown(name: &str) -> SqlError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_up_parameters_become_settings() {
+        let mut s = Settings::default();
+        let sent: Vec<(String, String)> = [
+            ("user", "alice"),
+            ("database", "vivace"),
+            ("TimeZone", "Etc/UTC"),
+            ("DateStyle", "ISO"),
+            ("application_name", "Metabase"),
+            ("options", "-c statement_timeout=5s --search-path=public"),
+            ("no_such_thing", "1"),
+            ("server_version", "9.0"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        s.apply_startup_parameters(sent.iter().map(|(k, v)| (k, v)));
+        assert_eq!(s.get("timezone").unwrap(), "Etc/UTC");
+        assert_eq!(s.get("datestyle").unwrap(), "ISO, MDY");
+        assert_eq!(s.get("application_name").unwrap(), "Metabase");
+        assert_eq!(s.statement_timeout(), std::time::Duration::from_secs(5));
+        assert_eq!(s.get("search_path").unwrap(), "public");
+        assert_eq!(s.get("server_version").unwrap(), SERVER_VERSION);
+        assert!(s.get("user").is_err());
+        s.set("client_encoding", "utf-8").unwrap();
+        assert_eq!(s.get("client_encoding").unwrap(), "UTF8");
+        assert_eq!(s.set("NAMES", "LATIN1").unwrap_err().code, "0A000");
+    }
 
     #[test]
     fn behaves_like_postgres_settings() {

@@ -75,7 +75,11 @@ pub async fn serve(
         };
         let session = Arc::new(Session::new(engine.clone()));
         let handlers = ConnectionHandlers {
-            startup: Arc::new(Startup::new(gate.clone(), session.cancel_switch())),
+            startup: Arc::new(Startup::new(
+                gate.clone(),
+                session.cancel_switch(),
+                session.settings(),
+            )),
             query: Arc::new(QueryHandler::new(session)),
             cancel: cancel.clone(),
         };

@@ -9,7 +9,7 @@
 //!
 //! Either way, the connection's backend key is registered for CancelRequests.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use futures::{Sink, SinkExt};
 use pgwire::api::auth::{
-    DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
+    ServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
 };
 use pgwire::api::{
@@ -30,7 +30,7 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use super::scram::{self, Exchange, ScramError, Verifier};
 use crate::cancel::{CancelRegistry, SessionCancel};
 use crate::error::sqlstate;
-use crate::settings::SERVER_VERSION;
+use crate::settings::Settings;
 
 /// Configured users and their SCRAM verifiers; empty means loopback-only trust.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -84,20 +84,23 @@ impl Gate {
 pub struct Startup {
     gate: Arc<Gate>,
     session: Arc<SessionCancel>,
+    settings: Arc<Mutex<Settings>>,
     exchange: Mutex<Option<Exchange>>,
-    parameters: DefaultServerParameterProvider,
 }
 
 impl Startup {
-    /// A handler for one connection whose session stops queries through `session`.
-    pub fn new(gate: Arc<Gate>, session: Arc<SessionCancel>) -> Self {
-        let mut parameters = DefaultServerParameterProvider::default();
-        parameters.server_version = SERVER_VERSION.to_string();
+    /// A handler for one connection whose session stops queries through
+    /// `session` and keeps its settings in `settings`.
+    pub fn new(
+        gate: Arc<Gate>,
+        session: Arc<SessionCancel>,
+        settings: Arc<Mutex<Settings>>,
+    ) -> Self {
         Self {
             gate,
             session,
+            settings,
             exchange: Mutex::new(None),
-            parameters,
         }
     }
 
@@ -114,7 +117,57 @@ impl Startup {
             .cancels
             .register((pid, secret.to_bytes().to_vec()), &self.session);
         client.session_extensions().insert(guard);
-        finish_authentication(client, &self.parameters).await
+        let reported = {
+            let mut settings = self.settings.lock().map_err(|_| {
+                PgWireError::ApiError("the session's settings lock is poisoned".into())
+            })?;
+            settings.apply_startup_parameters(client.metadata());
+            ReportedParameters::from(&*settings)
+        };
+        finish_authentication(client, &reported).await
+    }
+}
+
+/// The ParameterStatus values sent after authentication: the settings
+/// PostgreSQL reports (`GUC_REPORT`), as this session now has them, so a
+/// driver reads back the `TimeZone` or `application_name` it sent.
+struct ReportedParameters(HashMap<String, String>);
+
+impl From<&Settings> for ReportedParameters {
+    fn from(settings: &Settings) -> Self {
+        const REPORTED: &[(&str, &str)] = &[
+            ("application_name", "application_name"),
+            ("client_encoding", "client_encoding"),
+            ("DateStyle", "datestyle"),
+            (
+                "default_transaction_read_only",
+                "default_transaction_read_only",
+            ),
+            ("integer_datetimes", "integer_datetimes"),
+            ("IntervalStyle", "intervalstyle"),
+            ("is_superuser", "is_superuser"),
+            ("server_encoding", "server_encoding"),
+            ("server_version", "server_version"),
+            ("standard_conforming_strings", "standard_conforming_strings"),
+            ("TimeZone", "timezone"),
+        ];
+        let mut reported: HashMap<String, String> = REPORTED
+            .iter()
+            .filter_map(|(shown, name)| Some((shown.to_string(), settings.get(name).ok()?)))
+            .collect();
+        reported.insert("in_hot_standby".into(), "off".into());
+        reported.insert("session_authorization".into(), String::new());
+        Self(reported)
+    }
+}
+
+impl ServerParameterProvider for ReportedParameters {
+    fn server_parameters<C: ClientInfo>(&self, client: &C) -> Option<HashMap<String, String>> {
+        let mut reported = self.0.clone();
+        if let Some(user) = client.metadata().get(pgwire::api::METADATA_USER) {
+            reported.insert("session_authorization".into(), user.clone());
+        }
+        Some(reported)
     }
 }
 
