@@ -82,7 +82,7 @@ fn type_name(data_type: &ast::DataType) -> String {
 }
 
 /// FigureColname: `None` where PostgreSQL falls back to `?column?`.
-fn expr_name(expr: &Expr) -> Option<String> {
+pub(crate) fn expr_name(expr: &Expr) -> Option<String> {
     match expr {
         Expr::Identifier(ident) => Some(ident_name(ident)),
         Expr::CompoundIdentifier(parts) => parts.last().map(ident_name),

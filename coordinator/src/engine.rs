@@ -165,12 +165,15 @@ impl Engine {
         for function in crate::functions::catalog_functions(ctx.state().catalog_list().clone())
             .into_iter()
             .chain(crate::sql_rewrite::functions())
+            .chain(crate::regclass_casts::functions())
+            .chain(crate::privileges::functions())
         {
             ctx.register_udf(function);
         }
         for function in crate::proc_functions::functions(&ctx).await? {
             ctx.register_udf(function);
         }
+        ctx.register_udaf(crate::data_subqueries::single_row_aggregate());
         let tables = ctx
             .catalog(DATABASE)
             .and_then(|c| c.schema(DEFAULT_SCHEMA))

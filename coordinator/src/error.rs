@@ -60,6 +60,8 @@ pub mod sqlstate {
     pub const RESOURCES_EXHAUSTED: &str = "53200";
     /// connection_failure: a worker was lost after rows were sent
     pub const CONNECTION_LOST: &str = "08006";
+    /// cardinality_violation: a scalar subquery returned several rows
+    pub const CARDINALITY_VIOLATION: &str = "21000";
     /// duplicate_cursor
     pub const DUPLICATE_CURSOR: &str = "42P03";
     /// invalid_cursor_name: no open cursor of that name
@@ -199,6 +201,14 @@ fn classify_datafusion(e: &DataFusionError) -> SqlError {
                 | SchemaError::DuplicateUnqualifiedField { .. } => "42701",
             };
             SqlError::new(code, root.message().to_string())
+        }
+        DataFusionError::NotImplemented(m)
+            if m.contains("does not support logical expression ScalarSubquery") =>
+        {
+            SqlError::not_supported(
+                "this correlated subquery is not supported: a scalar subquery may refer to the \
+                 outer query only through equalities (inner.column = outer expression)",
+            )
         }
         DataFusionError::NotImplemented(m) => SqlError::not_supported(m.clone()),
         DataFusionError::ArrowError(a, _) => classify_arrow(a),

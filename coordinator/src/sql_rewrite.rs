@@ -143,7 +143,7 @@ impl VisitorMut for ScalarSubqueries {
 }
 
 /// Whether `expr` calls one of PostgreSQL's common aggregates at its top level.
-fn calls_aggregate(expr: &Expr) -> bool {
+pub(crate) fn calls_aggregate(expr: &Expr) -> bool {
     const AGGREGATES: &[&str] = &[
         "count",
         "sum",

@@ -177,7 +177,9 @@ impl StatementParser {
             }
             _ => self
                 .pg
-                .parse(&crate::sql_rewrite::regproc_literals_as_names(text))
+                .parse(&crate::data_subqueries::protect(
+                    &crate::sql_rewrite::regproc_literals_as_names(text),
+                ))
                 .map_err(SqlError::from)?
                 .into_iter()
                 .map(classify)
@@ -378,6 +380,7 @@ fn classify(stmt: Statement) -> SqlResult<Command> {
         }
         mut other => {
             crate::sql_rewrite::rewrite(&mut other);
+            crate::regclass_casts::rewrite(&mut other);
             Command::Query(Box::new(other))
         }
     })
