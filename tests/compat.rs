@@ -127,3 +127,106 @@ async fn transaction_no_ops_server_limits_and_type_names() {
         ]]
     );
 }
+
+#[tokio::test]
+async fn subqueries_reg_casts_privileges_and_startup_parameters() {
+    let dir = TempDir::new("compat-subqueries");
+    let data = dir.path().join("items");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("items.csv"),
+        "id,name,qty\n1,apple,3\n2,pear,0\n3,plum,12\n",
+    )
+    .unwrap();
+    let server = Server::start(&dir).await;
+    let client = server.client().await;
+    client
+        .batch_execute(&format!(
+            "CREATE EXTERNAL TABLE items (id BIGINT, name TEXT, qty INT) STORED AS CSV LOCATION '{}/'",
+            data.display()
+        ))
+        .await
+        .unwrap();
+
+    // A correlated select-list subquery over data answers its rows (never NULL
+    // in their place), and one that yields two rows is PostgreSQL's 21000.
+    assert_eq!(
+        common::rows(
+            &client,
+            "SELECT o.id, (SELECT i.name FROM items i WHERE i.id = o.id + 1) AS next, \
+             (SELECT count(*) FROM items i WHERE i.id = o.id + 1) AS has_next FROM items o ORDER BY o.id"
+        )
+        .await,
+        [
+            [Some("1".into()), Some("pear".into()), Some("1".into())],
+            [Some("2".into()), Some("plum".into()), Some("1".into())],
+            [Some("3".into()), None, Some("0".into())],
+        ]
+    );
+    let (code, message) = sql_error(&client, "SELECT (SELECT name FROM items)").await;
+    assert_eq!(code, "21000", "{message}");
+    // One correlated by inequality is refused in words, not answered NULL.
+    let (code, message) = sql_error(
+        &client,
+        "SELECT (SELECT max(i.qty) FROM items i WHERE i.id <> o.id) FROM items o",
+    )
+    .await;
+    assert_eq!(code, "0A000");
+    assert!(message.contains("correlated"), "{message}");
+
+    // A reg cast of a computed name (Metabase's field sync) looks the name up.
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT n, CAST(CAST(format('%I.%I', 'public', n) AS regclass) AS oid) = \
+             (SELECT oid FROM pg_catalog.pg_class WHERE relname = 'items') \
+             FROM (VALUES ('items'), ('nope')) AS t(n) ORDER BY n"
+        )
+        .await,
+        [["items", "t"], ["nope", "NULL"]]
+    );
+
+    // External tables are read-only, and their columns count from 1.
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT has_table_privilege('items', 'SELECT'), has_table_privilege('items', 'INSERT, UPDATE'), \
+             has_schema_privilege('public', 'USAGE'), has_schema_privilege('public', 'CREATE')"
+        )
+        .await,
+        [["t", "f", "t", "f"]]
+    );
+    let (code, _) = sql_error(&client, "SELECT has_table_privilege('items', 'sellect')").await;
+    assert_eq!(code, "22023");
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT column_name, ordinal_position FROM information_schema.columns \
+             WHERE table_name = 'items' ORDER BY ordinal_position"
+        )
+        .await,
+        [["id", "1"], ["name", "2"], ["qty", "3"]]
+    );
+
+    // Run-time parameters sent at start-up become the session's settings.
+    let (tuned, connection) = tokio_postgres::Config::new()
+        .host("127.0.0.1")
+        .port(server.port)
+        .user("vivace")
+        .dbname("vivace")
+        .application_name("probe")
+        .options("-c statement_timeout=7s -c TimeZone=Etc/UTC")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    assert_eq!(
+        text_rows(
+            &tuned,
+            "SELECT current_setting('application_name'), current_setting('statement_timeout'), \
+             current_setting('TimeZone')"
+        )
+        .await,
+        [["probe", "7s", "Etc/UTC"]]
+    );
+}
