@@ -208,6 +208,26 @@ async fn subqueries_reg_casts_privileges_and_startup_parameters() {
         [["id", "1"], ["name", "2"], ["qty", "3"]]
     );
 
+    // A small integer literal is an int4 column named ?column?, a large one int8.
+    let row = client
+        .query_one("SELECT 1, 3000000000, 2 AS two", &[])
+        .await
+        .unwrap();
+    let columns: Vec<(&str, &tokio_postgres::types::Type)> = row
+        .columns()
+        .iter()
+        .map(|c| (c.name(), c.type_()))
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            ("?column?", &tokio_postgres::types::Type::INT4),
+            ("?column?", &tokio_postgres::types::Type::INT8),
+            ("two", &tokio_postgres::types::Type::INT4),
+        ]
+    );
+    assert_eq!(row.get::<_, i32>(0), 1);
+
     // Run-time parameters sent at start-up become the session's settings.
     let (tuned, connection) = tokio_postgres::Config::new()
         .host("127.0.0.1")

@@ -103,11 +103,14 @@ impl Engine {
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
         let store = CatalogStore::open(&data_dir.join("catalog.db"))
             .context("cannot open the catalog database")?;
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_default_catalog_and_schema(DATABASE, DEFAULT_SCHEMA)
             // Vivace registers its own, PostgreSQL-shaped information_schema.
             .with_information_schema(false)
             .with_option_extension(VivaceOptions::default());
+        // `timestamptz` / `timestamp with time zone` plan as UTC timestamps with a
+        // zone; with DataFusion's default (no zone) they were plain timestamps.
+        config.options_mut().execution.time_zone = Some("+00:00".into());
         // The federation planner goes in first: the distributed planner wraps
         // whatever planner is installed when it is added.
         let builder = SessionStateBuilder::new()

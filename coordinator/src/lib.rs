@@ -17,6 +17,7 @@ pub mod executor;
 pub mod federation;
 pub mod functions;
 pub mod information_schema;
+pub mod int_literals;
 pub mod pg_catalog_overlay;
 pub mod pg_types;
 pub mod privileges;

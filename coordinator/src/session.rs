@@ -302,6 +302,7 @@ impl Session {
             _ => plan,
         };
         ensure_read_only(&plan)?;
+        let plan = crate::int_literals::narrow_output_literals(plan)?;
         match plan {
             LogicalPlan::Explain(explain) if !explain.verbose => {
                 let batch = self.explain(&explain.plan).await?;

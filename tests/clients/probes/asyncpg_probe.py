@@ -4,10 +4,25 @@ asyncpg_probe.py PORT."""
 
 import asyncio
 import datetime
+import decimal
 import json
 import sys
 
 import asyncpg
+
+
+async def step(work):
+    """The step's value, or the error it raised (so one failure shows beside the rest)."""
+    try:
+        return await work
+    except Exception as e:  # the comparison reports it
+        return {"error": type(e).__name__, "message": str(e)}
+
+
+async def typed_rows(conn, sql, *args):
+    stmt = await conn.prepare(sql)
+    return {"types": [(a.name, a.type.name) for a in stmt.get_attributes()],
+            "rows": [list(r) for r in await stmt.fetch(*args)]}
 
 
 async def main(port: int):
@@ -37,6 +52,20 @@ async def main(port: int):
                      [d.isoformat() for d in row["days"]]]
     out["array_params"] = list(await conn.fetchrow(
         "SELECT $1::int[] AS i, $2::text[] AS t", [5, 6, 7], ["a", "b'c"]))
+    out["more_types"] = await step(typed_rows(
+        conn,
+        "SELECT CAST(created AS timestamp) AS ts, CAST(created AS timestamptz) AS tstz, "
+        "CAST(price AS numeric(10,2)) AS num, CAST(name AS bytea) AS raw, "
+        "CAST(qty AS smallint) AS small, CAST(price AS real) AS r4 FROM items ORDER BY id"))
+    out["more_arrays"] = await step(typed_rows(
+        conn,
+        "SELECT array_agg(CAST(created AS timestamp) ORDER BY id) AS ts, "
+        "array_agg(CAST(price AS numeric(10,2)) ORDER BY id) AS num, "
+        "array_agg(CAST(qty AS smallint) ORDER BY id) AS small FROM items"))
+    out["more_params"] = await step(typed_rows(
+        conn,
+        "SELECT $1::timestamp AS ts, $2::numeric(10,2) AS num, $3::bytea AS raw, $4::smallint AS small",
+        datetime.datetime(2024, 1, 2, 3, 4, 5), decimal.Decimal("12.50"), b"\x00ab", 7))
     await conn.close()
     print(json.dumps(out, sort_keys=True, default=repr))
 
