@@ -51,6 +51,17 @@ pub fn catalog_functions(catalogs: Arc<dyn CatalogProviderList>) -> Vec<ScalarUD
         // Every type Vivace reports lives in pg_catalog, which is on the path.
         fixed("pg_type_is_visible", &[1], Fixed::Bool(true)),
         fixed("pg_function_is_visible", &[1], Fixed::Bool(true)),
+        // External data has no size Vivace can state without reading it all:
+        // NULL, which psql's `\dt+` shows as a blank Size.
+        fixed("pg_table_size", &[1], Fixed::UnknownSize),
+        fixed("pg_total_relation_size", &[1], Fixed::UnknownSize),
+        fixed("pg_indexes_size", &[1], Fixed::UnknownSize),
+        ScalarUDF::new_from_impl(EncodingName {
+            signature: any_of(&[1], Volatility::Immutable),
+        }),
+        ScalarUDF::new_from_impl(SizePretty {
+            signature: any_of(&[1], Volatility::Immutable),
+        }),
         ScalarUDF::new_from_impl(Format {
             signature: Signature::variadic_any(Volatility::Stable),
         }),
@@ -114,6 +125,8 @@ fn text_arg(args: &ScalarFunctionArgs, i: usize, row: usize) -> Result<Option<St
 enum Fixed {
     Text(Option<String>),
     Bool(bool),
+    /// A NULL bigint.
+    UnknownSize,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -134,11 +147,13 @@ impl ScalarUDFImpl for FixedFunction {
         Ok(match self.value {
             Fixed::Text(_) => DataType::Utf8,
             Fixed::Bool(_) => DataType::Boolean,
+            Fixed::UnknownSize => DataType::Int64,
         })
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         Ok(ColumnarValue::Scalar(match &self.value {
             Fixed::Text(text) => ScalarValue::Utf8(text.clone()),
+            Fixed::UnknownSize => ScalarValue::Int64(None),
             Fixed::Bool(b) => {
                 // Answer NULL for a NULL argument, as PostgreSQL's strict functions do.
                 if rows(&args) == 1
@@ -301,6 +316,89 @@ pub(crate) fn quote_ident(name: &str) -> String {
     }
 }
 
+/// `pg_encoding_to_char(n)`: PostgreSQL's name of encoding number `n` (`UTF8`
+/// for 6, where datafusion-pg-catalog's says `UTF-8`, which psql's `\l` shows).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct EncodingName {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for EncodingName {
+    fn name(&self) -> &str {
+        "pg_encoding_to_char"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let out = (0..rows(&args))
+            .map(|row| {
+                Ok(text_arg(&args, 0, row)?.map(|n| match n.trim() {
+                    "0" => "SQL_ASCII",
+                    "6" => "UTF8",
+                    _ => "",
+                }))
+            })
+            .collect::<Result<StringArray>>()?;
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+/// `pg_size_pretty(bytes)`: a byte count as PostgreSQL prints it (`8192 bytes`,
+/// `16 kB`, `3 MB`), rounding half away from zero at each unit.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SizePretty {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for SizePretty {
+    fn name(&self) -> &str {
+        "pg_size_pretty"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let out = (0..rows(&args))
+            .map(|row| {
+                Ok(match text_arg(&args, 0, row)? {
+                    None => None,
+                    Some(text) => match text.trim().parse::<f64>() {
+                        Ok(bytes) => Some(size_pretty(bytes as i64)),
+                        Err(_) => return exec_err!("invalid size: \"{text}\""),
+                    },
+                })
+            })
+            .collect::<Result<StringArray>>()?;
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+/// PostgreSQL's `pg_size_pretty(bigint)`: switch units at 10240 of the
+/// smaller one, keeping one extra bit for the rounding.
+fn size_pretty(size: i64) -> String {
+    const LIMIT: i64 = 10 * 1024;
+    const LIMIT2: i64 = LIMIT * 2 - 1;
+    let half_rounded = |x: i64| (x + if x < 0 { -1 } else { 1 }) / 2;
+    if size.abs() < LIMIT {
+        return format!("{size} bytes");
+    }
+    let mut size = size >> 9;
+    for unit in ["kB", "MB", "GB"] {
+        if size.abs() < LIMIT2 {
+            return format!("{} {unit}", half_rounded(size));
+        }
+        size >>= 10;
+    }
+    format!("{} TB", half_rounded(size))
+}
+
 /// `current_setting(name [, missing_ok])`.
 #[derive(Debug)]
 struct CurrentSetting {
@@ -414,6 +512,17 @@ mod tests {
     fn version_parses_like_postgres() {
         let v = version_string();
         assert!(v.starts_with("PostgreSQL 16."), "{v}");
+    }
+
+    #[test]
+    fn sizes_print_like_postgres() {
+        assert_eq!(size_pretty(8192), "8192 bytes");
+        assert_eq!(size_pretty(10240), "10 kB");
+        assert_eq!(size_pretty(16384), "16 kB");
+        assert_eq!(size_pretty(1_000_000), "977 kB");
+        assert_eq!(size_pretty(123_456_789), "118 MB");
+        assert_eq!(size_pretty(-20_000), "-20 kB");
+        assert_eq!(size_pretty(50 * (1i64 << 40)), "50 TB");
     }
 
     #[test]

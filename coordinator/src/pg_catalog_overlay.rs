@@ -7,7 +7,8 @@
 //! no constraints, so `pg_index` and `pg_constraint` are served empty with the
 //! array columns typed as PostgreSQL types them; `pg_class` gains a NULL
 //! `reloptions`; `pg_settings` gains the read-only server limits drivers and
-//! DBeaver look up there (`max_index_keys`, `max_identifier_length`, ...).
+//! DBeaver look up there (`max_index_keys`, `max_identifier_length`, ...);
+//! `pg_database` states the `C` locale Vivace compares strings by.
 //! Everything else is the crate's. (A wrapper rather than a fork:
 //! the rest of the crate is used as it is.)
 
@@ -159,6 +160,26 @@ fn with_reloptions(pg_class: Arc<dyn TableProvider>) -> Result<Arc<dyn TableProv
     Ok(Arc::new(ViewTable::new(plan, None)))
 }
 
+/// pg_database with the locale Vivace actually sorts and compares by: `C`
+/// (byte order, as DataFusion compares strings) from the `libc` provider,
+/// spelled `c` as in PostgreSQL, where the crate says `en_US.UTF-8` and `libc`.
+fn with_c_locale(pg_database: Arc<dyn TableProvider>) -> Result<Arc<dyn TableProvider>> {
+    let schema = pg_database.schema();
+    let columns: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.name().as_str() {
+            name @ ("datcollate" | "datctype") => lit("C").alias(name),
+            "datlocprovider" => lit("c").alias("datlocprovider"),
+            name => col(name),
+        })
+        .collect();
+    let plan = LogicalPlanBuilder::scan("pg_database", provider_as_source(pg_database), None)?
+        .project(columns)?
+        .build()?;
+    Ok(Arc::new(ViewTable::new(plan, None)))
+}
+
 #[async_trait]
 impl SchemaProvider for PgCatalogOverlay {
     fn table_names(&self) -> Vec<String> {
@@ -174,6 +195,12 @@ impl SchemaProvider for PgCatalogOverlay {
             // pg_class lists the tables of the moment: wrap it afresh per query.
             return match self.inner.table(name).await? {
                 Some(t) => Ok(Some(with_reloptions(t)?)),
+                None => Ok(None),
+            };
+        }
+        if name_lower == "pg_database" {
+            return match self.inner.table(name).await? {
+                Some(t) => Ok(Some(with_c_locale(t)?)),
                 None => Ok(None),
             };
         }

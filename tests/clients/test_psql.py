@@ -1,5 +1,6 @@
 """psql against Vivace and a real PostgreSQL 15 holding the same rows: `\\copy`
-to stdout in text and CSV, expanded output (`\\x`), and `\\df` print the same."""
+to stdout in text and CSV, expanded output (`\\x`), `\\df`, `\\d TABLE` and
+`pg_size_pretty` print the same; `\\dt+` runs."""
 
 import subprocess
 
@@ -19,6 +20,9 @@ CASES = {
     "copy_table": [r"\copy items TO STDOUT WITH (FORMAT csv, DELIMITER '|')"],
     "expanded": [r"\x", "SELECT id, name, created FROM items WHERE active ORDER BY id"],
     "functions": [r"\df"],
+    "describe_table": [r"\d items"],
+    "size_pretty": ["SELECT pg_size_pretty(8192::bigint), pg_size_pretty(1000000::bigint), "
+                    "pg_size_pretty(123456789::bigint), pg_size_pretty(-20000::bigint)"],
 }
 
 
@@ -30,3 +34,26 @@ def test_copy_expanded_output_and_functions_match_postgres(pair):
         assert ours == theirs, f"{name}:\n--- vivace\n{ours}\n--- postgres\n{theirs}"
     assert "plum's,2" in psql(vivace.port, *CASES["copy_csv_header"])
     assert "-[ RECORD 1 ]" in psql(vivace.port, *CASES["expanded"])
+    assert " qty     | integer " in psql(vivace.port, *CASES["describe_table"])
+
+
+def test_dt_plus_lists_tables_without_sizes(pair):
+    """`\\dt+` plans (pg_size_pretty, pg_table_size); external tables show no size.
+    Owner and access method differ from PostgreSQL's by design (docs/clients.md)."""
+    vivace, _ = pair
+    lines = psql(vivace.port, r"\dt+").splitlines()
+    header = [c.strip() for c in lines[1].split("|")]
+    assert header == ["Schema", "Name", "Type", "Owner", "Persistence", "Access method", "Size", "Description"]
+    row = [c.strip() for c in lines[3].split("|")]
+    assert row[:3] == ["public", "items", "table"] and row[4] == "permanent" and row[6] == "", row
+
+
+def test_database_list_states_encoding_and_locale_like_postgres(pair):
+    """`\\l`: PostgreSQL's encoding name and the C locale Vivace compares by, as the
+    differential cluster (initdb --locale=C) shows them; owners differ by design."""
+    vivace, pg = pair
+    columns = lambda out, name: [
+        [c.strip() for c in line.split("|")][2:7] for line in out.splitlines() if line.split("|")[0].strip() == name
+    ]
+    ours, theirs = columns(psql(vivace.port, r"\l"), "vivace"), columns(psql(pg.port, r"\l"), "vivace")
+    assert ours == theirs == [["UTF8", "C", "C", "", "libc"]]
