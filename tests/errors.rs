@@ -38,6 +38,7 @@ async fn user_errors_carry_sqlstates_and_change_nothing() {
         ("SELEC 1".into(), "42601", "syntax"),
         ("SELECT 1/0".into(), "22012", "division by zero"),
         ("SELECT no_such_fn(1)".into(), "42883", "no_such_fn"),
+        ("SELECT interval '1 day' * 2".into(), "42883", "Interval"),
         ("DROP TABLE no_such_table".into(), "42P01", "no_such_table"),
         (ok_ddl.clone(), "42P07", "already exists"),
         (

@@ -234,6 +234,10 @@ fn classify_plan_message(m: &str) -> &'static str {
         sqlstate::UNDEFINED_TABLE
     } else if m.contains("Invalid function") || m.contains("No function matches") {
         sqlstate::UNDEFINED_FUNCTION
+    } else if m.contains("Cannot get result type for") {
+        // An operator DataFusion has no kernel for (`interval * int`):
+        // PostgreSQL's "operator does not exist".
+        sqlstate::UNDEFINED_FUNCTION
     } else if m.contains("No field named") {
         sqlstate::UNDEFINED_COLUMN
     } else if m.contains("Cannot infer common argument type")

@@ -1,6 +1,7 @@
 """asyncpg against Vivace and PostgreSQL 15 holding the same rows: the outcomes
 of the same prepared statements (scalars and arrays, binary format; bigint, int,
-smallint, text, double, real, bool, date, timestamp, timestamptz, numeric, bytea)
+smallint, text, double, real, bool, date, timestamp, timestamptz, numeric, bytea,
+interval, time)
 must be equal."""
 
 import json
@@ -24,7 +25,7 @@ def test_binary_prepared_statements_match_postgres(pair):
     assert ours["scalars"] == [42, "hi!", True, 2.5]
     assert ours["arrays"][0] == [1, 3, 4]
     assert ours["array_params"] == [[5, 6, 7], ["a", "b'c"]]
-    for key in ["more_types", "more_arrays", "more_params"]:
+    for key in ["more_types", "more_arrays", "more_params", "intervals_and_times", "interval_arrays"]:
         assert "error" not in ours[key], ours[key]
     assert [t for _, t in ours["more_types"]["types"]] == ["timestamp", "timestamptz", "numeric", "bytea", "int2", "float4"]
     assert ours == run_probe(pg.port)

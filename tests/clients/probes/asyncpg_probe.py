@@ -66,6 +66,13 @@ async def main(port: int):
         conn,
         "SELECT $1::timestamp AS ts, $2::numeric(10,2) AS num, $3::bytea AS raw, $4::smallint AS small",
         datetime.datetime(2024, 1, 2, 3, 4, 5), decimal.Decimal("12.50"), b"\x00ab", 7))
+    out["intervals_and_times"] = await step(typed_rows(
+        conn,
+        "SELECT interval '1 day 2 hours' AS iv, CAST('12:34:56' AS time) AS t, $1::interval AS p",
+        datetime.timedelta(days=1, seconds=30)))
+    out["interval_arrays"] = await step(typed_rows(
+        conn, "SELECT array_agg(CASE WHEN active THEN interval '1 hour' ELSE interval '2 days' END "
+              "ORDER BY id) AS ivs FROM items"))
     await conn.close()
     print(json.dumps(out, sort_keys=True, default=repr))
 
