@@ -192,7 +192,7 @@ async fn pushdown_sends_one_statement_and_matches_local_execution() {
     )
     .await;
     let physical = &plan[1][1];
-    assert!(physical.contains("VirtualExecutionPlan"), "{physical}");
+    assert!(physical.contains("RemoteScanExec"), "{physical}");
     assert!(
         physical.contains("WHERE") && physical.contains("'c42'"),
         "{physical}"
@@ -807,7 +807,7 @@ async fn redshift_tables_push_only_what_redshift_has() {
 
     // EXPLAIN names the engine; an external schema works FROM REDSHIFT too.
     let plan = text_rows(&client, "EXPLAIN SELECT count(*) FROM rs_orders").await;
-    assert!(plan[1][1].contains("name=redshift"), "{}", plan[1][1]);
+    assert!(plan[1][1].contains("source=redshift"), "{}", plan[1][1]);
     client
         .simple_query(&format!(
             "CREATE EXTERNAL SCHEMA dw FROM REDSHIFT LOCATION '{redshift}' \
@@ -919,12 +919,13 @@ async fn partitioned_tables_are_read_as_parallel_range_queries() {
         .simple_query("SET vivace.pushdown = on")
         .await
         .unwrap();
+    // The four range statements, split between the tasks of a worker stage when
+    // there are workers to run them.
     let plan = text_rows(&client, "EXPLAIN SELECT id FROM by_id WHERE who = 'u1'").await;
-    assert!(
-        plan[1][1].contains("PartitionedScanExec: partitions=4, partition_column=id"),
-        "{}",
-        plan[1][1]
-    );
+    let physical = &plan[1][1];
+    assert!(physical.contains("partition_column=id"), "{physical}");
+    assert_eq!(physical.matches(" sql=SELECT").count(), 4, "{physical}");
+    assert!(physical.contains("\"id\" >= 751"), "{physical}");
 
     for (options, needle) in [
         (

@@ -15,6 +15,7 @@ use datafusion_pg_catalog::setup_pg_catalog;
 use tokio::sync::Mutex;
 use vivace_catalog::{CatalogStore, SchemaDefinition, TableDefinition, TableName};
 use vivace_connectors::files::S3StoreSpec;
+use vivace_connectors::postgres::RemoteScanCodec;
 use vivace_connectors::{
     Connector, ConnectorRegistry, OBJECT_STORES_HEADER, SchemaRequest, TableRequest,
 };
@@ -131,6 +132,15 @@ impl Engine {
                         .with_distributed_worker_resolver(LiveWorkers(membership.clone()))
                         .with_distributed_channel_resolver(
                             vivace_worker::SecretChannelResolver::new(&secret),
+                        )
+                        .with_distributed_user_codec(RemoteScanCodec::new(
+                            vivace_connectors::postgres::COORDINATOR_APPLICATION,
+                        ))
+                        .with_distributed_desired_task_count_handler(
+                            federation::remote_scan_task_count,
+                        )
+                        .with_distributed_scale_up_leaf_node_handler(
+                            federation::scale_up_remote_scan,
                         )
                         .with_distributed_planner(),
                 )
@@ -498,8 +508,6 @@ impl Engine {
     }
 }
 
-/// Keep queries over remote sources on the coordinator: their scans cannot be
-/// shipped to workers (see [`federation`]).
 /// DataFusion's analyzer rules, with PostgreSQL's boolean literals typed before
 /// type coercion runs.
 fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> {

@@ -6,12 +6,14 @@
 //! skips the rule, so remote tables are scanned whole and DataFusion filters,
 //! joins and aggregates locally (the same rows, for checking pushdown).
 //!
-//! Only file scans (DataFusion's `ListingTable`) can be shipped to workers:
-//! federated scans have no plan codec, and the catalog tables (`pg_catalog`,
-//! `information_schema`, `system`) and table functions live in the coordinator's
-//! memory. A query that reads any of those is planned on the coordinator alone
-//! ([`CoordinatorFederation`]); every other query goes through the distributed
-//! planner.
+//! File scans (DataFusion's `ListingTable`) and remote scans (the connectors'
+//! `RemoteScanExec`, sent as recipes by their plan codec) can be shipped to
+//! workers. The catalog tables (`pg_catalog`, `information_schema`, `system`) and
+//! table functions live in the coordinator's memory: a query that reads any of
+//! those is planned on the coordinator alone ([`CoordinatorFederation`]); every
+//! other query goes through the distributed planner. A remote scan of several
+//! range statements asks for one task per statement ([`remote_scan_task_count`])
+//! and is cut into per-task scans ([`scale_up_remote_scan`]).
 
 use std::any::Any;
 use std::sync::Arc;
@@ -28,7 +30,12 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::optimizer::optimizer::{ApplyOrder, Optimizer};
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion_distributed::{
+    DesiredTaskCountEvent, DesiredTaskCountEventResponse, DistributedLeafExec,
+    ScaleUpLeafNodeEvent, ScaleUpLeafNodeEventResponse,
+};
 use datafusion_federation::{FederatedQueryPlanner, FederationOptimizerRule, get_table_source};
+use vivace_connectors::postgres::RemoteScanExec;
 
 /// Vivace's own session settings that live in DataFusion's config (`vivace.*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,28 +196,53 @@ impl QueryPlanner for CoordinatorFederation {
     }
 }
 
-/// Whether `plan` (subqueries included) holds a federated node or scans anything
-/// but files: a remote table (when pushdown is off), a catalog table, a table
-/// function.
+/// Whether `plan` (subqueries included) scans anything but files and remote
+/// tables: a catalog table, a table function.
 fn runs_on_coordinator(plan: &LogicalPlan) -> Result<bool> {
-    let mut remote = false;
+    let mut local = false;
     plan.apply_with_subqueries(|node| {
-        remote = match node {
-            LogicalPlan::Extension(ext) => ext.node.name() == "Federated",
-            // Sources that are not DataFusion's default wrapper cannot be federated.
+        local = match node {
+            // A remote table: federated (pushdown on) or scanned whole (off).
+            LogicalPlan::TableScan(scan) if get_table_source(&scan.source)?.is_some() => false,
             LogicalPlan::TableScan(scan) => {
-                get_table_source(&scan.source).ok().flatten().is_some()
-                    || !source_as_provider(&scan.source).is_ok_and(|p| p.is::<ListingTable>())
+                !source_as_provider(&scan.source).is_ok_and(|p| p.is::<ListingTable>())
             }
             _ => false,
         };
-        Ok(if remote {
+        Ok(if local {
             TreeNodeRecursion::Stop
         } else {
             TreeNodeRecursion::Continue
         })
     })?;
-    Ok(remote)
+    Ok(local)
+}
+
+/// A remote scan of several statements wants one task per statement; one of a
+/// single statement runs as one task.
+pub fn remote_scan_task_count(
+    event: DesiredTaskCountEvent,
+) -> Option<Result<DesiredTaskCountEventResponse>> {
+    let scan = event.plan.downcast_ref::<RemoteScanExec>()?;
+    Some(Ok(match scan.statements().len() {
+        0 | 1 => DesiredTaskCountEventResponse::maximum(1),
+        n => DesiredTaskCountEventResponse::desired(n),
+    }))
+}
+
+/// Cuts a remote scan into one scan per task, each of its share of the statements.
+pub fn scale_up_remote_scan(
+    event: ScaleUpLeafNodeEvent,
+) -> Option<Result<ScaleUpLeafNodeEventResponse>> {
+    let scan = event.plan.downcast_ref::<RemoteScanExec>()?;
+    let variants = scan
+        .split(event.task_count)
+        .into_iter()
+        .map(|s| Arc::new(s) as Arc<dyn ExecutionPlan>);
+    Some(
+        DistributedLeafExec::try_new(Arc::clone(event.plan), variants)
+            .map(|leaf| ScaleUpLeafNodeEventResponse::new(Arc::new(leaf))),
+    )
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use datafusion::common::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion_distributed::{DistributedExt, Worker, WorkerQueryContext};
+use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -15,6 +16,7 @@ use tonic::transport::server::TcpIncoming;
 use url::Url;
 use vivace_connectors::OBJECT_STORES_HEADER;
 use vivace_connectors::files::S3StoreSpec;
+use vivace_connectors::postgres::{RemoteScanCodec, WORKER_APPLICATION};
 
 use crate::{ClusterSecret, SecretChannelResolver, SecretCheck};
 
@@ -72,11 +74,18 @@ pub fn spawn_worker(listener: TcpListener, options: WorkerOptions) -> anyhow::Re
     let addr = listener.local_addr()?;
     let url = Url::parse(&format!("http://{addr}"))?;
     let peers = SecretChannelResolver::new(&options.secret);
+    // One codec per worker, so that its cache of connection pools outlives queries.
+    let codec: Arc<dyn PhysicalExtensionCodec> = Arc::new(RemoteScanCodec::new(WORKER_APPLICATION));
     let mut worker = Worker::from_session_builder(move |mut ctx: WorkerQueryContext| {
         let peers = peers.clone();
+        let codec = Arc::clone(&codec);
         async move {
             register_object_stores(&mut ctx)?;
-            Ok(ctx.builder.with_distributed_channel_resolver(peers).build())
+            Ok(ctx
+                .builder
+                .with_distributed_channel_resolver(peers)
+                .with_distributed_user_codec_arc(codec)
+                .build())
         }
     });
     if let Some(runtime) = options.runtime {

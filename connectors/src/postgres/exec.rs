@@ -17,37 +17,19 @@
 //! keeps only weak references, so dropping the last table (or external schema) of
 //! a server closes its connections.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use datafusion::catalog::Session;
 use datafusion::common::TableReference;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Column, ScalarValue, Statistics};
-use datafusion::datasource::source_as_provider;
 use datafusion::error::{DataFusionError, Result as DFResult};
-use datafusion::execution::TaskContext;
-use datafusion::functions_aggregate::expr_fn::{max, min};
-use datafusion::logical_expr::{
-    Expr, Extension, LogicalPlan, LogicalPlanBuilder, TableScanBuilder,
-};
-use datafusion::physical_expr::EquivalenceProperties;
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
-};
 use datafusion::physical_plan::{PhysicalExpr, SendableRecordBatchStream};
 use datafusion::sql::unparser::dialect::{Dialect, PostgreSqlDialect};
-use datafusion_federation::schema_cast::SchemaCastScanExec;
 use datafusion_federation::sql::LogicalOptimizer;
 use datafusion_federation::sql::SQLExecutor;
-use datafusion_federation::sql::VirtualExecutionPlan;
-use datafusion_federation::{FederatedPlanNode, FederatedTableProviderAdaptor, FederationPlanner};
 use datafusion_table_providers::UnsupportedTypeAction;
 use datafusion_table_providers::postgres::conn::{PostgresConnection, PostgresVariant};
 use datafusion_table_providers::postgres::{DynPostgresConnection, pool::PostgresConnectionPool};
@@ -61,9 +43,9 @@ use secrecy::SecretString;
 use tokio::sync::OnceCell;
 
 use super::PostgresOptions;
-use super::options::{Engine, RangePartitioning};
-use super::provider::PlainScan;
+use super::options::Engine;
 use super::pushdown::{RedshiftDialect, split_for_redshift};
+use super::scan::plan_as_remote_scans;
 use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult};
 
 /// Reads the password from the variable named by `password_env` each time the pool
@@ -90,6 +72,8 @@ pub struct LazyPool {
 
 struct PoolState {
     options: Arc<PostgresOptions>,
+    /// What the server shows in `pg_stat_activity` and its logs.
+    application_name: &'static str,
     pool: OnceCell<Arc<PostgresConnectionPool>>,
 }
 
@@ -113,11 +97,18 @@ impl WeakPool {
 }
 
 impl LazyPool {
-    /// A pool for `options`' server; nothing is opened yet.
+    /// A pool for `options`' server; nothing is opened yet. Its connections
+    /// call themselves `vivace`.
     pub fn new(options: PostgresOptions) -> Self {
+        Self::with_application_name(options, COORDINATOR_APPLICATION)
+    }
+
+    /// A pool whose connections show `application_name` to the server.
+    pub fn with_application_name(options: PostgresOptions, application_name: &'static str) -> Self {
         Self {
             inner: Arc::new(PoolState {
                 options: Arc::new(options),
+                application_name,
                 pool: OnceCell::new(),
             }),
         }
@@ -128,7 +119,7 @@ impl LazyPool {
         WeakPool(Arc::downgrade(&self.inner))
     }
 
-    fn options(&self) -> &Arc<PostgresOptions> {
+    pub(super) fn options(&self) -> &Arc<PostgresOptions> {
         &self.inner.options
     }
 
@@ -136,7 +127,7 @@ impl LazyPool {
     pub async fn get(&self) -> ConnectorResult<Arc<PostgresConnectionPool>> {
         self.inner
             .pool
-            .get_or_try_init(|| open_pool(Arc::clone(self.options())))
+            .get_or_try_init(|| open_pool(Arc::clone(self.options()), self.inner.application_name))
             .await
             .cloned()
     }
@@ -237,7 +228,15 @@ const RELATIONS_QUERY: &str = "SELECT c.relname FROM pg_catalog.pg_class c \
      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
      WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition";
 
-async fn open_pool(options: Arc<PostgresOptions>) -> ConnectorResult<Arc<PostgresConnectionPool>> {
+/// The `application_name` of the coordinator's connections.
+pub const COORDINATOR_APPLICATION: &str = "vivace";
+/// The `application_name` of connections a worker opens to run shipped scans.
+pub const WORKER_APPLICATION: &str = "vivace-worker";
+
+async fn open_pool(
+    options: Arc<PostgresOptions>,
+    application_name: &str,
+) -> ConnectorResult<Arc<PostgresConnectionPool>> {
     // Host, user and database were checked for spaces and quotes when parsed, so
     // this libpq-style string needs no quoting.
     let connection_string = format!(
@@ -255,7 +254,7 @@ async fn open_pool(options: Arc<PostgresOptions>) -> ConnectorResult<Arc<Postgre
             "connection_pool_size".to_string(),
             options.pool_size.to_string(),
         ),
-        ("application_name".to_string(), "vivace".to_string()),
+        ("application_name".to_string(), application_name.to_string()),
     ]));
     let password = Arc::new(EnvPassword {
         options: Arc::clone(&options),
@@ -424,6 +423,7 @@ impl Stream for StatementRows {
 }
 
 /// Runs the SQL statements datafusion-federation renders for one server.
+#[derive(Clone)]
 pub struct PostgresExecutor {
     pool: LazyPool,
 }
@@ -436,6 +436,17 @@ impl PostgresExecutor {
 
     fn engine(&self) -> Engine {
         self.pool.options().engine
+    }
+
+    /// The settings of the server this executor runs statements on.
+    pub fn options(&self) -> &PostgresOptions {
+        self.pool.options()
+    }
+}
+
+impl std::fmt::Debug for PostgresExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PostgresExecutor({})", self.options().compute_context())
     }
 }
 
@@ -458,12 +469,13 @@ impl SQLExecutor for PostgresExecutor {
 
     fn logical_optimizer(&self) -> Option<LogicalOptimizer> {
         let engine = self.engine();
+        let executor = Arc::new(self.clone());
         Some(Box::new(move |plan: LogicalPlan| {
             let plan = match engine {
                 Engine::Postgres => plan,
                 Engine::Redshift => split_for_redshift(plan)?,
             };
-            partition_federated_scans(plan)
+            plan_as_remote_scans(plan, &executor)
         }))
     }
 
@@ -511,346 +523,5 @@ impl SQLExecutor for PostgresExecutor {
             .pool
             .table_schema(&TableReference::from(table_name))
             .await?)
-    }
-}
-
-/// Gives each federated scan of a table with `partition_column` / `partitions`
-/// (a sub-plan of projections and filters over that one table) a planner that
-/// reads it as range queries in parallel. Other federated sub-plans — sorts,
-/// limits, aggregates, joins — are one statement, as their SQL must be.
-fn partition_federated_scans(plan: LogicalPlan) -> DFResult<LogicalPlan> {
-    plan.transform_up(|node| {
-        let LogicalPlan::Extension(Extension { node: ext }) = &node else {
-            return Ok(Transformed::no(node));
-        };
-        let Some(federated) = ext.as_any().downcast_ref::<FederatedPlanNode>() else {
-            return Ok(Transformed::no(node));
-        };
-        let Some((executor, partitioning)) = partitioned_scan(&federated.plan) else {
-            return Ok(Transformed::no(node));
-        };
-        let planner = Arc::new(PartitionedPlanner {
-            executor,
-            partitioning,
-        });
-        let replaced = FederatedPlanNode::new(federated.plan.clone(), planner);
-        Ok(Transformed::yes(LogicalPlan::Extension(Extension {
-            node: Arc::new(replaced),
-        })))
-    })
-    .map(|t| t.data)
-}
-
-/// The executor and partitioning of the partitioned table `plan` scans, when
-/// `plan` is only projections and filters over one scan of it (no limit pushed
-/// into the scan).
-fn partitioned_scan(plan: &LogicalPlan) -> Option<(Arc<dyn SQLExecutor>, RangePartitioning)> {
-    match plan {
-        LogicalPlan::Projection(p) => partitioned_scan(&p.input),
-        LogicalPlan::Filter(f) => partitioned_scan(&f.input),
-        LogicalPlan::SubqueryAlias(a) => partitioned_scan(&a.input),
-        LogicalPlan::TableScan(scan) if scan.fetch.is_none() => {
-            let source = source_as_provider(&scan.source).ok()?;
-            let adaptor =
-                (source.as_ref() as &dyn Any).downcast_ref::<FederatedTableProviderAdaptor>()?;
-            let inner = adaptor.table_provider.as_ref()?;
-            let plain = (inner.as_ref() as &dyn Any).downcast_ref::<PlainScan>()?;
-            let partitioning = plain.partitioning.clone()?;
-            Some((Arc::clone(&plain.executor), partitioning))
-        }
-        _ => None,
-    }
-}
-
-/// Plans a partitioned federated scan as a [`PartitionedScanExec`].
-#[derive(Debug)]
-struct PartitionedPlanner {
-    executor: Arc<dyn SQLExecutor>,
-    partitioning: RangePartitioning,
-}
-
-#[async_trait]
-impl FederationPlanner for PartitionedPlanner {
-    async fn plan_federation(
-        &self,
-        node: &FederatedPlanNode,
-        _session_state: &dyn Session,
-    ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        let schema = Arc::new(node.plan().schema().as_arrow().clone());
-        let scan = PartitionedScanExec::try_new(
-            node.plan().clone(),
-            Arc::clone(&self.executor),
-            &self.partitioning,
-        )?;
-        Ok(Arc::new(SchemaCastScanExec::new(Arc::new(scan), schema)))
-    }
-}
-
-/// A scan read as `partitions` range queries on an integer, date or timestamp
-/// column, one per output partition, which DataFusion reads in parallel. The
-/// column's `min` and `max` are fetched once, by the first partition to start;
-/// the first range also takes NULLs and everything below the minimum, the last
-/// everything above its start, so rows added meanwhile are not lost.
-#[derive(Debug, Clone)]
-pub struct PartitionedScanExec {
-    plan: LogicalPlan,
-    executor: Arc<dyn SQLExecutor>,
-    column: Column,
-    data_type: DataType,
-    partitions: usize,
-    bounds: Arc<OnceCell<Option<(i64, i64)>>>,
-    props: Arc<PlanProperties>,
-}
-
-impl PartitionedScanExec {
-    /// Split `plan` (projections and filters over one table scan) on the
-    /// partitioning column.
-    pub fn try_new(
-        plan: LogicalPlan,
-        executor: Arc<dyn SQLExecutor>,
-        partitioning: &RangePartitioning,
-    ) -> DFResult<Self> {
-        let mut scan = None;
-        plan.apply(|node| {
-            if let LogicalPlan::TableScan(s) = node {
-                scan = Some(s.clone());
-            }
-            Ok(TreeNodeRecursion::Continue)
-        })?;
-        let scan = scan.ok_or_else(|| {
-            DataFusionError::Internal("partitioned scan without a table scan".into())
-        })?;
-        let field = scan
-            .source
-            .schema()
-            .field_with_name(&partitioning.column)
-            .map_err(|e| DataFusionError::Plan(format!("partition_column: {e}")))?
-            .clone();
-        let props = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(Arc::new(plan.schema().as_arrow().clone())),
-            Partitioning::UnknownPartitioning(partitioning.partitions),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        ));
-        Ok(Self {
-            column: Column::new(Some(scan.table_name.clone()), field.name()),
-            data_type: field.data_type().clone(),
-            plan,
-            executor,
-            partitions: partitioning.partitions,
-            bounds: Arc::default(),
-            props,
-        })
-    }
-
-    /// The scan with `predicate` applied right above its table scan (the
-    /// column is added to the scan's projection, and projected away, if needed).
-    fn with_predicate(&self, predicate: Expr) -> DFResult<LogicalPlan> {
-        self.plan
-            .clone()
-            .transform_up(|node| {
-                let LogicalPlan::TableScan(scan) = &node else {
-                    return Ok(Transformed::no(node));
-                };
-                let index = scan.source.schema().index_of(&self.column.name)?;
-                let columns: Vec<Expr> = scan
-                    .projected_schema
-                    .columns()
-                    .into_iter()
-                    .map(Expr::Column)
-                    .collect();
-                let mut widened = scan.clone();
-                let extra = match &scan.projection {
-                    Some(p) if !p.contains(&index) => {
-                        let mut projection = p.clone();
-                        projection.push(index);
-                        widened = TableScanBuilder::new(
-                            scan.table_name.clone(),
-                            Arc::clone(&scan.source),
-                        )
-                        .with_projection(Some(projection))
-                        .with_filters(scan.filters.clone())
-                        .with_fetch(scan.fetch)
-                        .build()?;
-                        true
-                    }
-                    _ => false,
-                };
-                let filtered = LogicalPlanBuilder::from(LogicalPlan::TableScan(widened))
-                    .filter(predicate.clone())?;
-                let filtered = if extra {
-                    filtered.project(columns)?
-                } else {
-                    filtered
-                };
-                Ok(Transformed::yes(filtered.build()?))
-            })
-            .map(|t| t.data)
-    }
-
-    /// `min` and `max` of the column, as integers (days, timestamp units).
-    async fn fetch_bounds(&self, context: Arc<TaskContext>) -> DFResult<Option<(i64, i64)>> {
-        let mut scan = None;
-        self.plan.apply(|node| {
-            if let LogicalPlan::TableScan(s) = node {
-                scan = Some(s.clone());
-            }
-            Ok(TreeNodeRecursion::Continue)
-        })?;
-        let scan = scan.ok_or_else(|| DataFusionError::Internal("no table scan".into()))?;
-        let whole =
-            TableScanBuilder::new(scan.table_name.clone(), Arc::clone(&scan.source)).build()?;
-        let column = Expr::Column(self.column.clone());
-        let plan = LogicalPlanBuilder::from(LogicalPlan::TableScan(whole))
-            .aggregate(Vec::<Expr>::new(), vec![min(column.clone()), max(column)])?
-            .build()?;
-        let statistics = Statistics::new_unknown(plan.schema().as_arrow());
-        let exec = VirtualExecutionPlan::new(plan, Arc::clone(&self.executor), statistics);
-        let batches: Vec<_> = exec.execute(0, context)?.try_collect().await?;
-        let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
-            return Ok(None);
-        };
-        let value = |i: usize| -> DFResult<Option<i64>> {
-            Ok(scalar_to_i64(&ScalarValue::try_from_array(
-                batch.column(i),
-                0,
-            )?))
-        };
-        Ok(value(0)?.zip(value(1)?))
-    }
-
-    /// The predicate of range `partition` of `[min, max]`.
-    fn range(&self, partition: usize, (lo, hi): (i64, i64)) -> DFResult<Expr> {
-        let n = self.partitions as i128;
-        let span = (hi as i128 - lo as i128 + 1).max(1);
-        let step = ((span + n - 1) / n).max(1);
-        let start = |i: usize| lo as i128 + step * i as i128;
-        let column = Expr::Column(self.column.clone());
-        let literal = |v: i128| i64_to_scalar(v, &self.data_type).map(|s| Expr::Literal(s, None));
-        let last = partition + 1 == self.partitions;
-        Ok(match (partition, last) {
-            (0, true) => return Err(DataFusionError::Internal("one partition".into())),
-            (0, false) => column.clone().lt(literal(start(1))?).or(column.is_null()),
-            (_, true) => column.gt_eq(literal(start(partition))?),
-            (_, false) => column
-                .clone()
-                .gt_eq(literal(start(partition))?)
-                .and(column.lt(literal(start(partition + 1))?)),
-        })
-    }
-}
-
-fn scalar_to_i64(value: &ScalarValue) -> Option<i64> {
-    match value {
-        ScalarValue::Int16(v) => v.map(i64::from),
-        ScalarValue::Int32(v) | ScalarValue::Date32(v) => v.map(i64::from),
-        ScalarValue::Int64(v)
-        | ScalarValue::TimestampSecond(v, _)
-        | ScalarValue::TimestampMillisecond(v, _)
-        | ScalarValue::TimestampMicrosecond(v, _)
-        | ScalarValue::TimestampNanosecond(v, _) => *v,
-        _ => None,
-    }
-}
-
-fn i64_to_scalar(value: i128, data_type: &DataType) -> DFResult<ScalarValue> {
-    let clamp = |min: i128, max: i128| value.clamp(min, max);
-    Ok(match data_type {
-        DataType::Int16 => ScalarValue::Int16(Some(clamp(i16::MIN.into(), i16::MAX.into()) as i16)),
-        DataType::Int32 => ScalarValue::Int32(Some(clamp(i32::MIN.into(), i32::MAX.into()) as i32)),
-        DataType::Date32 => {
-            ScalarValue::Date32(Some(clamp(i32::MIN.into(), i32::MAX.into()) as i32))
-        }
-        DataType::Int64 | DataType::Timestamp(_, _) => {
-            let v = clamp(i64::MIN.into(), i64::MAX.into()) as i64;
-            match data_type {
-                DataType::Timestamp(unit, tz) => match unit {
-                    TimeUnit::Second => ScalarValue::TimestampSecond(Some(v), tz.clone()),
-                    TimeUnit::Millisecond => ScalarValue::TimestampMillisecond(Some(v), tz.clone()),
-                    TimeUnit::Microsecond => ScalarValue::TimestampMicrosecond(Some(v), tz.clone()),
-                    TimeUnit::Nanosecond => ScalarValue::TimestampNanosecond(Some(v), tz.clone()),
-                },
-                _ => ScalarValue::Int64(Some(v)),
-            }
-        }
-        other => {
-            return Err(DataFusionError::Plan(format!(
-                "partition_column of type {other} cannot be split into ranges"
-            )));
-        }
-    })
-}
-
-impl DisplayAs for PartitionedScanExec {
-    fn fmt_as(&self, t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        write!(
-            f,
-            "PartitionedScanExec: partitions={}, partition_column={}, ",
-            self.partitions, self.column.name
-        )?;
-        let statistics = Statistics::new_unknown(self.plan.schema().as_arrow());
-        VirtualExecutionPlan::new(self.plan.clone(), Arc::clone(&self.executor), statistics)
-            .fmt_as(t, f)
-    }
-}
-
-impl ExecutionPlan for PartitionedScanExec {
-    fn name(&self) -> &str {
-        "PartitionedScanExec"
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![]
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        _: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        Ok(self)
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.props
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DFResult<TreeNodeRecursion>,
-    ) -> DFResult<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn execute(
-        &self,
-        partition: usize,
-        context: Arc<TaskContext>,
-    ) -> DFResult<SendableRecordBatchStream> {
-        let this = self.clone();
-        let schema = Arc::new(self.plan.schema().as_arrow().clone());
-        let rows = async move {
-            let bounds = *this
-                .bounds
-                .get_or_try_init(|| this.fetch_bounds(Arc::clone(&context)))
-                .await?;
-            let plan = match bounds {
-                Some(bounds) => this.with_predicate(this.range(partition, bounds)?)?,
-                // An empty table (or a column of NULLs only): the first range reads it whole.
-                None if partition == 0 => this.plan.clone(),
-                None => {
-                    let empty = futures::stream::empty();
-                    return Ok::<_, DataFusionError>(Box::pin(RecordBatchStreamAdapter::new(
-                        Arc::new(this.plan.schema().as_arrow().clone()),
-                        empty,
-                    ))
-                        as SendableRecordBatchStream);
-                }
-            };
-            let statistics = Statistics::new_unknown(plan.schema().as_arrow());
-            VirtualExecutionPlan::new(plan, Arc::clone(&this.executor), statistics)
-                .execute(0, context)
-        };
-        let stream = futures::stream::once(rows).try_flatten();
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
 }

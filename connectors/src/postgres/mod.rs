@@ -11,10 +11,12 @@
 //! have no plan codec, so a query that reads a PostgreSQL table is not cut into
 //! worker stages.
 
+mod codec;
 mod exec;
 mod options;
 mod provider;
 pub mod pushdown;
+mod scan;
 mod schema;
 
 use std::collections::BTreeMap;
@@ -25,8 +27,10 @@ use datafusion::catalog::TableProvider;
 use datafusion::execution::context::SessionState;
 use vivace_catalog::{TableDefinition, TableName};
 
-pub use exec::{LazyPool, WeakPool};
+pub use codec::RemoteScanCodec;
+pub use exec::{COORDINATOR_APPLICATION, LazyPool, PostgresExecutor, WORKER_APPLICATION, WeakPool};
 pub use options::{Engine, PostgresOptions};
+pub use scan::RemoteScanExec;
 
 use crate::{
     Connector, ConnectorError, ConnectorErrorKind, ConnectorResult, SchemaRequest, TableRequest,

@@ -32,6 +32,13 @@ impl Engine {
         }
     }
 
+    /// The engine whose `STORED AS` name is `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Engine::Postgres, Engine::Redshift]
+            .into_iter()
+            .find(|e| e.name() == name)
+    }
+
     /// The name users read in messages.
     pub fn display(self) -> &'static str {
         match self {
@@ -101,6 +108,20 @@ pub struct PostgresOptions {
     /// `partition_column` and `partitions`: read whole-table scans as that many
     /// range queries on that column, in parallel (none: one query).
     pub partitioning: Option<RangePartitioning>,
+    /// The `LOCATION` and `OPTIONS` these settings were parsed from (no secret
+    /// in them): what a worker is sent to open the same source.
+    pub source: SourceDefinition,
+}
+
+/// A source as the catalog stores it: engine, `LOCATION` and `OPTIONS`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SourceDefinition {
+    /// `postgres` or `redshift`.
+    pub engine: String,
+    /// The `LOCATION` URL (never holds a password: that is refused).
+    pub location: String,
+    /// The `OPTIONS`, passwords only as variable names.
+    pub options: BTreeMap<String, String>,
 }
 
 /// How a scan of a table is split into range queries read in parallel.
@@ -219,6 +240,11 @@ impl PostgresOptions {
                 .into(),
             ),
             partitioning,
+            source: SourceDefinition {
+                engine: engine.name().to_string(),
+                location: location.to_string(),
+                options: options.clone(),
+            },
         };
         // Fail at CREATE time, not at the first query, when the variable is unset.
         parsed.password()?;

@@ -1,25 +1,27 @@
 //! The DataFusion table provider of a PostgreSQL table: datafusion-federation's
 //! adaptor, which the federation optimizer replaces by one remote SQL statement,
 //! over a plain scan used when pushdown is off (`SET vivace.pushdown = off`).
-//! A table with `partition_column` / `partitions` is read as that many range
-//! queries in parallel whenever what is sent is a scan (columns and filters only).
+//! Either way what runs is a [`RemoteScanExec`]: a table with `partition_column` /
+//! `partitions` is read as that many range queries whenever what is sent is a
+//! scan (columns and filters only).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{Statistics, TableReference};
+use datafusion::common::TableReference;
 use datafusion::datasource::provider_as_source;
 use datafusion::error::Result as DFResult;
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion_federation::sql::{SQLExecutor, VirtualExecutionPlan};
+use datafusion_federation::sql::SQLExecutor;
 use datafusion_federation::{FederatedTableProviderAdaptor, FederatedTableSource};
 
-use super::exec::{LazyPool, PartitionedScanExec, PostgresExecutor};
+use super::exec::{LazyPool, PostgresExecutor};
 use super::options::RangePartitioning;
 use super::pushdown::federated_source;
+use super::scan::RemoteScanExec;
 
 /// The provider of `table` on `pool`'s server with the stored `schema` (no I/O).
 pub fn table_provider(
@@ -28,8 +30,12 @@ pub fn table_provider(
     schema: SchemaRef,
     partitioning: Option<RangePartitioning>,
 ) -> Arc<dyn TableProvider> {
-    let executor: Arc<dyn SQLExecutor> = Arc::new(PostgresExecutor::new(pool.clone()));
-    let source = federated_source(&executor, table, schema);
+    let executor = Arc::new(PostgresExecutor::new(pool.clone()));
+    let source = federated_source(
+        &(Arc::clone(&executor) as Arc<dyn SQLExecutor>),
+        table,
+        schema,
+    );
     let plain = PlainScan {
         table: table.clone(),
         source: Arc::clone(&source),
@@ -50,7 +56,7 @@ pub fn table_provider(
 pub(super) struct PlainScan {
     table: TableReference,
     source: Arc<dyn FederatedTableSource>,
-    pub(super) executor: Arc<dyn SQLExecutor>,
+    executor: Arc<PostgresExecutor>,
     pub(super) partitioning: Option<RangePartitioning>,
 }
 
@@ -90,18 +96,12 @@ impl TableProvider for PlainScan {
             projection.cloned(),
         )?
         .build()?;
-        if let Some(partitioning) = &self.partitioning {
-            return Ok(Arc::new(PartitionedScanExec::try_new(
-                plan,
-                Arc::clone(&self.executor),
-                partitioning,
-            )?));
-        }
-        let statistics = Statistics::new_unknown(plan.schema().as_arrow());
-        Ok(Arc::new(VirtualExecutionPlan::new(
-            plan,
+        let scan = RemoteScanExec::plan(
+            &plan,
             Arc::clone(&self.executor),
-            statistics,
-        )))
+            self.partitioning.as_ref(),
+        )
+        .await?;
+        Ok(Arc::new(scan))
     }
 }
