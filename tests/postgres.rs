@@ -944,3 +944,86 @@ async fn partitioned_tables_are_read_as_parallel_range_queries() {
         assert!(msg.contains(needle), "{msg}");
     }
 }
+
+/// Worker processes run the range statements of a partitioned table themselves:
+/// the coordinator sends each a recipe (source, SQL, schema), the worker opens its
+/// own pool (as `vivace-worker`, with the password from its own environment), and
+/// the rows equal those of the unpartitioned table, with pushdown on and off.
+#[tokio::test]
+async fn worker_processes_run_partitioned_scans() {
+    let cluster = common::cluster::Cluster::start_with_env(
+        "pg-workers",
+        &[],
+        &[("APP_PG_PASSWORD", PASSWORD)],
+    )
+    .await;
+    let pg = PgServer::start(&cluster.dir);
+    pg.psql(
+        DATABASE,
+        "CREATE TABLE events AS SELECT g AS id, 'u' || (g % 7) AS who \
+           FROM generate_series(1, 2000) AS g; \
+         GRANT SELECT ON events TO reporting",
+    );
+    let _workers: Vec<_> = (0..2)
+        .map(|_| {
+            common::cluster::WorkerProcess::start_with_env(
+                &cluster.dir,
+                cluster.cluster_port,
+                &cluster.secret_file,
+                &[("APP_PG_PASSWORD", PASSWORD)],
+            )
+        })
+        .collect();
+    cluster.wait_for_workers(2).await;
+    let client = cluster.server.client().await;
+    for (name, options) in [
+        ("whole", ""),
+        ("by_id", ", 'partition_column' 'id', 'partitions' '4'"),
+    ] {
+        client
+            .simple_query(&format!(
+                "CREATE EXTERNAL TABLE {name} STORED AS POSTGRES LOCATION '{}' \
+                 OPTIONS ('table' 'events', 'password_env' 'APP_PG_PASSWORD', 'sslmode' 'disable'{options})",
+                pg.location()
+            ))
+            .await
+            .unwrap();
+    }
+    let plan = text_rows(
+        &client,
+        "EXPLAIN SELECT id, who FROM by_id WHERE who = 'u3'",
+    )
+    .await;
+    assert!(
+        plan[1][1].contains("tasks=2") && plan[1][1].contains("DistributedLeafExec"),
+        "{}",
+        plan[1][1]
+    );
+    for pushdown in ["on", "off"] {
+        client
+            .simple_query(&format!("SET vivace.pushdown = {pushdown}"))
+            .await
+            .unwrap();
+        for sql in [
+            "SELECT id, who FROM {t} WHERE who = 'u3' ORDER BY id",
+            "SELECT who, count(*), sum(id) FROM {t} GROUP BY who ORDER BY who",
+        ] {
+            let expected = rows(&client, &sql.replace("{t}", "whole")).await;
+            assert!(!expected.is_empty(), "{sql}");
+            let got = rows(&client, &sql.replace("{t}", "by_id")).await;
+            assert_eq!(got, expected, "{sql}, pushdown {pushdown}");
+        }
+    }
+    let worker_connections: i64 = pg
+        .psql(
+            DATABASE,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'vivace-worker'",
+        )
+        .lines()
+        .find_map(|l| l.trim().parse().ok())
+        .unwrap();
+    assert!(
+        worker_connections >= 2,
+        "both workers should hold connections, found {worker_connections}"
+    );
+}
