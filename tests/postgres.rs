@@ -1026,4 +1026,20 @@ async fn worker_processes_run_partitioned_scans() {
         worker_connections >= 2,
         "both workers should hold connections, found {worker_connections}"
     );
+
+    // A source that is down fails the queries that read it with 08001, and only those.
+    pg.stop();
+    for table in ["whole", "by_id"] {
+        let (code, msg) =
+            sql_error(&client, &format!("SELECT id FROM {table} WHERE who = 'u3'")).await;
+        assert_eq!(code, "08001", "{table}: {msg}");
+    }
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT count(*) FROM system.nodes WHERE role = 'worker'"
+        )
+        .await,
+        vec![vec!["2".to_string()]]
+    );
 }

@@ -58,3 +58,55 @@ impl From<ConnectorError> for DataFusionError {
         DataFusionError::External(Box::new(e))
     }
 }
+
+/// Marks a connector error inside plain text (see [`ConnectorError::to_tagged_text`]).
+const TAG: &str = "vivace-connector-error[";
+
+impl ConnectorErrorKind {
+    const ALL: [ConnectorErrorKind; 9] = [
+        ConnectorErrorKind::InvalidOption,
+        ConnectorErrorKind::UnknownConnector,
+        ConnectorErrorKind::Unreachable,
+        ConnectorErrorKind::NoFiles,
+        ConnectorErrorKind::UnreadableFormat,
+        ConnectorErrorKind::SchemaMismatch,
+        ConnectorErrorKind::UnsupportedType,
+        ConnectorErrorKind::AuthenticationFailed,
+        ConnectorErrorKind::NotFound,
+    ];
+}
+
+impl ConnectorError {
+    /// The error as text that keeps its kind. A scan run on a worker sends its
+    /// errors back as strings (datafusion-distributed encodes errors it does not
+    /// know by their text), so the kind, and with it the SQLSTATE, would be lost.
+    pub fn to_tagged_text(&self) -> String {
+        format!("{TAG}{:?}]: {}", self.kind, self.message)
+    }
+
+    /// The error inside `text` written by [`Self::to_tagged_text`], wherever in
+    /// the text it is (callers wrap it in their own prefixes).
+    pub fn from_tagged_text(text: &str) -> Option<Self> {
+        let (_, rest) = text.split_once(TAG)?;
+        let (kind, message) = rest.split_once("]: ")?;
+        let kind = ConnectorErrorKind::ALL
+            .into_iter()
+            .find(|k| format!("{k:?}") == kind)?;
+        Some(Self::new(kind, message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tagged_text_keeps_the_kind_through_prefixes() {
+        let e = ConnectorError::new(ConnectorErrorKind::Unreachable, "cannot reach: x]: y");
+        let wrapped = format!("Execution error: worker said: {}", e.to_tagged_text());
+        let back = ConnectorError::from_tagged_text(&wrapped).unwrap();
+        assert_eq!(back.kind, ConnectorErrorKind::Unreachable);
+        assert_eq!(back.message, "cannot reach: x]: y");
+        assert!(ConnectorError::from_tagged_text("cannot reach the source").is_none());
+    }
+}

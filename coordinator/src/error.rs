@@ -181,6 +181,9 @@ fn classify_datafusion(e: &DataFusionError) -> SqlError {
         );
     }
     let root = e.find_root();
+    if let Some(c) = ConnectorError::from_tagged_text(&root.to_string()) {
+        return c.into();
+    }
     match root {
         DataFusionError::External(inner) => {
             if let Some(c) = inner.downcast_ref::<ConnectorError>() {

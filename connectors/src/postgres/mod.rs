@@ -7,9 +7,9 @@
 //!
 //! `resolve` connects, checks the credentials and reads the table's columns;
 //! `open` builds the provider from the stored columns without I/O, the pool
-//! connecting on the first query. Federated scans run on the coordinator: they
-//! have no plan codec, so a query that reads a PostgreSQL table is not cut into
-//! worker stages.
+//! connecting on the first query. Every read is planned as a [`RemoteScanExec`]
+//! (finished SQL, stored source definition, schema) that [`RemoteScanCodec`] ships
+//! to workers, which rebuild it over their own pools.
 
 mod codec;
 mod exec;

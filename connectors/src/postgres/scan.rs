@@ -43,6 +43,7 @@ use futures::{StreamExt, TryStreamExt};
 use super::exec::PostgresExecutor;
 use super::options::RangePartitioning;
 use super::provider::PlainScan;
+use crate::ConnectorError;
 
 /// Statements on one source, one per output partition (partitions past the last
 /// statement are empty), whose rows are cast to `schema`.
@@ -223,10 +224,22 @@ impl ExecutionPlan for RemoteScanExec {
         // carry exactly the planned schema (as datafusion-federation's
         // `SchemaCastScanExec` does for its own scans).
         let cast = rows.map(move |batch| {
-            try_cast_to(batch?, Arc::clone(&cast_to))
+            try_cast_to(batch.map_err(tag_connector_error)?, Arc::clone(&cast_to))
                 .map_err(|e| DataFusionError::External(Box::new(e)))
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, cast)))
+    }
+}
+
+/// A connector error as tagged text, so that its kind (the SQLSTATE the client
+/// gets) survives the trip back from a worker.
+fn tag_connector_error(e: DataFusionError) -> DataFusionError {
+    match e.find_root() {
+        DataFusionError::External(inner) => match inner.downcast_ref::<ConnectorError>() {
+            Some(c) => DataFusionError::Execution(c.to_tagged_text()),
+            None => e,
+        },
+        _ => e,
     }
 }
 
