@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::TableReference;
 use datafusion::error::{DataFusionError, Result as DFResult};
@@ -31,6 +32,7 @@ use datafusion::sql::unparser::dialect::{Dialect, PostgreSqlDialect};
 use datafusion_federation::sql::LogicalOptimizer;
 use datafusion_federation::sql::SQLExecutor;
 use datafusion_table_providers::UnsupportedTypeAction;
+use datafusion_table_providers::postgres::arrow_sql_gen::rows_to_arrow;
 use datafusion_table_providers::postgres::conn::{PostgresConnection, PostgresVariant};
 use datafusion_table_providers::postgres::{DynPostgresConnection, pool::PostgresConnectionPool};
 use datafusion_table_providers::sql::db_connection_pool::dbconnection::{
@@ -38,6 +40,7 @@ use datafusion_table_providers::sql::db_connection_pool::dbconnection::{
 };
 use datafusion_table_providers::sql::db_connection_pool::{DbConnectionPool, PasswordProvider};
 use datafusion_table_providers::util::secrets::to_secret_map;
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 use secrecy::SecretString;
 use tokio::sync::OnceCell;
@@ -305,24 +308,19 @@ fn unreachable(e: &dyn std::error::Error) -> ConnectorError {
     )
 }
 
-/// Map an error raised while rows stream in. The crate reports those as text only
-/// (`Failed to fetch batch: ...`), so a lost connection is recognised by its
-/// tokio-postgres wording.
-fn stream_error(e: DataFusionError) -> DataFusionError {
-    let text = e.to_string();
-    if text.contains("connection closed")
-        || text.contains("terminating connection")
-        || text.contains("error communicating with the server")
-    {
-        ConnectorError::new(
-            ConnectorErrorKind::Unreachable,
-            format!("lost the connection to the PostgreSQL source: {text}"),
-        )
-        .into()
-    } else {
-        e
+/// A failed remote statement as a DataFusion error: a connector error when its
+/// SQLSTATE class is one Vivace reports itself (08xxx, 28xxx, 42P01), else the
+/// tokio-postgres error as it is.
+fn statement_error(e: tokio_postgres::Error) -> DataFusionError {
+    match classify(&e) {
+        Some(connector) => connector.into(),
+        None => DataFusionError::External(Box::new(e)),
     }
 }
+
+/// Rows per Arrow batch read from a remote statement (DataFusion's default
+/// batch size).
+const BATCH_ROWS: usize = 8192;
 
 /// How long a cancel request, and the round trip that confirms it, may take.
 const CANCEL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -402,12 +400,12 @@ async fn send_cancel(
 /// Rows of a [`RunningStatement`]; the statement counts as finished when the
 /// rows end, and its connection goes back to the pool then.
 struct StatementRows {
-    rows: SendableRecordBatchStream,
+    rows: BoxStream<'static, DFResult<RecordBatch>>,
     statement: RunningStatement,
 }
 
 impl Stream for StatementRows {
-    type Item = DFResult<datafusion::arrow::array::RecordBatch>;
+    type Item = DFResult<RecordBatch>;
 
     fn poll_next(
         mut self: std::pin::Pin<&mut Self>,
@@ -418,8 +416,38 @@ impl Stream for StatementRows {
             self.statement.finished = true;
             self.statement.conn = None;
         }
-        next.map(|item| item.map(|r| r.map_err(stream_error)))
+        next
     }
+}
+
+/// Start `sql` on `client` and read its rows as Arrow batches of `schema`.
+///
+/// Written here rather than using the crate's `query_arrow`, which prepares the
+/// statement first (a Parse/Describe round trip, then Bind/Execute): an unnamed
+/// statement sent with no parameters does it in one round trip, which is most of
+/// a selective query's cost on a nearby server. The rows are converted with the
+/// crate's own `rows_to_arrow`, so types map exactly as in schema discovery.
+async fn start_statement(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    schema: SchemaRef,
+) -> DFResult<BoxStream<'static, DFResult<RecordBatch>>> {
+    let no_parameters = std::iter::empty::<(i32, tokio_postgres::types::Type)>();
+    let rows = client
+        .query_typed_raw(sql, no_parameters)
+        .await
+        .map_err(statement_error)?;
+    let projected = Some(schema);
+    Ok(rows
+        .chunks(BATCH_ROWS)
+        .map(move |chunk| {
+            let rows = chunk
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(statement_error)?;
+            rows_to_arrow(&rows, &projected).map_err(|e| DataFusionError::External(Box::new(e)))
+        })
+        .boxed())
 }
 
 /// Runs the SQL statements datafusion-federation renders for one server.
@@ -497,15 +525,13 @@ impl SQLExecutor for PostgresExecutor {
             };
             // Dropped while this waits for the first rows, `statement` cancels
             // the remote statement.
-            let started = match statement.conn.as_deref().and_then(|c| c.as_async()) {
-                Some(conn) => conn.query_arrow(&sql, &[], Some(projected)).await,
-                None => Err("PostgreSQL connection is not asynchronous".into()),
+            let started = match statement.conn.as_deref().and_then(client) {
+                Some(client) => start_statement(client, &sql, projected).await,
+                None => Err(DataFusionError::Internal(
+                    "PostgreSQL connection is not a tokio-postgres client".to_string(),
+                )),
             };
-            let rows = started.map_err(|e| {
-                statement.finished = true;
-                classify(e.as_ref())
-                    .map_or_else(|| DataFusionError::External(e), DataFusionError::from)
-            })?;
+            let rows = started.inspect_err(|_| statement.finished = true)?;
             Ok::<_, DataFusionError>(StatementRows { rows, statement })
         };
         let stream = futures::stream::once(batches).try_flatten().boxed();
