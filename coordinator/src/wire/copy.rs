@@ -16,6 +16,7 @@ use pgwire::messages::data::DataRow;
 use pgwire::types::format::FormatOptions;
 
 use super::encode::encode_batches;
+use super::text_columns::TextStyle;
 use crate::copy::{CopyFormat, CopyOptions, write_value};
 use crate::session::QueryStream;
 
@@ -35,7 +36,7 @@ pub fn encode_copy(
     } else {
         Format::UnifiedText
     };
-    let extra_float_digits = format_options.extra_float_digits;
+    let style = TextStyle::of(&format_options);
     let fields = Arc::new(arrow_schema_to_pg_fields(
         &query.schema,
         &wire_format,
@@ -52,7 +53,7 @@ pub fn encode_copy(
         write_line(&mut header, &names, &options);
     }
     let options = Arc::new(options);
-    let rows = encode_batches(query.batches, fields.clone(), extra_float_digits);
+    let rows = encode_batches(query.batches, fields.clone(), style);
     // Shared by the row stream (first row takes it) and the tail (an empty
     // result still sends its header or binary signature, counted as one row).
     let header = Arc::new(std::sync::Mutex::new(

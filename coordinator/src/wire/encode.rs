@@ -6,7 +6,7 @@ use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
 use datafusion::execution::SendableRecordBatchStream;
 use pgwire::api::results::FieldInfo;
 
-use super::float_text::postgres_float_text;
+use super::text_columns::{TextStyle, postgres_text_columns};
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::{StreamExt, stream};
 use pgwire::api::portal::Format;
@@ -39,31 +39,30 @@ pub fn encode_rows(
     format: &Format,
     options: Arc<FormatOptions>,
 ) -> PgWireResult<QueryResponse> {
-    let extra_float_digits = options.extra_float_digits;
+    let style = TextStyle::of(&options);
     let fields = Arc::new(arrow_schema_to_pg_fields(
         &query.schema,
         format,
         Some(options),
     )?);
     let tag = query.tag;
-    let rows = encode_batches(query.batches, fields.clone(), extra_float_digits);
+    let rows = encode_batches(query.batches, fields.clone(), style);
     let mut response = QueryResponse::new(fields, rows);
     response.set_command_tag(tag);
     Ok(response)
 }
 
-/// DataRows of every batch, encoded by arrow-pg for `fields` (floats sent as
-/// text formatted as PostgreSQL does first).
+/// DataRows of every batch, encoded by arrow-pg for `fields` (floats and dates
+/// sent as text formatted as PostgreSQL does first).
 pub fn encode_batches(
     batches: SendableRecordBatchStream,
     fields: Arc<Vec<FieldInfo>>,
-    extra_float_digits: i8,
+    style: TextStyle,
 ) -> impl futures::Stream<Item = PgWireResult<DataRow>> + Send + 'static {
     batches
         .map(move |batch: datafusion::error::Result<RecordBatch>| {
-            let batch = batch.and_then(|b| {
-                postgres_float_text(b, &fields, extra_float_digits).map_err(Into::into)
-            });
+            let batch =
+                batch.and_then(|b| postgres_text_columns(b, &fields, style).map_err(Into::into));
             let rows: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> = match batch {
                 Ok(batch) => encode_recordbatch(fields.clone(), batch),
                 Err(e) => Box::new(std::iter::once(Err(to_pg_error(e.into())))),

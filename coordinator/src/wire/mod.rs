@@ -6,11 +6,11 @@
 
 mod copy;
 mod encode;
-mod float_text;
 mod handler;
 mod scram;
 mod server;
 mod startup;
+mod text_columns;
 mod tls;
 
 pub use scram::Verifier;

@@ -1,86 +1,147 @@
-//! PostgreSQL's text form of `float8` / `float4` values.
+//! Columns PostgreSQL writes differently from pgwire, formatted here as text
+//! before arrow-pg encodes the batch (a string column; the row description keeps
+//! the column's type). Only columns sent in text format are touched.
 //!
-//! pgwire 0.41 writes floats with ryu's notation (`2.0`, `1e20`, `inf`) where
-//! PostgreSQL (12+, `extra_float_digits` ≥ 1, the default) writes the shortest
-//! exact digits in `%g` style: `2`, `1e+20`, `1.5e-07`, `Infinity`. psql output,
-//! COPY text and every text-format driver read the latter, so float columns sent
-//! as text are formatted here, before arrow-pg encodes the batch.
+//! - **Floats.** pgwire 0.41 writes floats with ryu's notation (`2.0`, `1e20`,
+//!   `inf`) where PostgreSQL (12+, `extra_float_digits` ≥ 1, the default) writes
+//!   the shortest exact digits in `%g` style: `2`, `1e+20`, `1.5e-07`, `Infinity`.
+//!   psql output, COPY text and every text-format driver read the latter.
+//! - **Dates, `DateStyle` ISO** (the default). pgwire parses the `DateStyle`
+//!   setting and runs a chrono strftime pattern for every value, which was the
+//!   largest single cost of sending a date column; it also writes years before 1
+//!   as `-0043-03-15` and after 9999 as `+10000-01-01`, where PostgreSQL writes
+//!   `0044-03-15 BC` and `10000-01-01`. Other date styles are left to pgwire.
 
+use std::fmt::Write;
 use std::sync::Arc;
 
+use chrono::{Datelike, NaiveDate};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringBuilder};
-use datafusion::arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Schema};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Float32Type, Float64Type, Schema};
 use datafusion::arrow::error::ArrowError;
 use pgwire::api::results::{FieldFormat, FieldInfo};
+use pgwire::types::format::FormatOptions;
 
-/// `batch` with every text-format float column replaced by PostgreSQL's text for
-/// it (a string column; the row description keeps the float type). Columns sent
-/// in binary, and clients asking for fewer float digits, are left alone.
-pub fn postgres_float_text(
+/// How the session wants text values written.
+#[derive(Debug, Clone, Copy)]
+pub struct TextStyle {
+    /// Floats are rewritten when this is at least 1 (`extra_float_digits`).
+    extra_float_digits: i8,
+    /// `DateStyle` is ISO, so dates are written `YYYY-MM-DD[ BC]`.
+    iso_dates: bool,
+}
+
+impl TextStyle {
+    /// The style a session's format options ask for.
+    pub fn of(options: &FormatOptions) -> Self {
+        let style = options.date_style.trim_start();
+        Self {
+            extra_float_digits: options.extra_float_digits,
+            iso_dates: style.len() >= 3 && style[..3].eq_ignore_ascii_case("iso"),
+        }
+    }
+}
+
+/// `batch` with every text-format float and date column replaced by PostgreSQL's
+/// text for it, as [`TextStyle`] allows. Other columns are left alone.
+pub fn postgres_text_columns(
     batch: RecordBatch,
     fields: &[FieldInfo],
-    extra_float_digits: i8,
+    style: TextStyle,
 ) -> Result<RecordBatch, ArrowError> {
-    let is_float = |t: &DataType| matches!(t, DataType::Float64 | DataType::Float32);
     let text = |i: usize| {
         fields
             .get(i)
             .is_some_and(|f| f.format() == FieldFormat::Text)
     };
-    if extra_float_digits < 1
-        || !batch
-            .schema()
-            .fields()
-            .iter()
-            .enumerate()
-            .any(|(i, f)| is_float(f.data_type()) && text(i))
+    let rewrites = |t: &DataType| match t {
+        DataType::Float64 | DataType::Float32 => style.extra_float_digits >= 1,
+        DataType::Date32 => style.iso_dates,
+        _ => false,
+    };
+    let schema = batch.schema();
+    if !schema
+        .fields()
+        .iter()
+        .enumerate()
+        .any(|(i, f)| rewrites(f.data_type()) && text(i))
     {
         return Ok(batch);
     }
-    let schema = batch.schema();
     let mut new_fields = Vec::with_capacity(schema.fields().len());
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for (i, (field, column)) in schema.fields().iter().zip(batch.columns()).enumerate() {
-        let formatted = match field.data_type() {
-            DataType::Float64 if text(i) => Some(format_column(
+        if !(rewrites(field.data_type()) && text(i)) {
+            new_fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+            continue;
+        }
+        let strings = match field.data_type() {
+            DataType::Float64 => format_column(
                 column.as_primitive::<Float64Type>().iter(),
                 column.len(),
-                |v: f64| format_float(v, 15),
-            )),
-            DataType::Float32 if text(i) => Some(format_column(
+                |out, v: f64| out.push_str(&format_float(v, 15)),
+            ),
+            DataType::Float32 => format_column(
                 column.as_primitive::<Float32Type>().iter(),
                 column.len(),
-                |v: f32| format_float(v, 6),
-            )),
-            _ => None,
+                |out, v: f32| out.push_str(&format_float(v, 6)),
+            ),
+            _ => format_column(
+                column.as_primitive::<Date32Type>().iter(),
+                column.len(),
+                write_iso_date,
+            ),
         };
-        match formatted {
-            Some(strings) => {
-                new_fields.push(Field::new(field.name(), DataType::Utf8, true));
-                columns.push(strings);
-            }
-            None => {
-                new_fields.push(field.as_ref().clone());
-                columns.push(column.clone());
-            }
-        }
+        new_fields.push(Field::new(field.name(), DataType::Utf8, true));
+        columns.push(strings);
     }
     RecordBatch::try_new(Arc::new(Schema::new(new_fields)), columns)
 }
 
+/// A string column of `values`, each written by `format` into a reused buffer.
 fn format_column<T>(
     values: impl Iterator<Item = Option<T>>,
     len: usize,
-    format: impl Fn(T) -> String,
+    format: impl Fn(&mut String, T),
 ) -> ArrayRef {
-    let mut out = StringBuilder::with_capacity(len, len * 8);
+    let mut out = StringBuilder::with_capacity(len, len * 10);
+    let mut buf = String::with_capacity(32);
     for v in values {
         match v {
-            Some(v) => out.append_value(format(v)),
+            Some(v) => {
+                buf.clear();
+                format(&mut buf, v);
+                out.append_value(&buf);
+            }
             None => out.append_null(),
         }
     }
     Arc::new(out.finish())
+}
+
+/// Days since 1970-01-01 between `NaiveDate::from_num_days_from_ce` day 1
+/// (0001-01-01) and the epoch.
+const EPOCH_DAYS_FROM_CE: i32 = 719_163;
+
+/// A `date` as PostgreSQL writes it in ISO style: `2024-02-29`, `10000-01-01`,
+/// `0044-03-15 BC` (there is no year 0: year 0 is 1 BC).
+fn write_iso_date(out: &mut String, days: i32) {
+    let Some(date) = days
+        .checked_add(EPOCH_DAYS_FROM_CE)
+        .and_then(NaiveDate::from_num_days_from_ce_opt)
+    else {
+        // Outside chrono's range (±262,000 years) and PostgreSQL's alike.
+        let _ = write!(out, "{days}");
+        return;
+    };
+    let year = date.year();
+    let (shown, era) = if year >= 1 {
+        (year, "")
+    } else {
+        (1 - year, " BC")
+    };
+    let _ = write!(out, "{shown:04}-{:02}-{:02}{era}", date.month(), date.day());
 }
 
 /// The shortest digits that read back as `v` (Rust's `{:e}` gives exactly those),
@@ -130,6 +191,66 @@ fn format_float<T: Into<f64> + std::fmt::LowerExp + Copy>(v: T, max_exp: i32) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_print_as_postgres_prints_them_in_iso_style() {
+        let day = |y, m, d| {
+            (NaiveDate::from_ymd_opt(y, m, d).unwrap()
+                - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+            .num_days() as i32
+        };
+        let cases = [
+            (day(2024, 2, 29), "2024-02-29"),
+            (0, "1970-01-01"),
+            (day(1, 1, 1), "0001-01-01"),
+            (day(0, 12, 31), "0001-12-31 BC"),
+            (day(-43, 3, 15), "0044-03-15 BC"),
+            (day(10000, 1, 1), "10000-01-01"),
+        ];
+        for (days, want) in cases {
+            let mut out = String::new();
+            write_iso_date(&mut out, days);
+            assert_eq!(out, want, "{days}");
+        }
+    }
+
+    #[test]
+    fn only_text_columns_are_rewritten_and_only_in_iso_style() {
+        use datafusion::arrow::array::{Date32Array, Int32Array};
+        use pgwire::api::Type;
+        use pgwire::api::results::FieldFormat;
+
+        let batch = RecordBatch::try_from_iter([
+            (
+                "d",
+                Arc::new(Date32Array::from(vec![Some(0), None])) as ArrayRef,
+            ),
+            (
+                "b",
+                Arc::new(Date32Array::from(vec![Some(1), Some(2)])) as ArrayRef,
+            ),
+            ("i", Arc::new(Int32Array::from(vec![1, 2])) as ArrayRef),
+        ])
+        .unwrap();
+        let field =
+            |name: &str, ty, format| FieldInfo::new(name.to_string(), None, None, ty, format);
+        let fields = [
+            field("d", Type::DATE, FieldFormat::Text),
+            field("b", Type::DATE, FieldFormat::Binary),
+            field("i", Type::INT4, FieldFormat::Text),
+        ];
+        let iso = TextStyle::of(&FormatOptions::default());
+        let out = postgres_text_columns(batch.clone(), &fields, iso).unwrap();
+        let d = out.column(0).as_string::<i32>();
+        assert_eq!((d.value(0), d.is_null(1)), ("1970-01-01", true));
+        assert_eq!(out.column(1).data_type(), &DataType::Date32);
+        assert_eq!(out.column(2).data_type(), &DataType::Int32);
+
+        let mut german = FormatOptions::default();
+        german.date_style = "German, DMY".to_string();
+        let out = postgres_text_columns(batch, &fields, TextStyle::of(&german)).unwrap();
+        assert_eq!(out.column(0).data_type(), &DataType::Date32);
+    }
 
     #[test]
     fn floats_print_as_postgres_prints_them() {
