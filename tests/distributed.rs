@@ -78,6 +78,19 @@ async fn tpch_answers_match_single_process_execution() {
         .simple_query("SET distributed.file_scan_config_bytes_per_partition = 262144")
         .await
         .unwrap();
+    // Exchanges go uncompressed unless a session asks for a codec.
+    assert_eq!(
+        text_rows(&distributed, "SHOW distributed.compression").await,
+        vec![vec!["none".to_string()]]
+    );
+    assert_eq!(
+        text_rows(
+            &distributed,
+            "SHOW distributed.file_scan_config_bytes_per_partition"
+        )
+        .await,
+        vec![vec!["262144".to_string()]]
+    );
     let plan = text_rows(
         &distributed,
         "EXPLAIN SELECT l_returnflag, count(*) FROM lineitem GROUP BY 1",
@@ -98,6 +111,22 @@ async fn tpch_answers_match_single_process_execution() {
         let expected = text_rows(&local, &sql).await;
         assert!(!expected.is_empty(), "{q} returned no rows");
         assert_eq!(text_rows(&distributed, &sql).await, expected, "{q} differs");
+    }
+
+    // A session may still compress its exchanges.
+    distributed
+        .simple_query("SET distributed.compression = 'lz4'")
+        .await
+        .unwrap();
+    for q in ["q3", "q18"] {
+        let sql =
+            std::fs::read_to_string(format!("{}/tests/tpch/{q}.sql", env!("CARGO_MANIFEST_DIR")))
+                .unwrap();
+        assert_eq!(
+            text_rows(&distributed, &sql).await,
+            text_rows(&local, &sql).await,
+            "{q} differs with lz4 exchanges"
+        );
     }
 }
 

@@ -347,12 +347,18 @@ impl Session {
             (vec!["name", "setting"], vec![keys, values])
         } else if is_engine_setting(name) {
             let options = self.ctx.state().config_options().entries();
-            let entry = options.into_iter().find(|e| e.key == name).ok_or_else(|| {
-                SqlError::new(
-                    sqlstate::UNDEFINED_OBJECT,
-                    format!("unrecognized configuration parameter \"{name}\""),
-                )
-            })?;
+            // datafusion-distributed's options list their keys without the
+            // `distributed.` prefix (DataFusion's `extensions_options!` does so).
+            let unprefixed = name.strip_prefix("distributed.");
+            let entry = options
+                .into_iter()
+                .find(|e| e.key == name || unprefixed == Some(e.key.as_str()))
+                .ok_or_else(|| {
+                    SqlError::new(
+                        sqlstate::UNDEFINED_OBJECT,
+                        format!("unrecognized configuration parameter \"{name}\""),
+                    )
+                })?;
             (vec![name], vec![vec![entry.value.unwrap_or_default()]])
         } else {
             let column = if name == "transaction isolation level" {
