@@ -116,22 +116,42 @@ class Deployment:
 
 def time_queries(dep, queries, runs):
     """Median seconds per query (after one warm-up run), and the rows for checking."""
-    times, answers = {}, {}
-    with dep.connect() as conn, conn.cursor() as cur:
+    times, answers = time_interleaved({"only": dep}, queries, runs)
+    return times["only"], answers["only"]
+
+
+def time_interleaved(deployments, queries, runs):
+    """Per deployment: median seconds per query, and the rows for checking.
+
+    For each query every deployment runs once to warm up, then the timed runs go
+    round the deployments in turn, so all of them sample the same machine
+    conditions: the development machines are shared, and their speed drifts by
+    tens of percent over the minutes one configuration's 22 queries take."""
+    conns = {label: dep.connect() for label, dep in deployments.items()}
+    times = {label: {} for label in deployments}
+    answers = {label: {} for label in deployments}
+    try:
         for name, sql in queries:
-            cur.execute(sql)
-            answers[name] = cur.fetchall()
-            samples = []
+            samples = {label: [] for label in deployments}
+            for label, conn in conns.items():
+                with conn.cursor() as cur:
+                    cur.execute(sql)
+                    answers[label][name] = cur.fetchall()
             for _ in range(runs):
-                start = time.perf_counter()
-                cur.execute(sql)
-                cur.fetchall()
-                samples.append(time.perf_counter() - start)
-            times[name] = statistics.median(samples)
-            print(f"  {name}: {times[name]:.3f}s", flush=True)
+                for label, conn in conns.items():
+                    with conn.cursor() as cur:
+                        start = time.perf_counter()
+                        cur.execute(sql)
+                        cur.fetchall()
+                        samples[label].append(time.perf_counter() - start)
+            for label in deployments:
+                times[label][name] = statistics.median(samples[label])
+            print(f"  {name}: " + ", ".join(f"{label} {times[label][name]:.3f}s" for label in deployments),
+                  flush=True)
+    finally:
+        for conn in conns.values():
+            conn.close()
     return times, answers
-
-
 
 
 def main():
@@ -157,18 +177,19 @@ def main():
     configs = [("single", dict(embedded_workers=0)),
                ("embedded", dict(embedded_workers=cores)),
                ("cluster", dict(embedded_workers=0, remote_workers=2))]
-    for label, kw in configs:
-        print(f"{label}:", flush=True)
-        dep = Deployment(args.binary, work / label, **kw)
-        try:
-            dep.register(args.data)
-            if label == "cluster":
-                multi = [q for q, sql in QUERIES
-                         if any("tasks=1," not in st for st in dep.stages(sql))
-                         and dep.stages(sql)]
-                print(f"  queries with a stage on more than one task: {len(multi)}", flush=True)
-            results[label], answers[label] = time_queries(dep, QUERIES, args.runs)
-        finally:
+    # All three run side by side, idle but for the query being timed.
+    deps = {}
+    try:
+        for label, kw in configs:
+            deps[label] = Deployment(args.binary, work / label, **kw)
+            deps[label].register(args.data)
+        multi = [q for q, sql in QUERIES
+                 if any("tasks=1," not in st for st in deps["cluster"].stages(sql))
+                 and deps["cluster"].stages(sql)]
+        print(f"queries with a stage on more than one task in cluster: {len(multi)}", flush=True)
+        results, answers = time_interleaved(deps, QUERIES, args.runs)
+    finally:
+        for dep in deps.values():
             dep.stop()
     for label in ("embedded", "cluster"):
         wrong = [q for q, _ in QUERIES if answers[label][q] != answers["single"][q]]
@@ -177,24 +198,28 @@ def main():
 
     scaling, scan_stages = {}, {}
     if cores >= 2 and shutil.which("taskset"):
-        for n in (1, 2):
-            # Each worker on a core of its own (the last n cores), and the coordinator
-            # on the same n cores, so that n cores do all the work either way: with
-            # one worker datafusion-distributed elides one-task stages and the
-            # coordinator runs the plan itself. Sessions plan 2 partitions per task
-            # (target_partitions = 2; with 1 there is no repartition to cut stages
-            # at), so the scan is cut into one task per worker whatever the
-            # coordinator's own core count.
-            cpus = [str(cores - n + i) for i in range(n)]
-            pin = [",".join(cpus)] + cpus
-            dep = Deployment(args.binary, work / f"scale{n}", 0, remote_workers=n, pin=pin,
-                             settings=[("datafusion.execution.target_partitions", 2)])
-            try:
-                dep.register(args.data)
-                scan_stages[n] = dep.stages(SCAN_QUERY)
+        # Each worker on a core of its own (the last n cores), and the coordinator
+        # on the same n cores, so that n cores do all the work either way: with
+        # one worker datafusion-distributed elides one-task stages and the
+        # coordinator runs the plan itself. Sessions plan 2 partitions per task
+        # (target_partitions = 2; with 1 there is no repartition to cut stages
+        # at), so the scan is cut into one task per worker whatever the
+        # coordinator's own core count. Both clusters run side by side and take
+        # turns, as above.
+        deps = {}
+        try:
+            for n in (1, 2):
+                cpus = [str(cores - n + i) for i in range(n)]
+                deps[n] = Deployment(args.binary, work / f"scale{n}", 0, remote_workers=n,
+                                     pin=[",".join(cpus)] + cpus,
+                                     settings=[("datafusion.execution.target_partitions", 2)])
+                deps[n].register(args.data)
+                scan_stages[n] = deps[n].stages(SCAN_QUERY)
                 print(f"scan, {n} worker(s): {scan_stages[n]}", flush=True)
-                scaling[n] = time_queries(dep, [("scan", SCAN_QUERY)], args.runs)[0]["scan"]
-            finally:
+            times, _ = time_interleaved(deps, [("scan", SCAN_QUERY)], max(args.runs, 9))
+            scaling = {n: times[n]["scan"] for n in deps}
+        finally:
+            for dep in deps.values():
                 dep.stop()
 
     total = {k: sum(v.values()) for k, v in results.items()}
@@ -203,8 +228,9 @@ def main():
         f"Machine: {machine()}.  ",
         f"Data: TPC-H from `tpchgen-cli parquet --parts 4` at `{args.data.name}`.  ",
         f"Command: `python3 benches/tpch.py {' '.join(sys.argv[1:])}`  ",
-        f"Each time is the median of {args.runs} runs after one warm-up; answers of every configuration "
-        "were checked equal to `single`.  ",
+        f"Each time is the median of {args.runs} runs after one warm-up, the three configurations running "
+        "side by side and taking turns query by query; answers of every configuration were checked equal "
+        "to `single`.  ",
         "Scan splitting: " + (f"`SET distributed.file_scan_config_bytes_per_partition = {BYTES_PER_PARTITION}` "
                               "in every session." if BYTES_PER_PARTITION else "the 16 MiB default."),
         "",
@@ -225,7 +251,8 @@ def main():
         lines += ["", "Worker scaling, scan-heavy query (each worker pinned to its own core, the "
                   "coordinator pinned to the workers' cores, `SET datafusion.execution.target_partitions = 2` "
                   "so that tasks follow workers, not the coordinator's cores; with one worker the "
-                  "coordinator runs the one-task plan itself, on that worker's core):", "",
+                  "coordinator runs the one-task plan itself, on that worker's core; both clusters side by side, "
+                  f"median of {max(args.runs, 9)} turns each):", "",
                   "| workers | time (s) | stages |", "|---:|---:|---|"]
         lines += [f"| {n} | {t:.3f} | {'; '.join(scan_stages[n]) or 'not distributed'} |" for n, t in scaling.items()]
         lines += ["", f"Speed-up from 1 to 2 workers: **{scaling[1] / scaling[2]:.2f}x**.", "",
