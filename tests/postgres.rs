@@ -197,6 +197,29 @@ async fn pushdown_sends_one_statement_and_matches_local_execution() {
         physical.contains("WHERE") && physical.contains("'c42'"),
         "{physical}"
     );
+
+    // EXPLAIN ANALYZE counts the rows the source sent and the time spent on them.
+    let matching = text_rows(&client, "SELECT id FROM orders WHERE customer = 'c42'")
+        .await
+        .len();
+    assert!(matching > 0);
+    let analyzed = text_rows(
+        &client,
+        "EXPLAIN ANALYZE SELECT id FROM orders WHERE customer = 'c42'",
+    )
+    .await
+    .concat()
+    .join("\n");
+    let scan = analyzed
+        .lines()
+        .find(|l| l.contains("RemoteScanExec"))
+        .unwrap_or_else(|| panic!("{analyzed}"));
+    assert!(
+        scan.contains(&format!("output_rows={matching},"))
+            && scan.contains("remote_fetch_time=")
+            && scan.contains("elapsed_compute="),
+        "{scan}"
+    );
 }
 
 #[tokio::test]

@@ -29,6 +29,9 @@ use datafusion::logical_expr::{
 };
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PhysicalExpr, PlanProperties,
@@ -55,6 +58,8 @@ pub struct RemoteScanExec {
     /// `partition_column`, when the statements are its ranges (for EXPLAIN).
     split_on: Option<String>,
     props: Arc<PlanProperties>,
+    /// Rows read and time spent, per partition (for EXPLAIN ANALYZE).
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl RemoteScanExec {
@@ -79,6 +84,7 @@ impl RemoteScanExec {
             schema,
             split_on,
             props,
+            metrics: ExecutionPlanMetricsSet::new(),
         }
     }
 
@@ -218,16 +224,36 @@ impl ExecutionPlan for RemoteScanExec {
                 futures::stream::empty(),
             )));
         };
-        let rows = self.executor.execute(sql, Arc::clone(&schema), &[])?;
+        let mut rows = self.executor.execute(sql, Arc::clone(&schema), &[])?;
+        let baseline = BaselineMetrics::new(&self.metrics, partition);
+        // Wall time waiting for the source's rows (its query and the transfer);
+        // `elapsed_compute` is Vivace's own work on them.
+        let fetch_time =
+            MetricBuilder::new(&self.metrics).subset_time("remote_fetch_time", partition);
         let cast_to = Arc::clone(&schema);
-        // The server's types are mapped by the crate; the cast makes the batches
-        // carry exactly the planned schema (as datafusion-federation's
-        // `SchemaCastScanExec` does for its own scans).
-        let cast = rows.map(move |batch| {
-            try_cast_to(batch.map_err(tag_connector_error)?, Arc::clone(&cast_to))
-                .map_err(|e| DataFusionError::External(Box::new(e)))
+        let stream = futures::stream::poll_fn(move |cx| {
+            let polled = {
+                let _waiting = fetch_time.timer();
+                rows.poll_next_unpin(cx)
+            };
+            let polled = polled.map(|batch| {
+                batch.map(|batch| {
+                    let _working = baseline.elapsed_compute().timer();
+                    // The server's types are mapped by the crate; the cast makes
+                    // the batches carry exactly the planned schema (as
+                    // datafusion-federation's `SchemaCastScanExec` does for its
+                    // own scans).
+                    try_cast_to(batch.map_err(tag_connector_error)?, Arc::clone(&cast_to))
+                        .map_err(|e| DataFusionError::External(Box::new(e)))
+                })
+            });
+            baseline.record_poll(polled)
         });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, cast)))
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
     }
 }
 
