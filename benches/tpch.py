@@ -13,6 +13,10 @@ over the PostgreSQL protocol with psycopg2. Writes a Markdown report.
 
   python3 benches/tpch.py --binary target/release/vivace --data /tmp/tpch-sf1 \\
       --generate-sf 1 --runs 3 --out benches/RESULTS.md
+  python3 benches/tpch.py --binary target/release/vivace --data /tmp/tpch-sf1 \\
+      --runs 9 --scaling-only      # the worker-scaling part alone, printed
+
+tpchgen-cli comes from PyPI (`pip install tpchgen-cli`) or crates.io.
 """
 
 import argparse
@@ -163,6 +167,8 @@ def main():
     ap.add_argument("--out", type=Path, default=ROOT / "benches" / "RESULTS.md")
     ap.add_argument("--bytes-per-partition", type=int,
                     help="SET distributed.file_scan_config_bytes_per_partition in every session")
+    ap.add_argument("--scaling-only", action="store_true",
+                    help="run only the worker-scaling part and print it (the output file is left alone)")
     args = ap.parse_args()
     global BYTES_PER_PARTITION
     BYTES_PER_PARTITION = args.bytes_per_partition
@@ -179,19 +185,22 @@ def main():
                ("cluster", dict(embedded_workers=0, remote_workers=2))]
     # All three run side by side, idle but for the query being timed.
     deps = {}
+    if args.scaling_only:
+        configs = []
     try:
         for label, kw in configs:
             deps[label] = Deployment(args.binary, work / label, **kw)
             deps[label].register(args.data)
-        multi = [q for q, sql in QUERIES
-                 if any("tasks=1," not in st for st in deps["cluster"].stages(sql))
-                 and deps["cluster"].stages(sql)]
-        print(f"queries with a stage on more than one task in cluster: {len(multi)}", flush=True)
-        results, answers = time_interleaved(deps, QUERIES, args.runs)
+        if deps:
+            multi = [q for q, sql in QUERIES
+                     if any("tasks=1," not in st for st in deps["cluster"].stages(sql))
+                     and deps["cluster"].stages(sql)]
+            print(f"queries with a stage on more than one task in cluster: {len(multi)}", flush=True)
+            results, answers = time_interleaved(deps, QUERIES, args.runs)
     finally:
         for dep in deps.values():
             dep.stop()
-    for label in ("embedded", "cluster"):
+    for label in () if args.scaling_only else ("embedded", "cluster"):
         wrong = [q for q, _ in QUERIES if answers[label][q] != answers["single"][q]]
         if wrong:
             sys.exit(f"{label} gave different answers for {wrong}")
@@ -222,6 +231,22 @@ def main():
             for dep in deps.values():
                 dep.stop()
 
+    scaling_lines = []
+    if scaling:
+        scaling_lines += ["", "Worker scaling, scan-heavy query (each worker pinned to its own core, the "
+                          "coordinator pinned to the workers' cores, `SET datafusion.execution.target_partitions = 2` "
+                          "so that tasks follow workers, not the coordinator's cores; with one worker the "
+                          "coordinator runs the one-task plan itself, on that worker's core; both clusters side "
+                          f"by side, median of {max(args.runs, 9)} turns each):", "",
+                          "| workers | time (s) | stages |", "|---:|---:|---|"]
+        scaling_lines += [f"| {n} | {t:.3f} | {'; '.join(scan_stages[n]) or 'not distributed'} |"
+                          for n, t in scaling.items()]
+        scaling_lines += ["", f"Speed-up from 1 to 2 workers: **{scaling[1] / scaling[2]:.2f}x**.", "",
+                          f"Query: `{SCAN_QUERY}`"]
+    if args.scaling_only:
+        print("\n".join([f"Machine: {machine()}.  ",
+                         f"Command: `python3 benches/tpch.py {' '.join(sys.argv[1:])}`"] + scaling_lines))
+        return
     total = {k: sum(v.values()) for k, v in results.items()}
     lines = [
         "# Benchmark results", "",
@@ -247,16 +272,7 @@ def main():
         lines.append(f"| {q} | {s:.3f} | {e:.3f} | {c:.3f} | {e / s:.2f} | {c / s:.2f} |")
     s, e, c = total["single"], total["embedded"], total["cluster"]
     lines.append(f"| **total** | **{s:.2f}** | **{e:.2f}** | **{c:.2f}** | **{e / s:.2f}** | **{c / s:.2f}** |")
-    if scaling:
-        lines += ["", "Worker scaling, scan-heavy query (each worker pinned to its own core, the "
-                  "coordinator pinned to the workers' cores, `SET datafusion.execution.target_partitions = 2` "
-                  "so that tasks follow workers, not the coordinator's cores; with one worker the "
-                  "coordinator runs the one-task plan itself, on that worker's core; both clusters side by side, "
-                  f"median of {max(args.runs, 9)} turns each):", "",
-                  "| workers | time (s) | stages |", "|---:|---:|---|"]
-        lines += [f"| {n} | {t:.3f} | {'; '.join(scan_stages[n]) or 'not distributed'} |" for n, t in scaling.items()]
-        lines += ["", f"Speed-up from 1 to 2 workers: **{scaling[1] / scaling[2]:.2f}x**.", "",
-                  f"Query: `{SCAN_QUERY}`"]
+    lines += scaling_lines
     # Keep the sections other benchmarks write (benches/postgres.py).
     kept = ""
     if args.out.exists():
