@@ -150,6 +150,7 @@ async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
         WorkerOptions {
             secret: secret.clone(),
             runtime: None,
+            local: None,
         },
     )?;
     let advertise = args.advertise.unwrap_or(handle.addr);

@@ -53,8 +53,9 @@ async fn a_worker_with_the_wrong_secret_is_refused() {
     assert_eq!(cluster.wait_for_workers(1).await, vec![_good.port]);
 }
 
-/// Run all 22 TPC-H queries on a distributed cluster (2 worker processes) and on a
-/// single-process coordinator (`--workers 0`) over the same generated data.
+/// Run all 22 TPC-H queries on a distributed cluster (2 worker processes), on two
+/// embedded workers (called in-process) and on a single-process coordinator
+/// (`--workers 0`) over the same generated data.
 #[tokio::test]
 async fn tpch_answers_match_single_process_execution() {
     let demo = ["--demo", "--demo-scale-factor", "0.01"];
@@ -69,15 +70,25 @@ async fn tpch_answers_match_single_process_execution() {
         &[],
     )
     .await;
+    let embedded_dir = TempDir::new("dist-tpch-embedded");
+    let embedded = Server::start_with(
+        &embedded_dir,
+        &["--workers", "2", "--demo", "--demo-scale-factor", "0.01"],
+        &[],
+    )
+    .await;
 
     let distributed = cluster.server.client().await;
+    let in_process = embedded.client().await;
     let local = single.client().await;
     // The demo files are a few MB: split scans finer than the 16 MiB default so
     // every stage really runs on several workers.
-    distributed
-        .simple_query("SET distributed.file_scan_config_bytes_per_partition = 262144")
-        .await
-        .unwrap();
+    for client in [&distributed, &in_process] {
+        client
+            .simple_query("SET distributed.file_scan_config_bytes_per_partition = 262144")
+            .await
+            .unwrap();
+    }
     // Exchanges go uncompressed unless a session asks for a codec.
     assert_eq!(
         text_rows(&distributed, "SHOW distributed.compression").await,
@@ -91,17 +102,19 @@ async fn tpch_answers_match_single_process_execution() {
         .await,
         vec![vec!["262144".to_string()]]
     );
-    let plan = text_rows(
-        &distributed,
-        "EXPLAIN SELECT l_returnflag, count(*) FROM lineitem GROUP BY 1",
-    )
-    .await
-    .concat()
-    .join("\n");
-    assert!(
-        plan.contains("DistributedExec"),
-        "the cluster did not plan a distributed query:\n{plan}"
-    );
+    for client in [&distributed, &in_process] {
+        let plan = text_rows(
+            client,
+            "EXPLAIN SELECT l_returnflag, count(*) FROM lineitem GROUP BY 1",
+        )
+        .await
+        .concat()
+        .join("\n");
+        assert!(
+            plan.contains("DistributedExec") && plan.contains("tasks=2"),
+            "the cluster did not plan a distributed query:\n{plan}"
+        );
+    }
 
     for n in 1..=22 {
         let q = format!("q{n}");
@@ -111,6 +124,11 @@ async fn tpch_answers_match_single_process_execution() {
         let expected = text_rows(&local, &sql).await;
         assert!(!expected.is_empty(), "{q} returned no rows");
         assert_eq!(text_rows(&distributed, &sql).await, expected, "{q} differs");
+        assert_eq!(
+            text_rows(&in_process, &sql).await,
+            expected,
+            "{q} differs on embedded workers"
+        );
     }
 
     // A session may still compress its exchanges.

@@ -45,6 +45,8 @@ pub enum Execution {
         secret: vivace_worker::ClusterSecret,
         /// What to do when a worker is lost during a query.
         retry: RetryPolicy,
+        /// The workers running in this process, called without gRPC.
+        local: vivace_worker::LocalWorkers,
     },
 }
 
@@ -126,12 +128,15 @@ impl Engine {
                 membership,
                 secret,
                 retry,
+                local,
             } => (
                 coordinator_side_federation(
                     builder
                         .with_distributed_worker_resolver(LiveWorkers(membership.clone()))
                         .with_distributed_channel_resolver(
-                            vivace_worker::SecretChannelResolver::new(&secret),
+                            vivace_worker::SecretChannelResolver::with_local_workers(
+                                &secret, local,
+                            ),
                         )
                         .with_distributed_user_codec(RemoteScanCodec::new(
                             vivace_connectors::postgres::COORDINATOR_APPLICATION,

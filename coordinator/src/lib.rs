@@ -57,11 +57,13 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     };
     let distributed = config.workers > 0 || config.cluster_listen.is_some();
     let membership = Arc::new(Membership::new(config.listen.to_string()));
+    let local = vivace_worker::LocalWorkers::default();
     let execution = if distributed {
         Execution::Distributed {
             membership: membership.clone(),
             secret: secret.clone(),
             retry: config.retry_policy,
+            local: local.clone(),
         }
     } else {
         Execution::Local
@@ -72,6 +74,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
             embedded_workers: config.workers,
             listen: config.cluster_listen,
             secret,
+            local,
         },
         membership,
         engine.runtime(),

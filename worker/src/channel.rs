@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 use tonic::transport::{Channel, Endpoint};
 use url::Url;
 
-use crate::{ClusterSecret, SECRET_HEADER};
+use crate::{ClusterSecret, LocalWorkers, SECRET_HEADER};
 
 /// A worker could not be reached: the coordinator may retry elsewhere.
 #[derive(Debug, thiserror::Error)]
@@ -23,19 +23,28 @@ pub struct WorkerUnreachable {
     pub reason: String,
 }
 
-/// Resolves worker URLs to gRPC clients, reusing one channel per URL.
+/// Resolves worker URLs to clients: in-process ones for the workers of this
+/// process, otherwise gRPC clients (one channel per URL, reused).
 #[derive(Clone)]
 pub struct SecretChannelResolver {
     secret: HeaderValue,
     channels: Arc<Mutex<std::collections::HashMap<Url, BoxCloneSyncChannel>>>,
+    local: LocalWorkers,
 }
 
 impl SecretChannelResolver {
     /// Channels presenting `secret`.
     pub fn new(secret: &ClusterSecret) -> Self {
+        Self::with_local_workers(secret, LocalWorkers::default())
+    }
+
+    /// Channels presenting `secret`, except to the workers in `local`, which are
+    /// called in-process.
+    pub fn with_local_workers(secret: &ClusterSecret, local: LocalWorkers) -> Self {
         Self {
             secret: HeaderValue::from_str(secret.value()).expect("secret is validated ASCII"),
             channels: Default::default(),
+            local,
         }
     }
 
@@ -73,6 +82,9 @@ impl ChannelResolver for SecretChannelResolver {
         &self,
         url: &Url,
     ) -> Result<Box<dyn WorkerChannel>, DataFusionError> {
+        if let Some(local) = self.local.channel(url) {
+            return Ok(local);
+        }
         Ok(create_worker_client(self.channel(url).await?))
     }
 }

@@ -9,11 +9,13 @@
 
 mod auth;
 mod channel;
+mod local;
 pub mod membership;
 mod secret;
 mod server;
 
 pub use auth::SecretCheck;
 pub use channel::{SecretChannelResolver, WorkerUnreachable};
+pub use local::LocalWorkers;
 pub use secret::{ClusterSecret, SECRET_HEADER};
 pub use server::{WorkerHandle, WorkerOptions, spawn_worker};

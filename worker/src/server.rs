@@ -18,7 +18,7 @@ use vivace_connectors::OBJECT_STORES_HEADER;
 use vivace_connectors::files::S3StoreSpec;
 use vivace_connectors::postgres::{RemoteScanCodec, WORKER_APPLICATION};
 
-use crate::{ClusterSecret, SecretChannelResolver, SecretCheck};
+use crate::{ClusterSecret, LocalWorkers, SecretChannelResolver, SecretCheck};
 
 /// How to run a worker.
 #[derive(Clone)]
@@ -28,6 +28,9 @@ pub struct WorkerOptions {
     /// A runtime to share (embedded workers share the coordinator's object stores);
     /// `None` gives the worker its own.
     pub runtime: Option<Arc<RuntimeEnv>>,
+    /// The workers of this process (embedded workers): this worker joins them, and
+    /// calls between them skip gRPC. `None` for a worker process of its own.
+    pub local: Option<LocalWorkers>,
 }
 
 /// A running worker service.
@@ -38,11 +41,15 @@ pub struct WorkerHandle {
     pub url: Url,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+    local: Option<LocalWorkers>,
 }
 
 impl WorkerHandle {
     /// Stop serving and wait for the server task to end.
     pub async fn stop(mut self) {
+        if let Some(local) = &self.local {
+            local.remove(&self.url);
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -73,7 +80,10 @@ fn register_object_stores(ctx: &mut WorkerQueryContext) -> Result<(), DataFusion
 pub fn spawn_worker(listener: TcpListener, options: WorkerOptions) -> anyhow::Result<WorkerHandle> {
     let addr = listener.local_addr()?;
     let url = Url::parse(&format!("http://{addr}"))?;
-    let peers = SecretChannelResolver::new(&options.secret);
+    let peers = SecretChannelResolver::with_local_workers(
+        &options.secret,
+        options.local.clone().unwrap_or_default(),
+    );
     // One codec per worker, so that its cache of connection pools outlives queries.
     let codec: Arc<dyn PhysicalExtensionCodec> = Arc::new(RemoteScanCodec::new(WORKER_APPLICATION));
     let mut worker = Worker::from_session_builder(move |mut ctx: WorkerQueryContext| {
@@ -90,6 +100,9 @@ pub fn spawn_worker(listener: TcpListener, options: WorkerOptions) -> anyhow::Re
     });
     if let Some(runtime) = options.runtime {
         worker = worker.with_runtime_env(runtime);
+    }
+    if let Some(local) = &options.local {
+        local.add(url.clone(), worker.clone());
     }
     let service = InterceptedService::new(
         worker.into_worker_server(),
@@ -117,5 +130,6 @@ pub fn spawn_worker(listener: TcpListener, options: WorkerOptions) -> anyhow::Re
         url,
         shutdown: Some(tx),
         task,
+        local: options.local,
     })
 }

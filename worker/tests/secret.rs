@@ -15,6 +15,7 @@ async fn calls_without_the_right_secret_are_refused() {
         WorkerOptions {
             secret: secret.clone(),
             runtime: None,
+            local: None,
         },
     )
     .unwrap();

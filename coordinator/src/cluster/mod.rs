@@ -12,7 +12,7 @@ use anyhow::Context;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use tokio::net::TcpListener;
 use vivace_worker::membership::{Heartbeat, HeartbeatSink, membership_service};
-use vivace_worker::{ClusterSecret, WorkerHandle, WorkerOptions, spawn_worker};
+use vivace_worker::{ClusterSecret, LocalWorkers, WorkerHandle, WorkerOptions, spawn_worker};
 
 pub use membership::{LiveWorkers, Membership, NodeRole, NodeState};
 pub use nodes_table::NodesTable;
@@ -26,6 +26,9 @@ pub struct ClusterConfig {
     pub listen: Option<SocketAddr>,
     /// The shared secret (random when no remote workers are accepted).
     pub secret: ClusterSecret,
+    /// Where embedded workers are recorded, so that the coordinator and they call
+    /// each other in-process.
+    pub local: LocalWorkers,
 }
 
 /// The running cluster services of a coordinator.
@@ -58,6 +61,7 @@ impl Cluster {
                 WorkerOptions {
                     secret: config.secret.clone(),
                     runtime: Some(runtime.clone()),
+                    local: Some(config.local.clone()),
                 },
             )?;
             membership.add_embedded(format!("embedded-{i}"), handle.url.clone());
