@@ -56,7 +56,8 @@ impl SecretChannelResolver {
         }
         let endpoint: Endpoint = Channel::from_shared(url.to_string())
             .map_err(|e| DataFusionError::Configuration(format!("bad worker URL {url}: {e}")))?
-            .connect_timeout(std::time::Duration::from_secs(5));
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .max_frame_size(crate::MAX_FRAME_SIZE);
         let channel = endpoint.connect().await.map_err(|e| {
             DataFusionError::External(Box::new(WorkerUnreachable {
                 url: url.to_string(),

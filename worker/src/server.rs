@@ -111,6 +111,7 @@ pub fn spawn_worker(listener: TcpListener, options: WorkerOptions) -> anyhow::Re
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let served = Server::builder()
+            .max_frame_size(crate::MAX_FRAME_SIZE)
             .add_service(service)
             // tonic leaves Nagle on for accepted sockets: each small plan or
             // status reply would then wait up to 40 ms for the peer's delayed ACK.
