@@ -102,6 +102,22 @@ async fn tpch_answers_match_single_process_execution() {
         .await,
         vec![vec!["262144".to_string()]]
     );
+    // Distributed sessions broadcast build sides up to 32 MiB; a single process
+    // keeps DataFusion's 1 MiB.
+    for (client, bytes) in [
+        (&distributed, "33554432"),
+        (&in_process, "33554432"),
+        (&local, "1048576"),
+    ] {
+        assert_eq!(
+            text_rows(
+                client,
+                "SHOW datafusion.optimizer.hash_join_single_partition_threshold"
+            )
+            .await,
+            vec![vec![bytes.to_string()]]
+        );
+    }
     for client in [&distributed, &in_process] {
         let plan = text_rows(
             client,
