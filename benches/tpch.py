@@ -4,6 +4,9 @@
 Runs the 22 TPC-H queries (tests/tpch/) against:
   single    `vivace serve --workers 0`: DataFusion 55.2 in one process, no
             distributed planning (the baseline)
+  single-bc the same, with the join broadcast thresholds distributed sessions
+            use (32 MiB / 1M rows instead of 1 MiB / 128K rows), to separate the
+            cost of distribution from that planning choice
   embedded  `vivace serve` with its default embedded workers
   cluster   a coordinator (--workers 0) and 2 `vivace worker` processes
 and a scan-heavy query on a cluster of 1 and of 2 workers, each worker pinned to
@@ -41,6 +44,9 @@ SCAN_QUERY = ("SELECT l_returnflag, l_linestatus, sum(l_extendedprice * (1 - l_d
               "AND l_comment NOT LIKE '%special%' GROUP BY 1, 2 ORDER BY 1, 2")
 SECRET = "benchmark-cluster-secret-0123456789"
 BYTES_PER_PARTITION = None  # set from --bytes-per-partition
+# What distributed sessions use (coordinator/src/engine.rs, BROADCAST_JOIN_MAX_*).
+BROADCAST_SETTINGS = [("datafusion.optimizer.hash_join_single_partition_threshold", 32 * 1024 * 1024),
+                      ("datafusion.optimizer.hash_join_single_partition_threshold_rows", 1024 * 1024)]
 
 
 
@@ -181,9 +187,10 @@ def main():
     cores = os.cpu_count() or 2
     results, answers, multi = {}, {}, []
     configs = [("single", dict(embedded_workers=0)),
+               ("single-bc", dict(embedded_workers=0, settings=BROADCAST_SETTINGS)),
                ("embedded", dict(embedded_workers=cores)),
                ("cluster", dict(embedded_workers=0, remote_workers=2))]
-    # All three run side by side, idle but for the query being timed.
+    # All of them run side by side, idle but for the query being timed.
     deps = {}
     if args.scaling_only:
         configs = []
@@ -200,7 +207,7 @@ def main():
     finally:
         for dep in deps.values():
             dep.stop()
-    for label in () if args.scaling_only else ("embedded", "cluster"):
+    for label in () if args.scaling_only else ("single-bc", "embedded", "cluster"):
         wrong = [q for q, _ in QUERIES if answers[label][q] != answers["single"][q]]
         if wrong:
             sys.exit(f"{label} gave different answers for {wrong}")
@@ -253,7 +260,7 @@ def main():
         f"Machine: {machine()}.  ",
         f"Data: TPC-H from `tpchgen-cli parquet --parts 4` at `{args.data.name}`.  ",
         f"Command: `python3 benches/tpch.py {' '.join(sys.argv[1:])}`  ",
-        f"Each time is the median of {args.runs} runs after one warm-up, the three configurations running "
+        f"Each time is the median of {args.runs} runs after one warm-up, the configurations running "
         "side by side and taking turns query by query; answers of every configuration were checked equal "
         "to `single`.  ",
         "Scan splitting: " + (f"`SET distributed.file_scan_config_bytes_per_partition = {BYTES_PER_PARTITION}` "
@@ -262,16 +269,22 @@ def main():
         f"In `cluster`, {len(multi)} of 22 queries had a stage split over more than one task.",
         "",
         "Configurations: `single` = `vivace serve --workers 0` (DataFusion 55.2 in one process, no "
-        f"distributed planning); `embedded` = `vivace serve --workers {cores}`; `cluster` = coordinator "
+        "distributed planning); `single-bc` = the same with the join broadcast thresholds of distributed "
+        "sessions (`hash_join_single_partition_threshold` 32 MiB, `_rows` 1M); "
+        f"`embedded` = `vivace serve --workers {cores}`; `cluster` = coordinator "
         "`--workers 0` + 2 `vivace worker` processes on the same machine.", "",
-        "| query | single (s) | embedded (s) | cluster (s) | embedded / single | cluster / single |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| query | single (s) | single-bc (s) | embedded (s) | cluster (s) | embedded / single "
+        "| cluster / single | embedded / single-bc | cluster / single-bc |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+
+    keys = ("single", "single-bc", "embedded", "cluster")
+    ratios = (("embedded", "single"), ("cluster", "single"), ("embedded", "single-bc"), ("cluster", "single-bc"))
     for q, _ in QUERIES:
-        s, e, c = results["single"][q], results["embedded"][q], results["cluster"][q]
-        lines.append(f"| {q} | {s:.3f} | {e:.3f} | {c:.3f} | {e / s:.2f} | {c / s:.2f} |")
-    s, e, c = total["single"], total["embedded"], total["cluster"]
-    lines.append(f"| **total** | **{s:.2f}** | **{e:.2f}** | **{c:.2f}** | **{e / s:.2f}** | **{c / s:.2f}** |")
+        cells = [f"{results[k][q]:.3f}" for k in keys] + [f"{results[a][q] / results[b][q]:.2f}" for a, b in ratios]
+        lines.append(f"| {q} | " + " | ".join(cells) + " |")
+    cells = [f"{total[k]:.2f}" for k in keys] + [f"{total[a] / total[b]:.2f}" for a, b in ratios]
+    lines.append("| **total** | " + " | ".join(f"**{c}**" for c in cells) + " |")
     lines += scaling_lines
     # Keep the sections other benchmarks write (benches/postgres.py).
     kept = ""
