@@ -188,9 +188,17 @@ async fn start_long_query_cluster(
     (cluster, a, b)
 }
 
+/// Split scans finely and join by shuffling both sides, so that both workers
+/// stream rows until the end of `LONG_QUERY`: with the build side broadcast, one
+/// task could finish its share before the other, and a worker killed then is no
+/// longer lost *mid-query*.
 async fn split_finely(client: &tokio_postgres::Client) {
     client
-        .simple_query("SET distributed.file_scan_config_bytes_per_partition = 262144")
+        .simple_query(
+            "SET distributed.file_scan_config_bytes_per_partition = 262144; \
+             SET datafusion.optimizer.hash_join_single_partition_threshold = 0; \
+             SET datafusion.optimizer.hash_join_single_partition_threshold_rows = 0",
+        )
         .await
         .unwrap();
 }
@@ -215,7 +223,12 @@ async fn losing_a_worker_mid_query_reruns_it_on_the_survivor() {
     a.kill();
     let (rows, _) = running.await.unwrap();
     let rows: Vec<Vec<String>> = rows
-        .expect("the query must survive the loss of a worker")
+        .unwrap_or_else(|e| {
+            panic!(
+                "the query must survive the loss of a worker: {e:?}\ncoordinator log:\n{}",
+                cluster.server.log_text()
+            )
+        })
         .into_iter()
         .filter_map(|m| match m {
             tokio_postgres::SimpleQueryMessage::Row(r) => Some(

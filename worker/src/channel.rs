@@ -3,9 +3,18 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::common::DataFusionError;
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion_distributed::grpc::{BoxCloneSyncChannel, create_worker_client};
-use datafusion_distributed::{ChannelResolver, WorkerChannel};
+use datafusion_distributed::{
+    ChannelResolver, CoordinatorToWorkerMsg, ExecuteTaskRequest, GetWorkerInfoRequest,
+    GetWorkerInfoResponse, SetPlanRequest, WorkerChannel, WorkerToCoordinatorMsg,
+};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use http::HeaderMap;
 use http::HeaderValue;
 use tokio::sync::Mutex;
 use tonic::transport::{Channel, Endpoint};
@@ -86,6 +95,76 @@ impl ChannelResolver for SecretChannelResolver {
         if let Some(local) = self.local.channel(url) {
             return Ok(local);
         }
-        Ok(create_worker_client(self.channel(url).await?))
+        Ok(Box::new(ControlLossIsNotFatal {
+            url: url.clone(),
+            inner: create_worker_client(self.channel(url).await?),
+        }))
+    }
+}
+
+/// A gRPC worker client whose control stream ends quietly when the connection
+/// to the worker breaks.
+///
+/// The control stream (worker to coordinator) only carries task metrics and
+/// load reports; rows travel on the `execute_task` streams, and a worker lost
+/// before its rows were all read fails those streams, and so the query (which
+/// the coordinator may then retry). datafusion-distributed waits for every
+/// control stream after the last row and fails the query on any error there, so
+/// a worker that was killed *after* delivering all its rows turned a complete,
+/// correct result into an error after the client had received it. Errors the
+/// worker itself reports (decoded DataFusion errors) still fail the query.
+struct ControlLossIsNotFatal {
+    url: Url,
+    inner: Box<dyn WorkerChannel>,
+}
+
+#[async_trait]
+impl WorkerChannel for ControlLossIsNotFatal {
+    async fn coordinator_channel(
+        &mut self,
+        headers: HeaderMap,
+        set_plan_request: SetPlanRequest,
+        c2w_stream: BoxStream<'static, CoordinatorToWorkerMsg>,
+        metrics: ExecutionPlanMetricsSet,
+        task_ctx: &Arc<TaskContext>,
+    ) -> Result<BoxStream<'static, Result<WorkerToCoordinatorMsg, DataFusionError>>, DataFusionError>
+    {
+        let stream = self
+            .inner
+            .coordinator_channel(headers, set_plan_request, c2w_stream, metrics, task_ctx)
+            .await?;
+        let url = self.url.clone();
+        Ok(stream
+            .take_while(move |item| {
+                let transport_lost = matches!(
+                    item,
+                    Err(DataFusionError::External(e)) if e.downcast_ref::<tonic::Status>().is_some()
+                );
+                if transport_lost {
+                    tracing::warn!(%url, "control stream to a worker broke; its rows decide the query");
+                }
+                futures::future::ready(!transport_lost)
+            })
+            .boxed())
+    }
+
+    async fn execute_task(
+        &mut self,
+        headers: HeaderMap,
+        request: ExecuteTaskRequest,
+        metrics: ExecutionPlanMetricsSet,
+        task_ctx: &Arc<TaskContext>,
+    ) -> Result<Vec<BoxStream<'static, Result<RecordBatch, DataFusionError>>>, DataFusionError>
+    {
+        self.inner
+            .execute_task(headers, request, metrics, task_ctx)
+            .await
+    }
+
+    async fn get_worker_info(
+        &mut self,
+        request: GetWorkerInfoRequest,
+    ) -> Result<GetWorkerInfoResponse, DataFusionError> {
+        self.inner.get_worker_info(request).await
     }
 }
