@@ -133,19 +133,7 @@ impl WorkerChannel for ControlLossIsNotFatal {
             .inner
             .coordinator_channel(headers, set_plan_request, c2w_stream, metrics, task_ctx)
             .await?;
-        let url = self.url.clone();
-        Ok(stream
-            .take_while(move |item| {
-                let transport_lost = matches!(
-                    item,
-                    Err(DataFusionError::External(e)) if e.downcast_ref::<tonic::Status>().is_some()
-                );
-                if transport_lost {
-                    tracing::warn!(%url, "control stream to a worker broke; its rows decide the query");
-                }
-                futures::future::ready(!transport_lost)
-            })
-            .boxed())
+        Ok(end_on_transport_loss(stream, self.url.clone()))
     }
 
     async fn execute_task(
@@ -166,5 +154,79 @@ impl WorkerChannel for ControlLossIsNotFatal {
         request: GetWorkerInfoRequest,
     ) -> Result<GetWorkerInfoResponse, DataFusionError> {
         self.inner.get_worker_info(request).await
+    }
+}
+
+/// `stream`, ended at its first transport error: a gRPC status saying the
+/// connection broke (errors the worker reports arrive decoded as DataFusion
+/// errors, and other statuses, e.g. a refused secret, still fail the query).
+fn end_on_transport_loss(
+    stream: BoxStream<'static, Result<WorkerToCoordinatorMsg, DataFusionError>>,
+    url: Url,
+) -> BoxStream<'static, Result<WorkerToCoordinatorMsg, DataFusionError>> {
+    stream
+        .take_while(move |item| {
+            let transport_lost = matches!(
+                item,
+                Err(DataFusionError::External(e)) if e.downcast_ref::<tonic::Status>().is_some_and(|s| {
+                    matches!(
+                        s.code(),
+                        tonic::Code::Unknown | tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::Aborted
+                    )
+                })
+            );
+            if transport_lost {
+                tracing::warn!(%url, "control stream to a worker broke; its rows decide the query");
+            }
+            futures::future::ready(!transport_lost)
+        })
+        .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url() -> Url {
+        Url::parse("http://127.0.0.1:1").unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_broken_control_stream_ends_quietly() {
+        let items = vec![
+            Ok(WorkerToCoordinatorMsg::LoadInfoEos),
+            Err(DataFusionError::External(Box::new(tonic::Status::unknown(
+                "h2 protocol error: error reading a body from connection",
+            )))),
+            Ok(WorkerToCoordinatorMsg::LoadInfoEos),
+        ];
+        let out: Vec<_> = end_on_transport_loss(futures::stream::iter(items).boxed(), url())
+            .collect()
+            .await;
+        assert_eq!(out.len(), 1);
+        assert!(matches!(out[0], Ok(WorkerToCoordinatorMsg::LoadInfoEos)));
+    }
+
+    #[tokio::test]
+    async fn errors_the_worker_reports_still_fail_the_query() {
+        let items = vec![
+            Err(DataFusionError::Plan("cannot decode the plan".into())),
+            Err(DataFusionError::External(Box::new(
+                tonic::Status::unauthenticated("wrong cluster secret"),
+            ))),
+        ];
+        let out: Vec<_> = end_on_transport_loss(futures::stream::iter(items).boxed(), url())
+            .collect()
+            .await;
+        let errors: Vec<String> = out
+            .iter()
+            .map(|item| match item {
+                Err(e) => e.to_string(),
+                Ok(_) => panic!("no message was sent"),
+            })
+            .collect();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].contains("cannot decode the plan"), "{errors:?}");
+        assert!(errors[1].contains("wrong cluster secret"), "{errors:?}");
     }
 }
