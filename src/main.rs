@@ -48,6 +48,9 @@ struct WorkerArgs {
     /// File holding the cluster secret shared with the coordinator.
     #[arg(long, env = "VIVACE_CLUSTER_SECRET_FILE")]
     cluster_secret_file: PathBuf,
+    /// Memory the tasks on this worker may hold at once, e.g. 8G [default: no limit].
+    #[arg(long, env = "VIVACE_MEMORY_LIMIT")]
+    memory_limit: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -85,6 +88,9 @@ struct ServeArgs {
     /// PEM private key of --tls-cert-file.
     #[arg(long, env = "VIVACE_TLS_KEY_FILE")]
     tls_key_file: Option<PathBuf>,
+    /// Memory all queries may hold at once, e.g. 8G; sorts spill beyond it [default: no limit].
+    #[arg(long, env = "VIVACE_MEMORY_LIMIT")]
+    memory_limit: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -108,6 +114,7 @@ fn main() -> anyhow::Result<()> {
                 retry_policy: args.retry_policy,
                 tls_cert_file: args.tls_cert_file,
                 tls_key_file: args.tls_key_file,
+                memory_limit: args.memory_limit,
             };
             let config = ServeConfig::resolve(overrides, args.config.as_deref())?;
             runtime.block_on(vivace_coordinator::run(config))
@@ -144,12 +151,17 @@ async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
     use vivace_worker::{ClusterSecret, WorkerOptions, spawn_worker};
 
     let secret = ClusterSecret::from_file(&args.cluster_secret_file)?;
+    let memory_limit = args
+        .memory_limit
+        .as_deref()
+        .map(vivace_coordinator::config::parse_memory_limit)
+        .transpose()?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let handle = spawn_worker(
         listener,
         WorkerOptions {
             secret: secret.clone(),
-            runtime: None,
+            runtime: Some(vivace_coordinator::engine::query_runtime_env(memory_limit)?),
             local: None,
         },
     )?;

@@ -49,6 +49,11 @@ pub struct ServeConfig {
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key for TLS (`tls_key_file`).
     pub tls_key_file: Option<PathBuf>,
+    /// Memory all queries of this process may hold at once, in bytes
+    /// (`memory_limit`, e.g. `"8G"`); sorts and aggregations spill to disk beyond
+    /// their share, other operators fail the query with SQLSTATE 53200. None by
+    /// default: bounded only by the machine.
+    pub memory_limit: Option<usize>,
 }
 
 /// Values given on the command line or through `VIVACE_*` variables; `None` means
@@ -75,6 +80,8 @@ pub struct ServeOverrides {
     pub tls_cert_file: Option<PathBuf>,
     /// `--tls-key-file` / `VIVACE_TLS_KEY_FILE`.
     pub tls_key_file: Option<PathBuf>,
+    /// `--memory-limit` / `VIVACE_MEMORY_LIMIT`.
+    pub memory_limit: Option<String>,
 }
 
 /// The TOML file's shape; unknown keys are an error so typos do not pass silently.
@@ -92,6 +99,21 @@ struct FileConfig {
     users: Option<BTreeMap<String, String>>,
     tls_cert_file: Option<PathBuf>,
     tls_key_file: Option<PathBuf>,
+    memory_limit: Option<String>,
+}
+
+/// Parse a memory size such as `512M`, `1.5G` or `65536` (bytes).
+pub fn parse_memory_limit(text: &str) -> anyhow::Result<usize> {
+    let bytes = match text.trim().parse::<usize>() {
+        Ok(bytes) => bytes,
+        Err(_) => datafusion::execution::context::SessionContext::parse_capacity_limit(
+            "memory_limit",
+            text.trim(),
+        )
+        .map_err(|e| anyhow::anyhow!("memory_limit '{text}': {e}"))?,
+    };
+    anyhow::ensure!(bytes > 0, "memory_limit must be more than 0 bytes");
+    Ok(bytes)
 }
 
 impl ServeConfig {
@@ -146,7 +168,13 @@ impl ServeConfig {
             tls_cert_file.is_some() == tls_key_file.is_some(),
             "tls_cert_file and tls_key_file go together"
         );
+        let memory_limit = overrides
+            .memory_limit
+            .or(from_file.memory_limit)
+            .map(|m| parse_memory_limit(&m))
+            .transpose()?;
         Ok(Self {
+            memory_limit,
             retry_policy,
             users: from_file.users.unwrap_or_default(),
             tls_cert_file,
@@ -185,6 +213,22 @@ mod tests {
         assert_eq!(c.retry_policy, RetryPolicy::Query);
         assert!(c.users.is_empty());
         assert_eq!(c.tls_cert_file, None);
+        assert_eq!(c.memory_limit, None);
+    }
+
+    #[test]
+    fn memory_limits_take_units() {
+        assert_eq!(parse_memory_limit("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_memory_limit("1.5G").unwrap(), 3 << 29);
+        assert_eq!(parse_memory_limit("65536").unwrap(), 65536);
+        assert!(parse_memory_limit("0").is_err());
+        assert!(parse_memory_limit("lots").is_err());
+        let overrides = ServeOverrides {
+            memory_limit: Some("64K".into()),
+            ..Default::default()
+        };
+        let c = ServeConfig::resolve(overrides, None).unwrap();
+        assert_eq!(c.memory_limit, Some(64 << 10));
     }
 
     #[test]

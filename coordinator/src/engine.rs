@@ -81,6 +81,27 @@ impl std::str::FromStr for RetryPolicy {
     }
 }
 
+/// The runtime queries run in: a memory pool bounded by `memory_limit`, or
+/// unbounded. Beyond the limit, sorts and aggregations spill to the OS temporary
+/// directory and other operators (a hash join's build side) fail the query with
+/// "resources exhausted" (SQLSTATE 53200). The pool is greedy, as DataFusion's own
+/// CLI uses for `--memory-limit`: with a fair-share pool the final merge of a
+/// spilled sort found no memory left while the sorters held their shares.
+pub fn query_runtime_env(
+    memory_limit: Option<usize>,
+) -> anyhow::Result<Arc<datafusion::execution::runtime_env::RuntimeEnv>> {
+    use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+    let mut builder = datafusion::execution::runtime_env::RuntimeEnvBuilder::new();
+    if let Some(limit) = memory_limit {
+        // Tracking names the largest consumers in the error a query gets.
+        builder = builder.with_memory_pool(Arc::new(TrackConsumersPool::new(
+            FairSpillPool::new(limit),
+            std::num::NonZeroUsize::new(3).expect("3 is not zero"),
+        )));
+    }
+    Ok(builder.build_arc()?)
+}
+
 /// Shared coordinator state.
 pub struct Engine {
     store: CatalogStore,
@@ -107,7 +128,11 @@ pub enum DdlOutcome {
 
 impl Engine {
     /// Open the catalog in `data_dir` and register every stored table.
-    pub async fn open(data_dir: &Path, execution: Execution) -> anyhow::Result<Arc<Self>> {
+    pub async fn open(
+        data_dir: &Path,
+        execution: Execution,
+        memory_limit: Option<usize>,
+    ) -> anyhow::Result<Arc<Self>> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
         let store = CatalogStore::open(&data_dir.join("catalog.db"))
@@ -136,6 +161,7 @@ impl Engine {
         // whatever planner is installed when it is added.
         let builder = SessionStateBuilder::new()
             .with_config(config)
+            .with_runtime_env(query_runtime_env(memory_limit)?)
             .with_default_features()
             .with_analyzer_rules(analyzer_rules())
             .with_optimizer_rules(federation::optimizer_rules())

@@ -68,7 +68,8 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     } else {
         Execution::Local
     };
-    let engine: Arc<Engine> = Engine::open(&config.data_dir, execution).await?;
+    let engine: Arc<Engine> =
+        Engine::open(&config.data_dir, execution, config.memory_limit).await?;
     let _cluster = Cluster::start(
         ClusterConfig {
             embedded_workers: config.workers,
