@@ -93,6 +93,9 @@ struct ServeArgs {
     memory_limit: Option<String>,
 }
 
+/// Stack of the threads serving connections and cluster calls.
+const RUNTIME_STACK_BYTES: usize = 16 << 20;
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -100,7 +103,12 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Runtime::new()?;
+    // Deep plans (long flat expressions) are cloned and dropped recursively on
+    // these threads too; 2 MiB (tokio's default) is not always enough.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(RUNTIME_STACK_BYTES)
+        .enable_all()
+        .build()?;
     match cli.command {
         Command::Serve(args) => {
             let overrides = ServeOverrides {

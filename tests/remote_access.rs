@@ -6,89 +6,9 @@ mod common;
 
 use std::process::Command;
 
-use common::{Server, TempDir, table, text_rows};
-
-/// A network namespace joined to the host by a veth pair, removed on drop.
-struct TestHost {
-    ns: String,
-    host_if: String,
-    host_ip: String,
-}
-
-impl TestHost {
-    fn create() -> Self {
-        let id = std::process::id() % 10_000;
-        let subnet = 1 + std::process::id() % 250;
-        let host = Self {
-            ns: format!("vivace-t{id}"),
-            host_if: format!("vvh{id}"),
-            host_ip: format!("10.231.{subnet}.1"),
-        };
-        let peer_if = format!("vvn{id}");
-        let peer_ip = format!("10.231.{subnet}.2");
-        let _ = host.cleanup();
-        for args in [
-            vec!["netns", "add", &host.ns],
-            vec![
-                "link",
-                "add",
-                &host.host_if,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &peer_if,
-            ],
-            vec!["link", "set", &peer_if, "netns", &host.ns],
-            vec![
-                "addr",
-                "add",
-                &format!("{}/30", host.host_ip),
-                "dev",
-                &host.host_if,
-            ],
-            vec!["link", "set", &host.host_if, "up"],
-            vec![
-                "-n",
-                &host.ns,
-                "addr",
-                "add",
-                &format!("{peer_ip}/30"),
-                "dev",
-                &peer_if,
-            ],
-            vec!["-n", &host.ns, "link", "set", &peer_if, "up"],
-            vec!["-n", &host.ns, "link", "set", "lo", "up"],
-        ] {
-            let out = Command::new("ip")
-                .args(&args)
-                .output()
-                .expect("iproute2 must be installed");
-            assert!(
-                out.status.success(),
-                "ip {args:?} failed (the test needs root): {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        host
-    }
-
-    fn cleanup(&self) -> std::io::Result<()> {
-        Command::new("ip")
-            .args(["link", "del", &self.host_if])
-            .output()?;
-        Command::new("ip")
-            .args(["netns", "del", &self.ns])
-            .output()?;
-        Ok(())
-    }
-}
-
-impl Drop for TestHost {
-    fn drop(&mut self) {
-        let _ = self.cleanup();
-    }
-}
+use common::netns::TestHost;
+use common::wire::{assert_fatal, messages};
+use common::{Server, TempDir, table, table_names, text_rows};
 
 #[tokio::test]
 async fn non_loopback_clients_are_refused_without_users() {
@@ -119,7 +39,55 @@ async fn non_loopback_clients_are_refused_without_users() {
     assert!(err.contains("FATAL:  connections from 10.231."), "{err}");
     assert!(err.contains("accepts only loopback connections"), "{err}");
 
-    // The same server still serves loopback clients.
+    // At the byte level: a statement pipelined behind the refused start-up
+    // never runs, and the connection is closed after the FATAL error.
+    let data = dir.path().join("csv");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("t.csv"), "a\n1\n").unwrap();
+    let create = format!(
+        "CREATE EXTERNAL TABLE pwned STORED AS CSV LOCATION '{}'",
+        data.display()
+    );
+    let out = Command::new("ip")
+        .args(["netns", "exec", &host.ns, "python3", "-c", RAW_CLIENT])
+        .args([&host.host_ip, &port.to_string(), &create])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answered = String::from_utf8(out.stdout).unwrap();
+    let bytes: Vec<u8> = (0..answered.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&answered[i..i + 2], 16).unwrap())
+        .collect();
+    assert_fatal(&messages(&bytes), "28000");
+
+    // The same server still serves loopback clients, and nothing was created.
     let client = server.client().await;
     assert_eq!(text_rows(&client, "SELECT 1 + 1").await, table(&[&["2"]]));
+    assert_eq!(table_names(&client).await, Vec::<String>::new());
+    assert!(!server.log_text().contains("external table created"));
 }
+
+/// Sends a start-up packet and a Query in one write, then prints (as hex)
+/// everything the server answers until it closes the connection.
+const RAW_CLIENT: &str = r#"
+import socket, struct, sys
+host, port, sql = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+body = struct.pack("!I", 196608) + b"user\0vivace\0database\0vivace\0\0"
+startup = struct.pack("!I", len(body) + 4) + body
+text = sql.encode() + b"\0"
+query = b"Q" + struct.pack("!I", len(text) + 4) + text
+s = socket.create_connection((host, port), timeout=20)
+s.sendall(startup + query)
+out = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    out += chunk
+sys.stdout.write(out.hex())
+"#;

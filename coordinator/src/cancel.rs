@@ -29,6 +29,8 @@ pub enum CancelReason {
     UserRequest,
     /// `statement_timeout` elapsed.
     StatementTimeout,
+    /// The client closed its connection.
+    ClientGone,
 }
 
 impl CancelReason {
@@ -37,6 +39,9 @@ impl CancelReason {
         let message = match self {
             Self::UserRequest => "canceling statement due to user request",
             Self::StatementTimeout => "canceling statement due to statement timeout",
+            Self::ClientGone => {
+                return SqlError::new(sqlstate::CONNECTION_LOST, "connection to client lost");
+            }
         };
         SqlError::new(sqlstate::QUERY_CANCELED, message)
     }
@@ -118,12 +123,17 @@ impl QueryCancel {
 #[derive(Debug, Default)]
 pub struct SessionCancel {
     current: Mutex<QueryCancel>,
+    gone: std::sync::atomic::AtomicBool,
 }
 
 impl SessionCancel {
     /// A fresh switch for the message about to run; the previous one is finished.
+    /// Once the client is gone, every switch is born cancelled.
     pub fn begin(&self) -> QueryCancel {
         let fresh = QueryCancel::default();
+        if self.is_client_gone() {
+            fresh.cancel(CancelReason::ClientGone);
+        }
         if let Ok(mut current) = self.current.lock() {
             let previous = std::mem::replace(&mut *current, fresh.clone());
             previous.finish();
@@ -134,6 +144,19 @@ impl SessionCancel {
     /// The switch of the message running now.
     pub fn current(&self) -> QueryCancel {
         self.current.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// The client closed its connection: stop what runs now and anything after.
+    pub fn client_gone(&self) {
+        self.gone.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(current) = self.current.lock() {
+            current.cancel(CancelReason::ClientGone);
+        }
+    }
+
+    /// Whether the client closed its connection.
+    pub fn is_client_gone(&self) -> bool {
+        self.gone.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Stop the session's current query, if any (a CancelRequest).

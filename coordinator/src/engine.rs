@@ -23,6 +23,7 @@ use vivace_connectors::{
 use crate::cluster::{LiveWorkers, Membership, NodesTable};
 use crate::error::{SqlError, SqlResult, sqlstate};
 use crate::federation::{self, CoordinatorFederation, VivaceOptions};
+use crate::planning;
 use crate::statement::StatementParser;
 
 /// The database name clients connect to and `current_database()` returns.
@@ -163,8 +164,11 @@ impl Engine {
             .with_config(config)
             .with_runtime_env(query_runtime_env(memory_limit)?)
             .with_default_features()
-            .with_analyzer_rules(analyzer_rules())
-            .with_optimizer_rules(federation::optimizer_rules())
+            .with_analyzer_rules(planning::analyzer_checkpoints(analyzer_rules()))
+            .with_optimizer_rules(planning::optimizer_checkpoints(
+                federation::optimizer_rules(),
+            ))
+            .with_physical_optimizer_rules(planning::physical_checkpoints())
             .with_query_planner(federation::query_planner());
         let (state, membership, retries) = match execution {
             Execution::Local => (builder.build(), None, 0),
@@ -243,6 +247,14 @@ impl Engine {
             ctx.register_udf(function);
         }
         ctx.register_udaf(crate::data_subqueries::single_row_aggregate());
+        // PostgreSQL's avg, sum and numeric division, in place of DataFusion's;
+        // workers register the same (plans name them).
+        for function in vivace_functions::aggregate_functions() {
+            ctx.register_udaf(function.as_ref().clone());
+        }
+        for function in vivace_functions::scalar_functions() {
+            ctx.register_udf(function.as_ref().clone());
+        }
         let tables = ctx
             .catalog(DATABASE)
             .and_then(|c| c.schema(DEFAULT_SCHEMA))
@@ -573,6 +585,7 @@ fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + 
         .position(|r| r.name() == "type_coercion")
         .unwrap_or(0);
     rules.insert(at, Arc::new(crate::unknown_literals::BooleanLiterals));
+    rules.insert(at, Arc::new(crate::numeric_division::NumericDivision));
     rules
 }
 

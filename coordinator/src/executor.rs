@@ -11,6 +11,9 @@ use std::sync::OnceLock;
 
 use tokio::runtime::{Builder, Handle, Runtime};
 
+/// Stack of each query thread.
+pub const QUERY_STACK_BYTES: usize = 64 << 20;
+
 /// The process-wide query runtime (one thread per core), created on first use and
 /// kept for the life of the process.
 pub fn query_runtime() -> Handle {
@@ -19,6 +22,8 @@ pub fn query_runtime() -> Handle {
         .get_or_init(|| {
             Builder::new_multi_thread()
                 .thread_name("vivace-query")
+                // Operators evaluate deep expression trees recursively.
+                .thread_stack_size(QUERY_STACK_BYTES)
                 .enable_all()
                 .build()
                 .expect("cannot start the query runtime")

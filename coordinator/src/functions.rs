@@ -51,6 +51,8 @@ pub fn catalog_functions(catalogs: Arc<dyn CatalogProviderList>) -> Vec<ScalarUD
         // Every type Vivace reports lives in pg_catalog, which is on the path.
         fixed("pg_type_is_visible", &[1], Fixed::Bool(true)),
         fixed("pg_function_is_visible", &[1], Fixed::Bool(true)),
+        // So does every collation (SQLAlchemy 2.1 asks of column collations).
+        fixed("pg_collation_is_visible", &[1], Fixed::Bool(true)),
         // External data has no size Vivace can state without reading it all:
         // NULL, which psql's `\dt+` shows as a blank Size.
         fixed("pg_table_size", &[1], Fixed::UnknownSize),

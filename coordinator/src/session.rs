@@ -1,14 +1,17 @@
 //! One client connection's session: its own DataFusion context and settings over
 //! the shared engine. Turns commands into plans and runs them.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::TableReference;
-use datafusion::execution::SendableRecordBatchStream;
+use datafusion::common::{ScalarValue, TableReference};
+use datafusion::error::DataFusionError;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, logical_plan::InvariantLevel};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::Statement;
@@ -19,6 +22,7 @@ use crate::copy::CopyOptions;
 use crate::cursor::{Cursors, FetchCount};
 use crate::engine::{DEFAULT_SCHEMA, DdlOutcome, Engine};
 use crate::error::{SqlError, SqlResult, is_worker_failure, sqlstate};
+use crate::planning;
 use crate::settings::Settings;
 use crate::statement::{Command, TransactionOp};
 use crate::temp_tables::{SessionCatalogs, TEMP_SCHEMA};
@@ -51,6 +55,13 @@ pub enum Prepared {
     },
     /// `INSERT` into one of the session's temp tables.
     Insert(LogicalPlan),
+    /// `PREPARE name AS query`: the planned query, stored under `name` when run.
+    Store {
+        /// The statement's name.
+        name: String,
+        /// Its plan, with `$n` placeholders.
+        query: QueryPlan,
+    },
     /// `COPY (query) TO STDOUT`.
     Copy {
         /// The rows to write.
@@ -130,6 +141,8 @@ pub enum Outcome {
 /// Per-connection state.
 pub struct Session {
     engine: Arc<Engine>,
+    /// Statements of SQL-level `PREPARE`, by name.
+    statements: Mutex<HashMap<String, QueryPlan>>,
     ctx: SessionContext,
     settings: Arc<Mutex<Settings>>,
     cancel: Arc<SessionCancel>,
@@ -148,6 +161,7 @@ impl Session {
         }
         Self {
             engine,
+            statements: Mutex::default(),
             ctx,
             settings,
             cancel: Arc::default(),
@@ -179,14 +193,29 @@ impl Session {
         cancel
     }
 
-    /// Split and classify a query string.
-    pub fn parse(&self, sql: &str) -> SqlResult<Vec<Command>> {
-        self.engine.parser().parse(sql)
+    /// Split and classify a query string, on a planning thread
+    /// ([`crate::planning`]).
+    pub async fn parse(self: &Arc<Self>, sql: &str) -> SqlResult<Vec<Command>> {
+        let me = self.clone();
+        let sql = sql.to_string();
+        planning::off_thread(self.cancel.current(), async move {
+            me.engine.parser().parse(&sql)
+        })
+        .await
     }
 
-    /// Plan a command. Queries become DataFusion plans; SHOW and DESCRIBE are
-    /// answered now and wrapped in a plan so both protocols treat them as rows.
-    pub async fn prepare(&self, command: Command) -> SqlResult<Prepared> {
+    /// Plan a command, on a planning thread ([`crate::planning`]). Queries
+    /// become DataFusion plans; SHOW and DESCRIBE are answered now and wrapped in
+    /// a plan so both protocols treat them as rows.
+    pub async fn prepare(self: &Arc<Self>, command: Command) -> SqlResult<Prepared> {
+        let me = self.clone();
+        planning::off_thread(self.cancel.current(), async move {
+            me.prepare_here(command).await
+        })
+        .await
+    }
+
+    async fn prepare_here(&self, command: Command) -> SqlResult<Prepared> {
         let batch = match command {
             Command::Query(stmt) => return Ok(Prepared::Plan(self.plan_query(stmt).await?)),
             Command::DeclareCursor { name, query, hold } => {
@@ -205,6 +234,15 @@ impl Session {
                 });
             }
             Command::Insert(stmt) => return self.plan_insert(*stmt).await,
+            Command::PrepareStatement { name, stmt } => {
+                return Ok(Prepared::Store {
+                    name,
+                    query: self.plan_prepare(*stmt).await?,
+                });
+            }
+            Command::ExecuteStatement { name, stmt } => {
+                return Ok(Prepared::Plan(self.plan_execute(&name, *stmt).await?));
+            }
             Command::DriverQuery {
                 stmt,
                 parameter_types,
@@ -268,6 +306,100 @@ impl Session {
                 "INSERT is supported only into temporary tables; external tables are read-only",
             )),
         }
+    }
+
+    /// Plan `PREPARE name [(types)] AS query`: the query, its `$n` typed as
+    /// declared.
+    async fn plan_prepare(&self, stmt: Statement) -> SqlResult<QueryPlan> {
+        use datafusion::logical_expr::Statement as PlanStatement;
+        let names = match &stmt {
+            Statement::Prepare { statement, .. } => colnames::postgres_names(statement),
+            _ => None,
+        };
+        let plan = self
+            .ctx
+            .state()
+            .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
+            .await?;
+        let LogicalPlan::Statement(PlanStatement::Prepare(prepare)) = plan else {
+            return Err(SqlError::new(
+                sqlstate::INTERNAL_ERROR,
+                "PREPARE planned to something else",
+            ));
+        };
+        let input = Arc::unwrap_or_clone(prepare.input);
+        ensure_read_only(&input)?;
+        let input = crate::int_literals::narrow_output_literals(input)?;
+        Ok(QueryPlan {
+            plan: type_cast_placeholders(input)?,
+            names: names.map(Arc::new),
+            parameter_types: None,
+        })
+    }
+
+    /// Plan `EXECUTE name [(values)]`: the stored statement with its
+    /// parameters replaced by the values, cast to their types.
+    async fn plan_execute(&self, name: &str, stmt: Statement) -> SqlResult<QueryPlan> {
+        use datafusion::logical_expr::Statement as PlanStatement;
+        let plan = self
+            .ctx
+            .state()
+            .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
+            .await?;
+        let LogicalPlan::Statement(PlanStatement::Execute(execute)) = plan else {
+            return Err(SqlError::new(
+                sqlstate::INTERNAL_ERROR,
+                "EXECUTE planned to something else",
+            ));
+        };
+        let stored = self
+            .statements
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(name)
+            .cloned()
+            .ok_or_else(|| {
+                SqlError::new(
+                    sqlstate::INVALID_SQL_STATEMENT_NAME,
+                    format!("prepared statement \"{name}\" does not exist"),
+                )
+            })?;
+        let types = parameter_types(&stored.plan)?;
+        if types.len() != execute.parameters.len() {
+            return Err(SqlError::new(
+                sqlstate::SYNTAX_ERROR,
+                format!(
+                    "wrong number of parameters for prepared statement \"{name}\": expected {}, got {}",
+                    types.len(),
+                    execute.parameters.len()
+                ),
+            ));
+        }
+        let values = execute
+            .parameters
+            .into_iter()
+            .zip(types)
+            .map(|(expr, ty)| {
+                let value = constant_value(expr)?;
+                Ok(match ty {
+                    Some(ty) if !value.is_null() || ty != value.data_type() => {
+                        value.cast_to(&ty)?
+                    }
+                    _ => value,
+                })
+            })
+            .collect::<SqlResult<Vec<_>>>()?;
+        let plan =
+            stored
+                .plan
+                .replace_params_with_values(&datafusion::common::ParamValues::List(
+                    values.into_iter().map(Into::into).collect(),
+                ))?;
+        Ok(QueryPlan {
+            plan,
+            names: stored.names,
+            parameter_types: None,
+        })
     }
 
     /// Plan a query (SELECT, VALUES, EXPLAIN, ...) with PostgreSQL's result
@@ -427,6 +559,20 @@ impl Session {
                     .unwrap_or(0);
                 Ok(Outcome::Inserted(count))
             }
+            Prepared::Store { name, query } => {
+                let mut statements = self.statements.lock().map_err(|_| poisoned())?;
+                if statements.contains_key(&name) {
+                    return Err(SqlError::new(
+                        sqlstate::DUPLICATE_PREPARED_STATEMENT,
+                        format!("prepared statement \"{name}\" already exists"),
+                    ));
+                }
+                statements.insert(name, query);
+                Ok(Outcome::Tag {
+                    tag: "PREPARE",
+                    notice: None,
+                })
+            }
             Prepared::Copy { query, options } => Ok(Outcome::Copy {
                 rows: self.start(query).await?,
                 options,
@@ -434,52 +580,51 @@ impl Session {
         }
     }
 
-    /// Start `plan` on the query runtime and return once its first batch exists
-    /// (or it failed), unless the message is cancelled first. Batches then cross
-    /// to the caller through a one-slot channel.
+    /// Plan `query` physically on a planning thread, start it on the query
+    /// runtime and return once its first batch exists (or it failed), unless the
+    /// message is cancelled first. Batches then cross to the caller through a
+    /// one-slot channel. If the first batch fails because a worker was lost and
+    /// the retry policy allows, the unreachable workers are forgotten and the
+    /// query planned and started again on the others: nothing has reached the
+    /// client yet.
     async fn start(&self, query: QueryPlan) -> SqlResult<QueryStream> {
         let QueryPlan { plan, names, .. } = query;
         let cancel = self.cancel.current();
-        let ctx = self.ctx.clone();
-        let engine = self.engine.clone();
-        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-        // One batch in the channel and one being encoded: memory stays bounded
-        // whatever the result size.
-        let (batch_tx, batch_rx) = tokio::sync::mpsc::channel(1);
-        let task = crate::executor::query_runtime().spawn(async move {
-            match start_query(&ctx, &engine, plan).await {
-                Err(e) => {
-                    let _ = started_tx.send(Err(e));
+        if self.engine.is_distributed() {
+            use datafusion_distributed::DistributedExt;
+            let state = self.ctx.state_ref();
+            let mut state = state.write();
+            state
+                .config_mut()
+                .set_distributed_passthrough_headers(self.engine.worker_headers())?;
+        }
+        let mut retries_left = self.engine.query_retries();
+        let started = loop {
+            let state = self.ctx.state();
+            let logical = plan.clone();
+            let physical = planning::off_thread(cancel.clone(), async move {
+                Ok(state.create_physical_plan(&logical).await?)
+            })
+            .await?;
+            match start_on_query_runtime(physical, self.ctx.task_ctx(), &cancel).await {
+                Err(e) if retries_left > 0 && is_worker_failure(&e) => {
+                    retries_left -= 1;
+                    tracing::warn!(error = %e, "a worker failed before any row was sent; re-running the query");
+                    self.engine.prune_workers().await;
                 }
-                Ok(query) => {
-                    if started_tx.send(Ok(query.schema)).is_err() {
-                        return;
-                    }
-                    let mut batches = query.batches;
-                    while let Some(batch) = batches.next().await {
-                        if batch_tx.send(batch).await.is_err() {
-                            return; // the client side is gone: stop the plan
-                        }
-                    }
-                }
+                started => break started,
             }
-        });
-        let abort = AbortOnDrop(task);
-        let schema = tokio::select! {
-            started = started_rx => started.map_err(|_| {
-                SqlError::new(sqlstate::INTERNAL_ERROR, "the query task ended unexpectedly")
-            })??,
-            error = cancel.cancelled() => return Err(error),
+        };
+        let started = match started {
+            Ok(started) => started,
+            Err(e) => return Err(cancel.reason().map_or_else(|| e.into(), |r| r.error())),
         };
         let schema = match &names {
-            Some(names) => colnames::rename_schema(&schema, names),
-            None => schema,
+            Some(names) => colnames::rename_schema(&started.schema(), names),
+            None => started.schema(),
         };
         let renamed = schema.clone();
-        let batches = futures::stream::unfold((batch_rx, abort), |(mut rx, abort)| async move {
-            rx.recv().await.map(|batch| (batch, (rx, abort)))
-        })
-        .map(move |batch| {
+        let batches = started.map(move |batch| {
             // Same columns, PostgreSQL's names.
             batch.and_then(|b| {
                 RecordBatch::try_new(renamed.clone(), b.columns().to_vec()).map_err(Into::into)
@@ -626,12 +771,33 @@ impl Session {
                     notice: None,
                 })
             }
+            Command::Deallocate(name) => {
+                let mut statements = self.statements.lock().map_err(|_| poisoned())?;
+                let tag = match name {
+                    None => {
+                        statements.clear();
+                        "DEALLOCATE ALL"
+                    }
+                    Some(name) => {
+                        statements.remove(&name).ok_or_else(|| {
+                            SqlError::new(
+                                sqlstate::INVALID_SQL_STATEMENT_NAME,
+                                format!("prepared statement \"{name}\" does not exist"),
+                            )
+                        })?;
+                        "DEALLOCATE"
+                    }
+                };
+                Ok(Outcome::Tag { tag, notice: None })
+            }
             Command::NoOp(tag) => Ok(Outcome::Tag { tag, notice: None }),
             Command::Query(_)
             | Command::DeclareCursor { .. }
             | Command::Fetch { .. }
             | Command::Copy(_)
             | Command::Insert(_)
+            | Command::PrepareStatement { .. }
+            | Command::ExecuteStatement { .. }
             | Command::DriverQuery { .. }
             | Command::ShowTables
             | Command::ShowCreateTable(_)
@@ -644,49 +810,102 @@ impl Session {
     }
 }
 
-/// Run `plan` up to its first batch. If that fails because a worker was lost and
-/// the retry policy allows, forget the unreachable workers and run the query
-/// again on the others: nothing has reached the client yet.
-async fn start_query(
-    ctx: &SessionContext,
-    engine: &Engine,
-    plan: LogicalPlan,
-) -> SqlResult<QueryStream> {
-    let mut retries_left = engine.query_retries();
-    if engine.is_distributed() {
-        use datafusion_distributed::DistributedExt;
-        let state = ctx.state_ref();
-        let mut state = state.write();
-        state
-            .config_mut()
-            .set_distributed_passthrough_headers(engine.worker_headers())?;
-    }
-    loop {
-        let df = ctx.execute_logical_plan(plan.clone()).await?;
-        let attempt: datafusion::error::Result<(SendableRecordBatchStream, Option<RecordBatch>)> =
-            async {
-                let mut batches = df.execute_stream().await?;
-                let first = batches.next().await.transpose()?;
-                Ok((batches, first))
+/// Run `physical` on the query runtime up to its first batch; the batches
+/// then cross to the caller's stream through a one-slot channel, so memory
+/// stays bounded whatever the result size. Dropping the stream stops the plan.
+async fn start_on_query_runtime(
+    physical: Arc<dyn ExecutionPlan>,
+    task_ctx: Arc<TaskContext>,
+    cancel: &QueryCancel,
+) -> datafusion::error::Result<SendableRecordBatchStream> {
+    let schema = physical.schema();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    // One batch in the channel and one being encoded.
+    let (batch_tx, batch_rx) = tokio::sync::mpsc::channel(1);
+    let task = crate::executor::query_runtime().spawn(async move {
+        let mut batches = match execute_stream(physical, task_ctx) {
+            Ok(batches) => batches,
+            Err(e) => {
+                let _ = started_tx.send(Err(e));
+                return;
             }
-            .await;
-        match attempt {
-            Ok((batches, first)) => {
-                let schema = batches.schema();
-                let head = futures::stream::iter(first.map(Ok));
-                return Ok(QueryStream {
-                    schema: schema.clone(),
-                    batches: Box::pin(RecordBatchStreamAdapter::new(schema, head.chain(batches))),
-                    tag: "SELECT",
-                });
+        };
+        match batches.next().await.transpose() {
+            Err(e) => {
+                let _ = started_tx.send(Err(e));
+                return;
             }
-            Err(e) if retries_left > 0 && is_worker_failure(&e) => {
-                retries_left -= 1;
-                tracing::warn!(error = %e, "a worker failed before any row was sent; re-running the query");
-                engine.prune_workers().await;
+            Ok(first) => {
+                if started_tx.send(Ok(())).is_err() {
+                    return;
+                }
+                if let Some(first) = first
+                    && batch_tx.send(Ok(first)).await.is_err()
+                {
+                    return;
+                }
             }
-            Err(e) => return Err(e.into()),
         }
+        while let Some(batch) = batches.next().await {
+            if batch_tx.send(batch).await.is_err() {
+                return; // the client side is gone: stop the plan
+            }
+        }
+    });
+    let abort = AbortOnDrop(task);
+    tokio::select! {
+        started = started_rx => started.map_err(|_| {
+            DataFusionError::External(Box::new(SqlError::new(
+                sqlstate::INTERNAL_ERROR,
+                "the query task ended unexpectedly",
+            )))
+        })??,
+        error = cancel.cancelled() => return Err(DataFusionError::External(Box::new(error))),
+    };
+    let batches = futures::stream::unfold((batch_rx, abort), |(mut rx, abort)| async move {
+        rx.recv().await.map(|batch| (batch, (rx, abort)))
+    });
+    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+}
+
+/// Parameter types DataFusion inferred, in `$1..$n` order.
+pub fn parameter_types(
+    plan: &LogicalPlan,
+) -> SqlResult<Vec<Option<datafusion::arrow::datatypes::DataType>>> {
+    let found = plan.get_parameter_types()?;
+    let mut numbered: Vec<(usize, Option<datafusion::arrow::datatypes::DataType>)> = found
+        .into_iter()
+        .map(|(id, ty)| {
+            id.trim_start_matches('$')
+                .parse::<usize>()
+                .map(|n| (n, ty))
+                .map_err(|_| {
+                    SqlError::new(sqlstate::SYNTAX_ERROR, format!("bad parameter name {id}"))
+                })
+        })
+        .collect::<SqlResult<_>>()?;
+    numbered.sort_by_key(|(n, _)| *n);
+    let count = numbered.last().map_or(0, |(n, _)| *n);
+    let mut types = vec![None; count];
+    for (n, ty) in numbered {
+        types[n - 1] = ty;
+    }
+    Ok(types)
+}
+
+/// The value of a constant expression (an `EXECUTE` parameter).
+fn constant_value(expr: datafusion::logical_expr::Expr) -> SqlResult<ScalarValue> {
+    use datafusion::common::DFSchema;
+    use datafusion::logical_expr::Expr;
+    use datafusion::logical_expr::simplify::SimplifyContext;
+    use datafusion::optimizer::simplify_expressions::ExprSimplifier;
+    let schema = Arc::new(DFSchema::empty());
+    let simplifier = ExprSimplifier::new(SimplifyContext::default());
+    match simplifier.simplify(simplifier.coerce(expr, &schema)?)? {
+        Expr::Literal(value, _) => Ok(value),
+        other => Err(SqlError::not_supported(format!(
+            "EXECUTE parameters must be constants, not {other}"
+        ))),
     }
 }
 

@@ -101,6 +101,22 @@ pub enum Command {
     },
     /// `INSERT INTO temp_table ...`.
     Insert(Box<Statement>),
+    /// `PREPARE name [(types)] AS query`.
+    PrepareStatement {
+        /// The name, folded as PostgreSQL folds identifiers.
+        name: String,
+        /// The whole statement.
+        stmt: Box<Statement>,
+    },
+    /// `EXECUTE name [(values)]`.
+    ExecuteStatement {
+        /// The name of a prepared statement.
+        name: String,
+        /// The whole statement.
+        stmt: Box<Statement>,
+    },
+    /// `DEALLOCATE [PREPARE] name` (`None`: `DEALLOCATE ALL`).
+    Deallocate(Option<String>),
     /// `CLOSE name` (`None`: `CLOSE ALL`).
     CloseCursor(Option<String>),
     /// `COPY (query) TO STDOUT`, `COPY table TO STDOUT`.
@@ -131,6 +147,7 @@ pub struct StatementParser {
 impl StatementParser {
     /// Every statement of `sql`, in order. Empty statements are dropped.
     pub fn parse(&self, sql: &str) -> SqlResult<Vec<Command>> {
+        crate::nesting::check(sql)?;
         split_statements(sql)?
             .into_iter()
             .map(|text| self.parse_one(text))
@@ -182,7 +199,12 @@ impl StatementParser {
                 ))
                 .map_err(SqlError::from)?
                 .into_iter()
-                .map(classify)
+                .map(|mut stmt| {
+                    crate::nesting::balance(&mut stmt)?;
+                    crate::like_escape::rewrite(&mut stmt)?;
+                    crate::empty_catalog_subqueries::rewrite(&mut stmt);
+                    classify(stmt)
+                })
                 .collect(),
         }
     }
@@ -340,6 +362,44 @@ fn classify(stmt: Statement) -> SqlResult<Command> {
         Statement::Savepoint { .. } => Command::NoOp("SAVEPOINT"),
         Statement::ReleaseSavepoint { .. } => Command::NoOp("RELEASE"),
         Statement::Discard { .. } => Command::NoOp("DISCARD ALL"),
+        Statement::Prepare {
+            name,
+            data_types,
+            mut statement,
+        } => {
+            crate::sql_rewrite::rewrite(&mut statement);
+            crate::regclass_casts::rewrite(&mut statement);
+            Command::PrepareStatement {
+                name: ident_name(name.clone()),
+                stmt: Box::new(Statement::Prepare {
+                    name,
+                    data_types,
+                    statement,
+                }),
+            }
+        }
+        execute @ Statement::Execute { .. } => {
+            let Statement::Execute {
+                name: Some(name), ..
+            } = &execute
+            else {
+                return Err(SqlError::not_supported("EXECUTE needs a statement name"));
+            };
+            let name = name
+                .0
+                .last()
+                .and_then(|part| part.as_ident())
+                .map(|ident| ident_name(ident.clone()))
+                .unwrap_or_default();
+            Command::ExecuteStatement {
+                name,
+                stmt: Box::new(execute),
+            }
+        }
+        Statement::Deallocate { name, .. } => Command::Deallocate(
+            (name.quote_style.is_some() || !name.value.eq_ignore_ascii_case("all"))
+                .then(|| ident_name(name)),
+        ),
         Statement::Declare { stmts } => classify_declare(stmts)?,
         Statement::Fetch {
             name, direction, ..

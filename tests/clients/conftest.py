@@ -54,6 +54,9 @@ class Server:
         self.proc.kill()
         self.proc.wait()
         self.log.close()
+        # A panic is not an answer, even where the server survived it.
+        log = (self.root / "server.log").read_text()
+        assert "panicked at" not in log, log
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ pub struct WorkerProcess {
     child: Child,
     /// Port of its worker service.
     pub port: u16,
+    log: std::path::PathBuf,
 }
 
 impl WorkerProcess {
@@ -30,7 +31,8 @@ impl WorkerProcess {
         envs: &[(&str, &str)],
     ) -> Self {
         let port = super::free_port();
-        let log = std::fs::File::create(dir.path().join(format!("worker-{port}.log"))).unwrap();
+        let log_path = dir.path().join(format!("worker-{port}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_vivace"))
             .args(["worker", "--listen", &format!("127.0.0.1:{port}")])
             .args(["--coordinator", &format!("127.0.0.1:{coordinator_port}")])
@@ -41,7 +43,11 @@ impl WorkerProcess {
             .envs(envs.iter().copied())
             .spawn()
             .unwrap();
-        Self { child, port }
+        Self {
+            child,
+            port,
+            log: log_path,
+        }
     }
 
     /// SIGKILL the worker.
@@ -54,6 +60,10 @@ impl WorkerProcess {
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
         self.kill();
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        if !std::thread::panicking() && log.contains("panicked at") {
+            panic!("a worker panicked during the test; log:\n{log}");
+        }
     }
 }
 

@@ -5,9 +5,12 @@
 #![allow(dead_code)] // each test file uses a different subset
 
 pub mod cluster;
+pub mod credentials;
 pub mod data;
+pub mod netns;
 pub mod postgres;
 pub mod s3;
+pub mod wire;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -231,6 +234,11 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+        // A panic is not an answer, even where the server survived it.
+        let log = self.log_text();
+        if !std::thread::panicking() && log.contains("panicked at") {
+            panic!("the server panicked during the test; log:\n{log}");
+        }
     }
 }
 

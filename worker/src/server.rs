@@ -91,6 +91,16 @@ pub fn spawn_worker(listener: TcpListener, options: WorkerOptions) -> anyhow::Re
         let codec = Arc::clone(&codec);
         async move {
             register_object_stores(&mut ctx)?;
+            // The coordinator's replacements of DataFusion functions, which
+            // plans name: registered after the built-ins, so they win.
+            ctx.builder
+                .aggregate_functions()
+                .get_or_insert_with(Vec::new)
+                .extend(vivace_functions::aggregate_functions());
+            ctx.builder
+                .scalar_functions()
+                .get_or_insert_with(Vec::new)
+                .extend(vivace_functions::scalar_functions());
             Ok(ctx
                 .builder
                 .with_distributed_channel_resolver(peers)

@@ -28,7 +28,7 @@ use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{PhysicalExpr, SendableRecordBatchStream};
-use datafusion::sql::unparser::dialect::{Dialect, PostgreSqlDialect};
+use datafusion::sql::unparser::dialect::Dialect;
 use datafusion_federation::sql::LogicalOptimizer;
 use datafusion_federation::sql::SQLExecutor;
 use datafusion_table_providers::UnsupportedTypeAction;
@@ -46,6 +46,7 @@ use secrecy::SecretString;
 use tokio::sync::OnceCell;
 
 use super::PostgresOptions;
+use super::dialect::PostgresDialect;
 use super::options::Engine;
 use super::pushdown::{RedshiftDialect, split_for_redshift};
 use super::scan::plan_as_remote_scans;
@@ -490,7 +491,7 @@ impl SQLExecutor for PostgresExecutor {
 
     fn dialect(&self) -> Arc<dyn Dialect> {
         match self.engine() {
-            Engine::Postgres => Arc::new(PostgreSqlDialect {}),
+            Engine::Postgres => Arc::new(PostgresDialect),
             Engine::Redshift => Arc::new(RedshiftDialect),
         }
     }

@@ -12,6 +12,7 @@
 //! to workers, which rebuild it over their own pools.
 
 mod codec;
+mod dialect;
 mod exec;
 mod options;
 mod provider;

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::{StreamExt, stream};
 use pgwire::api::portal::Format;
@@ -37,7 +36,7 @@ pub fn encode_copy(
         Format::UnifiedText
     };
     let style = TextStyle::of(&format_options);
-    let fields = Arc::new(arrow_schema_to_pg_fields(
+    let fields = Arc::new(super::encode::pg_fields(
         &query.schema,
         &wire_format,
         Some(format_options),

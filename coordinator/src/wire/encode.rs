@@ -32,6 +32,33 @@ pub fn to_notice(e: SqlError) -> ErrorInfo {
     ErrorInfo::new("NOTICE".to_string(), e.code.to_string(), e.message)
 }
 
+/// The RowDescription fields of `schema`: arrow-pg's, except that text
+/// tagged as JSON (`vivace_functions::json`) is reported as `json`.
+pub fn pg_fields(
+    schema: &datafusion::arrow::datatypes::Schema,
+    format: &Format,
+    options: Option<Arc<FormatOptions>>,
+) -> PgWireResult<Vec<FieldInfo>> {
+    let fields = arrow_schema_to_pg_fields(schema, format, options)?;
+    Ok(fields
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(info, field)| {
+            if !vivace_functions::json::is_json(field) {
+                return info;
+            }
+            FieldInfo::new(
+                info.name().to_string(),
+                info.table_id(),
+                info.column_id(),
+                pgwire::api::Type::JSON,
+                info.format(),
+            )
+            .with_format_options(info.format_options().clone())
+        })
+        .collect())
+}
+
 /// Stream a query's rows in `format`; memory stays bounded to one batch in
 /// flight, whatever the result size.
 pub fn encode_rows(
@@ -40,11 +67,7 @@ pub fn encode_rows(
     options: Arc<FormatOptions>,
 ) -> PgWireResult<QueryResponse> {
     let style = TextStyle::of(&options);
-    let fields = Arc::new(arrow_schema_to_pg_fields(
-        &query.schema,
-        format,
-        Some(options),
-    )?);
+    let fields = Arc::new(pg_fields(&query.schema, format, Some(options))?);
     let tag = query.tag;
     let rows = encode_batches(query.batches, fields.clone(), style);
     let mut response = QueryResponse::new(fields, rows);

@@ -4,7 +4,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use arrow_pg::datatypes::df::deserialize_parameters;
-use arrow_pg::datatypes::{arrow_schema_to_pg_fields, into_pg_type};
+use arrow_pg::datatypes::into_pg_type;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::logical_expr::LogicalPlan;
@@ -21,7 +21,7 @@ use pgwire::types::format::FormatOptions;
 
 use super::copy::encode_copy;
 use super::encode::{encode_rows, to_notice, to_pg_error};
-use crate::error::{SqlError, SqlResult, sqlstate};
+use crate::error::{SqlError, sqlstate};
 use crate::session::{Outcome, Prepared, QueryPlan, Session};
 use crate::statement::TransactionOp;
 
@@ -98,7 +98,7 @@ impl SimpleQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let _cancel = self.session.begin_message();
-        let commands = match self.session.parse(query) {
+        let commands = match self.session.parse(query).await {
             Ok(commands) => commands,
             Err(e) => return Ok(vec![error_response(e)]),
         };
@@ -166,6 +166,12 @@ impl ExtendedQueryHandler for QueryHandler {
             Prepared::Insert(plan) => Prepared::Insert(bind_parameters(plan, portal)?),
             command => command.clone(),
         };
+        if let Prepared::Plan(query) | Prepared::Copy { query, .. } = &prepared {
+            check_result_formats(
+                &portal.result_column_format,
+                query.output_schema().fields().len(),
+            )?;
+        }
         self.respond(client, prepared, &portal.result_column_format)
             .await
     }
@@ -173,7 +179,7 @@ impl ExtendedQueryHandler for QueryHandler {
 
 /// Substitute the portal's bound values for `$n` placeholders.
 fn bind_parameters(plan: &LogicalPlan, portal: &Portal<Prepared>) -> PgWireResult<LogicalPlan> {
-    let types = ordered_parameter_types(plan).map_err(to_pg_error)?;
+    let types = crate::session::parameter_types(plan).map_err(to_pg_error)?;
     if types.is_empty() {
         return Ok(plan.clone());
     }
@@ -231,27 +237,18 @@ fn bind_declared_parameters(
         .map_err(|e| to_pg_error(e.into()))
 }
 
-/// Parameter types DataFusion inferred, in `$1..$n` order.
-fn ordered_parameter_types(plan: &LogicalPlan) -> SqlResult<Vec<Option<DataType>>> {
-    let found = plan.get_parameter_types()?;
-    let mut numbered: Vec<(usize, Option<DataType>)> = found
-        .into_iter()
-        .map(|(id, ty)| {
-            id.trim_start_matches('$')
-                .parse::<usize>()
-                .map(|n| (n, ty))
-                .map_err(|_| {
-                    SqlError::new(sqlstate::SYNTAX_ERROR, format!("bad parameter name {id}"))
-                })
-        })
-        .collect::<SqlResult<_>>()?;
-    numbered.sort_by_key(|(n, _)| *n);
-    let count = numbered.last().map_or(0, |(n, _)| *n);
-    let mut types = vec![None; count];
-    for (n, ty) in numbered {
-        types[n - 1] = ty;
+/// A Bind's result formats must be none, one for all, or one per column.
+fn check_result_formats(format: &Format, columns: usize) -> PgWireResult<()> {
+    match format {
+        Format::Individual(codes) if codes.len() != columns => Err(to_pg_error(SqlError::new(
+            sqlstate::PROTOCOL_VIOLATION,
+            format!(
+                "bind message has {} result formats but query has {columns} columns",
+                codes.len()
+            ),
+        ))),
+        _ => Ok(()),
     }
-    Ok(types)
 }
 
 /// The extended protocol's Parse step: classify and plan one statement.
@@ -272,7 +269,9 @@ impl QueryParser for StatementPreparer {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let mut commands = self.session.parse(sql).map_err(to_pg_error)?;
+        // Parse is a message of its own: statement_timeout and CancelRequest apply.
+        let _cancel = self.session.begin_message();
+        let mut commands = self.session.parse(sql).await.map_err(to_pg_error)?;
         if commands.len() > 1 {
             return Err(to_pg_error(SqlError::new(
                 sqlstate::SYNTAX_ERROR,
@@ -298,7 +297,7 @@ impl QueryParser for StatementPreparer {
         let (Prepared::Plan(QueryPlan { plan, .. }) | Prepared::Insert(plan)) = stmt else {
             return Ok(vec![]);
         };
-        ordered_parameter_types(plan)
+        crate::session::parameter_types(plan)
             .map_err(to_pg_error)?
             .iter()
             .map(|ty| ty.as_ref().map_or(Ok(Type::UNKNOWN), into_pg_type))
@@ -310,18 +309,27 @@ impl QueryParser for StatementPreparer {
         stmt: &Self::Statement,
         column_format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
+        let columns = match stmt {
+            Prepared::Plan(query) => query.output_schema().fields().len(),
+            Prepared::Fetch { schema, .. } => schema.fields().len(),
+            _ => 0,
+        };
+        if let Some(format) = column_format {
+            check_result_formats(format, columns)?;
+        }
         match stmt {
-            Prepared::Plan(query) => arrow_schema_to_pg_fields(
+            Prepared::Plan(query) => super::encode::pg_fields(
                 &query.output_schema(),
                 column_format.unwrap_or(&Format::UnifiedText),
                 None,
             ),
-            Prepared::Fetch { schema, .. } => arrow_schema_to_pg_fields(
+            Prepared::Fetch { schema, .. } => super::encode::pg_fields(
                 schema,
                 column_format.unwrap_or(&Format::UnifiedText),
                 None,
             ),
             Prepared::Command(_)
+            | Prepared::Store { .. }
             | Prepared::Declare { .. }
             | Prepared::Copy { .. }
             | Prepared::Insert(_) => Ok(vec![]),

@@ -4,8 +4,10 @@
 //! XX000), and Vivace's own DDL; we reuse its siblings arrow-pg (row encoding) and
 //! datafusion-pg-catalog (pg_catalog tables and the psql-compatibility rewriter).
 
+mod connection;
 mod copy;
 mod encode;
+mod frames;
 mod handler;
 mod scram;
 mod server;
@@ -13,6 +15,8 @@ mod startup;
 mod text_columns;
 mod tls;
 
+pub use connection::AUTHENTICATION_TIMEOUT;
+pub use frames::{MAX_MESSAGE_BYTES, MAX_STARTUP_BYTES};
 pub use scram::Verifier;
 pub use server::serve;
 pub use startup::{Gate, Users};

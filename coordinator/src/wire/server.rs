@@ -2,56 +2,14 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use pgwire::api::PgWireServerHandlers;
-use pgwire::api::cancel::CancelHandler;
-use pgwire::messages::cancel::CancelRequest;
-use pgwire::tokio::{TlsAcceptor, process_socket};
+use pgwire::tokio::TlsAcceptor;
 use tokio::net::TcpListener;
 
+use super::connection::{self, Handlers};
 use super::handler::QueryHandler;
 use super::startup::{Gate, Startup};
-use crate::cancel::CancelRegistry;
 use crate::engine::Engine;
 use crate::session::Session;
-
-/// pgwire's handler set for one connection.
-struct ConnectionHandlers {
-    query: Arc<QueryHandler>,
-    startup: Arc<Startup>,
-    cancel: Arc<CancelByKey>,
-}
-
-impl PgWireServerHandlers for ConnectionHandlers {
-    fn simple_query_handler(&self) -> Arc<impl pgwire::api::query::SimpleQueryHandler> {
-        self.query.clone()
-    }
-
-    fn extended_query_handler(&self) -> Arc<impl pgwire::api::query::ExtendedQueryHandler> {
-        self.query.clone()
-    }
-
-    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
-        self.startup.clone()
-    }
-
-    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
-        self.cancel.clone()
-    }
-}
-
-/// Routes CancelRequests to the session holding the backend key.
-struct CancelByKey {
-    registry: Arc<CancelRegistry>,
-}
-
-#[async_trait]
-impl CancelHandler for CancelByKey {
-    async fn on_cancel_request(&self, request: CancelRequest) {
-        self.registry
-            .cancel(&(request.pid, request.secret_key.to_bytes().to_vec()));
-    }
-}
 
 /// Accept PostgreSQL connections on `listener` until the task is dropped,
 /// authenticating through `gate` and offering TLS when `tls` is given.
@@ -61,9 +19,6 @@ pub async fn serve(
     gate: Arc<Gate>,
     tls: Option<TlsAcceptor>,
 ) -> std::io::Result<()> {
-    let cancel = Arc::new(CancelByKey {
-        registry: gate.cancels.clone(),
-    });
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -74,21 +29,21 @@ pub async fn serve(
             }
         };
         let session = Arc::new(Session::new(engine.clone()));
-        let handlers = ConnectionHandlers {
+        let handlers = Handlers {
             startup: Arc::new(Startup::new(
                 gate.clone(),
                 session.cancel_switch(),
                 session.settings(),
             )),
+            session: session.cancel_switch(),
             query: Arc::new(QueryHandler::new(session)),
-            cancel: cancel.clone(),
+            cancels: gate.cancels.clone(),
         };
         let tls = tls.clone();
         tokio::spawn(async move {
             tracing::debug!(%peer, "connection opened");
-            if let Err(e) = process_socket(socket, tls, handlers).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
+            connection::serve(socket, tls, handlers).await;
+            tracing::debug!(%peer, "connection closed");
         });
     }
 }

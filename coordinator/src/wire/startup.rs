@@ -24,7 +24,7 @@ use pgwire::api::{
     ClientInfo, PgWireConnectionState, PidSecretKeyGenerator, RandomPidSecretKeyGenerator,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use pgwire::messages::startup::Authentication;
+use pgwire::messages::startup::{Authentication, PasswordMessageFamily};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use super::scram::{self, Exchange, ScramError, Verifier};
@@ -242,6 +242,10 @@ impl StartupHandler for Startup {
                 let pending = self.exchange.lock().map(|mut e| e.take()).ok().flatten();
                 match pending {
                     None => {
+                        if let PasswordMessageFamily::Raw(body) = &msg {
+                            super::frames::check_sasl_initial_response(body)
+                                .map_err(|why| fatal(sqlstate::PROTOCOL_VIOLATION, why))?;
+                        }
                         let initial = msg.into_sasl_initial_response()?;
                         if initial.auth_method != "SCRAM-SHA-256" {
                             return Err(fatal(

@@ -10,6 +10,10 @@ use datafusion::sql::sqlparser::parser::ParserError;
 use vivace_catalog::CatalogError;
 use vivace_connectors::{ConnectorError, ConnectorErrorKind};
 
+mod wording;
+
+pub use wording::code_for as code_for_wording;
+
 /// SQLSTATE codes Vivace sends (PostgreSQL appendix A).
 pub mod sqlstate {
     /// syntax_error
@@ -56,8 +60,12 @@ pub mod sqlstate {
     pub const PROTOCOL_VIOLATION: &str = "08P01";
     /// query_canceled
     pub const QUERY_CANCELED: &str = "57014";
-    /// program_limit_exceeded (out of memory budget)
+    /// out_of_memory: a query beyond the memory budget
     pub const RESOURCES_EXHAUSTED: &str = "53200";
+    /// program_limit_exceeded (more array dimensions than allowed)
+    pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
+    /// statement_too_complex: PostgreSQL's `stack depth limit exceeded`
+    pub const STATEMENT_TOO_COMPLEX: &str = "54001";
     /// connection_failure: a worker was lost after rows were sent
     pub const CONNECTION_LOST: &str = "08006";
     /// cardinality_violation: a scalar subquery returned several rows
@@ -68,6 +76,24 @@ pub mod sqlstate {
     pub const INVALID_CURSOR_NAME: &str = "34000";
     /// object_not_in_prerequisite_state (a cursor asked to move backward)
     pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
+    /// ambiguous_function
+    pub const AMBIGUOUS_FUNCTION: &str = "42725";
+    /// invalid_argument_for_power_function (also square roots of negatives)
+    pub const INVALID_ARGUMENT_FOR_POWER: &str = "2201F";
+    /// datetime_field_overflow
+    pub const DATETIME_FIELD_OVERFLOW: &str = "22008";
+    /// invalid_datetime_format
+    pub const INVALID_DATETIME_FORMAT: &str = "22007";
+    /// substring_error
+    pub const SUBSTRING_ERROR: &str = "22011";
+    /// invalid_regular_expression
+    pub const INVALID_REGULAR_EXPRESSION: &str = "2201B";
+    /// undefined_parameter
+    pub const UNDEFINED_PARAMETER: &str = "42P02";
+    /// invalid_sql_statement_name: no prepared statement of that name
+    pub const INVALID_SQL_STATEMENT_NAME: &str = "26000";
+    /// duplicate_prepared_statement
+    pub const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";
     /// internal_error
     pub const INTERNAL_ERROR: &str = "XX000";
 }
@@ -134,7 +160,7 @@ impl From<ParserError> for SqlError {
     fn from(e: ParserError) -> Self {
         let message = match e {
             ParserError::ParserError(m) | ParserError::TokenizerError(m) => m,
-            ParserError::RecursionLimitExceeded => "statement is nested too deeply".to_string(),
+            ParserError::RecursionLimitExceeded => return crate::nesting::too_deep(),
         };
         Self::new(sqlstate::SYNTAX_ERROR, format!("syntax error: {message}"))
     }
@@ -184,6 +210,16 @@ fn classify_datafusion(e: &DataFusionError) -> SqlError {
     if let Some(c) = ConnectorError::from_tagged_text(&root.to_string()) {
         return c.into();
     }
+    let classified = classify_root(root);
+    if classified.code == sqlstate::INTERNAL_ERROR
+        && let Some(code) = wording::code_for(&classified.message)
+    {
+        return SqlError::new(code, classified.message);
+    }
+    classified
+}
+
+fn classify_root(root: &DataFusionError) -> SqlError {
     match root {
         DataFusionError::External(inner) => {
             if let Some(c) = inner.downcast_ref::<ConnectorError>() {
@@ -218,7 +254,10 @@ fn classify_datafusion(e: &DataFusionError) -> SqlError {
         DataFusionError::ResourcesExhausted(m) => {
             SqlError::new(sqlstate::RESOURCES_EXHAUSTED, m.clone())
         }
-        DataFusionError::Plan(m) => SqlError::new(classify_plan_message(m), m.clone()),
+        DataFusionError::Plan(m) => SqlError::new(
+            wording::code_for(m).unwrap_or_else(|| classify_plan_message(m)),
+            m.clone(),
+        ),
         DataFusionError::ObjectStore(os) => SqlError::new(
             sqlstate::CONNECTION_FAILURE,
             format!("object store error: {os}"),
