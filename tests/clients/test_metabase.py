@@ -1,26 +1,32 @@
 """Metabase's PostgreSQL sync (table privileges, table list, enums, fields with
 their primary-key join and col_description, foreign keys, indexes), replayed
-through pgjdbc against Vivace and PostgreSQL 15 holding the same rows."""
+through pgjdbc (Debian's and the newest: driver_matrix.PGJDBC) against Vivace
+and PostgreSQL 15 holding the same rows."""
 
 import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from driver_matrix import PGJDBC, jar_version, pgjdbc_jar
+
 PROBE = Path(__file__).parent / "jdbc" / "MetabaseProbe.java"
-JAR = Path("/usr/share/java/postgresql.jar")
 
 
-def run_probe(port: int):
-    assert JAR.exists(), "install libpostgresql-jdbc-java (scripts/test does)"
-    done = subprocess.run(["java", "-cp", str(JAR), str(PROBE), str(port), "public", "items"],
+def run_probe(port: int, jar: Path):
+    done = subprocess.run(["java", "-cp", str(jar), str(PROBE), str(port), "public", "items"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
-def test_metabase_sync_matches_postgres(pair):
+@pytest.mark.parametrize("pgjdbc", PGJDBC)
+def test_metabase_sync_matches_postgres(pair, pgjdbc):
     vivace, pg = pair
-    ours, theirs = run_probe(vivace.port), run_probe(pg.port)
+    jar = pgjdbc_jar(pgjdbc)
+    ours, theirs = run_probe(vivace.port, jar), run_probe(pg.port, jar)
+    assert ours["driver_version"] == jar_version(jar)
     errors = {k: v for k, v in ours.items() if isinstance(v, dict)}
     assert errors == {}, errors
 

@@ -1,26 +1,84 @@
 """psycopg2 (what Redash uses) against the real server: transactions as psycopg2
-opens them, client-side parameters, result type codes, SQLSTATEs."""
+opens them, client-side parameters, result type codes, SQLSTATEs. Every test runs
+on the pinned psycopg2 (in this process) and on the newest (in a child Python
+whose PYTHONPATH leads to VIVACE_PSYCOPG2_NEWEST): see `on_psycopg2`."""
+
+import json
+import subprocess
+import sys
 
 import psycopg2
 import pytest
 
+from driver_matrix import HERE, PSYCOPG2, PythonDriver
+
 ROWS = [("u1", 5, "2024-01-01"), ("u2", 7, "2024-01-01"), ("u1", 11, "2024-01-02")]
+
+# What the child Python runs: one function of this module, its value back as JSON.
+CHILD = """
+import json, sys
+import psycopg2, test_psycopg2
+value = getattr(test_psycopg2, sys.argv[1])(*json.loads(sys.argv[2]))
+print(json.dumps([psycopg2.__version__.split()[0], value]))
+"""
+
+
+@pytest.fixture(params=PSYCOPG2)
+def on_psycopg2(request):
+    """`call(fn, *args)`: fn(*args), fn a function of this module, on the psycopg2
+    release under test. The pinned one is this process's; any other runs in a child
+    Python with its directory first on PYTHONPATH, which returns fn's value through
+    JSON (tuples come back as lists, on both sides of a comparison alike)."""
+    driver: PythonDriver = request.param
+    if driver.directory() is None:
+        assert psycopg2.__version__.split()[0] == driver.version()
+        return lambda fn, *args: fn(*args)
+
+    def call(fn, *args):
+        done = subprocess.run([sys.executable, "-c", CHILD, fn.__name__, json.dumps(args)], capture_output=True,
+                              text=True, env=driver.env(str(HERE)), timeout=300)
+        assert done.returncode == 0, done.stderr
+        version, value = json.loads(done.stdout)
+        assert version == driver.version()
+        return value
+
+    return call
 
 
 @pytest.fixture
-def conn(server, tmp_path):
+def events(server, tmp_path):
+    """(dsn, directory): a CSV file of ROWS in that directory, for `with_events`."""
     data = tmp_path / "csv"
     data.mkdir()
     (data / "t.csv").write_text("user_id,amount,dt\n" + "".join(f"{u},{a},{d}\n" for u, a, d in ROWS))
-    conn = psycopg2.connect(server.dsn())
-    with conn.cursor() as cur:  # psycopg2 sends BEGIN first: autocommit is off
-        cur.execute(f"CREATE EXTERNAL TABLE events STORED AS CSV LOCATION '{data}/'")
-    conn.commit()
-    yield conn
-    conn.close()
+    return server.dsn(), str(data)
 
 
-def test_parameterised_query_returns_typed_rows(conn):
+def with_events(dsn, data, check):
+    """Connect, create table `events` over the CSV in `data`, then run check(conn)."""
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:  # psycopg2 sends BEGIN first: autocommit is off
+            cur.execute(f"CREATE EXTERNAL TABLE events STORED AS CSV LOCATION '{data}/'")
+        conn.commit()
+        globals()[check](conn)
+    finally:
+        conn.close()
+
+
+def test_parameterised_query_returns_typed_rows(events, on_psycopg2):
+    on_psycopg2(with_events, *events, "parameterised_query_returns_typed_rows")
+
+
+def test_quotes_in_parameters_stay_data(events, on_psycopg2):
+    on_psycopg2(with_events, *events, "quotes_in_parameters_stay_data")
+
+
+def test_errors_carry_sqlstate_and_the_connection_recovers(events, on_psycopg2):
+    on_psycopg2(with_events, *events, "errors_carry_sqlstate_and_the_connection_recovers")
+
+
+def parameterised_query_returns_typed_rows(conn):
     with conn.cursor() as cur:
         cur.execute(
             "SELECT user_id, sum(amount) AS total FROM events WHERE dt >= %s AND amount > %s "
@@ -28,19 +86,20 @@ def test_parameterised_query_returns_typed_rows(conn):
             ("2024-01-01", 5),
         )
         assert cur.fetchall() == [("u1", 11), ("u2", 7)]
-        # type codes are PostgreSQL OIDs: text = 25, int8 = 20
-        assert [(d.name, d.type_code) for d in cur.description] == [("user_id", 25), ("total", 20)]
+        # type codes are PostgreSQL OIDs: text = 25, numeric = 1700 (as in
+        # PostgreSQL, a sum of bigint is numeric: it cannot overflow)
+        assert [(d.name, d.type_code) for d in cur.description] == [("user_id", 25), ("total", 1700)]
     conn.commit()
 
 
-def test_quotes_in_parameters_stay_data(conn):
+def quotes_in_parameters_stay_data(conn):
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM events WHERE user_id = %s", ("x' OR '1'='1",))
         assert cur.fetchone() == (0,)
     conn.rollback()
 
 
-def test_errors_carry_sqlstate_and_the_connection_recovers(conn):
+def errors_carry_sqlstate_and_the_connection_recovers(conn):
     with conn.cursor() as cur:
         with pytest.raises(psycopg2.Error) as err:
             cur.execute("SELECT * FROM missing_table")
@@ -150,10 +209,10 @@ def psycopg2_outcome(dsn):
     return out
 
 
-def test_cursors_type_codes_redash_schema_and_copy_match_postgres(pair):
+def test_cursors_type_codes_redash_schema_and_copy_match_postgres(pair, on_psycopg2):
     vivace, pg = pair
-    ours = psycopg2_outcome(vivace.dsn())
-    theirs = psycopg2_outcome(pg.dsn())
+    ours = on_psycopg2(psycopg2_outcome, vivace.dsn())
+    theirs = on_psycopg2(psycopg2_outcome, pg.dsn())
     assert len(ours["named_rows"]) == 4
     assert ours["held"][0] == "FETCH 2"
     assert ours["closed_fetch"] == "34000"
@@ -203,13 +262,13 @@ def temp_table_outcome(dsn):
     return out
 
 
-def test_tableau_connect_check_and_session_temp_tables_match_postgres(pair):
+def test_tableau_connect_check_and_session_temp_tables_match_postgres(pair, on_psycopg2):
     vivace, pg = pair
-    ours = temp_table_outcome(vivace.dsn())
+    ours = on_psycopg2(temp_table_outcome, vivace.dsn())
     assert ours["other_session"] == "42P01"
     assert ours["insert"] == ["INSERT 0 2", 2]
     # Vivace's external tables are read-only; PostgreSQL's table takes the row.
     assert ours.pop("insert_external") == "0A000"
-    theirs = temp_table_outcome(pg.dsn())
+    theirs = on_psycopg2(temp_table_outcome, pg.dsn())
     assert theirs.pop("insert_external") == "accepted"
     assert ours == theirs

@@ -148,6 +148,7 @@ public class MetabaseProbe {
         String schema = args[1], table = args[2];
         Map<String, String> out = new TreeMap<>();
         try (Connection conn = DriverManager.getConnection(url)) {
+            out.put("driver_version", q(conn.getMetaData().getDriverVersion()));
             out.put("can_connect", query(conn, "SELECT 1"));
             out.put("timezone", query(conn, "show timezone;"));
             out.put("table_privileges", query(conn, TABLE_PRIVILEGES));

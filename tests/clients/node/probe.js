@@ -1,6 +1,11 @@
 // node-postgres (`pg`): a parameterised query and the JavaScript types of its
-// rows, printed as JSON. Usage: node probe.js PORT
-const { Client } = require("pg");
+// rows, printed as JSON. Usage: node probe.js PORT [PROJECT_DIR]
+// PROJECT_DIR is the npm project whose `pg` to load (default: this one, the
+// pinned release; ../node-newest holds the newest).
+const path = require("path");
+const project = path.resolve(process.argv[3] || __dirname);
+const { Client } = require(require.resolve("pg", { paths: [project] }));
+const pgVersion = require(require.resolve("pg/package.json", { paths: [project] })).version;
 
 async function main(port) {
   const client = new Client({ host: "127.0.0.1", port, user: "vivace", database: "vivace" });
@@ -10,6 +15,7 @@ async function main(port) {
     [1, "%p%"],
   );
   const out = {
+    pg: pgVersion,
     fields: res.fields.map((f) => [f.name, f.dataTypeID]),
     rows: res.rows.map((r) => [r.id, r.name, r.qty, r.price, r.created instanceof Date, r.active]),
     types: res.rows.length ? Object.values(res.rows[0]).map((v) => typeof v) : [],

@@ -27,7 +27,7 @@ async def typed_rows(conn, sql, *args):
 
 async def main(port: int):
     conn = await asyncpg.connect(host="127.0.0.1", port=port, user="vivace", database="vivace")
-    out = {}
+    out = {"asyncpg": asyncpg.__version__}
     stmt = await conn.prepare(
         "SELECT id, name, qty, price, created, active FROM items "
         "WHERE id >= $1 AND name <> $2 AND created < $3 ORDER BY id"
