@@ -56,15 +56,26 @@ pub enum NumericError {
     Overflow,
 }
 
+/// Decimals a division result keeps at least, room or not: PostgreSQL's
+/// minimum of significant digits.
+const MIN_SCALE: u8 = MIN_SIGNIFICANT_DIGITS as u8;
+
 /// The scale of the result type of dividing `Decimal128(p1, s1)` by
 /// `Decimal128(p2, s2)`: room for the largest quotient's integer digits
-/// (`p1 - s1 + s2`), then up to [`PREFERRED_SCALE`] decimals, never fewer than
-/// either operand has.
+/// (`p1 - s1 + s2`), then up to [`PREFERRED_SCALE`] decimals, but at least
+/// [`MIN_SCALE`] (a quotient of more integer digits than are left is then an
+/// overflow error; DataFusion widens sums by 10 digits, which would otherwise
+/// leave `sum(x) / count(x)` too few decimals) and never fewer than either
+/// operand has.
 pub fn result_scale(p1: u8, s1: i8, _p2: u8, s2: i8) -> i8 {
     let (s1, s2) = (s1.max(0) as u8, s2.max(0) as u8);
     let integer_digits = p1.saturating_sub(s1).saturating_add(s2);
     let room = MAX_PRECISION.saturating_sub(integer_digits);
-    PREFERRED_SCALE.min(room).max(s1).max(s2).min(MAX_PRECISION) as i8
+    PREFERRED_SCALE
+        .min(room.max(MIN_SCALE))
+        .max(s1)
+        .max(s2)
+        .min(MAX_PRECISION) as i8
 }
 
 /// PostgreSQL's weight and first base-10000 digit of `m · 10^-scale`: the
@@ -231,7 +242,8 @@ mod tests {
     #[test]
     fn result_types() {
         assert_eq!(result_scale(15, 2, 20, 0), 20);
-        assert_eq!(result_scale(38, 10, 38, 10), 10);
+        assert_eq!(result_scale(38, 10, 38, 10), 16);
+        assert_eq!(result_scale(25, 2, 19, 0), 16);
         assert_eq!(result_scale(19, 0, 20, 0), 19);
         assert_eq!(result_scale(10, 0, 20, 0), 20);
     }

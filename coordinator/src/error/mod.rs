@@ -76,6 +76,8 @@ pub mod sqlstate {
     pub const INVALID_CURSOR_NAME: &str = "34000";
     /// object_not_in_prerequisite_state (a cursor asked to move backward)
     pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
+    /// grouping_error: a column neither grouped nor aggregated
+    pub const GROUPING_ERROR: &str = "42803";
     /// ambiguous_function
     pub const AMBIGUOUS_FUNCTION: &str = "42725";
     /// invalid_argument_for_power_function (also square roots of negatives)

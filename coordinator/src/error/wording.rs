@@ -3,87 +3,108 @@
 //!
 //! Many user mistakes reach Vivace as `Plan`, `Execution`, even `Internal`
 //! errors, or as Arrow `Compute` / `InvalidArgument` errors, told apart only by
-//! their wording (stable within DataFusion 55.x). Each row names a phrase of
-//! such a message and the SQLSTATE PostgreSQL gives the same mistake; the first
-//! row whose phrase occurs wins. A message that matches no row keeps the code
-//! its kind gives (XX000 for internal errors: those are bugs to report).
+//! their wording (stable within DataFusion 55.x). Each group below names the
+//! SQLSTATE PostgreSQL gives a mistake and phrases of the messages DataFusion
+//! writes for it. A message that matches no phrase keeps the code its kind
+//! gives (XX000 for internal errors: those are bugs to report).
 
 use super::sqlstate;
 
-/// `(phrase, SQLSTATE)`, most specific first.
-const BY_WORDING: &[(&str, &str)] = &[
-    // Operators and functions that do not exist for the argument types.
-    ("in BETWEEN expression", sqlstate::UNDEFINED_FUNCTION),
+/// `(SQLSTATE, phrases)`; groups are tried in order, so a message that holds
+/// phrases of two groups gets the earlier group's code.
+const BY_WORDING: &[(&str, &[&str])] = &[
+    // Values of types that cannot be unified (before "coercion failed" below,
+    // which wraps these).
     (
-        "failed to match any signature",
-        sqlstate::UNDEFINED_FUNCTION,
-    ),
-    (
-        "function unsupported data type",
-        sqlstate::UNDEFINED_FUNCTION,
-    ),
-    ("does not support: Null", sqlstate::UNDEFINED_FUNCTION),
-    ("not supported for Null", sqlstate::AMBIGUOUS_FUNCTION),
-    // Values of types that cannot be unified.
-    (
-        "Failed to unify argument types",
         sqlstate::DATATYPE_MISMATCH,
+        &[
+            "Failed to unify argument types",
+            "Cannot find a common type",
+            "Fail to find the coerced type",
+        ],
     ),
-    // Types the PostgreSQL wire encoding cannot carry yet.
-    ("Unsupported List Datatype", sqlstate::FEATURE_NOT_SUPPORTED),
+    // Operators and functions that do not exist for the argument types.
+    (
+        sqlstate::UNDEFINED_FUNCTION,
+        &[
+            "in BETWEEN expression",
+            "failed to match any signature",
+            "user-defined coercion failed",
+            "function unsupported data type",
+            "Unsupported data type",
+            "does not support: ",
+            "does not support type",
+            "Invalid arithmetic operation",
+        ],
+    ),
+    (sqlstate::AMBIGUOUS_FUNCTION, &["not supported for Null"]),
+    // A column neither grouped nor aggregated.
+    (sqlstate::GROUPING_ERROR, &["must be in GROUP BY"]),
+    // Types the PostgreSQL wire encoding cannot carry yet; LIKE with an escape
+    // other than the backslash on a pattern that is not a literal.
+    (
+        sqlstate::FEATURE_NOT_SUPPORTED,
+        &[
+            "Unsupported List Datatype",
+            "does not support escape_char",
+            // Window frames ordered by an interval.
+            "Cannot run range queries on datatype",
+        ],
+    ),
     // Arguments outside a function's domain.
     (
-        "cannot take square root of a negative number",
         sqlstate::INVALID_ARGUMENT_FOR_POWER,
+        &[
+            "cannot take square root of a negative number",
+            "raised to a negative power",
+        ],
     ),
     (
-        "raised to a negative power",
-        sqlstate::INVALID_ARGUMENT_FOR_POWER,
-    ),
-    ("overflow on abs", sqlstate::NUMERIC_OUT_OF_RANGE),
-    (
-        "is too large to store in a Decimal",
         sqlstate::NUMERIC_OUT_OF_RANGE,
+        &[
+            "overflow on abs",
+            "out of supported i32 range",
+            "is too large to store in a Decimal",
+            "factorial of a negative number",
+        ],
     ),
     (
-        "factorial of a negative number",
-        sqlstate::NUMERIC_OUT_OF_RANGE,
-    ),
-    (
-        "exceeds the representable",
         sqlstate::DATETIME_FIELD_OVERFLOW,
+        &[
+            "exceeds the representable",
+            "Day value '",
+            "Month value '",
+            "Year value '",
+        ],
     ),
-    ("negative count not allowed", sqlstate::SUBSTRING_ERROR),
+    (sqlstate::SUBSTRING_ERROR, &["negative count not allowed"]),
     (
-        "invalid Unicode scalar value",
         sqlstate::INVALID_PARAMETER_VALUE,
+        &[
+            "invalid Unicode scalar value",
+            "granularity",
+            "Date part '",
+            "step can't be 0",
+            // json_build_object's arguments.
+            "must have even number of elements",
+            "cannot be null",
+        ],
     ),
-    ("granularity", sqlstate::INVALID_PARAMETER_VALUE),
-    ("Date part '", sqlstate::INVALID_PARAMETER_VALUE),
-    ("step can't be 0", sqlstate::INVALID_PARAMETER_VALUE),
-    ("Error parsing timestamp", sqlstate::INVALID_DATETIME_FORMAT),
-    ("regex parse error", sqlstate::INVALID_REGULAR_EXPRESSION),
-    // json_build_object's arguments.
     (
-        "must have even number of elements",
-        sqlstate::INVALID_PARAMETER_VALUE,
+        sqlstate::INVALID_DATETIME_FORMAT,
+        &["Error parsing timestamp"],
     ),
-    ("cannot be null", sqlstate::INVALID_PARAMETER_VALUE),
-    // LIKE with an escape other than the backslash, on a pattern that is not a literal.
-    (
-        "does not support escape_char",
-        sqlstate::FEATURE_NOT_SUPPORTED,
-    ),
+    (sqlstate::INVALID_REGULAR_EXPRESSION, &["regex parse error"]),
     // A prepared statement run without its parameters.
-    ("was not provided a value", sqlstate::UNDEFINED_PARAMETER),
+    (sqlstate::UNDEFINED_PARAMETER, &["was not provided a value"]),
 ];
 
 /// The SQLSTATE PostgreSQL gives the mistake `message` describes, if known.
 pub fn code_for(message: &str) -> Option<&'static str> {
     BY_WORDING
         .iter()
-        .find(|(phrase, _)| message.contains(phrase))
-        .map(|(_, code)| *code)
+        .find(|(_, phrases)| phrases.iter().any(|p| message.contains(p)))
+        .map(|(code, _)| *code)
 }
 
 #[cfg(test)]

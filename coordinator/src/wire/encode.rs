@@ -27,6 +27,20 @@ pub fn to_pg_error(e: SqlError) -> PgWireError {
     )))
 }
 
+/// `e`, with PostgreSQL's SQLSTATE where pgwire or arrow-pg gave XX000 for
+/// a mistake that has one (an array type the wire cannot carry is 0A000).
+pub fn with_postgres_code(e: PgWireError) -> PgWireError {
+    match e {
+        PgWireError::UserError(mut info) if info.code == crate::error::sqlstate::INTERNAL_ERROR => {
+            if let Some(code) = crate::error::code_for_wording(&info.message) {
+                info.code = code.to_string();
+            }
+            PgWireError::UserError(info)
+        }
+        other => other,
+    }
+}
+
 /// A NOTICE carrying `e`'s code and message.
 pub fn to_notice(e: SqlError) -> ErrorInfo {
     ErrorInfo::new("NOTICE".to_string(), e.code.to_string(), e.message)
@@ -39,7 +53,7 @@ pub fn pg_fields(
     format: &Format,
     options: Option<Arc<FormatOptions>>,
 ) -> PgWireResult<Vec<FieldInfo>> {
-    let fields = arrow_schema_to_pg_fields(schema, format, options)?;
+    let fields = arrow_schema_to_pg_fields(schema, format, options).map_err(with_postgres_code)?;
     Ok(fields
         .into_iter()
         .zip(schema.fields())
@@ -87,7 +101,10 @@ pub fn encode_batches(
             let batch =
                 batch.and_then(|b| postgres_text_columns(b, &fields, style).map_err(Into::into));
             let rows: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> = match batch {
-                Ok(batch) => encode_recordbatch(fields.clone(), batch),
+                Ok(batch) => Box::new(
+                    encode_recordbatch(fields.clone(), batch)
+                        .map(|r| r.map_err(with_postgres_code)),
+                ),
                 Err(e) => Box::new(std::iter::once(Err(to_pg_error(e.into())))),
             };
             stream::iter(rows)

@@ -9,6 +9,7 @@ mod copy;
 mod encode;
 mod frames;
 mod handler;
+mod numeric;
 mod scram;
 mod server;
 mod startup;

@@ -6,6 +6,10 @@
 //!   `inf`) where PostgreSQL (12+, `extra_float_digits` ≥ 1, the default) writes
 //!   the shortest exact digits in `%g` style: `2`, `1e+20`, `1.5e-07`, `Infinity`.
 //!   psql output, COPY text and every text-format driver read the latter.
+//! - **Decimals**, in text *and* binary format ([`super::numeric`]): arrow-pg
+//!   goes through `rust_decimal`, which holds 28 digits, so wider values
+//!   (`numeric(38,10)`, averages at 20 decimals) failed to encode. A binary
+//!   column becomes the bytes of PostgreSQL's binary `numeric`.
 //! - **Dates, `DateStyle` ISO** (the default). pgwire parses the `DateStyle`
 //!   setting and runs a chrono strftime pattern for every value, which was the
 //!   largest single cost of sending a date column; it also writes years before 1
@@ -16,8 +20,10 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringBuilder};
-use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Float32Type, Float64Type, Schema};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, RecordBatch, StringBuilder};
+use datafusion::arrow::datatypes::{
+    DataType, Date32Type, Decimal128Type, Field, Float32Type, Float64Type, Schema,
+};
 use datafusion::arrow::error::ArrowError;
 use pgwire::api::results::{FieldFormat, FieldInfo};
 use pgwire::types::format::FormatOptions;
@@ -43,7 +49,8 @@ impl TextStyle {
 }
 
 /// `batch` with every text-format float and date column replaced by PostgreSQL's
-/// text for it, as [`TextStyle`] allows. Other columns are left alone.
+/// text for it, as [`TextStyle`] allows, and every decimal column by its text
+/// or binary form. Other columns are left alone.
 pub fn postgres_text_columns(
     batch: RecordBatch,
     fields: &[FieldInfo],
@@ -54,9 +61,10 @@ pub fn postgres_text_columns(
             .get(i)
             .is_some_and(|f| f.format() == FieldFormat::Text)
     };
-    let rewrites = |t: &DataType| match t {
-        DataType::Float64 | DataType::Float32 => style.extra_float_digits >= 1,
-        DataType::Date32 => style.iso_dates,
+    let rewrites = |i: usize, t: &DataType| match t {
+        DataType::Float64 | DataType::Float32 => style.extra_float_digits >= 1 && text(i),
+        DataType::Date32 => style.iso_dates && text(i),
+        DataType::Decimal128(..) => true,
         _ => false,
     };
     let schema = batch.schema();
@@ -64,16 +72,35 @@ pub fn postgres_text_columns(
         .fields()
         .iter()
         .enumerate()
-        .any(|(i, f)| rewrites(f.data_type()) && text(i))
+        .any(|(i, f)| rewrites(i, f.data_type()))
     {
         return Ok(batch);
     }
     let mut new_fields = Vec::with_capacity(schema.fields().len());
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for (i, (field, column)) in schema.fields().iter().zip(batch.columns()).enumerate() {
-        if !(rewrites(field.data_type()) && text(i)) {
+        if !rewrites(i, field.data_type()) {
             new_fields.push(field.as_ref().clone());
             columns.push(column.clone());
+            continue;
+        }
+        if let DataType::Decimal128(_, scale) = field.data_type() {
+            let values = column.as_primitive::<Decimal128Type>();
+            let (data_type, encoded): (DataType, ArrayRef) = if text(i) {
+                let scale = *scale;
+                let encoded = format_column(values.iter(), column.len(), |out, v| {
+                    super::numeric::write_text(out, v, scale)
+                });
+                (DataType::Utf8, encoded)
+            } else {
+                let encoded: BinaryArray = values
+                    .iter()
+                    .map(|v| v.map(|v| super::numeric::binary(v, *scale)))
+                    .collect();
+                (DataType::Binary, Arc::new(encoded))
+            };
+            new_fields.push(Field::new(field.name(), data_type, true));
+            columns.push(encoded);
             continue;
         }
         let strings = match field.data_type() {
