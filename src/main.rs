@@ -171,6 +171,7 @@ async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
             secret: secret.clone(),
             runtime: Some(vivace_coordinator::engine::query_runtime_env(memory_limit)?),
             local: None,
+            connectors: Default::default(),
         },
     )?;
     let advertise = args.advertise.unwrap_or(handle.addr);

@@ -1,79 +1,52 @@
-//! The table of connectors by name. Adding a source touches this table and one folder.
+//! The list of connectors — the one place a source is named outside its own
+//! folder — and what the coordinator and workers get from it: the plan codec
+//! of shipped scans, task counts and splits, worker needs, and whether a
+//! table's scans can ship at all.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::catalog::TableProvider;
-use datafusion::execution::context::SessionState;
+use datafusion::error::Result as DFResult;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion_distributed::{
+    DesiredTaskCountEvent, DesiredTaskCountEventResponse, DesiredTaskCountHandler,
+    ScaleUpLeafNodeEvent, ScaleUpLeafNodeEventResponse, ScaleUpLeafNodeHandler,
+};
+use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 use vivace_catalog::TableDefinition;
 
-use crate::files::{FileConnector, FileFormatKind, S3StoreSpec};
-use crate::postgres::{Engine, PostgresConnector};
-use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult, SchemaRequest, TableRequest};
+use crate::remote::{self, RemoteScanCodec};
+use crate::{
+    Connector, ConnectorError, ConnectorErrorKind, ConnectorResult, Side, WorkerNeed, files,
+    postgres,
+};
 
-/// One kind of source.
-#[async_trait]
-pub trait Connector: Send + Sync {
-    /// Check a new registration against the source and resolve its full schema.
-    /// Registers whatever the session needs to reach the source (object stores).
-    async fn resolve(
-        &self,
-        request: TableRequest,
-        state: &SessionState,
-    ) -> ConnectorResult<TableDefinition>;
-
-    /// Discover every table of a remote schema (`CREATE` / `REFRESH EXTERNAL
-    /// SCHEMA`), each resolved as `resolve` would; the tables are named
-    /// `request.name.<remote table>`.
-    async fn resolve_schema(
-        &self,
-        request: SchemaRequest,
-        _state: &SessionState,
-    ) -> ConnectorResult<Vec<TableDefinition>> {
-        Err(ConnectorError::new(
-            ConnectorErrorKind::UnknownConnector,
-            format!(
-                "CREATE EXTERNAL SCHEMA is not supported for {} sources",
-                request.connector.to_ascii_uppercase()
-            ),
-        ))
-    }
-
-    /// Build the table provider for a stored definition, without I/O. Registers
-    /// object stores on `state`'s runtime when the location needs one.
-    fn open(
-        &self,
-        def: &TableDefinition,
-        state: &SessionState,
-    ) -> ConnectorResult<Arc<dyn TableProvider>>;
-
-    /// Object stores a worker must register to scan this table (no secrets inside).
-    fn object_stores(&self, _def: &TableDefinition) -> ConnectorResult<Vec<S3StoreSpec>> {
-        Ok(vec![])
-    }
+/// Every connector, by `STORED AS` name: one line per folder.
+fn all() -> Vec<(&'static str, Arc<dyn Connector>)> {
+    [files::connectors(), postgres::connectors()]
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
-/// Connectors by `STORED AS` name.
+/// Header that carries a query's [`WorkerNeed`]s (JSON) to workers.
+pub const WORKER_NEEDS_HEADER: &str = "x-vivace-worker-needs";
+
+/// Connectors by `STORED AS` name. Clones share the connectors (and their
+/// connection pools). As datafusion-distributed's task count and scale-up
+/// handlers, it answers for the connectors' scans.
+#[derive(Clone)]
 pub struct ConnectorRegistry {
-    connectors: BTreeMap<&'static str, Arc<dyn Connector>>,
+    connectors: Arc<BTreeMap<&'static str, Arc<dyn Connector>>>,
 }
 
 impl Default for ConnectorRegistry {
     fn default() -> Self {
-        let mut connectors: BTreeMap<&'static str, Arc<dyn Connector>> = BTreeMap::new();
-        for kind in FileFormatKind::ALL {
-            connectors.insert(kind.name(), Arc::new(FileConnector::new(kind)));
+        Self {
+            connectors: Arc::new(all().into_iter().collect()),
         }
-        connectors.insert(
-            PostgresConnector::NAME,
-            Arc::new(PostgresConnector::new(Engine::Postgres)),
-        );
-        connectors.insert(
-            PostgresConnector::REDSHIFT,
-            Arc::new(PostgresConnector::new(Engine::Redshift)),
-        );
-        Self { connectors }
     }
 }
 
@@ -99,5 +72,72 @@ impl ConnectorRegistry {
             .keys()
             .map(|k| k.to_ascii_uppercase())
             .collect()
+    }
+
+    /// The codec of shipped scans, whose decoded scans open their sources on
+    /// `side`. Install it on the coordinator and on every worker.
+    pub fn codec(&self, side: Side) -> Arc<dyn PhysicalExtensionCodec> {
+        let registry = self.clone();
+        Arc::new(RemoteScanCodec::new(Arc::new(move |def| {
+            registry.get(&def.connector)?.remote_source(def, side)
+        })))
+    }
+
+    /// Whether the scans of `provider` can run on workers: `Some` for a
+    /// connector's table, `None` for any other (catalog tables, functions).
+    pub fn ships(&self, provider: &dyn TableProvider) -> Option<bool> {
+        self.connectors.values().find_map(|c| c.ships(provider))
+    }
+
+    /// What workers must prepare to scan `def`.
+    pub fn worker_needs(&self, def: &TableDefinition) -> ConnectorResult<Vec<WorkerNeed>> {
+        self.get(&def.connector)?.worker_needs(def)
+    }
+
+    /// The header value carrying `needs`.
+    pub fn encode_needs<'a>(needs: impl IntoIterator<Item = &'a WorkerNeed>) -> String {
+        let needs: Vec<&WorkerNeed> = needs.into_iter().collect();
+        serde_json::to_string(&needs).unwrap_or_default()
+    }
+
+    /// Prepare this worker's `runtime` for the needs a query's header carries.
+    pub fn prepare_worker(&self, header: &[u8], runtime: &RuntimeEnv) -> ConnectorResult<()> {
+        let needs: Vec<WorkerNeed> = serde_json::from_slice(header).map_err(|e| {
+            ConnectorError::new(
+                ConnectorErrorKind::InvalidOption,
+                format!("bad worker needs from the coordinator: {e}"),
+            )
+        })?;
+        for need in &needs {
+            self.get(&need.connector)?.prepare_worker(need, runtime)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for ConnectorRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.connectors.keys()).finish()
+    }
+}
+
+/// How many tasks a connector's scan wants; `None` for other nodes.
+#[async_trait]
+impl DesiredTaskCountHandler for ConnectorRegistry {
+    async fn handle(
+        &self,
+        event: DesiredTaskCountEvent<'_>,
+    ) -> Option<DFResult<DesiredTaskCountEventResponse>> {
+        remote::distribution::desired_task_count(&event)
+    }
+}
+
+/// A connector's scan cut into one scan per task; `None` for other nodes.
+impl ScaleUpLeafNodeHandler for ConnectorRegistry {
+    fn handle(
+        &self,
+        event: ScaleUpLeafNodeEvent,
+    ) -> Option<DFResult<ScaleUpLeafNodeEventResponse>> {
+        remote::distribution::scale_up(&event)
     }
 }

@@ -14,10 +14,8 @@ use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::setup_pg_catalog;
 use tokio::sync::Mutex;
 use vivace_catalog::{CatalogStore, SchemaDefinition, TableDefinition, TableName};
-use vivace_connectors::files::S3StoreSpec;
-use vivace_connectors::postgres::RemoteScanCodec;
 use vivace_connectors::{
-    Connector, ConnectorRegistry, OBJECT_STORES_HEADER, SchemaRequest, TableRequest,
+    ConnectorRegistry, SchemaRequest, Side, TableRequest, WORKER_NEEDS_HEADER, WorkerNeed,
 };
 
 use crate::cluster::{LiveWorkers, Membership, NodesTable};
@@ -112,8 +110,8 @@ pub struct Engine {
     tables: Arc<dyn SchemaProvider>,
     membership: Option<Arc<Membership>>,
     retries: usize,
-    /// Object stores of the registered tables, by bucket, for workers.
-    stores: std::sync::RwLock<std::collections::BTreeMap<String, S3StoreSpec>>,
+    /// What workers must prepare for the registered tables, by connector and key.
+    worker_needs: std::sync::RwLock<std::collections::BTreeMap<(String, String), WorkerNeed>>,
     /// Serialises DDL so "check, validate, persist, register" is atomic per name.
     ddl: Mutex<()>,
 }
@@ -158,6 +156,7 @@ impl Engine {
             optimizer.hash_join_single_partition_threshold = BROADCAST_JOIN_MAX_BYTES;
             optimizer.hash_join_single_partition_threshold_rows = BROADCAST_JOIN_MAX_ROWS;
         }
+        let connectors = ConnectorRegistry::default();
         // The federation planner goes in first: the distributed planner wraps
         // whatever planner is installed when it is added.
         let builder = SessionStateBuilder::new()
@@ -170,6 +169,7 @@ impl Engine {
             ))
             .with_physical_optimizer_rules(planning::physical_checkpoints())
             .with_query_planner(federation::query_planner());
+        let ships = connectors.clone();
         let (state, membership, retries) = match execution {
             Execution::Local => (builder.build(), None, 0),
             Execution::Distributed {
@@ -179,6 +179,7 @@ impl Engine {
                 local,
             } => (
                 coordinator_side_federation(
+                    ships,
                     builder
                         .with_distributed_worker_resolver(LiveWorkers(membership.clone()))
                         .with_distributed_channel_resolver(
@@ -186,15 +187,9 @@ impl Engine {
                                 &secret, local,
                             ),
                         )
-                        .with_distributed_user_codec(RemoteScanCodec::new(
-                            vivace_connectors::postgres::COORDINATOR_APPLICATION,
-                        ))
-                        .with_distributed_desired_task_count_handler(
-                            federation::remote_scan_task_count,
-                        )
-                        .with_distributed_scale_up_leaf_node_handler(
-                            federation::scale_up_remote_scan,
-                        )
+                        .with_distributed_user_codec_arc(connectors.codec(Side::Coordinator))
+                        .with_distributed_desired_task_count_handler(connectors.clone())
+                        .with_distributed_scale_up_leaf_node_handler(connectors.clone())
                         // Exchanges are sent uncompressed (the crate's default is
                         // lz4): between embedded workers and on a LAN compressing
                         // costs more CPU than it saves in bytes (TPC-H SF 1 on two
@@ -261,13 +256,13 @@ impl Engine {
             .context("default schema missing")?;
         let engine = Self {
             store,
-            connectors: ConnectorRegistry::default(),
+            connectors,
             template: ctx.state(),
             parser: StatementParser::default(),
             tables,
             membership,
             retries,
-            stores: Default::default(),
+            worker_needs: Default::default(),
             ddl: Mutex::new(()),
         };
         engine.register_stored_tables()?;
@@ -427,11 +422,16 @@ impl Engine {
     fn open_table(&self, def: &TableDefinition) -> SqlResult<()> {
         let connector = self.connectors.get(&def.connector)?;
         let provider = connector.open(def, &self.template)?;
-        self.remember_stores(connector.as_ref(), def)?;
+        self.remember_worker_needs(def)?;
         self.tables
             .register_table(def.name.table.clone(), provider)
             .map_err(SqlError::from)?;
         Ok(())
+    }
+
+    /// The connectors (embedded workers share them).
+    pub fn connectors(&self) -> &ConnectorRegistry {
+        &self.connectors
     }
 
     /// The shared statement parser (its rewrite rules are built once).
@@ -439,26 +439,25 @@ impl Engine {
         &self.parser
     }
 
-    fn remember_stores(&self, connector: &dyn Connector, def: &TableDefinition) -> SqlResult<()> {
-        let specs = connector.object_stores(def)?;
-        let mut stores = self.stores.write().unwrap_or_else(|p| p.into_inner());
-        for spec in specs {
-            stores.insert(spec.bucket.clone(), spec);
+    fn remember_worker_needs(&self, def: &TableDefinition) -> SqlResult<()> {
+        let needs = self.connectors.worker_needs(def)?;
+        let mut known = self.worker_needs.write().unwrap_or_else(|p| p.into_inner());
+        for need in needs {
+            known.insert((need.connector.clone(), need.key.clone()), need);
         }
         Ok(())
     }
 
-    /// Headers that tell workers which object stores to open (JSON, no secrets).
+    /// Headers that tell workers what to prepare (object stores; JSON, no secrets).
     pub fn worker_headers(&self) -> http::HeaderMap {
-        let stores = self.stores.read().unwrap_or_else(|p| p.into_inner());
+        let needs = self.worker_needs.read().unwrap_or_else(|p| p.into_inner());
         let mut headers = http::HeaderMap::new();
-        if stores.is_empty() {
+        if needs.is_empty() {
             return headers;
         }
-        let specs: Vec<&S3StoreSpec> = stores.values().collect();
-        let json = serde_json::to_string(&specs).unwrap_or_default();
+        let json = ConnectorRegistry::encode_needs(needs.values());
         if let Ok(value) = http::HeaderValue::from_str(&json) {
-            headers.insert(OBJECT_STORES_HEADER, value);
+            headers.insert(WORKER_NEEDS_HEADER, value);
         }
         headers
     }
@@ -523,7 +522,7 @@ impl Engine {
         let connector = self.connectors.get(&request.connector)?;
         let def = connector.resolve(request, &self.template).await?;
         let provider = connector.open(&def, &self.template)?;
-        self.remember_stores(connector.as_ref(), &def)?;
+        self.remember_worker_needs(&def)?;
         self.store.insert_table(&def)?;
         self.tables
             .register_table(def.name.table.clone(), provider)
@@ -589,11 +588,15 @@ fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + 
     rules
 }
 
-fn coordinator_side_federation(mut builder: SessionStateBuilder) -> SessionStateBuilder {
+fn coordinator_side_federation(
+    connectors: ConnectorRegistry,
+    mut builder: SessionStateBuilder,
+) -> SessionStateBuilder {
     match builder.query_planner().take() {
-        Some(distributed) => {
-            builder.with_query_planner(Arc::new(CoordinatorFederation::new(distributed)))
-        }
+        Some(distributed) => builder.with_query_planner(Arc::new(CoordinatorFederation::new(
+            distributed,
+            connectors,
+        ))),
         None => builder,
     }
 }

@@ -6,14 +6,14 @@
 //! skips the rule, so remote tables are scanned whole and DataFusion filters,
 //! joins and aggregates locally (the same rows, for checking pushdown).
 //!
-//! File scans (DataFusion's `ListingTable`) and remote scans (the connectors'
-//! `RemoteScanExec`, sent as recipes by their plan codec) can be shipped to
-//! workers. The catalog tables (`pg_catalog`, `information_schema`, `system`) and
-//! table functions live in the coordinator's memory: a query that reads any of
-//! those is planned on the coordinator alone ([`CoordinatorFederation`]); every
-//! other query goes through the distributed planner. A remote scan of several
-//! range statements asks for one task per statement ([`remote_scan_task_count`])
-//! and is cut into per-task scans ([`scale_up_remote_scan`]).
+//! Which tables' scans can be shipped to workers is the connectors' answer
+//! (`ConnectorRegistry::ships`; their codecs, task counts and splits come from
+//! the same list). The catalog tables (`pg_catalog`, `information_schema`,
+//! `system`) and table functions live in the coordinator's memory: a query that
+//! reads any of those, or a connector's table whose scans cannot ship, is
+//! planned on the coordinator alone ([`CoordinatorFederation`]), and `EXPLAIN`
+//! names the tables that kept it there ([`coordinator_only_tables`]); every
+//! other query goes through the distributed planner.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -22,7 +22,6 @@ use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::datasource::listing::ListingTable;
 use datafusion::datasource::source_as_provider;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::QueryPlanner;
@@ -30,12 +29,8 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::optimizer::optimizer::{ApplyOrder, Optimizer};
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion_distributed::{
-    DesiredTaskCountEvent, DesiredTaskCountEventResponse, DistributedLeafExec,
-    ScaleUpLeafNodeEvent, ScaleUpLeafNodeEventResponse,
-};
 use datafusion_federation::{FederatedQueryPlanner, FederationOptimizerRule, get_table_source};
-use vivace_connectors::postgres::RemoteScanExec;
+use vivace_connectors::ConnectorRegistry;
 
 /// Vivace's own session settings that live in DataFusion's config (`vivace.*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,20 +156,30 @@ fn has_null_aware_join(plan: &LogicalPlan) -> Result<bool> {
     plan.exists(|node| Ok(matches!(node, LogicalPlan::Join(join) if join.null_aware)))
 }
 
-/// Plans queries over remote sources or coordinator-local tables on the
-/// coordinator, and all others with `distributed`.
-#[derive(Debug)]
+/// Plans queries that read coordinator-local tables (or tables whose scans
+/// cannot ship) on the coordinator, and all others with `distributed`.
 pub struct CoordinatorFederation {
     distributed: Arc<dyn QueryPlanner + Send + Sync>,
     local: FederatedQueryPlanner,
+    connectors: ConnectorRegistry,
+}
+
+impl std::fmt::Debug for CoordinatorFederation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CoordinatorFederation")
+    }
 }
 
 impl CoordinatorFederation {
-    /// Wrap the distributed planner.
-    pub fn new(distributed: Arc<dyn QueryPlanner + Send + Sync>) -> Self {
+    /// Wrap the distributed planner; `connectors` say which tables ship.
+    pub fn new(
+        distributed: Arc<dyn QueryPlanner + Send + Sync>,
+        connectors: ConnectorRegistry,
+    ) -> Self {
         Self {
             distributed,
             local: FederatedQueryPlanner::new(),
+            connectors,
         }
     }
 }
@@ -186,7 +191,7 @@ impl QueryPlanner for CoordinatorFederation {
         logical_plan: &LogicalPlan,
         session: &dyn Session,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if runs_on_coordinator(logical_plan)? {
+        if !coordinator_only_tables(logical_plan, &self.connectors)?.is_empty() {
             self.local.create_physical_plan(logical_plan, session).await
         } else {
             self.distributed
@@ -196,53 +201,34 @@ impl QueryPlanner for CoordinatorFederation {
     }
 }
 
-/// Whether `plan` (subqueries included) scans anything but files and remote
-/// tables: a catalog table, a table function.
-fn runs_on_coordinator(plan: &LogicalPlan) -> Result<bool> {
-    let mut local = false;
+/// Why `plan` runs on the coordinator alone: each table it reads (subqueries
+/// included) whose scans cannot go to workers, with the reason. Empty when the
+/// plan can be distributed.
+pub fn coordinator_only_tables(
+    plan: &LogicalPlan,
+    connectors: &ConnectorRegistry,
+) -> Result<Vec<(String, &'static str)>> {
+    let mut local = Vec::new();
     plan.apply_with_subqueries(|node| {
-        local = match node {
-            // A remote table: federated (pushdown on) or scanned whole (off).
-            LogicalPlan::TableScan(scan) if get_table_source(&scan.source)?.is_some() => false,
-            LogicalPlan::TableScan(scan) => {
-                !source_as_provider(&scan.source).is_ok_and(|p| p.is::<ListingTable>())
-            }
-            _ => false,
+        let LogicalPlan::TableScan(scan) = node else {
+            return Ok(TreeNodeRecursion::Continue);
         };
-        Ok(if local {
-            TreeNodeRecursion::Stop
-        } else {
-            TreeNodeRecursion::Continue
-        })
+        // A remote table: federated (pushdown on) or scanned whole (off).
+        if get_table_source(&scan.source)?.is_some() {
+            return Ok(TreeNodeRecursion::Continue);
+        }
+        let reason = match source_as_provider(&scan.source)
+            .ok()
+            .and_then(|p| connectors.ships(p.as_ref()))
+        {
+            Some(true) => return Ok(TreeNodeRecursion::Continue),
+            Some(false) => "its connector cannot ship its scans to workers",
+            None => "it lives in the coordinator's memory",
+        };
+        local.push((scan.table_name.to_string(), reason));
+        Ok(TreeNodeRecursion::Continue)
     })?;
     Ok(local)
-}
-
-/// A remote scan of several statements wants one task per statement; one of a
-/// single statement runs as one task.
-pub fn remote_scan_task_count(
-    event: DesiredTaskCountEvent,
-) -> Option<Result<DesiredTaskCountEventResponse>> {
-    let scan = event.plan.downcast_ref::<RemoteScanExec>()?;
-    Some(Ok(match scan.statements().len() {
-        0 | 1 => DesiredTaskCountEventResponse::maximum(1),
-        n => DesiredTaskCountEventResponse::desired(n),
-    }))
-}
-
-/// Cuts a remote scan into one scan per task, each of its share of the statements.
-pub fn scale_up_remote_scan(
-    event: ScaleUpLeafNodeEvent,
-) -> Option<Result<ScaleUpLeafNodeEventResponse>> {
-    let scan = event.plan.downcast_ref::<RemoteScanExec>()?;
-    let variants = scan
-        .split(event.task_count)
-        .into_iter()
-        .map(|s| Arc::new(s) as Arc<dyn ExecutionPlan>);
-    Some(
-        DistributedLeafExec::try_new(Arc::clone(event.plan), variants)
-            .map(|leaf| ScaleUpLeafNodeEventResponse::new(Arc::new(leaf))),
-    )
 }
 
 #[cfg(test)]

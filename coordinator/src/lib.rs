@@ -81,6 +81,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
             listen: config.cluster_listen,
             secret,
             local,
+            connectors: engine.connectors().clone(),
         },
         membership,
         engine.runtime(),

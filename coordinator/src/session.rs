@@ -457,13 +457,24 @@ impl Session {
         let optimized = state.optimize(input)?;
         let physical = state.create_physical_plan(input).await?;
         let physical_text = datafusion_distributed::display_plan_ascii(physical.as_ref(), false);
-        ddl::text_batch(
-            &["plan_type", "plan"],
-            vec![
-                vec!["logical_plan".into(), "physical_plan".into()],
-                vec![optimized.display_indent().to_string(), physical_text],
-            ],
-        )
+        let mut types = vec!["logical_plan".to_string(), "physical_plan".to_string()];
+        let mut texts = vec![optimized.display_indent().to_string(), physical_text];
+        // Say why a query of a cluster runs on the coordinator alone.
+        if self.engine.is_distributed() {
+            let local =
+                crate::federation::coordinator_only_tables(input, self.engine.connectors())?;
+            if !local.is_empty() {
+                types.push("note".into());
+                texts.push(
+                    local
+                        .iter()
+                        .map(|(table, why)| format!("runs on the coordinator: {table}: {why}"))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                );
+            }
+        }
+        ddl::text_batch(&["plan_type", "plan"], vec![types, texts])
     }
 
     fn batch_plan(&self, batch: RecordBatch) -> SqlResult<LogicalPlan> {

@@ -14,9 +14,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use url::Url;
-use vivace_connectors::OBJECT_STORES_HEADER;
-use vivace_connectors::files::S3StoreSpec;
-use vivace_connectors::postgres::{RemoteScanCodec, WORKER_APPLICATION};
+use vivace_connectors::{ConnectorRegistry, Side, WORKER_NEEDS_HEADER};
 
 use crate::{ClusterSecret, LocalWorkers, SecretChannelResolver, SecretCheck};
 
@@ -31,6 +29,9 @@ pub struct WorkerOptions {
     /// The workers of this process (embedded workers): this worker joins them, and
     /// calls between them skip gRPC. `None` for a worker process of its own.
     pub local: Option<LocalWorkers>,
+    /// The connectors whose scans this worker runs (embedded workers share the
+    /// coordinator's, and so its connection pools).
+    pub connectors: ConnectorRegistry,
 }
 
 /// A running worker service.
@@ -57,22 +58,21 @@ impl WorkerHandle {
     }
 }
 
-/// Open the object stores the coordinator described for this query, reading
-/// credentials from this worker's own environment.
-fn register_object_stores(ctx: &mut WorkerQueryContext) -> Result<(), DataFusionError> {
-    let Some(value) = ctx.headers.get(OBJECT_STORES_HEADER) else {
+/// Prepare what the coordinator says this query's tables need (object stores),
+/// reading credentials from this worker's own environment.
+fn prepare_needs(
+    connectors: &ConnectorRegistry,
+    ctx: &mut WorkerQueryContext,
+) -> Result<(), DataFusionError> {
+    let Some(value) = ctx.headers.get(WORKER_NEEDS_HEADER) else {
         return Ok(());
     };
-    let specs: Vec<S3StoreSpec> = serde_json::from_slice(value.as_bytes())
-        .map_err(|e| DataFusionError::Plan(format!("bad object store description: {e}")))?;
     let runtime = ctx
         .builder
         .runtime_env()
         .get_or_insert_with(|| Arc::new(RuntimeEnv::default()))
         .clone();
-    for spec in specs {
-        spec.register(&runtime)?;
-    }
+    connectors.prepare_worker(value.as_bytes(), &runtime)?;
     Ok(())
 }
 
@@ -84,13 +84,15 @@ pub fn spawn_worker(listener: TcpListener, options: WorkerOptions) -> anyhow::Re
         &options.secret,
         options.local.clone().unwrap_or_default(),
     );
-    // One codec per worker, so that its cache of connection pools outlives queries.
-    let codec: Arc<dyn PhysicalExtensionCodec> = Arc::new(RemoteScanCodec::new(WORKER_APPLICATION));
+    // One codec per worker, so that its connectors' pools outlive queries.
+    let connectors = options.connectors.clone();
+    let codec: Arc<dyn PhysicalExtensionCodec> = connectors.codec(Side::Worker);
     let mut worker = Worker::from_session_builder(move |mut ctx: WorkerQueryContext| {
         let peers = peers.clone();
         let codec = Arc::clone(&codec);
+        let connectors = connectors.clone();
         async move {
-            register_object_stores(&mut ctx)?;
+            prepare_needs(&connectors, &mut ctx)?;
             // The coordinator's replacements of DataFusion functions, which
             // plans name: registered after the built-ins, so they win.
             ctx.builder

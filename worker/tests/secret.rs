@@ -16,6 +16,7 @@ async fn calls_without_the_right_secret_are_refused() {
             secret: secret.clone(),
             runtime: None,
             local: None,
+            connectors: Default::default(),
         },
     )
     .unwrap();

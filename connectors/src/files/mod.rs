@@ -14,13 +14,28 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::catalog::TableProvider;
+use datafusion::datasource::listing::ListingTable;
 use datafusion::execution::context::SessionState;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use vivace_catalog::TableDefinition;
 
 pub use options::{FileFormatKind, FileOptions, S3Options};
 pub use store::S3StoreSpec;
 
-use crate::{Connector, ConnectorResult, TableRequest};
+use crate::{Connector, ConnectorError, ConnectorResult, TableRequest, WorkerNeed};
+
+/// The connectors of this folder, one per format, by `STORED AS` name.
+pub fn connectors() -> Vec<(&'static str, Arc<dyn Connector>)> {
+    FileFormatKind::ALL
+        .into_iter()
+        .map(|kind| {
+            (
+                kind.name(),
+                Arc::new(FileConnector::new(kind)) as Arc<dyn Connector>,
+            )
+        })
+        .collect()
+}
 
 /// The connector for one file format.
 pub struct FileConnector {
@@ -66,11 +81,38 @@ impl Connector for FileConnector {
         provider::listing_table(table_url, &options, schema, &def.partition_columns)
     }
 
-    fn object_stores(&self, def: &TableDefinition) -> ConnectorResult<Vec<S3StoreSpec>> {
+    /// The table's bucket, if it is on S3: workers open it themselves, with
+    /// credentials from their own environment.
+    fn worker_needs(&self, def: &TableDefinition) -> ConnectorResult<Vec<WorkerNeed>> {
         let options = FileOptions::parse(self.kind, &def.location, &def.options)?;
-        Ok(store::locate(&def.location, &options)?
+        store::locate(&def.location, &options)?
             .1
             .into_iter()
-            .collect())
+            .map(|spec| {
+                Ok(WorkerNeed {
+                    connector: self.kind.name().to_string(),
+                    key: spec.bucket.clone(),
+                    value: serde_json::to_value(&spec).map_err(|e| {
+                        ConnectorError::invalid_option(format!("cannot describe a bucket: {e}"))
+                    })?,
+                })
+            })
+            .collect()
+    }
+
+    fn prepare_worker(&self, need: &WorkerNeed, runtime: &RuntimeEnv) -> ConnectorResult<()> {
+        let spec: S3StoreSpec = serde_json::from_value(need.value.clone()).map_err(|e| {
+            ConnectorError::invalid_option(format!(
+                "bad bucket description from the coordinator: {e}"
+            ))
+        })?;
+        spec.register(runtime)
+    }
+
+    /// File scans are DataFusion's own, which datafusion-distributed ships.
+    fn ships(&self, provider: &dyn TableProvider) -> Option<bool> {
+        (provider as &dyn std::any::Any)
+            .is::<ListingTable>()
+            .then_some(true)
     }
 }

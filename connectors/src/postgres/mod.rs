@@ -7,60 +7,78 @@
 //!
 //! `resolve` connects, checks the credentials and reads the table's columns;
 //! `open` builds the provider from the stored columns without I/O, the pool
-//! connecting on the first query. Every read is planned as a [`RemoteScanExec`]
-//! (finished SQL, stored source definition, schema) that [`RemoteScanCodec`] ships
-//! to workers, which rebuild it over their own pools.
+//! connecting on the first query. Every read is planned as a remote scan
+//! ([`crate::remote::RemoteScanExec`]) of finished SQL statements on a
+//! [`PostgresSource`], which the remote core ships to workers; they rebuild the
+//! source from its stored definition over their own pools
+//! ([`Connector::remote_source`]).
+//!
+//! Modules, from the bottom up: `options` and `flavor` (what a location and its
+//! options mean; PostgreSQL or Redshift), `dialect` and `redshift` (the SQL each
+//! is sent), `schema` (types), `client` (pools and running statements),
+//! `source`, `statements` (plans to SQL, range splits) and `provider` (what
+//! DataFusion and datafusion-federation see).
 
-mod codec;
+mod client;
 mod dialect;
-mod exec;
+mod flavor;
 mod options;
 mod provider;
-pub mod pushdown;
-mod scan;
+mod redshift;
 mod schema;
+mod source;
+mod statements;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::catalog::TableProvider;
 use datafusion::execution::context::SessionState;
 use vivace_catalog::{TableDefinition, TableName};
 
-pub use codec::RemoteScanCodec;
-pub use exec::{COORDINATOR_APPLICATION, LazyPool, PostgresExecutor, WORKER_APPLICATION, WeakPool};
-pub use options::{Engine, PostgresOptions};
-pub use scan::RemoteScanExec;
+pub use flavor::{Flavor, POSTGRES, REDSHIFT};
+pub use options::PostgresOptions;
+pub use source::PostgresSource;
 
+use crate::remote::{PoolCache, RemoteSource, SourceDefinition};
 use crate::{
-    Connector, ConnectorError, ConnectorErrorKind, ConnectorResult, SchemaRequest, TableRequest,
+    Connector, ConnectorError, ConnectorErrorKind, ConnectorResult, SchemaRequest, Side,
+    TableRequest,
 };
+use client::{LazyPool, PoolState};
 
-/// The `STORED AS POSTGRES` (or `REDSHIFT`) connector. Tables on the same server
-/// and role share one connection pool, closed when the last of them is dropped.
-pub struct PostgresConnector {
-    engine: Engine,
-    pools: Mutex<BTreeMap<String, WeakPool>>,
+/// The connectors of this folder, by `STORED AS` name.
+pub fn connectors() -> Vec<(&'static str, Arc<dyn Connector>)> {
+    [&POSTGRES, &REDSHIFT]
+        .into_iter()
+        .map(|flavor| {
+            (
+                flavor.name,
+                Arc::new(PostgresConnector::new(flavor)) as Arc<dyn Connector>,
+            )
+        })
+        .collect()
 }
 
-impl Default for PostgresConnector {
-    fn default() -> Self {
-        Self::new(Engine::Postgres)
-    }
+/// How long a worker keeps the pool of a shipped scan after its last use.
+const WORKER_POOL_IDLE: Duration = Duration::from_secs(300);
+
+/// The `STORED AS POSTGRES` (or `REDSHIFT`) connector. Tables on the same server
+/// and role share one connection pool, closed when the last of them is dropped;
+/// shipped scans on a worker share one too.
+pub struct PostgresConnector {
+    flavor: &'static Flavor,
+    pools: PoolCache<PoolState>,
 }
 
 impl PostgresConnector {
-    /// The `STORED AS` name of PostgreSQL tables.
-    pub const NAME: &'static str = "postgres";
-    /// The `STORED AS` name of Redshift tables.
-    pub const REDSHIFT: &'static str = "redshift";
-
-    /// The connector of `engine`'s tables.
-    pub fn new(engine: Engine) -> Self {
+    /// The connector of `flavor`'s tables.
+    pub fn new(flavor: &'static Flavor) -> Self {
         Self {
-            engine,
-            pools: Mutex::default(),
+            flavor,
+            pools: PoolCache::default(),
         }
     }
 
@@ -69,26 +87,33 @@ impl PostgresConnector {
         location: &str,
         options: &BTreeMap<String, String>,
     ) -> ConnectorResult<PostgresOptions> {
-        PostgresOptions::parse_for(self.engine, location, options)
+        PostgresOptions::parse_for(self.flavor, location, options)
     }
 
-    fn pool(&self, options: &PostgresOptions) -> LazyPool {
+    /// The one pool of `options`' server and role on `side` (the key is made
+    /// here only).
+    fn pool(&self, options: &PostgresOptions, side: Side) -> LazyPool {
         let key = format!(
-            "{}|{:?}|{}|{}|{:?}",
+            "{:?}|{}|{:?}|{}|{}|{:?}",
+            side,
             options.compute_context(),
             options.password_env,
             options.sslmode,
             options.pool_size,
             options.connect_timeout
         );
-        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
-        pools.retain(|_, pool| pool.upgrade().is_some());
-        if let Some(pool) = pools.get(&key).and_then(WeakPool::upgrade) {
-            return pool;
-        }
-        let pool = LazyPool::new(options.clone());
-        pools.insert(key, pool.downgrade());
-        pool
+        let (application, keep) = match side {
+            Side::Coordinator => (client::COORDINATOR_APPLICATION, None),
+            Side::Worker => (client::WORKER_APPLICATION, Some(WORKER_POOL_IDLE)),
+        };
+        LazyPool::from(
+            self.pools
+                .get(&key, keep, || PoolState::new(options.clone(), application)),
+        )
+    }
+
+    fn source(&self, options: &PostgresOptions, side: Side) -> Arc<PostgresSource> {
+        Arc::new(PostgresSource::new(self.pool(options, side)))
     }
 }
 
@@ -104,12 +129,13 @@ impl Connector for PostgresConnector {
                 ConnectorErrorKind::SchemaMismatch,
                 format!(
                     "PARTITIONED BY is not valid for {} tables",
-                    self.engine.name().to_ascii_uppercase()
+                    self.flavor.name.to_ascii_uppercase()
                 ),
             ));
         }
         let options = self.parse(&request.location, &request.options)?;
-        let schema = schema::discover(&self.pool(&options), &options.table).await?;
+        let pool = self.pool(&options, Side::Coordinator);
+        let schema = schema::discover(&pool, &options.table).await?;
         if let Some(partitioning) = &options.partitioning {
             schema::check_partition_column(&schema, &partitioning.column)?;
         }
@@ -118,7 +144,7 @@ impl Connector for PostgresConnector {
         }
         Ok(TableDefinition {
             name: request.name,
-            connector: self.engine.name().to_string(),
+            connector: self.flavor.name.to_string(),
             location: request.location,
             columns: schema::to_columns(&schema),
             declared_columns: request.declared_schema.is_some(),
@@ -144,7 +170,7 @@ impl Connector for PostgresConnector {
         {
             return Err(ConnectorError::invalid_option(format!(
                 "option '{key}' is not valid for an external schema; give it to a single table (STORED AS {})",
-                self.engine.name().to_ascii_uppercase()
+                self.flavor.name.to_ascii_uppercase()
             )));
         }
         let remote_schema = base
@@ -158,14 +184,14 @@ impl Connector for PostgresConnector {
         };
         // Validate the options (and reach the server) before listing anything.
         let probe = self.parse(&request.location, &table_options("-"))?;
-        let pool = self.pool(&probe);
+        let pool = self.pool(&probe, Side::Coordinator);
         let tables = pool.table_names(&remote_schema).await?;
         if tables.is_empty() {
             return Err(ConnectorError::new(
                 ConnectorErrorKind::NotFound,
                 format!(
                     "schema \"{remote_schema}\" has no tables or views on the {} source, or does not exist",
-                    self.engine.display()
+                    self.flavor.display
                 ),
             ));
         }
@@ -176,7 +202,7 @@ impl Connector for PostgresConnector {
             let schema = schema::discover(&pool, &parsed.table).await?;
             defs.push(TableDefinition {
                 name: TableName::new(request.name.clone(), table),
-                connector: self.engine.name().to_string(),
+                connector: self.flavor.name.to_string(),
                 location: request.location.clone(),
                 columns: schema::to_columns(&schema),
                 declared_columns: false,
@@ -195,11 +221,24 @@ impl Connector for PostgresConnector {
         let options = self.parse(&def.location, &def.options)?;
         let schema = schema::from_columns(&def.columns)?;
         Ok(provider::table_provider(
-            &self.pool(&options),
+            &self.source(&options, Side::Coordinator),
             &options.table,
             schema,
             options.partitioning.clone(),
         ))
+    }
+
+    fn remote_source(
+        &self,
+        def: &SourceDefinition,
+        side: Side,
+    ) -> ConnectorResult<Arc<dyn RemoteSource>> {
+        let options = self.parse(&def.location, &def.options)?;
+        Ok(self.source(&options, side))
+    }
+
+    fn ships(&self, provider: &dyn TableProvider) -> Option<bool> {
+        provider::is_postgres_table(provider).then_some(true)
     }
 }
 

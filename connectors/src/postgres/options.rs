@@ -11,56 +11,9 @@ use std::time::Duration;
 use datafusion::common::TableReference;
 use url::Url;
 
+use super::flavor::{Flavor, POSTGRES};
+use crate::remote::SourceDefinition;
 use crate::{ConnectorError, ConnectorResult};
-
-/// Which server a location names: PostgreSQL itself, or Amazon Redshift (which
-/// speaks PostgreSQL's protocol but has its own SQL dialect).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Engine {
-    /// `STORED AS POSTGRES`, `postgres://` or `postgresql://` locations, port 5432.
-    Postgres,
-    /// `STORED AS REDSHIFT`, `redshift://` locations, port 5439.
-    Redshift,
-}
-
-impl Engine {
-    /// The `STORED AS` / `FROM` name, lower case.
-    pub fn name(self) -> &'static str {
-        match self {
-            Engine::Postgres => "postgres",
-            Engine::Redshift => "redshift",
-        }
-    }
-
-    /// The engine whose `STORED AS` name is `name`.
-    pub fn from_name(name: &str) -> Option<Self> {
-        [Engine::Postgres, Engine::Redshift]
-            .into_iter()
-            .find(|e| e.name() == name)
-    }
-
-    /// The name users read in messages.
-    pub fn display(self) -> &'static str {
-        match self {
-            Engine::Postgres => "PostgreSQL",
-            Engine::Redshift => "Redshift",
-        }
-    }
-
-    fn schemes(self) -> &'static [&'static str] {
-        match self {
-            Engine::Postgres => &["postgres", "postgresql"],
-            Engine::Redshift => &["redshift"],
-        }
-    }
-
-    fn default_port(self) -> u16 {
-        match self {
-            Engine::Postgres => 5432,
-            Engine::Redshift => 5439,
-        }
-    }
-}
 
 /// Connections a table's pool may hold when `pool_size` is not given.
 pub const DEFAULT_POOL_SIZE: u32 = 4;
@@ -85,7 +38,7 @@ const SSL_MODES: [&str; 5] = ["disable", "prefer", "require", "verify-ca", "veri
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostgresOptions {
     /// PostgreSQL or Redshift (from the `STORED AS` name).
-    pub engine: Engine,
+    pub flavor: &'static Flavor,
     /// Server host name or address (from the URL).
     pub host: String,
     /// Server port (from the URL; default 5432, or 5439 for Redshift).
@@ -113,17 +66,6 @@ pub struct PostgresOptions {
     pub source: SourceDefinition,
 }
 
-/// A source as the catalog stores it: engine, `LOCATION` and `OPTIONS`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SourceDefinition {
-    /// `postgres` or `redshift`.
-    pub engine: String,
-    /// The `LOCATION` URL (never holds a password: that is refused).
-    pub location: String,
-    /// The `OPTIONS`, passwords only as variable names.
-    pub options: BTreeMap<String, String>,
-}
-
 /// How a scan of a table is split into range queries read in parallel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RangePartitioning {
@@ -136,28 +78,28 @@ pub struct RangePartitioning {
 impl PostgresOptions {
     /// Parse and validate a `postgres://user@host:port/database` location and its options.
     pub fn parse(location: &str, options: &BTreeMap<String, String>) -> ConnectorResult<Self> {
-        Self::parse_for(Engine::Postgres, location, options)
+        Self::parse_for(&POSTGRES, location, options)
     }
 
-    /// Parse and validate a location of `engine` (`postgres://…` or
+    /// Parse and validate a location of `flavor` (`postgres://…` or
     /// `redshift://user@host:5439/database`) and its options.
     pub fn parse_for(
-        engine: Engine,
+        flavor: &'static Flavor,
         location: &str,
         options: &BTreeMap<String, String>,
     ) -> ConnectorResult<Self> {
         for key in options.keys() {
-            check_key(engine, key)?;
+            check_key(flavor, key)?;
         }
-        let scheme = engine.schemes()[0];
-        let example = format!("{scheme}://user@host:{}/database", engine.default_port());
+        let scheme = flavor.schemes[0];
+        let example = format!("{scheme}://user@host:{}/database", flavor.default_port);
         let url = Url::parse(location).map_err(|e| {
             ConnectorError::invalid_option(format!("LOCATION must be a URL like '{example}': {e}"))
         })?;
-        if !engine.schemes().contains(&url.scheme()) {
+        if !flavor.schemes.contains(&url.scheme()) {
             return Err(ConnectorError::invalid_option(format!(
                 "LOCATION must start with {scheme}:// for {} tables, not {}://",
-                engine.name().to_ascii_uppercase(),
+                flavor.name.to_ascii_uppercase(),
                 url.scheme()
             )));
         }
@@ -222,9 +164,9 @@ impl PostgresOptions {
             }
         };
         let parsed = Self {
-            engine,
+            flavor,
             host: host.trim_matches(['[', ']']).to_string(),
-            port: url.port().unwrap_or(engine.default_port()),
+            port: url.port().unwrap_or(flavor.default_port),
             user,
             database,
             table: parse_table(table)?,
@@ -241,7 +183,7 @@ impl PostgresOptions {
             ),
             partitioning,
             source: SourceDefinition {
-                engine: engine.name().to_string(),
+                connector: flavor.name.to_string(),
                 location: location.to_string(),
                 options: options.clone(),
             },
@@ -269,16 +211,12 @@ impl PostgresOptions {
     pub fn compute_context(&self) -> String {
         format!(
             "{}://{}@{}:{}/{}",
-            self.engine.schemes()[0],
-            self.user,
-            self.host,
-            self.port,
-            self.database
+            self.flavor.schemes[0], self.user, self.host, self.port, self.database
         )
     }
 }
 
-fn check_key(engine: Engine, key: &str) -> ConnectorResult<()> {
+fn check_key(flavor: &Flavor, key: &str) -> ConnectorResult<()> {
     if SECRET_KEYS.contains(&key) {
         return Err(ConnectorError::invalid_option(format!(
             "option '{key}' would store a secret in the catalog; name an environment variable instead: 'password_env' 'VARIABLE_NAME'"
@@ -289,7 +227,7 @@ fn check_key(engine: Engine, key: &str) -> ConnectorResult<()> {
     }
     Err(ConnectorError::invalid_option(format!(
         "unknown option '{key}' for {} tables; valid options: {}",
-        engine.name().to_ascii_uppercase(),
+        flavor.name.to_ascii_uppercase(),
         KEYS.join(", ")
     )))
 }
@@ -378,6 +316,7 @@ fn parse_positive(key: &str, value: Option<&str>, default: u32) -> ConnectorResu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::postgres::flavor::REDSHIFT;
 
     fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -417,7 +356,7 @@ mod tests {
         assert_eq!(o.partitioning, None);
 
         let o = PostgresOptions::parse_for(
-            Engine::Redshift,
+            &REDSHIFT,
             "redshift://etl@cluster.example/dw",
             &opts(&[
                 ("table", "sales"),
@@ -439,7 +378,7 @@ mod tests {
             })
         );
         let e = PostgresOptions::parse_for(
-            Engine::Redshift,
+            &REDSHIFT,
             "postgres://etl@cluster.example/dw",
             &opts(&[("table", "sales")]),
         )

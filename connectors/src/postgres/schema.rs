@@ -12,7 +12,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::TableReference;
 use vivace_catalog::ColumnDefinition;
 
-use super::exec::LazyPool;
+use super::client::LazyPool;
 use crate::files::schema as file_schema;
 use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult};
 

@@ -29,6 +29,9 @@ pub struct ClusterConfig {
     /// Where embedded workers are recorded, so that the coordinator and they call
     /// each other in-process.
     pub local: LocalWorkers,
+    /// The coordinator's connectors, which embedded workers share (and so its
+    /// connection pools).
+    pub connectors: vivace_connectors::ConnectorRegistry,
 }
 
 /// The running cluster services of a coordinator.
@@ -62,6 +65,7 @@ impl Cluster {
                     secret: config.secret.clone(),
                     runtime: Some(runtime.clone()),
                     local: Some(config.local.clone()),
+                    connectors: config.connectors.clone(),
                 },
             )?;
             membership.add_embedded(format!("embedded-{i}"), handle.url.clone());

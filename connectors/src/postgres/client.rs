@@ -1,21 +1,19 @@
 //! Running SQL on PostgreSQL: a connection pool opened on first use, the password
-//! read from its environment variable at each connection, and the executor
-//! datafusion-federation hands whole remote statements to.
+//! read from its environment variable at each connection, and statements
+//! streamed as Arrow batches and cancelled on the server when dropped.
 //!
 //! The pool itself is datafusion-table-providers' `PostgresConnectionPool`
 //! (bb8 over tokio-postgres). Two things are written here by hand: [`LazyPool`],
 //! because that pool connects when it is built and Vivace must register stored
 //! tables at start-up without I/O (a server that is down fails only its queries);
-//! and [`PostgresExecutor`], because the crate's own executor (`SqlTable`) turns
+//! and [`LazyPool::run`], because the crate's own executor (`SqlTable`) turns
 //! every error into a string, which would lose the SQLSTATE class a client needs
 //! to tell "source unreachable" (08001) from a bad query, and because a remote
 //! statement must be cancelled on the server when Vivace's query stops early
 //! (CancelRequest, `statement_timeout`): dropping tokio-postgres' row stream alone
 //! lets the statement run to its end.
 //!
-//! A pool lives as long as a table provider of its server does: the connector
-//! keeps only weak references, so dropping the last table (or external schema) of
-//! a server closes its connections.
+//! The connector keeps its pools in one cache ([`crate::remote::PoolCache`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,12 +23,8 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::TableReference;
 use datafusion::error::{DataFusionError, Result as DFResult};
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{PhysicalExpr, SendableRecordBatchStream};
-use datafusion::sql::unparser::dialect::Dialect;
-use datafusion_federation::sql::LogicalOptimizer;
-use datafusion_federation::sql::SQLExecutor;
 use datafusion_table_providers::UnsupportedTypeAction;
 use datafusion_table_providers::postgres::arrow_sql_gen::rows_to_arrow;
 use datafusion_table_providers::postgres::conn::{PostgresConnection, PostgresVariant};
@@ -46,10 +40,6 @@ use secrecy::SecretString;
 use tokio::sync::OnceCell;
 
 use super::PostgresOptions;
-use super::dialect::PostgresDialect;
-use super::options::Engine;
-use super::pushdown::{RedshiftDialect, split_for_redshift};
-use super::scan::plan_as_remote_scans;
 use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult};
 
 /// Reads the password from the variable named by `password_env` each time the pool
@@ -67,18 +57,31 @@ impl PasswordProvider for EnvPassword {
 }
 
 /// A connection pool to one server, created on first use and shared by every
-/// table on that server and role. Its connections close when the last clone
-/// is dropped.
+/// table (or shipped scan) on that server and role. Its connections close when
+/// the last clone is dropped.
 #[derive(Clone)]
 pub struct LazyPool {
     inner: Arc<PoolState>,
 }
 
-struct PoolState {
+/// What a [`LazyPool`] shares: its settings and, once opened, the pool.
+pub struct PoolState {
     options: Arc<PostgresOptions>,
     /// What the server shows in `pg_stat_activity` and its logs.
     application_name: &'static str,
     pool: OnceCell<Arc<PostgresConnectionPool>>,
+}
+
+impl PoolState {
+    /// A pool for `options`' server whose connections show `application_name`;
+    /// nothing is opened yet.
+    pub fn new(options: PostgresOptions, application_name: &'static str) -> Self {
+        Self {
+            options: Arc::new(options),
+            application_name,
+            pool: OnceCell::new(),
+        }
+    }
 }
 
 impl Drop for PoolState {
@@ -89,41 +92,15 @@ impl Drop for PoolState {
     }
 }
 
-/// A reference to a [`LazyPool`] that does not keep it open.
-#[derive(Clone)]
-pub struct WeakPool(std::sync::Weak<PoolState>);
-
-impl WeakPool {
-    /// The pool, if a table still uses it.
-    pub fn upgrade(&self) -> Option<LazyPool> {
-        self.0.upgrade().map(|inner| LazyPool { inner })
+impl From<Arc<PoolState>> for LazyPool {
+    fn from(inner: Arc<PoolState>) -> Self {
+        Self { inner }
     }
 }
 
 impl LazyPool {
-    /// A pool for `options`' server; nothing is opened yet. Its connections
-    /// call themselves `vivace`.
-    pub fn new(options: PostgresOptions) -> Self {
-        Self::with_application_name(options, COORDINATOR_APPLICATION)
-    }
-
-    /// A pool whose connections show `application_name` to the server.
-    pub fn with_application_name(options: PostgresOptions, application_name: &'static str) -> Self {
-        Self {
-            inner: Arc::new(PoolState {
-                options: Arc::new(options),
-                application_name,
-                pool: OnceCell::new(),
-            }),
-        }
-    }
-
-    /// A weak reference, for the connector's table of pools.
-    pub fn downgrade(&self) -> WeakPool {
-        WeakPool(Arc::downgrade(&self.inner))
-    }
-
-    pub(super) fn options(&self) -> &Arc<PostgresOptions> {
+    /// The server's settings.
+    pub fn options(&self) -> &Arc<PostgresOptions> {
         &self.inner.options
     }
 
@@ -149,7 +126,7 @@ impl LazyPool {
                 ConnectorErrorKind::Unreachable,
                 format!(
                     "cannot reach the {} source {} within {} s",
-                    self.options().engine.display(),
+                    self.options().flavor.display,
                     self.options().compute_context(),
                     timeout.as_secs()
                 ),
@@ -223,6 +200,33 @@ impl LazyPool {
                 )
             }),
         })
+    }
+    /// Start `sql` and stream its rows as batches of `schema`. Dropped before
+    /// the last row, the stream cancels the statement on the server.
+    pub fn run(&self, sql: &str, schema: SchemaRef) -> DFResult<SendableRecordBatchStream> {
+        tracing::debug!(sql = %sql, source = self.options().flavor.name, "remote query");
+        let pool = self.clone();
+        let sql = sql.to_string();
+        let projected = Arc::clone(&schema);
+        let batches = async move {
+            let mut statement = RunningStatement {
+                conn: Some(pool.connection().await?),
+                sslmode: pool.options().sslmode.clone(),
+                finished: false,
+            };
+            // Dropped while this waits for the first rows, `statement` cancels
+            // the remote statement.
+            let started = match statement.conn.as_deref().and_then(client) {
+                Some(client) => start_statement(client, &sql, projected).await,
+                None => Err(DataFusionError::Internal(
+                    "PostgreSQL connection is not a tokio-postgres client".to_string(),
+                )),
+            };
+            let rows = started.inspect_err(|_| statement.finished = true)?;
+            Ok::<_, DataFusionError>(StatementRows { rows, statement })
+        };
+        let stream = futures::stream::once(batches).try_flatten().boxed();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
 }
 
@@ -449,106 +453,4 @@ async fn start_statement(
             rows_to_arrow(&rows, &projected).map_err(|e| DataFusionError::External(Box::new(e)))
         })
         .boxed())
-}
-
-/// Runs the SQL statements datafusion-federation renders for one server.
-#[derive(Clone)]
-pub struct PostgresExecutor {
-    pool: LazyPool,
-}
-
-impl PostgresExecutor {
-    /// An executor over `pool`.
-    pub fn new(pool: LazyPool) -> Self {
-        Self { pool }
-    }
-
-    fn engine(&self) -> Engine {
-        self.pool.options().engine
-    }
-
-    /// The settings of the server this executor runs statements on.
-    pub fn options(&self) -> &PostgresOptions {
-        self.pool.options()
-    }
-}
-
-impl std::fmt::Debug for PostgresExecutor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PostgresExecutor({})", self.options().compute_context())
-    }
-}
-
-#[async_trait]
-impl SQLExecutor for PostgresExecutor {
-    fn name(&self) -> &str {
-        self.engine().name()
-    }
-
-    fn compute_context(&self) -> Option<String> {
-        Some(self.pool.options().compute_context())
-    }
-
-    fn dialect(&self) -> Arc<dyn Dialect> {
-        match self.engine() {
-            Engine::Postgres => Arc::new(PostgresDialect),
-            Engine::Redshift => Arc::new(RedshiftDialect),
-        }
-    }
-
-    fn logical_optimizer(&self) -> Option<LogicalOptimizer> {
-        let engine = self.engine();
-        let executor = Arc::new(self.clone());
-        Some(Box::new(move |plan: LogicalPlan| {
-            let plan = match engine {
-                Engine::Postgres => plan,
-                Engine::Redshift => split_for_redshift(plan)?,
-            };
-            plan_as_remote_scans(plan, &executor)
-        }))
-    }
-
-    fn execute(
-        &self,
-        query: &str,
-        schema: SchemaRef,
-        _filters: &[Arc<dyn PhysicalExpr>],
-    ) -> DFResult<SendableRecordBatchStream> {
-        tracing::debug!(sql = %query, engine = self.engine().name(), "remote query");
-        let pool = self.pool.clone();
-        let sql = query.to_string();
-        let projected = Arc::clone(&schema);
-        let batches = async move {
-            let mut statement = RunningStatement {
-                conn: Some(pool.connection().await?),
-                sslmode: pool.options().sslmode.clone(),
-                finished: false,
-            };
-            // Dropped while this waits for the first rows, `statement` cancels
-            // the remote statement.
-            let started = match statement.conn.as_deref().and_then(client) {
-                Some(client) => start_statement(client, &sql, projected).await,
-                None => Err(DataFusionError::Internal(
-                    "PostgreSQL connection is not a tokio-postgres client".to_string(),
-                )),
-            };
-            let rows = started.inspect_err(|_| statement.finished = true)?;
-            Ok::<_, DataFusionError>(StatementRows { rows, statement })
-        };
-        let stream = futures::stream::once(batches).try_flatten().boxed();
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
-    }
-
-    async fn table_names(&self) -> DFResult<Vec<String>> {
-        Err(DataFusionError::NotImplemented(
-            "listing the tables of a PostgreSQL source".to_string(),
-        ))
-    }
-
-    async fn get_table_schema(&self, table_name: &str) -> DFResult<SchemaRef> {
-        Ok(self
-            .pool
-            .table_schema(&TableReference::from(table_name))
-            .await?)
-    }
 }

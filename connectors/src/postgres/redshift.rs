@@ -1,25 +1,22 @@
-//! What the remote server evaluates.
+//! What Redshift evaluates.
 //!
-//! **PostgreSQL**: everything datafusion-federation can unparse with DataFusion's
-//! PostgreSQL dialect — filters (IN lists, LIKE, date comparisons), projections,
-//! limits, sorts, aggregates and joins between tables of the same server and role —
-//! is sent as one SQL statement. Literals are rendered by the dialect's unparser
-//! (quotes doubled), never spliced as text.
+//! PostgreSQL is sent everything datafusion-federation can unparse with
+//! DataFusion's PostgreSQL dialect — filters (IN lists, LIKE, date comparisons),
+//! projections, limits, sorts, aggregates and joins between tables of the same
+//! server and role — as one SQL statement. Literals are rendered by the
+//! dialect's unparser (quotes doubled), never spliced as text.
 //!
-//! **Redshift**: the same machinery with [`RedshiftDialect`], and a check
+//! Redshift gets the same machinery with [`RedshiftDialect`], and a check
 //! ([`redshift_can_run`]) of every node and expression against what Redshift has.
 //! A federated sub-plan that holds something Redshift lacks is split
 //! ([`split_for_redshift`]): the nodes that cannot run remotely stay in Vivace and
 //! their inputs are pushed, each as its own statement, as far down as they can be.
-//!
-//! The federation source built here is what the federation optimizer rule looks
-//! for; tables on one server share a compute context, so their joins are pushed.
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::common::{DFSchema, ScalarValue, TableReference};
+use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::error::Result as DFResult;
 use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{
@@ -29,25 +26,7 @@ use datafusion::logical_expr::{
 use datafusion::sql::sqlparser::ast::{self, CharacterLength, TimezoneInfo};
 use datafusion::sql::unparser::Unparser;
 use datafusion::sql::unparser::dialect::{Dialect, IntervalStyle};
-use datafusion_federation::sql::{
-    RemoteTableRef, SQLExecutor, SQLFederationProvider, SQLTableSource,
-};
-use datafusion_federation::{FederatedPlanNode, FederatedTableSource, FederationPlanner};
-
-/// The federated source of one remote table: its reference and schema, and the
-/// provider that renders pushed-down SQL for `executor` to run.
-pub fn federated_source(
-    executor: &Arc<dyn SQLExecutor>,
-    table: &TableReference,
-    schema: SchemaRef,
-) -> Arc<dyn FederatedTableSource> {
-    let provider = Arc::new(SQLFederationProvider::new(Arc::clone(executor)));
-    Arc::new(SQLTableSource::new_with_schema(
-        provider,
-        RemoteTableRef::from(table.clone()),
-        schema,
-    ))
-}
+use datafusion_federation::{FederatedPlanNode, FederationPlanner};
 
 /// DataFusion's SQL unparser dialect for Amazon Redshift (PostgreSQL 8.0 syntax
 /// plus Redshift's own types). Differences from the PostgreSQL dialect:
