@@ -162,14 +162,14 @@ async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
     let memory_limit = args
         .memory_limit
         .as_deref()
-        .map(vivace_coordinator::config::parse_memory_limit)
+        .map(vivace_worker::parse_memory_size)
         .transpose()?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let handle = spawn_worker(
         listener,
         WorkerOptions {
             secret: secret.clone(),
-            runtime: Some(vivace_coordinator::engine::query_runtime_env(memory_limit)?),
+            runtime: Some(vivace_worker::runtime_env(memory_limit)?),
             local: None,
             connectors: Default::default(),
         },

@@ -12,3 +12,8 @@ mod store;
 pub use definition::{ColumnDefinition, SchemaDefinition, TableDefinition, TableName};
 pub use error::{CatalogError, CatalogResult};
 pub use store::CatalogStore;
+
+/// The database name clients connect to and `current_database()` returns.
+pub const DATABASE: &str = "vivace";
+/// The schema external tables are registered in.
+pub const DEFAULT_SCHEMA: &str = "public";

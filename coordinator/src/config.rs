@@ -102,20 +102,6 @@ struct FileConfig {
     memory_limit: Option<String>,
 }
 
-/// Parse a memory size such as `512M`, `1.5G` or `65536` (bytes).
-pub fn parse_memory_limit(text: &str) -> anyhow::Result<usize> {
-    let bytes = match text.trim().parse::<usize>() {
-        Ok(bytes) => bytes,
-        Err(_) => datafusion::execution::context::SessionContext::parse_capacity_limit(
-            "memory_limit",
-            text.trim(),
-        )
-        .map_err(|e| anyhow::anyhow!("memory_limit '{text}': {e}"))?,
-    };
-    anyhow::ensure!(bytes > 0, "memory_limit must be more than 0 bytes");
-    Ok(bytes)
-}
-
 impl ServeConfig {
     /// Merge overrides over the optional TOML file over the defaults.
     pub fn resolve(overrides: ServeOverrides, file: Option<&Path>) -> anyhow::Result<Self> {
@@ -171,7 +157,7 @@ impl ServeConfig {
         let memory_limit = overrides
             .memory_limit
             .or(from_file.memory_limit)
-            .map(|m| parse_memory_limit(&m))
+            .map(|m| vivace_worker::parse_memory_size(&m))
             .transpose()?;
         Ok(Self {
             memory_limit,
@@ -218,11 +204,11 @@ mod tests {
 
     #[test]
     fn memory_limits_take_units() {
-        assert_eq!(parse_memory_limit("512M").unwrap(), 512 << 20);
-        assert_eq!(parse_memory_limit("1.5G").unwrap(), 3 << 29);
-        assert_eq!(parse_memory_limit("65536").unwrap(), 65536);
-        assert!(parse_memory_limit("0").is_err());
-        assert!(parse_memory_limit("lots").is_err());
+        assert_eq!(vivace_worker::parse_memory_size("512M").unwrap(), 512 << 20);
+        assert_eq!(vivace_worker::parse_memory_size("1.5G").unwrap(), 3 << 29);
+        assert_eq!(vivace_worker::parse_memory_size("65536").unwrap(), 65536);
+        assert!(vivace_worker::parse_memory_size("0").is_err());
+        assert!(vivace_worker::parse_memory_size("lots").is_err());
         let overrides = ServeOverrides {
             memory_limit: Some("64K".into()),
             ..Default::default()

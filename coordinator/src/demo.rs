@@ -20,7 +20,8 @@ use tpchgen_arrow::{
 use vivace_catalog::TableName;
 use vivace_connectors::TableRequest;
 
-use crate::engine::{DEFAULT_SCHEMA, Engine};
+use crate::engine::Engine;
+use vivace_catalog::DEFAULT_SCHEMA;
 
 type Batches = Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>> + Send>;
 

@@ -17,8 +17,8 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
-use crate::engine::{DATABASE, DEFAULT_SCHEMA};
 use crate::settings::{SERVER_VERSION, Settings};
+use vivace_catalog::{DATABASE, DEFAULT_SCHEMA};
 
 /// What `version()` returns: PostgreSQL-shaped first (drivers parse the leading
 /// `PostgreSQL X.Y`), then what actually answers.

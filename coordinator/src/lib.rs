@@ -1,7 +1,6 @@
 //! The Vivace coordinator: PostgreSQL wire protocol, sessions, DDL and planning over
 //! the catalog and connectors.
 
-pub mod cancel;
 pub mod cluster;
 pub mod colnames;
 pub mod config;
@@ -14,17 +13,14 @@ pub mod driver_queries;
 pub mod empty_catalog_subqueries;
 pub mod engine;
 pub mod error;
-pub mod executor;
-pub mod federation;
 pub mod functions;
 pub mod information_schema;
 pub mod int_literals;
 pub mod like_escape;
-pub mod nesting;
 pub mod numeric_division;
 pub mod pg_catalog_overlay;
 pub mod pg_types;
-pub mod planning;
+pub mod pgcompat;
 pub mod privileges;
 pub mod proc_functions;
 pub mod regclass_casts;
@@ -73,8 +69,13 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     } else {
         Execution::Local
     };
-    let engine: Arc<Engine> =
-        Engine::open(&config.data_dir, execution, config.memory_limit).await?;
+    let engine: Arc<Engine> = Engine::open(
+        &config.data_dir,
+        execution,
+        config.memory_limit,
+        &pgcompat::PostgresDialect,
+    )
+    .await?;
     let _cluster = Cluster::start(
         ClusterConfig {
             embedded_workers: config.workers,

@@ -36,8 +36,8 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
-use crate::engine::DEFAULT_SCHEMA;
 use crate::functions::quote_ident;
+use vivace_catalog::DEFAULT_SCHEMA;
 
 /// Name of the function that normalises a relation name for the lookup.
 const NAME_FUNCTION: &str = "vivace_regclass_name";

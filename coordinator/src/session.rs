@@ -7,26 +7,25 @@ use std::sync::{Arc, Mutex};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::{ScalarValue, TableReference};
-use datafusion::error::DataFusionError;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, logical_plan::InvariantLevel};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 use futures::StreamExt;
 
-use crate::cancel::{QueryCancel, SessionCancel};
 use crate::copy::CopyOptions;
 use crate::cursor::{Cursors, FetchCount};
-use crate::engine::{DEFAULT_SCHEMA, DdlOutcome, Engine};
-use crate::error::{SqlError, SqlResult, is_worker_failure, sqlstate};
-use crate::planning;
+use crate::engine::cancel::{QueryCancel, SessionCancel};
+use crate::engine::planning;
+use crate::engine::{DdlOutcome, Engine};
+use crate::error::{SqlError, SqlResult, sqlstate};
 use crate::settings::Settings;
 use crate::statement::{Command, TransactionOp};
 use crate::temp_tables::{SessionCatalogs, TEMP_SCHEMA};
 use crate::{colnames, ddl, sql_rewrite};
+use vivace_catalog::DEFAULT_SCHEMA;
 
 /// A statement ready to run: a DataFusion plan, or a command Vivace runs itself.
 #[derive(Debug, Clone)]
@@ -194,17 +193,16 @@ impl Session {
     }
 
     /// Split and classify a query string, on a planning thread
-    /// ([`crate::planning`]).
-    pub async fn parse(self: &Arc<Self>, sql: &str) -> SqlResult<Vec<Command>> {
-        let me = self.clone();
+    /// ([`crate::engine::planning`]).
+    pub async fn parse(&self, sql: &str) -> SqlResult<Vec<Command>> {
         let sql = sql.to_string();
         planning::off_thread(self.cancel.current(), async move {
-            me.engine.parser().parse(&sql)
+            crate::statement::parser().parse(&sql)
         })
         .await
     }
 
-    /// Plan a command, on a planning thread ([`crate::planning`]). Queries
+    /// Plan a command, on a planning thread ([`crate::engine::planning`]). Queries
     /// become DataFusion plans; SHOW and DESCRIBE are answered now and wrapped in
     /// a plan so both protocols treat them as rows.
     pub async fn prepare(self: &Arc<Self>, command: Command) -> SqlResult<Prepared> {
@@ -461,8 +459,10 @@ impl Session {
         let mut texts = vec![optimized.display_indent().to_string(), physical_text];
         // Say why a query of a cluster runs on the coordinator alone.
         if self.engine.is_distributed() {
-            let local =
-                crate::federation::coordinator_only_tables(input, self.engine.connectors())?;
+            let local = crate::engine::federation::coordinator_only_tables(
+                input,
+                self.engine.connectors(),
+            )?;
             if !local.is_empty() {
                 types.push("note".into());
                 texts.push(
@@ -591,45 +591,13 @@ impl Session {
         }
     }
 
-    /// Plan `query` physically on a planning thread, start it on the query
-    /// runtime and return once its first batch exists (or it failed), unless the
-    /// message is cancelled first. Batches then cross to the caller through a
-    /// one-slot channel. If the first batch fails because a worker was lost and
-    /// the retry policy allows, the unreachable workers are forgotten and the
-    /// query planned and started again on the others: nothing has reached the
-    /// client yet.
+    /// Start `query` (see [`Engine::start`]) and return its rows under
+    /// PostgreSQL's column names, ending with the cancel error once the
+    /// message's switch fires.
     async fn start(&self, query: QueryPlan) -> SqlResult<QueryStream> {
         let QueryPlan { plan, names, .. } = query;
         let cancel = self.cancel.current();
-        if self.engine.is_distributed() {
-            use datafusion_distributed::DistributedExt;
-            let state = self.ctx.state_ref();
-            let mut state = state.write();
-            state
-                .config_mut()
-                .set_distributed_passthrough_headers(self.engine.worker_headers())?;
-        }
-        let mut retries_left = self.engine.query_retries();
-        let started = loop {
-            let state = self.ctx.state();
-            let logical = plan.clone();
-            let physical = planning::off_thread(cancel.clone(), async move {
-                Ok(state.create_physical_plan(&logical).await?)
-            })
-            .await?;
-            match start_on_query_runtime(physical, self.ctx.task_ctx(), &cancel).await {
-                Err(e) if retries_left > 0 && is_worker_failure(&e) => {
-                    retries_left -= 1;
-                    tracing::warn!(error = %e, "a worker failed before any row was sent; re-running the query");
-                    self.engine.prune_workers().await;
-                }
-                started => break started,
-            }
-        };
-        let started = match started {
-            Ok(started) => started,
-            Err(e) => return Err(cancel.reason().map_or_else(|| e.into(), |r| r.error())),
-        };
+        let started = self.engine.start(&self.ctx, plan, &cancel).await?;
         let schema = match &names {
             Some(names) => colnames::rename_schema(&started.schema(), names),
             None => started.schema(),
@@ -821,64 +789,6 @@ impl Session {
     }
 }
 
-/// Run `physical` on the query runtime up to its first batch; the batches
-/// then cross to the caller's stream through a one-slot channel, so memory
-/// stays bounded whatever the result size. Dropping the stream stops the plan.
-async fn start_on_query_runtime(
-    physical: Arc<dyn ExecutionPlan>,
-    task_ctx: Arc<TaskContext>,
-    cancel: &QueryCancel,
-) -> datafusion::error::Result<SendableRecordBatchStream> {
-    let schema = physical.schema();
-    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-    // One batch in the channel and one being encoded.
-    let (batch_tx, batch_rx) = tokio::sync::mpsc::channel(1);
-    let task = crate::executor::query_runtime().spawn(async move {
-        let mut batches = match execute_stream(physical, task_ctx) {
-            Ok(batches) => batches,
-            Err(e) => {
-                let _ = started_tx.send(Err(e));
-                return;
-            }
-        };
-        match batches.next().await.transpose() {
-            Err(e) => {
-                let _ = started_tx.send(Err(e));
-                return;
-            }
-            Ok(first) => {
-                if started_tx.send(Ok(())).is_err() {
-                    return;
-                }
-                if let Some(first) = first
-                    && batch_tx.send(Ok(first)).await.is_err()
-                {
-                    return;
-                }
-            }
-        }
-        while let Some(batch) = batches.next().await {
-            if batch_tx.send(batch).await.is_err() {
-                return; // the client side is gone: stop the plan
-            }
-        }
-    });
-    let abort = AbortOnDrop(task);
-    tokio::select! {
-        started = started_rx => started.map_err(|_| {
-            DataFusionError::External(Box::new(SqlError::new(
-                sqlstate::INTERNAL_ERROR,
-                "the query task ended unexpectedly",
-            )))
-        })??,
-        error = cancel.cancelled() => return Err(DataFusionError::External(Box::new(error))),
-    };
-    let batches = futures::stream::unfold((batch_rx, abort), |(mut rx, abort)| async move {
-        rx.recv().await.map(|batch| (batch, (rx, abort)))
-    });
-    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
-}
-
 /// Parameter types DataFusion inferred, in `$1..$n` order.
 pub fn parameter_types(
     plan: &LogicalPlan,
@@ -955,15 +865,6 @@ fn type_cast_placeholders(plan: LogicalPlan) -> SqlResult<LogicalPlan> {
         })
     })?;
     Ok(typed.data)
-}
-
-/// Aborts the query task when the client side of its stream is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Settings owned by DataFusion (`datafusion.*`), datafusion-distributed

@@ -22,8 +22,8 @@ use vivace_connectors::SchemaRequest;
 
 use crate::copy::CopyRequest;
 use crate::cursor::FetchCount;
-use crate::engine::{DATABASE, DEFAULT_SCHEMA};
 use crate::error::{SqlError, SqlResult, sqlstate};
+use vivace_catalog::{DATABASE, DEFAULT_SCHEMA};
 
 /// One statement, classified.
 #[derive(Debug, Clone)]
@@ -144,10 +144,16 @@ pub struct StatementParser {
     pg: PostgresCompatibilityParser,
 }
 
+/// The process's parser (its rewrite rules are built once).
+pub fn parser() -> &'static StatementParser {
+    static PARSER: std::sync::OnceLock<StatementParser> = std::sync::OnceLock::new();
+    PARSER.get_or_init(StatementParser::default)
+}
+
 impl StatementParser {
     /// Every statement of `sql`, in order. Empty statements are dropped.
     pub fn parse(&self, sql: &str) -> SqlResult<Vec<Command>> {
-        crate::nesting::check(sql)?;
+        crate::engine::nesting::check(sql)?;
         split_statements(sql)?
             .into_iter()
             .map(|text| self.parse_one(text))
@@ -200,7 +206,7 @@ impl StatementParser {
                 .map_err(SqlError::from)?
                 .into_iter()
                 .map(|mut stmt| {
-                    crate::nesting::balance(&mut stmt)?;
+                    crate::engine::nesting::balance(&mut stmt)?;
                     crate::like_escape::rewrite(&mut stmt)?;
                     crate::empty_catalog_subqueries::rewrite(&mut stmt);
                     classify(stmt)

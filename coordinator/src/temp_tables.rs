@@ -16,7 +16,7 @@ use datafusion::catalog::{
 };
 use datafusion::common::Result;
 
-use crate::engine::{DATABASE, DEFAULT_SCHEMA};
+use vivace_catalog::{DATABASE, DEFAULT_SCHEMA};
 
 /// The schema name temp tables can be qualified with.
 pub const TEMP_SCHEMA: &str = "pg_temp";

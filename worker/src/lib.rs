@@ -11,12 +11,14 @@ mod auth;
 mod channel;
 mod local;
 pub mod membership;
+mod runtime;
 mod secret;
 mod server;
 
 pub use auth::SecretCheck;
 pub use channel::{SecretChannelResolver, WorkerUnreachable};
 pub use local::LocalWorkers;
+pub use runtime::{parse_memory_size, runtime_env};
 pub use secret::{ClusterSecret, SECRET_HEADER};
 
 /// Largest HTTP/2 frame a worker or coordinator accepts (both sides advertise it).

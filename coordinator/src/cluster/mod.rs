@@ -58,7 +58,7 @@ impl Cluster {
             let listener = TcpListener::bind("127.0.0.1:0").await?;
             // Embedded workers execute plan fragments: they belong on the query
             // runtime, away from the connections (see `executor`).
-            let _query_runtime = crate::executor::query_runtime().enter();
+            let _query_runtime = crate::engine::executor::query_runtime().enter();
             let handle = spawn_worker(
                 listener,
                 WorkerOptions {

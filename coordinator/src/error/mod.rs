@@ -162,7 +162,7 @@ impl From<ParserError> for SqlError {
     fn from(e: ParserError) -> Self {
         let message = match e {
             ParserError::ParserError(m) | ParserError::TokenizerError(m) => m,
-            ParserError::RecursionLimitExceeded => return crate::nesting::too_deep(),
+            ParserError::RecursionLimitExceeded => return crate::engine::nesting::too_deep(),
         };
         Self::new(sqlstate::SYNTAX_ERROR, format!("syntax error: {message}"))
     }

@@ -43,7 +43,7 @@ use tokio_util::codec::Framed;
 use super::frames::{self, FrameError, StartupPacket};
 use super::handler::QueryHandler;
 use super::startup::Startup;
-use crate::cancel::{CancelRegistry, SessionCancel};
+use crate::engine::cancel::{CancelRegistry, SessionCancel};
 use crate::error::sqlstate;
 
 /// How long a client has from connecting to being authenticated

@@ -28,7 +28,7 @@ use pgwire::messages::startup::{Authentication, PasswordMessageFamily};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use super::scram::{self, Exchange, ScramError, Verifier};
-use crate::cancel::{CancelRegistry, SessionCancel};
+use crate::engine::cancel::{CancelRegistry, SessionCancel};
 use crate::error::sqlstate;
 use crate::settings::Settings;
 

@@ -16,7 +16,7 @@
 //! with thousands of terms, long `OR` chains, `UNION ALL` of many SELECTs) are
 //! deep trees, and parts of sqlparser and DataFusion walk them recursively
 //! without growing the stack on demand. Statements that *nest* deeply are
-//! refused before parsing ([`crate::nesting`]).
+//! refused before parsing ([`crate::engine::nesting`]).
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -32,7 +32,7 @@ use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::ExecutionPlan;
 use tokio::runtime::{Builder, Handle, Runtime};
 
-use crate::cancel::QueryCancel;
+use crate::engine::cancel::QueryCancel;
 use crate::error::{SqlError, SqlResult, sqlstate};
 
 /// Stack of each planning thread. Memory is reserved, not used, until a deep
@@ -190,7 +190,7 @@ pub fn optimizer_checkpoints(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cancel::CancelReason;
+    use crate::engine::cancel::CancelReason;
 
     #[tokio::test]
     async fn a_cancelled_statement_returns_at_once() {

@@ -27,7 +27,7 @@
 //! [`MAX_EXPRESSION_DEPTH`], or nests more than [`MAX_CASE_NESTING`] `CASE`s,
 //! (`1 + 1 + …` with thousands of terms, whose evaluation order matters for
 //! overflow and rounding) is refused with `54001`. Planning also runs on large
-//! stacks ([`crate::planning`]).
+//! stacks ([`crate::engine::planning`]).
 
 use std::ops::ControlFlow;
 

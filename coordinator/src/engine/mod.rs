@@ -1,0 +1,183 @@
+//! The engine: the durable catalog, the connectors, and the DataFusion state every
+//! session starts from. One per coordinator, shared by all connections.
+
+pub mod cancel;
+pub mod executor;
+pub mod federation;
+pub mod nesting;
+pub mod planning;
+mod query;
+mod state;
+mod tables;
+
+pub use state::SqlDialect;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use datafusion::catalog::SchemaProvider;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::SessionState;
+use datafusion::prelude::SessionContext;
+use tokio::sync::Mutex;
+use vivace_catalog::{CatalogStore, DATABASE, DEFAULT_SCHEMA};
+use vivace_connectors::{ConnectorRegistry, WorkerNeed};
+
+use crate::cluster::Membership;
+
+/// The schema of Vivace's own tables (`system.nodes`).
+pub const SYSTEM_SCHEMA: &str = "system";
+
+/// How queries are executed.
+pub enum Execution {
+    /// In this process only.
+    Local,
+    /// Cut into stages run by the live workers of `membership`, reached over
+    /// channels presenting the cluster secret.
+    Distributed {
+        /// The live worker set.
+        membership: Arc<Membership>,
+        /// Secret presented to workers.
+        secret: vivace_worker::ClusterSecret,
+        /// What to do when a worker is lost during a query.
+        retry: RetryPolicy,
+        /// The workers running in this process, called without gRPC.
+        local: vivace_worker::LocalWorkers,
+    },
+}
+
+/// What to do when a query fails because a worker was lost (Trino's `retry-policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryPolicy {
+    /// Fail the query.
+    None,
+    /// Re-run the whole query on the surviving workers, if no row has reached the
+    /// client yet (at most [`QUERY_RETRIES`] times).
+    Query,
+}
+
+/// Largest estimated build side (bytes) a distributed join broadcasts to every task.
+pub const BROADCAST_JOIN_MAX_BYTES: usize = 32 * 1024 * 1024;
+
+/// Largest estimated build side (rows) a distributed join broadcasts to every task.
+pub const BROADCAST_JOIN_MAX_ROWS: usize = 1024 * 1024;
+
+/// How many times the `query` policy re-runs a query.
+pub const QUERY_RETRIES: usize = 2;
+
+impl std::str::FromStr for RetryPolicy {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "none" => Ok(Self::None),
+            "query" => Ok(Self::Query),
+            other => anyhow::bail!("retry_policy must be 'query' or 'none', not '{other}'"),
+        }
+    }
+}
+
+/// Shared coordinator state.
+pub struct Engine {
+    store: CatalogStore,
+    connectors: ConnectorRegistry,
+    template: SessionState,
+    tables: Arc<dyn SchemaProvider>,
+    membership: Option<Arc<Membership>>,
+    retries: usize,
+    /// What workers must prepare for the registered tables, by connector and key.
+    worker_needs: std::sync::RwLock<std::collections::BTreeMap<(String, String), WorkerNeed>>,
+    /// Serialises DDL so "check, validate, persist, register" is atomic per name.
+    ddl: Mutex<()>,
+}
+
+/// Outcome of a DDL statement that may be a no-op (`IF [NOT] EXISTS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DdlOutcome {
+    /// The change was made.
+    Done,
+    /// Nothing to do; PostgreSQL sends a NOTICE and succeeds.
+    Skipped,
+}
+
+impl Engine {
+    /// Open the catalog in `data_dir` and register every stored table, on a
+    /// session template that `dialect` completes.
+    pub async fn open(
+        data_dir: &Path,
+        execution: Execution,
+        memory_limit: Option<usize>,
+        dialect: &dyn SqlDialect,
+    ) -> anyhow::Result<Arc<Self>> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+        let store = CatalogStore::open(&data_dir.join("catalog.db"))
+            .context("cannot open the catalog database")?;
+        let connectors = ConnectorRegistry::default();
+        let template = state::template(execution, memory_limit, &connectors, dialect).await?;
+        let ctx = template.ctx;
+        let tables = ctx
+            .catalog(DATABASE)
+            .and_then(|c| c.schema(DEFAULT_SCHEMA))
+            .context("default schema missing")?;
+        let engine = Self {
+            store,
+            connectors,
+            template: ctx.state(),
+            tables,
+            membership: template.membership,
+            retries: template.retries,
+            worker_needs: Default::default(),
+            ddl: Mutex::new(()),
+        };
+        engine.register_stored_tables()?;
+        engine.register_stored_schemas()?;
+        Ok(Arc::new(engine))
+    }
+
+    /// The connectors (embedded workers share them).
+    pub fn connectors(&self) -> &ConnectorRegistry {
+        &self.connectors
+    }
+
+    /// Whether queries are planned for workers.
+    pub fn is_distributed(&self) -> bool {
+        self.membership.is_some()
+    }
+
+    /// How many times a query lost to a worker failure may be re-run.
+    pub fn query_retries(&self) -> usize {
+        self.retries
+    }
+
+    /// Forget workers that no longer answer, before a retry.
+    pub async fn prune_workers(&self) {
+        if let Some(membership) = &self.membership {
+            membership.prune_unreachable().await;
+        }
+    }
+
+    /// The runtime shared by every session (object stores, memory pool).
+    pub fn runtime(&self) -> Arc<datafusion::execution::runtime_env::RuntimeEnv> {
+        self.template.runtime_env().clone()
+    }
+
+    /// A fresh DataFusion context for one connection: its own settings, the shared
+    /// catalog, functions and runtime.
+    pub fn new_session_context(
+        &self,
+        catalogs: Arc<dyn datafusion::catalog::CatalogProviderList>,
+    ) -> SessionContext {
+        SessionContext::new_with_state(
+            SessionStateBuilder::new_from_existing(self.template.clone())
+                .with_catalog_list(catalogs)
+                .build(),
+        )
+    }
+
+    /// The catalogs every session shares.
+    pub fn catalogs(&self) -> Arc<dyn datafusion::catalog::CatalogProviderList> {
+        self.template.catalog_list().clone()
+    }
+}

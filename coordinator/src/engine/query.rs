@@ -1,0 +1,126 @@
+//! The life of a query in the engine: planned physically on a planning thread
+//! ([`super::planning`]), started on the query runtime ([`super::executor`]) up
+//! to its first batch, and re-planned on the surviving workers when a worker is
+//! lost before any row was sent, as the retry policy allows. Rows then cross to
+//! the caller through a one-slot channel, so memory stays bounded whatever the
+//! result size, and dropping the stream stops the plan.
+
+use std::sync::Arc;
+
+use datafusion::error::DataFusionError;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+
+use super::Engine;
+use super::cancel::QueryCancel;
+use super::planning;
+use crate::error::{SqlError, SqlResult, is_worker_failure, sqlstate};
+
+impl Engine {
+    /// Start `plan` in the session `ctx` and return its batches once the first
+    /// exists (or it failed), unless `cancel` fires first.
+    pub async fn start(
+        &self,
+        ctx: &SessionContext,
+        plan: LogicalPlan,
+        cancel: &QueryCancel,
+    ) -> SqlResult<SendableRecordBatchStream> {
+        if self.is_distributed() {
+            use datafusion_distributed::DistributedExt;
+            let state = ctx.state_ref();
+            let mut state = state.write();
+            state
+                .config_mut()
+                .set_distributed_passthrough_headers(self.worker_headers())?;
+        }
+        let mut retries_left = self.query_retries();
+        let started = loop {
+            let state = ctx.state();
+            let logical = plan.clone();
+            let physical = planning::off_thread(cancel.clone(), async move {
+                Ok(state.create_physical_plan(&logical).await?)
+            })
+            .await?;
+            match start_on_query_runtime(physical, ctx.task_ctx(), cancel).await {
+                Err(e) if retries_left > 0 && is_worker_failure(&e) => {
+                    retries_left -= 1;
+                    tracing::warn!(error = %e, "a worker failed before any row was sent; re-running the query");
+                    self.prune_workers().await;
+                }
+                started => break started,
+            }
+        };
+        started.map_err(|e| cancel.reason().map_or_else(|| e.into(), |r| r.error()))
+    }
+}
+
+/// Run `physical` on the query runtime up to its first batch; the batches
+/// then cross to the caller's stream through a one-slot channel, so memory
+/// stays bounded whatever the result size. Dropping the stream stops the plan.
+async fn start_on_query_runtime(
+    physical: Arc<dyn ExecutionPlan>,
+    task_ctx: Arc<TaskContext>,
+    cancel: &QueryCancel,
+) -> datafusion::error::Result<SendableRecordBatchStream> {
+    let schema = physical.schema();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    // One batch in the channel and one being encoded.
+    let (batch_tx, batch_rx) = tokio::sync::mpsc::channel(1);
+    let task = crate::engine::executor::query_runtime().spawn(async move {
+        let mut batches = match execute_stream(physical, task_ctx) {
+            Ok(batches) => batches,
+            Err(e) => {
+                let _ = started_tx.send(Err(e));
+                return;
+            }
+        };
+        match batches.next().await.transpose() {
+            Err(e) => {
+                let _ = started_tx.send(Err(e));
+                return;
+            }
+            Ok(first) => {
+                if started_tx.send(Ok(())).is_err() {
+                    return;
+                }
+                if let Some(first) = first
+                    && batch_tx.send(Ok(first)).await.is_err()
+                {
+                    return;
+                }
+            }
+        }
+        while let Some(batch) = batches.next().await {
+            if batch_tx.send(batch).await.is_err() {
+                return; // the client side is gone: stop the plan
+            }
+        }
+    });
+    let abort = AbortOnDrop(task);
+    tokio::select! {
+        started = started_rx => started.map_err(|_| {
+            DataFusionError::External(Box::new(SqlError::new(
+                sqlstate::INTERNAL_ERROR,
+                "the query task ended unexpectedly",
+            )))
+        })??,
+        error = cancel.cancelled() => return Err(DataFusionError::External(Box::new(error))),
+    };
+    let batches = futures::stream::unfold((batch_rx, abort), |(mut rx, abort)| async move {
+        rx.recv().await.map(|batch| (batch, (rx, abort)))
+    });
+    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+}
+
+/// Aborts the query task when the client side of its stream is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
