@@ -11,6 +11,7 @@ use vivace_catalog::TableDefinition;
 use vivace_connectors::TableRequest;
 
 use crate::error::{SqlError, SqlResult};
+use crate::pgcompat::functions::text::quote_ident;
 use crate::statement::table_reference_to_name;
 
 /// Build a connector request from DataFusion's planned `CREATE EXTERNAL TABLE`.
@@ -87,22 +88,6 @@ fn ddl_type_name(data_type: &DataType) -> String {
         ) => "TIMESTAMP".into(),
         DataType::Timestamp(_, Some(_)) => "TIMESTAMPTZ".into(),
         other => pg_type_name(other).to_uppercase(),
-    }
-}
-
-/// Quote an identifier when PostgreSQL would need it.
-pub fn quote_ident(name: &str) -> String {
-    let simple = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if simple {
-        name.to_string()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
     }
 }
 

@@ -2,34 +2,17 @@
 //! the catalog and connectors.
 
 pub mod cluster;
-pub mod colnames;
 pub mod config;
 pub mod copy;
 pub mod cursor;
-pub mod data_subqueries;
 pub mod ddl;
 pub mod demo;
-pub mod driver_queries;
-pub mod empty_catalog_subqueries;
 pub mod engine;
 pub mod error;
-pub mod functions;
-pub mod information_schema;
-pub mod int_literals;
-pub mod like_escape;
-pub mod numeric_division;
-pub mod pg_catalog_overlay;
-pub mod pg_types;
 pub mod pgcompat;
-pub mod privileges;
-pub mod proc_functions;
-pub mod regclass_casts;
 pub mod session;
-pub mod settings;
-pub mod sql_rewrite;
 pub mod statement;
 pub mod temp_tables;
-pub mod unknown_literals;
 pub mod wire;
 
 use std::sync::Arc;

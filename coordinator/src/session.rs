@@ -8,7 +8,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::{ScalarValue, TableReference};
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan, logical_plan::InvariantLevel};
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
@@ -17,14 +17,15 @@ use futures::StreamExt;
 
 use crate::copy::CopyOptions;
 use crate::cursor::{Cursors, FetchCount};
+use crate::ddl;
 use crate::engine::cancel::{QueryCancel, SessionCancel};
 use crate::engine::planning;
 use crate::engine::{DdlOutcome, Engine};
 use crate::error::{SqlError, SqlResult, sqlstate};
-use crate::settings::Settings;
+use crate::pgcompat::settings::Settings;
+use crate::pgcompat::{self, plan::NamedPlan, statement::colnames};
 use crate::statement::{Command, TransactionOp};
 use crate::temp_tables::{SessionCatalogs, TEMP_SCHEMA};
-use crate::{colnames, ddl, sql_rewrite};
 use vivace_catalog::DEFAULT_SCHEMA;
 
 /// A statement ready to run: a DataFusion plan, or a command Vivace runs itself.
@@ -155,7 +156,7 @@ impl Session {
         let catalogs = Arc::new(SessionCatalogs::new(engine.catalogs()));
         let ctx = engine.new_session_context(catalogs.clone());
         let settings = Arc::new(Mutex::new(Settings::default()));
-        for function in crate::functions::session_functions(settings.clone()) {
+        for function in crate::pgcompat::functions::session_functions(settings.clone()) {
             ctx.register_udf(function);
         }
         Self {
@@ -327,7 +328,7 @@ impl Session {
         };
         let input = Arc::unwrap_or_clone(prepare.input);
         ensure_read_only(&input)?;
-        let input = crate::int_literals::narrow_output_literals(input)?;
+        let input = pgcompat::plan::finish(input)?;
         Ok(QueryPlan {
             plan: type_cast_placeholders(input)?,
             names: names.map(Arc::new),
@@ -403,36 +404,8 @@ impl Session {
     /// Plan a query (SELECT, VALUES, EXPLAIN, ...) with PostgreSQL's result
     /// column names.
     async fn plan_query(&self, stmt: Box<Statement>) -> SqlResult<QueryPlan> {
-        let names = colnames::postgres_names(&stmt);
-        let state = self.ctx.state();
-        let plan = match state
-            .statement_to_plan(DFStatement::Statement(stmt.clone()))
-            .await
-        {
-            Err(e) if names.is_some() && colnames::is_duplicate_name_error(&e) => {
-                let mut stmt = stmt.clone();
-                colnames::alias_unnamed(&mut stmt);
-                state
-                    .statement_to_plan(DFStatement::Statement(stmt))
-                    .await?
-            }
-            planned => planned?,
-        };
-        // DataFusion reports an unaggregated correlated scalar subquery only when
-        // the plan is optimised; look for it now, while the statement can still
-        // be rewritten.
-        let plan = match plan.check_invariants(InvariantLevel::Executable) {
-            Err(e) if sql_rewrite::is_unaggregated_subquery_error(&e) => {
-                let mut stmt = stmt;
-                sql_rewrite::aggregate_scalar_subqueries(&mut stmt);
-                state
-                    .statement_to_plan(DFStatement::Statement(stmt))
-                    .await?
-            }
-            _ => plan,
-        };
+        let NamedPlan { plan, names } = pgcompat::plan::plan_query(&self.ctx.state(), stmt).await?;
         ensure_read_only(&plan)?;
-        let plan = crate::int_literals::narrow_output_literals(plan)?;
         match plan {
             LogicalPlan::Explain(explain) if !explain.verbose => {
                 let batch = self.explain(&explain.plan).await?;
@@ -485,36 +458,31 @@ impl Session {
         use datafusion::arrow::array::{ArrayRef, StringArray};
         use datafusion::arrow::datatypes::{DataType, Field, Schema};
         let settings = self.settings.lock().map_err(|_| poisoned())?;
-        let (names, columns): (Vec<&str>, Vec<Vec<String>>) = if name == "all" {
+        let (names, columns): (Vec<String>, Vec<Vec<String>>) = if name == "all" {
             let (keys, values) = settings.all().map(|(k, v)| (k.clone(), v.clone())).unzip();
-            (vec!["name", "setting"], vec![keys, values])
+            (vec!["name".into(), "setting".into()], vec![keys, values])
         } else if is_engine_setting(name) {
-            let options = self.ctx.state().config_options().entries();
-            // datafusion-distributed's options list their keys without the
-            // `distributed.` prefix (DataFusion's `extensions_options!` does so).
-            let unprefixed = name.strip_prefix("distributed.");
-            let entry = options
-                .into_iter()
-                .find(|e| e.key == name || unprefixed == Some(e.key.as_str()))
-                .ok_or_else(|| {
+            let value =
+                engine_setting(self.ctx.state().config_options(), name).ok_or_else(|| {
                     SqlError::new(
                         sqlstate::UNDEFINED_OBJECT,
                         format!("unrecognized configuration parameter \"{name}\""),
                     )
                 })?;
-            (vec![name], vec![vec![entry.value.unwrap_or_default()]])
+            (
+                vec![name.to_string()],
+                vec![vec![value.unwrap_or_default()]],
+            )
         } else {
-            let column = if name == "transaction isolation level" {
-                "transaction_isolation"
-            } else {
-                name
-            };
-            (vec![column], vec![vec![settings.get(name)?]])
+            (
+                vec![crate::pgcompat::settings::display_name(name)],
+                vec![vec![settings.get(name)?]],
+            )
         };
         let schema = Schema::new(
             names
                 .iter()
-                .map(|n| Field::new(*n, DataType::Utf8, false))
+                .map(|n| Field::new(n, DataType::Utf8, false))
                 .collect::<Vec<_>>(),
         );
         let arrays = columns
@@ -697,6 +665,13 @@ impl Session {
             }
             Command::Set { name, value } => {
                 if is_engine_setting(&name) {
+                    let value = if value.eq_ignore_ascii_case("default") {
+                        engine_setting(&self.engine.default_options(), &name)
+                            .flatten()
+                            .unwrap_or(value)
+                    } else {
+                        value
+                    };
                     let state = self.ctx.state_ref();
                     let mut state = state.write();
                     state
@@ -717,6 +692,15 @@ impl Session {
                 }
                 Ok(Outcome::Tag {
                     tag: "SET",
+                    notice: None,
+                })
+            }
+            Command::ResetAll => {
+                self.settings.lock().map_err(|_| poisoned())?.reset_all();
+                let defaults = self.engine.default_options();
+                *self.ctx.state_ref().write().config_mut().options_mut() = defaults;
+                Ok(Outcome::Tag {
+                    tag: "RESET",
                     notice: None,
                 })
             }
@@ -870,6 +854,21 @@ fn type_cast_placeholders(plan: LogicalPlan) -> SqlResult<LogicalPlan> {
 /// Settings owned by DataFusion (`datafusion.*`), datafusion-distributed
 /// (`distributed.*`) or Vivace's DataFusion extension (`vivace.pushdown`), as
 /// opposed to PostgreSQL session settings.
+/// An engine setting's value (`None` inside: set to nothing), if the name is
+/// one. datafusion-distributed's options list their keys without the
+/// `distributed.` prefix (DataFusion's `extensions_options!` does so).
+fn engine_setting(
+    options: &datafusion::config::ConfigOptions,
+    name: &str,
+) -> Option<Option<String>> {
+    let unprefixed = name.strip_prefix("distributed.");
+    options
+        .entries()
+        .into_iter()
+        .find(|e| e.key == name || unprefixed == Some(e.key.as_str()))
+        .map(|e| e.value)
+}
+
 fn is_engine_setting(name: &str) -> bool {
     name.starts_with("datafusion.")
         || name.starts_with("distributed.")

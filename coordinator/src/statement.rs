@@ -9,8 +9,8 @@ use datafusion::common::TableReference;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast::{
-    CloseCursor, Declare, FetchDirection, Ident, ObjectName, ObjectType, Set, ShowCreateObject,
-    Statement, Value, ValueWithSpan,
+    CloseCursor, Declare, FetchDirection, Ident, ObjectName, ObjectType, Reset, Set,
+    ShowCreateObject, Statement, Value, ValueWithSpan,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -23,6 +23,7 @@ use vivace_connectors::SchemaRequest;
 use crate::copy::CopyRequest;
 use crate::cursor::FetchCount;
 use crate::error::{SqlError, SqlResult, sqlstate};
+use crate::pgcompat::IncomingText;
 use vivace_catalog::{DATABASE, DEFAULT_SCHEMA};
 
 /// One statement, classified.
@@ -68,6 +69,8 @@ pub enum Command {
         /// Value as text, quotes removed.
         value: String,
     },
+    /// `RESET ALL`
+    ResetAll,
     /// `SHOW name`
     Show(String),
     /// `BEGIN`, `COMMIT`, `ROLLBACK` and friends; the tag to answer with.
@@ -92,7 +95,7 @@ pub enum Command {
     /// that the session places in its own `pg_temp` schema.
     CreateTempTable(Box<Statement>),
     /// A driver's catalog query replaced by an equivalent one
-    /// ([`crate::driver_queries`]), with the parameter types to report.
+    /// ([`crate::pgcompat::text::driver_queries`]), with the parameter types to report.
     DriverQuery {
         /// The replacement query.
         stmt: Box<Statement>,
@@ -185,33 +188,32 @@ impl StatementParser {
                 let rest = text.trim_start()[4..].trim_start()[8..].to_string();
                 self.parse_one(&format!("DROP{rest}"))
             }
-            _ if let Some(replaced) = crate::driver_queries::replacement(text) => {
-                let mut stmts = self.pg.parse(replaced.sql).map_err(SqlError::from)?;
-                match (stmts.pop(), stmts.is_empty()) {
-                    (Some(stmt), true) => Ok(vec![Command::DriverQuery {
-                        stmt: Box::new(stmt),
-                        parameter_types: replaced.parameter_types,
-                    }]),
-                    _ => Err(SqlError::new(
-                        sqlstate::INTERNAL_ERROR,
-                        "a driver query replacement is not one statement",
-                    )),
+            _ => match crate::pgcompat::incoming_text(text) {
+                IncomingText::Driver(replaced) => {
+                    let mut stmts = self.pg.parse(replaced.sql).map_err(SqlError::from)?;
+                    match (stmts.pop(), stmts.is_empty()) {
+                        (Some(stmt), true) => Ok(vec![Command::DriverQuery {
+                            stmt: Box::new(stmt),
+                            parameter_types: replaced.parameter_types,
+                        }]),
+                        _ => Err(SqlError::new(
+                            sqlstate::INTERNAL_ERROR,
+                            "a driver query replacement is not one statement",
+                        )),
+                    }
                 }
-            }
-            _ => self
-                .pg
-                .parse(&crate::data_subqueries::protect(
-                    &crate::sql_rewrite::regproc_literals_as_names(text),
-                ))
-                .map_err(SqlError::from)?
-                .into_iter()
-                .map(|mut stmt| {
-                    crate::engine::nesting::balance(&mut stmt)?;
-                    crate::like_escape::rewrite(&mut stmt)?;
-                    crate::empty_catalog_subqueries::rewrite(&mut stmt);
-                    classify(stmt)
-                })
-                .collect(),
+                IncomingText::Sql(text) => self
+                    .pg
+                    .parse(&text)
+                    .map_err(SqlError::from)?
+                    .into_iter()
+                    .map(|mut stmt| {
+                        crate::engine::nesting::balance(&mut stmt)?;
+                        crate::pgcompat::incoming_statement(&mut stmt)?;
+                        classify(stmt)
+                    })
+                    .collect(),
+            },
         }
     }
 }
@@ -357,6 +359,14 @@ fn classify(stmt: Statement) -> SqlResult<Command> {
         Statement::ExplainTable { table_name: t, .. } => Command::Describe(table_name(t)?),
         Statement::Set(set) => classify_set(set)?,
         Statement::ShowVariable { variable } => Command::Show(show_name(&variable)),
+        Statement::Reset(reset) => match reset.reset {
+            Reset::ALL => Command::ResetAll,
+            // As `SET name TO DEFAULT`.
+            Reset::ConfigurationParameter(name) => Command::Set {
+                name: name.to_string().to_ascii_lowercase(),
+                value: "DEFAULT".into(),
+            },
+        },
         Statement::StartTransaction { .. } => Command::Transaction(TransactionOp::Begin),
         Statement::Commit { .. } => Command::Transaction(TransactionOp::Commit),
         Statement::Rollback {
@@ -373,8 +383,7 @@ fn classify(stmt: Statement) -> SqlResult<Command> {
             data_types,
             mut statement,
         } => {
-            crate::sql_rewrite::rewrite(&mut statement);
-            crate::regclass_casts::rewrite(&mut statement);
+            crate::pgcompat::incoming_query(&mut statement);
             Command::PrepareStatement {
                 name: ident_name(name.clone()),
                 stmt: Box::new(Statement::Prepare {
@@ -445,8 +454,7 @@ fn classify(stmt: Statement) -> SqlResult<Command> {
             ));
         }
         mut other => {
-            crate::sql_rewrite::rewrite(&mut other);
-            crate::regclass_casts::rewrite(&mut other);
+            crate::pgcompat::incoming_query(&mut other);
             Command::Query(Box::new(other))
         }
     })

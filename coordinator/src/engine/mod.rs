@@ -176,6 +176,12 @@ impl Engine {
         )
     }
 
+    /// The engine settings (`datafusion.*`, `distributed.*`) a new session
+    /// starts with, as `RESET` restores them.
+    pub fn default_options(&self) -> datafusion::config::ConfigOptions {
+        self.template.config_options().as_ref().clone()
+    }
+
     /// The catalogs every session shares.
     pub fn catalogs(&self) -> Arc<dyn datafusion::catalog::CatalogProviderList> {
         self.template.catalog_list().clone()

@@ -40,6 +40,8 @@ pub mod sqlstate {
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
     /// invalid_text_representation
     pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+    /// `null_value_not_allowed`: a NULL where the function needs a value.
+    pub const NULL_VALUE_NOT_ALLOWED: &str = "22004";
     /// division_by_zero
     pub const DIVISION_BY_ZERO: &str = "22012";
     /// numeric_value_out_of_range

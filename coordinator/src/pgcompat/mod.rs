@@ -1,19 +1,72 @@
-//! PostgreSQL's behaviour where DataFusion's differs, in one place: what the
-//! session template gets ([`PostgresDialect`]: functions, `pg_catalog`,
-//! `information_schema`, rules before type coercion) and, for incoming SQL,
-//! the rewrites the statement parser applies.
+//! PostgreSQL's behaviour where DataFusion's differs, in one place, grouped by
+//! the stage each piece hooks into: the raw text ([`text`]), the parsed
+//! statement ([`statement`]), the logical plan ([`plan`]), catalog views
+//! ([`catalog`]), functions ([`functions`]) and session settings
+//! ([`settings`]).
+//!
+//! Two entry points: [`PostgresDialect`] for the session template the engine
+//! builds, and [`incoming_text`] / [`incoming_statement`] /
+//! [`incoming_query`] for SQL a client sends, in the order the statement
+//! parser applies them. Each shim has SQL-level cases in `tests/slt/`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::setup_pg_catalog;
 use vivace_catalog::DATABASE;
 
 use crate::engine::SqlDialect;
+use crate::error::SqlResult;
+
+pub mod catalog;
+pub mod functions;
+pub mod plan;
+pub mod settings;
+pub mod statement;
+pub mod text;
+
+/// What a client's SQL text becomes before it is parsed: a catalog query a
+/// driver sends verbatim, swapped for one DataFusion plans; otherwise the text
+/// with the marks the parser needs.
+pub enum IncomingText<'a> {
+    /// A known driver query, replaced.
+    Driver(text::driver_queries::Replacement),
+    /// SQL to parse.
+    Sql(Cow<'a, str>),
+}
+
+/// The text stage, for one statement's text.
+pub fn incoming_text(text: &str) -> IncomingText<'_> {
+    if let Some(replaced) = text::driver_queries::replacement(text) {
+        return IncomingText::Driver(replaced);
+    }
+    IncomingText::Sql(
+        match text::regproc_literals::regproc_literals_as_names(text) {
+            Cow::Borrowed(text) => text::data_subqueries::protect(text),
+            Cow::Owned(text) => Cow::Owned(text::data_subqueries::protect(&text).into_owned()),
+        },
+    )
+}
+
+/// The statement stage, for every parsed statement.
+pub fn incoming_statement(stmt: &mut Statement) -> SqlResult<()> {
+    statement::like_escape::rewrite(stmt)?;
+    statement::empty_catalog_subqueries::rewrite(stmt);
+    Ok(())
+}
+
+/// The statement stage's rewrites for a query about to be planned (also the
+/// body of `PREPARE`): set-returning functions and regclass casts.
+pub fn incoming_query(stmt: &mut Statement) {
+    statement::sql_rewrite::rewrite(stmt);
+    statement::regclass_casts::rewrite(stmt);
+}
 
 /// PostgreSQL, as the session template speaks it.
 pub struct PostgresDialect;
@@ -22,8 +75,8 @@ pub struct PostgresDialect;
 impl SqlDialect for PostgresDialect {
     fn analyzer_rules(&self) -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
         vec![
-            Arc::new(crate::numeric_division::NumericDivision),
-            Arc::new(crate::unknown_literals::BooleanLiterals),
+            Arc::new(plan::numeric_division::NumericDivision),
+            Arc::new(plan::unknown_literals::BooleanLiterals),
         ]
     }
 
@@ -33,27 +86,24 @@ impl SqlDialect for PostgresDialect {
         let catalog = ctx.catalog(DATABASE).context("default catalog missing")?;
         catalog.register_schema(
             "information_schema",
-            Arc::new(crate::information_schema::PgInformationSchema::new(
+            Arc::new(catalog::information_schema::PgInformationSchema::new(
                 ctx.state().catalog_list().clone(),
             )),
         )?;
         let pg_catalog = catalog.schema("pg_catalog").context("pg_catalog missing")?;
         catalog.register_schema(
             "pg_catalog",
-            Arc::new(crate::pg_catalog_overlay::PgCatalogOverlay::new(pg_catalog).await?),
+            Arc::new(catalog::pg_catalog_overlay::PgCatalogOverlay::new(pg_catalog).await?),
         )?;
-        for function in crate::functions::catalog_functions(ctx.state().catalog_list().clone())
+        for function in functions::template_functions(ctx, ctx.state().catalog_list().clone())
+            .await?
             .into_iter()
-            .chain(crate::sql_rewrite::functions())
-            .chain(crate::regclass_casts::functions())
-            .chain(crate::privileges::functions())
+            .chain(statement::sql_rewrite::functions())
+            .chain(statement::regclass_casts::functions())
         {
             ctx.register_udf(function);
         }
-        for function in crate::proc_functions::functions(ctx).await? {
-            ctx.register_udf(function);
-        }
-        ctx.register_udaf(crate::data_subqueries::single_row_aggregate());
+        ctx.register_udaf(text::data_subqueries::single_row_aggregate());
         // PostgreSQL's avg, sum and numeric division, in place of DataFusion's;
         // workers register the same (plans name them).
         for function in vivace_functions::aggregate_functions() {

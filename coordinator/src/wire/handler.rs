@@ -191,7 +191,7 @@ fn bind_parameters(plan: &LogicalPlan, portal: &Portal<Prepared>) -> PgWireResul
 }
 
 /// Substitute parameters whose types a replaced driver query declares
-/// ([`crate::driver_queries`]); only `oid[]` is needed so far.
+/// ([`crate::pgcompat::text::driver_queries`]); only `oid[]` is needed so far.
 fn bind_declared_parameters(
     plan: &LogicalPlan,
     types: &[Type],
@@ -206,8 +206,8 @@ fn bind_declared_parameters(
         let value = match (ty, bytes) {
             (_, None) => ScalarValue::Null,
             (&Type::OID_ARRAY, Some(bytes)) => {
-                let oids =
-                    crate::driver_queries::decode_oid_array(&bytes, binary).ok_or_else(|| {
+                let oids = crate::pgcompat::text::driver_queries::decode_oid_array(&bytes, binary)
+                    .ok_or_else(|| {
                         to_pg_error(SqlError::new(
                             sqlstate::INVALID_TEXT_REPRESENTATION,
                             "malformed oid[] parameter",

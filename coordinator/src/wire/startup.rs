@@ -30,7 +30,7 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use super::scram::{self, Exchange, ScramError, Verifier};
 use crate::engine::cancel::{CancelRegistry, SessionCancel};
 use crate::error::sqlstate;
-use crate::settings::Settings;
+use crate::pgcompat::settings::Settings;
 
 /// Configured users and their SCRAM verifiers; empty means loopback-only trust.
 #[derive(Debug, Clone, Default, PartialEq)]

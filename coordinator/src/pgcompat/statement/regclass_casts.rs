@@ -36,7 +36,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
-use crate::functions::quote_ident;
+use crate::pgcompat::functions::text::quote_ident;
 use vivace_catalog::DEFAULT_SCHEMA;
 
 /// Name of the function that normalises a relation name for the lookup.

@@ -255,7 +255,7 @@ impl ScalarUDFImpl for TypeName {
             let arrow = input.value(i);
             match postgres_type(arrow) {
                 Some(ty) => out.append_value(match self.kind {
-                    TypeNameKind::Sql => crate::pg_types::sql_name(&ty),
+                    TypeNameKind::Sql => crate::pgcompat::catalog::pg_types::sql_name(&ty),
                     TypeNameKind::Udt => ty.name().to_string(),
                 }),
                 None => out.append_value(arrow),
@@ -266,7 +266,7 @@ impl ScalarUDFImpl for TypeName {
 }
 
 fn postgres_type(arrow: &str) -> Option<Type> {
-    crate::pg_types::wire_type(&DataType::from_str(arrow).ok()?)
+    crate::pgcompat::catalog::pg_types::wire_type(&DataType::from_str(arrow).ok()?)
 }
 
 #[cfg(test)]
@@ -277,7 +277,10 @@ mod tests {
     fn arrow_type_text_maps_to_postgres_names() {
         let names = |arrow: &str| {
             let ty = postgres_type(arrow).unwrap();
-            (crate::pg_types::sql_name(&ty), ty.name().to_string())
+            (
+                crate::pgcompat::catalog::pg_types::sql_name(&ty),
+                ty.name().to_string(),
+            )
         };
         assert_eq!(names("Int32"), ("integer".into(), "int4".into()));
         assert_eq!(names("Utf8View"), ("text".into(), "text".into()));

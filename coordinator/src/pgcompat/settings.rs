@@ -59,15 +59,20 @@ const READ_ONLY: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct Settings {
     values: BTreeMap<String, String>,
+    /// What `RESET` restores: the defaults, with the client's start-up
+    /// parameters applied.
+    session_defaults: BTreeMap<String, String>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
+        let values: BTreeMap<String, String> = DEFAULTS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Self {
-            values: DEFAULTS
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            session_defaults: values.clone(),
+            values,
         }
     }
 }
@@ -117,11 +122,10 @@ impl Settings {
             return Ok(());
         }
         let value = if value.eq_ignore_ascii_case("default") {
-            DEFAULTS
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map_or("", |(_, v)| v)
-                .to_string()
+            self.session_defaults
+                .get(&name)
+                .cloned()
+                .unwrap_or_default()
         } else {
             value.to_string()
         };
@@ -169,6 +173,12 @@ impl Settings {
                 _ => self.set_from_client(name, value),
             }
         }
+        self.session_defaults = self.values.clone();
+    }
+
+    /// `RESET ALL`: every setting back to its session default.
+    pub fn reset_all(&mut self) {
+        self.values = self.session_defaults.clone();
     }
 
     fn set_from_client(&mut self, name: &str, value: &str) {
@@ -228,6 +238,18 @@ fn parse_duration_ms(value: &str) -> Option<u64> {
         _ => return None,
     };
     Some((number * scale).round() as u64)
+}
+
+/// A setting's name as PostgreSQL heads its `SHOW` column: the canonical
+/// name, with the capitals PostgreSQL's own spelling has.
+pub fn display_name(name: &str) -> String {
+    let name = canonical(name);
+    match name.as_str() {
+        "datestyle" => "DateStyle".into(),
+        "intervalstyle" => "IntervalStyle".into(),
+        "timezone" => "TimeZone".into(),
+        _ => name,
+    }
 }
 
 fn unknown(name: &str) -> SqlError {

@@ -110,11 +110,14 @@ fn require_single_row(query: &mut Query) {
         return;
     };
     let (expr, alias) = match item {
-        SelectItem::UnnamedExpr(expr) => (expr.clone(), crate::colnames::expr_name(expr)),
+        SelectItem::UnnamedExpr(expr) => (
+            expr.clone(),
+            crate::pgcompat::statement::colnames::expr_name(expr),
+        ),
         SelectItem::ExprWithAlias { expr, alias } => (expr.clone(), Some(alias.value.clone())),
         _ => return,
     };
-    if crate::sql_rewrite::calls_aggregate(&expr) {
+    if crate::pgcompat::statement::sql_rewrite::calls_aggregate(&expr) {
         return;
     }
     let wrapped = Expr::Function(Function {

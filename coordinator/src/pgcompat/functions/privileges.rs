@@ -9,21 +9,39 @@
 //! optionally followed by `WITH GRANT OPTION`; the answer is true when any entry
 //! is granted, and an unknown privilege name is an error (22023).
 
-use std::sync::Arc;
-
-use datafusion::arrow::array::BooleanArray;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{DataFusionError, Result, ScalarValue};
-use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
-    Volatility,
-};
+use datafusion::logical_expr::{Signature, TypeSignature, Volatility};
 
+use super::{RowFunction, text};
 use crate::error::{SqlError, sqlstate};
 
-/// The privilege functions, to register over datafusion-pg-catalog's.
-pub fn functions() -> Vec<ScalarUDF> {
-    checks().into_iter().map(ScalarUDF::new_from_impl).collect()
+/// The family's table, to register over datafusion-pg-catalog's.
+pub fn functions() -> Vec<RowFunction> {
+    checks()
+        .into_iter()
+        .map(|check| {
+            let signature = Signature::one_of(
+                check
+                    .arities
+                    .iter()
+                    .map(|&n| TypeSignature::Any(n))
+                    .collect(),
+                Volatility::Stable,
+            );
+            RowFunction::new(
+                check.name,
+                &[],
+                Volatility::Stable,
+                DataType::Boolean,
+                move |args| {
+                    let privileges = args.last().and_then(text).unwrap_or_default();
+                    Ok(ScalarValue::Boolean(Some(check.answer(&privileges)?)))
+                },
+            )
+            .with_signature(signature)
+        })
+        .collect()
 }
 
 fn checks() -> Vec<PrivilegeCheck> {
@@ -38,26 +56,23 @@ fn checks() -> Vec<PrivilegeCheck> {
         "MAINTAIN",
     ];
     const COLUMN: &[&str] = &["SELECT", "INSERT", "UPDATE", "REFERENCES"];
-    let function = |name, arities: &[usize], known, granted| PrivilegeCheck {
+    let check = |name, arities, known, granted| PrivilegeCheck {
         name,
+        arities,
         known,
         granted,
-        signature: Signature::one_of(
-            arities.iter().map(|&n| TypeSignature::Any(n)).collect(),
-            Volatility::Stable,
-        ),
     };
     vec![
-        function("has_table_privilege", &[2, 3], TABLE, &["SELECT"]),
-        function("has_any_column_privilege", &[2, 3], COLUMN, &["SELECT"]),
-        function("has_column_privilege", &[3, 4], COLUMN, &["SELECT"]),
-        function(
+        check("has_table_privilege", &[2, 3], TABLE, &["SELECT"]),
+        check("has_any_column_privilege", &[2, 3], COLUMN, &["SELECT"]),
+        check("has_column_privilege", &[3, 4], COLUMN, &["SELECT"]),
+        check(
             "has_schema_privilege",
             &[2, 3],
             &["USAGE", "CREATE"],
             &["USAGE"],
         ),
-        function(
+        check(
             "has_database_privilege",
             &[2, 3],
             &["CONNECT", "CREATE", "TEMPORARY", "TEMP"],
@@ -68,14 +83,13 @@ fn checks() -> Vec<PrivilegeCheck> {
 
 /// One `has_*_privilege` function: the object arguments are not looked at, the
 /// last argument (the privilege list) decides.
-#[derive(Debug, PartialEq, Eq, Hash)]
 struct PrivilegeCheck {
     name: &'static str,
+    arities: &'static [usize],
     /// Privilege names PostgreSQL accepts for this kind of object.
     known: &'static [&'static str],
     /// Those Vivace grants.
     granted: &'static [&'static str],
-    signature: Signature,
 }
 
 impl PrivilegeCheck {
@@ -95,31 +109,6 @@ impl PrivilegeCheck {
             any |= self.granted.contains(&name);
         }
         Ok(any)
-    }
-}
-
-impl ScalarUDFImpl for PrivilegeCheck {
-    fn name(&self) -> &str {
-        self.name
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Boolean)
-    }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let privileges = args.args.last().expect("the signature has arguments");
-        let privileges = privileges.to_array(args.number_rows)?;
-        let out = (0..args.number_rows)
-            .map(|row| match ScalarValue::try_from_array(&privileges, row)? {
-                ScalarValue::Utf8(Some(s))
-                | ScalarValue::Utf8View(Some(s))
-                | ScalarValue::LargeUtf8(Some(s)) => self.answer(&s).map(Some),
-                _ => Ok(None),
-            })
-            .collect::<Result<BooleanArray>>()?;
-        Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }
 

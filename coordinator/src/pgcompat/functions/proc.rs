@@ -9,16 +9,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, StringBuilder};
+use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
+
+use super::{RowFunction, oid, utf8};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
-use crate::pg_types::{format_oid, format_type, wire_type};
+use crate::pgcompat::catalog::pg_types::{format_oid, format_type, wire_type};
 
 /// What `\df` shows of one function.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -27,8 +29,8 @@ struct ProcSignature {
     arguments: String,
 }
 
-/// Read pg_proc and build the functions over it.
-pub async fn functions(ctx: &SessionContext) -> Result<Vec<ScalarUDF>> {
+/// The family's table: reads pg_proc and builds the functions over it.
+pub async fn functions(ctx: &SessionContext) -> Result<Vec<RowFunction>> {
     let mut rows = ctx
         .sql(
             "SELECT CAST(oid AS BIGINT), CAST(prorettype AS BIGINT), proretset, proargtypes, \
@@ -69,23 +71,50 @@ pub async fn functions(ctx: &SessionContext) -> Result<Vec<ScalarUDF>> {
         }
     }
     let procs = Arc::new(procs);
+    let describe = |name, render: fn(&ProcSignature) -> String| {
+        let procs = procs.clone();
+        // NULL for an unknown OID, as in PostgreSQL.
+        RowFunction::new(
+            name,
+            &[1],
+            Volatility::Stable,
+            DataType::Utf8,
+            move |args| {
+                Ok(ScalarValue::Utf8(
+                    oid(&args[0]).and_then(|oid| procs.get(&oid)).map(render),
+                ))
+            },
+        )
+    };
     Ok(vec![
-        describe("pg_get_function_result", procs.clone(), |p| {
-            p.result.clone()
-        }),
-        describe("pg_get_function_arguments", procs.clone(), |p| {
+        describe("pg_get_function_result", |p| p.result.clone()),
+        describe("pg_get_function_arguments", |p| p.arguments.clone()),
+        describe("pg_get_function_identity_arguments", |p| {
             p.arguments.clone()
         }),
-        describe("pg_get_function_identity_arguments", procs, |p| {
-            p.arguments.clone()
-        }),
-        ScalarUDF::new_from_impl(PgTypeof {
-            signature: Signature::any(1, Volatility::Immutable),
-        }),
-        ScalarUDF::new_from_impl(RegtypeName {
-            signature: Signature::any(1, Volatility::Immutable),
-        }),
+        // `oid::regtype::text`: the type's name (`-` for 0, as PostgreSQL
+        // prints it; the number for an OID that names no built-in type).
+        RowFunction::new(
+            "vivace_regtype_name",
+            &[1],
+            Volatility::Immutable,
+            DataType::Utf8,
+            |args| {
+                Ok(match oid(&args[0]) {
+                    Some(0) => utf8("-"),
+                    Some(oid) => utf8(type_name(oid)),
+                    None => ScalarValue::Utf8(None),
+                })
+            },
+        ),
     ])
+}
+
+/// `pg_typeof`, which answers from its argument's type rather than its value.
+pub fn pg_typeof() -> ScalarUDF {
+    ScalarUDF::new_from_impl(PgTypeof {
+        signature: Signature::any(1, Volatility::Immutable),
+    })
 }
 
 fn type_name(oid: i64) -> String {
@@ -145,58 +174,6 @@ fn render_arguments(
         .join(", ")
 }
 
-type Render = fn(&ProcSignature) -> String;
-
-fn describe(
-    name: &'static str,
-    procs: Arc<HashMap<i64, ProcSignature>>,
-    render: Render,
-) -> ScalarUDF {
-    ScalarUDF::new_from_impl(DescribeProc {
-        name,
-        procs,
-        render,
-        signature: Signature::any(1, Volatility::Stable),
-    })
-}
-
-/// One of the `pg_get_function_*` functions: NULL for an unknown OID, as in
-/// PostgreSQL.
-#[derive(Debug)]
-struct DescribeProc {
-    name: &'static str,
-    procs: Arc<HashMap<i64, ProcSignature>>,
-    render: Render,
-    signature: Signature,
-}
-
-impl PartialEq for DescribeProc {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name && Arc::ptr_eq(&self.procs, &other.procs)
-    }
-}
-impl Eq for DescribeProc {}
-impl std::hash::Hash for DescribeProc {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name.hash(state);
-    }
-}
-
-impl ScalarUDFImpl for DescribeProc {
-    fn name(&self) -> &str {
-        self.name
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Utf8)
-    }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        map_oids(&args, |oid| self.procs.get(&oid).map(self.render))
-    }
-}
-
 /// `pg_typeof(x)`: the PostgreSQL type of `x`, by name (PostgreSQL returns a
 /// regtype, which clients print as this name).
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -222,58 +199,6 @@ impl ScalarUDFImpl for PgTypeof {
         };
         Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
     }
-}
-
-/// `oid::regtype::text`: the type's name (`-` for 0, as PostgreSQL prints it;
-/// the number for an OID that names no built-in type).
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct RegtypeName {
-    signature: Signature,
-}
-
-impl ScalarUDFImpl for RegtypeName {
-    fn name(&self) -> &str {
-        "vivace_regtype_name"
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Utf8)
-    }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        map_oids(&args, |oid| {
-            Some(if oid == 0 {
-                "-".to_string()
-            } else {
-                type_name(oid)
-            })
-        })
-    }
-}
-
-/// A text column from the OIDs in the first argument: NULL for a NULL OID or
-/// where `text` gives nothing.
-fn map_oids(
-    args: &ScalarFunctionArgs,
-    text: impl Fn(i64) -> Option<String>,
-) -> Result<ColumnarValue> {
-    let oids = datafusion::arrow::compute::cast(
-        &args.args[0].to_array(args.number_rows)?,
-        &DataType::Int64,
-    )?;
-    let oids = oids.as_primitive::<Int64Type>();
-    let mut out = StringBuilder::new();
-    for row in 0..oids.len() {
-        match (!oids.is_null(row))
-            .then(|| text(oids.value(row)))
-            .flatten()
-        {
-            Some(t) => out.append_value(t),
-            None => out.append_null(),
-        }
-    }
-    Ok(ColumnarValue::Array(Arc::new(out.finish())))
 }
 
 #[cfg(test)]

@@ -1,0 +1,7 @@
+//! Catalog views as PostgreSQL clients read them: `information_schema`,
+//! corrections over datafusion-pg-catalog's `pg_catalog`, and PostgreSQL's type
+//! names.
+
+pub mod information_schema;
+pub mod pg_catalog_overlay;
+pub mod pg_types;
