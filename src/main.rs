@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+use vivace_coordinator::config::{Kind, SETTINGS, WhenAbsent};
 use vivace_coordinator::{ServeConfig, ServeOverrides};
 
 #[derive(Parser)]
@@ -26,6 +27,8 @@ enum Command {
     Worker(WorkerArgs),
     /// Read a password on stdin and print its SCRAM-SHA-256 verifier for `[users]`.
     Password(PasswordArgs),
+    /// Print the example configuration file (deploy/vivace.toml) from the declared settings.
+    ConfigExample,
 }
 
 #[derive(clap::Args)]
@@ -53,44 +56,73 @@ struct WorkerArgs {
     memory_limit: Option<String>,
 }
 
-#[derive(clap::Args)]
+/// `vivace serve`'s flags: `--config`, then one per declared setting
+/// (`vivace_coordinator::config::SETTINGS`), each also read from its variable.
 struct ServeArgs {
-    /// TOML configuration file (see deploy/vivace.toml).
-    #[arg(long, env = "VIVACE_CONFIG")]
     config: Option<PathBuf>,
-    /// Address of the PostgreSQL listener [default: 127.0.0.1:5433].
-    #[arg(long, env = "VIVACE_LISTEN")]
-    listen: Option<String>,
-    /// Directory for the catalog and demo data [default: ./vivace-data].
-    #[arg(long, env = "VIVACE_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// Generate and register the TPC-H demo tables.
-    #[arg(long, env = "VIVACE_DEMO", num_args = 0..=1, default_missing_value = "true")]
-    demo: Option<bool>,
-    /// TPC-H scale factor of the demo tables [default: 0.01].
-    #[arg(long, env = "VIVACE_DEMO_SCALE_FACTOR")]
-    demo_scale_factor: Option<f64>,
-    /// Workers inside this process [default: one per core; 0 for none].
-    #[arg(long, env = "VIVACE_WORKERS")]
-    workers: Option<usize>,
-    /// Address remote workers send heartbeats to [default: none].
-    #[arg(long, env = "VIVACE_CLUSTER_LISTEN")]
-    cluster_listen: Option<String>,
-    /// File holding the cluster secret (required with --cluster-listen).
-    #[arg(long, env = "VIVACE_CLUSTER_SECRET_FILE")]
-    cluster_secret_file: Option<PathBuf>,
-    /// On losing a worker mid-query: `query` re-runs it on the survivors, `none` fails it [default: query].
-    #[arg(long, env = "VIVACE_RETRY_POLICY")]
-    retry_policy: Option<String>,
-    /// PEM certificate chain: serve TLS (with --tls-key-file) [default: no TLS].
-    #[arg(long, env = "VIVACE_TLS_CERT_FILE")]
-    tls_cert_file: Option<PathBuf>,
-    /// PEM private key of --tls-cert-file.
-    #[arg(long, env = "VIVACE_TLS_KEY_FILE")]
-    tls_key_file: Option<PathBuf>,
-    /// Memory all queries may hold at once, e.g. 8G; sorts spill beyond it [default: no limit].
-    #[arg(long, env = "VIVACE_MEMORY_LIMIT")]
-    memory_limit: Option<String>,
+    given: ServeOverrides,
+}
+
+impl clap::FromArgMatches for ServeArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut args = Self {
+            config: None,
+            given: ServeOverrides::new(),
+        };
+        args.update_from_arg_matches(matches)?;
+        Ok(args)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        if let Some(config) = matches.get_one::<PathBuf>("config") {
+            self.config = Some(config.clone());
+        }
+        for setting in SETTINGS.iter().filter(|s| s.kind != Kind::Users) {
+            if let Some(value) = matches.get_one::<String>(setting.key) {
+                self.given.insert(setting.key.to_string(), value.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl clap::Args for ServeArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        let cmd = cmd.arg(
+            clap::Arg::new("config")
+                .long("config")
+                .env("VIVACE_CONFIG")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("TOML configuration file (see deploy/vivace.toml)"),
+        );
+        SETTINGS
+            .iter()
+            .filter(|s| s.kind != Kind::Users)
+            .fold(cmd, |cmd, setting| {
+                let mut help = setting.help.to_string();
+                if let WhenAbsent::Value(value) = setting.default
+                    && !help.contains("[default:")
+                {
+                    help.push_str(&format!(" [default: {}]", value.trim_matches('"')));
+                }
+                // clap keeps names for the life of the process; these are
+                // built once, at start-up.
+                let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+                let mut arg = clap::Arg::new(setting.key)
+                    .long(leak(setting.flag()))
+                    .env(leak(setting.variable()))
+                    .value_name(leak(setting.key.to_ascii_uppercase()))
+                    .help(help);
+                if setting.kind == Kind::Bool {
+                    arg = arg.num_args(0..=1).default_missing_value("true");
+                }
+                cmd.arg(arg)
+            })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
 }
 
 /// Stack of the threads serving connections and cluster calls.
@@ -111,23 +143,14 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Serve(args) => {
-            let overrides = ServeOverrides {
-                listen: args.listen,
-                data_dir: args.data_dir,
-                demo: args.demo,
-                demo_scale_factor: args.demo_scale_factor,
-                workers: args.workers,
-                cluster_listen: args.cluster_listen,
-                cluster_secret_file: args.cluster_secret_file,
-                retry_policy: args.retry_policy,
-                tls_cert_file: args.tls_cert_file,
-                tls_key_file: args.tls_key_file,
-                memory_limit: args.memory_limit,
-            };
-            let config = ServeConfig::resolve(overrides, args.config.as_deref())?;
+            let config = ServeConfig::resolve(args.given, args.config.as_deref())?;
             runtime.block_on(vivace_coordinator::run(config))
         }
         Command::Worker(args) => runtime.block_on(run_worker(args)),
+        Command::ConfigExample => {
+            print!("{}", vivace_coordinator::config::example_file());
+            Ok(())
+        }
         Command::Password(args) => {
             let mut password = String::new();
             std::io::stdin().read_line(&mut password)?;

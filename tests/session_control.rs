@@ -62,3 +62,56 @@ async fn statement_timeout_stops_a_query_and_is_per_session() {
     let (code, _) = sql_error(&client, "SET statement_timeout = 'soon'").await;
     assert_eq!(code, "22023");
 }
+
+/// The server's settings, as configured from flags, variables and defaults,
+/// are shown read-only in every session, and RESET restores a session's own.
+#[tokio::test]
+async fn server_settings_are_shown_and_read_only() {
+    let dir = TempDir::new("server-settings");
+    let server = Server::start_with(
+        &dir,
+        &["--retry-policy", "none"],
+        &[("VIVACE_MEMORY_LIMIT", "512M")],
+    )
+    .await;
+    let client = server.client().await;
+    assert_eq!(
+        text_rows(&client, "SHOW vivace.server.retry_policy").await,
+        [["none"]]
+    );
+    assert_eq!(
+        text_rows(&client, "SHOW vivace.server.memory_limit").await,
+        [["512M"]]
+    );
+    assert_eq!(
+        text_rows(&client, "SHOW vivace.server.demo_scale_factor").await,
+        [["0.01"]]
+    );
+    let all = text_rows(&client, "SHOW ALL").await;
+    assert!(
+        all.iter().any(|row| row[0] == "vivace.server.listen"),
+        "{all:?}"
+    );
+    let (code, message) = sql_error(&client, "SET vivace.server.workers = 3").await;
+    assert_eq!(code, "55P02", "{message}");
+    // A session's own settings go back to what it started with.
+    client
+        .batch_execute("SET statement_timeout = '5s'; SET application_name = 'x'")
+        .await
+        .unwrap();
+    client
+        .batch_execute("RESET statement_timeout")
+        .await
+        .unwrap();
+    assert_eq!(text_rows(&client, "SHOW statement_timeout").await, [["0"]]);
+    assert_eq!(text_rows(&client, "SHOW application_name").await, [["x"]]);
+    client
+        .batch_execute("SET datafusion.execution.batch_size = 100; RESET ALL")
+        .await
+        .unwrap();
+    assert_eq!(text_rows(&client, "SHOW application_name").await, [[""]]);
+    assert_eq!(
+        text_rows(&client, "SHOW datafusion.execution.batch_size").await,
+        [["8192"]]
+    );
+}

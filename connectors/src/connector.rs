@@ -24,6 +24,7 @@ use datafusion::execution::context::SessionState;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use vivace_catalog::TableDefinition;
 
+use crate::options::OptionSpec;
 use crate::remote::{RemoteSource, SourceDefinition};
 use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult, SchemaRequest, TableRequest};
 
@@ -53,6 +54,10 @@ pub struct WorkerNeed {
 /// One kind of source.
 #[async_trait]
 pub trait Connector: Send + Sync {
+    /// The `OPTIONS (...)` keys its tables take, declared once
+    /// ([`crate::options`]).
+    fn options(&self) -> &'static [OptionSpec];
+
     /// Check a new registration against the source and resolve its full schema.
     /// Registers whatever the session needs to reach the source (object stores).
     async fn resolve(

@@ -7,6 +7,7 @@
 mod connector;
 mod error;
 pub mod files;
+pub mod options;
 pub mod postgres;
 mod registry;
 pub mod remote;
@@ -14,5 +15,6 @@ mod request;
 
 pub use connector::{Connector, Side, WorkerNeed};
 pub use error::{ConnectorError, ConnectorErrorKind, ConnectorResult};
+pub use options::{OptionSpec, OptionValues};
 pub use registry::{ConnectorRegistry, WORKER_NEEDS_HEADER};
 pub use request::{SchemaRequest, TableRequest};

@@ -1,24 +1,213 @@
-//! `vivace serve` configuration: one typed struct, filled from (highest first)
-//! command-line flags, `VIVACE_*` environment variables, the TOML file given by
-//! `--config`, and the defaults documented here and in `deploy/vivace.toml`.
+//! `vivace serve` configuration. Every setting is declared once, in
+//! [`SETTINGS`] (key, documentation, default, example); the command-line flags
+//! (`--key-with-dashes`), the `VIVACE_*` environment variables, the TOML reader,
+//! `SHOW vivace.server.<key>` and `deploy/vivace.toml` ([`example_file`]) are all
+//! derived from it. Values are taken from (highest first) flags, variables, the
+//! TOML file given by `--config`, and the declared defaults, then typed into
+//! [`ServeConfig`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use anyhow::Context;
-use serde::Deserialize;
+use anyhow::{Context, bail};
 
 use crate::engine::RetryPolicy;
 
-/// Default address of the PostgreSQL-protocol listener.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:5433";
-/// Default data directory (catalog database, demo data).
-pub const DEFAULT_DATA_DIR: &str = "./vivace-data";
-/// Default TPC-H scale factor of the demo tables (about 60k lineitem rows).
-pub const DEFAULT_DEMO_SCALE_FACTOR: f64 = 0.01;
+/// How a setting is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Text: a flag, a variable and a TOML string.
+    Text,
+    /// `true` or `false`; the flag alone means true.
+    Bool,
+    /// A number (TOML integer or float).
+    Number,
+    /// The `[users]` table: TOML only, never shown.
+    Users,
+}
 
-/// One embedded worker per core.
+/// A setting's value when it is not given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenAbsent {
+    /// This value (as TOML writes it).
+    Value(&'static str),
+    /// Unset, or computed when the server starts as the documentation says;
+    /// the example file shows this value commented out.
+    Unset {
+        /// A value to show in the example file.
+        example: &'static str,
+    },
+}
+
+/// One server setting, declared once.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// TOML key; the flag is `--key` with dashes, the variable `VIVACE_KEY`.
+    pub key: &'static str,
+    /// How it is given.
+    pub kind: Kind,
+    /// One line for `--help`.
+    pub help: &'static str,
+    /// What the example file says above the key (lines without `# `).
+    pub doc: &'static str,
+    /// The value when none is given.
+    pub default: WhenAbsent,
+}
+
+impl Setting {
+    /// The command-line flag, without its leading dashes.
+    pub fn flag(&self) -> String {
+        self.key.replace('_', "-")
+    }
+
+    /// The environment variable.
+    pub fn variable(&self) -> String {
+        format!("VIVACE_{}", self.key.to_ascii_uppercase())
+    }
+}
+
+/// Every setting of `vivace serve`, in the order the example file lists them.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "listen",
+        kind: Kind::Text,
+        help: "Address of the PostgreSQL listener",
+        doc: "Address of the PostgreSQL-protocol listener. Without configured users only\n\
+              loopback clients are accepted, whatever the address.",
+        default: WhenAbsent::Value("\"127.0.0.1:5433\""),
+    },
+    Setting {
+        key: "data_dir",
+        kind: Kind::Text,
+        help: "Directory for the catalog and demo data",
+        doc: "Directory for catalog.db (the external-table catalog) and generated demo data.",
+        default: WhenAbsent::Value("\"./vivace-data\""),
+    },
+    Setting {
+        key: "demo",
+        kind: Kind::Bool,
+        help: "Generate and register the TPC-H demo tables",
+        doc: "Register the TPC-H demo tables (generated once into data_dir/demo/).",
+        default: WhenAbsent::Value("false"),
+    },
+    Setting {
+        key: "demo_scale_factor",
+        kind: Kind::Number,
+        help: "TPC-H scale factor of the demo tables",
+        doc: "TPC-H scale factor of the demo tables (0.01 is about 60k lineitem rows).",
+        default: WhenAbsent::Value("0.01"),
+    },
+    Setting {
+        key: "workers",
+        kind: Kind::Number,
+        help: "Workers inside this process [default: one per core; 0 for none]",
+        doc: "Workers run inside this process. Default: one per core; 0 runs every query in\n\
+              the coordinator alone (no distributed planning).",
+        default: WhenAbsent::Unset { example: "2" },
+    },
+    Setting {
+        key: "cluster_listen",
+        kind: Kind::Text,
+        help: "Address remote workers send heartbeats to [default: none]",
+        doc: "Address remote `vivace worker` processes send heartbeats to. Default: none, so\n\
+              only embedded workers are used. Requires cluster_secret_file.",
+        default: WhenAbsent::Unset {
+            example: "\"0.0.0.0:7433\"",
+        },
+    },
+    Setting {
+        key: "cluster_secret_file",
+        kind: Kind::Text,
+        help: "File holding the cluster secret (required with --cluster-listen)",
+        doc: "File holding the secret shared by the coordinator and its workers (at least 16\n\
+              printable characters). Every coordinator<->worker call must present it.",
+        default: WhenAbsent::Unset {
+            example: "\"/etc/vivace/cluster-secret\"",
+        },
+    },
+    Setting {
+        key: "retry_policy",
+        kind: Kind::Text,
+        help: "On losing a worker mid-query: `query` re-runs it on the survivors, `none` fails it",
+        doc: "When a worker is lost during a query: \"query\" re-runs the query on the surviving\n\
+              workers if no row has reached the client yet; \"none\" fails it.",
+        default: WhenAbsent::Value("\"query\""),
+    },
+    Setting {
+        key: "memory_limit",
+        kind: Kind::Text,
+        help: "Memory all queries may hold at once, e.g. 8G; sorts spill beyond it [default: no limit]",
+        doc: "Memory all running queries may hold together (e.g. \"8G\", \"512M\"); sorts and\n\
+              aggregations spill to the OS temporary directory beyond it, a query whose hash\n\
+              join does not fit fails with SQLSTATE 53200. Default: no limit.",
+        default: WhenAbsent::Unset { example: "\"8G\"" },
+    },
+    Setting {
+        key: "tls_cert_file",
+        kind: Kind::Text,
+        help: "PEM certificate chain: serve TLS (with --tls-key-file) [default: no TLS]",
+        doc: "TLS for PostgreSQL clients: a PEM certificate chain and its private key. When set\n\
+              and unreadable, the server refuses to start (it never falls back to plaintext).",
+        default: WhenAbsent::Unset {
+            example: "\"/etc/vivace/server.crt\"",
+        },
+    },
+    Setting {
+        key: "tls_key_file",
+        kind: Kind::Text,
+        help: "PEM private key of --tls-cert-file",
+        doc: "",
+        default: WhenAbsent::Unset {
+            example: "\"/etc/vivace/server.key\"",
+        },
+    },
+    Setting {
+        key: "users",
+        kind: Kind::Users,
+        help: "",
+        doc: "Users, each with a SCRAM-SHA-256 verifier (never a clear-text password):\n\
+              `echo -n 'their password' | vivace password analyst` prints the line, and\n\
+              PostgreSQL's pg_authid.rolpassword values work as they are. With users\n\
+              configured, every client must log in with a password, from any address.",
+        default: WhenAbsent::Unset {
+            example: "analyst = \"SCRAM-SHA-256$4096:...$...:...\"",
+        },
+    },
+];
+
+/// The example configuration file, `deploy/vivace.toml`, as the declaration
+/// writes it.
+pub fn example_file() -> String {
+    let mut out = String::from(
+        "# Example configuration for `vivace serve --config deploy/vivace.toml`.\n\
+         # Every key is optional; the value shown is the default. Flags and VIVACE_*\n\
+         # environment variables override what is written here. Unknown keys are an error.\n\
+         # Generated from the declaration in coordinator/src/config.rs\n\
+         # (`vivace config-example`); a test checks that the two agree.\n",
+    );
+    for setting in SETTINGS {
+        if !setting.doc.is_empty() {
+            out.push('\n');
+            for line in setting.doc.lines() {
+                out.push_str(&format!("# {}\n", line.trim()));
+            }
+        }
+        match (setting.kind, setting.default) {
+            (Kind::Users, WhenAbsent::Unset { example }) => {
+                out.push_str(&format!("# [{}]\n# {example}\n", setting.key));
+            }
+            (_, WhenAbsent::Value(value)) => out.push_str(&format!("{} = {value}\n", setting.key)),
+            (_, WhenAbsent::Unset { example }) => {
+                out.push_str(&format!("# {} = {example}\n", setting.key))
+            }
+        }
+    }
+    out
+}
+
+/// One connection-wide default: one embedded worker per core.
 pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -34,150 +223,209 @@ pub struct ServeConfig {
     pub demo: bool,
     /// Scale factor of the demo tables (`demo_scale_factor`).
     pub demo_scale_factor: f64,
-    /// Workers run inside this process (`workers`; default one per core, 0 for none).
+    /// Workers run inside this process (`workers`).
     pub workers: usize,
-    /// Address remote workers send heartbeats to (`cluster_listen`); none by default.
+    /// Address remote workers send heartbeats to (`cluster_listen`).
     pub cluster_listen: Option<SocketAddr>,
-    /// File holding the cluster secret (`cluster_secret_file`); required with `cluster_listen`.
+    /// File holding the cluster secret (`cluster_secret_file`).
     pub cluster_secret_file: Option<PathBuf>,
-    /// What to do when a worker is lost mid-query (`retry_policy`: `query` or `none`).
+    /// What to do when a worker is lost mid-query (`retry_policy`).
     pub retry_policy: RetryPolicy,
-    /// Users and their SCRAM-SHA-256 verifiers (`[users]`, TOML only). None
-    /// configured: loopback clients only, without passwords.
+    /// Users and their SCRAM-SHA-256 verifiers (`[users]`). None configured:
+    /// loopback clients only, without passwords.
     pub users: BTreeMap<String, String>,
-    /// PEM certificate chain for TLS (`tls_cert_file`); with `tls_key_file`.
+    /// PEM certificate chain for TLS (`tls_cert_file`).
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key for TLS (`tls_key_file`).
     pub tls_key_file: Option<PathBuf>,
     /// Memory all queries of this process may hold at once, in bytes
-    /// (`memory_limit`, e.g. `"8G"`); sorts and aggregations spill to disk beyond
-    /// their share, other operators fail the query with SQLSTATE 53200. None by
-    /// default: bounded only by the machine.
+    /// (`memory_limit`).
     pub memory_limit: Option<usize>,
+    /// Every setting's effective value as text, by key, for `SHOW` (the
+    /// users' verifiers are never among them).
+    pub shown: Vec<(String, String)>,
 }
 
-/// Values given on the command line or through `VIVACE_*` variables; `None` means
-/// "not given", so the file or the default applies.
-#[derive(Debug, Clone, Default)]
-pub struct ServeOverrides {
-    /// `--listen` / `VIVACE_LISTEN`.
-    pub listen: Option<String>,
-    /// `--data-dir` / `VIVACE_DATA_DIR`.
-    pub data_dir: Option<PathBuf>,
-    /// `--demo` / `VIVACE_DEMO`.
-    pub demo: Option<bool>,
-    /// `--demo-scale-factor` / `VIVACE_DEMO_SCALE_FACTOR`.
-    pub demo_scale_factor: Option<f64>,
-    /// `--workers` / `VIVACE_WORKERS`.
-    pub workers: Option<usize>,
-    /// `--cluster-listen` / `VIVACE_CLUSTER_LISTEN`.
-    pub cluster_listen: Option<String>,
-    /// `--cluster-secret-file` / `VIVACE_CLUSTER_SECRET_FILE`.
-    pub cluster_secret_file: Option<PathBuf>,
-    /// `--retry-policy` / `VIVACE_RETRY_POLICY`.
-    pub retry_policy: Option<String>,
-    /// `--tls-cert-file` / `VIVACE_TLS_CERT_FILE`.
-    pub tls_cert_file: Option<PathBuf>,
-    /// `--tls-key-file` / `VIVACE_TLS_KEY_FILE`.
-    pub tls_key_file: Option<PathBuf>,
-    /// `--memory-limit` / `VIVACE_MEMORY_LIMIT`.
-    pub memory_limit: Option<String>,
+/// Values given on the command line or through `VIVACE_*` variables, by
+/// setting key; a key that is absent was not given.
+pub type ServeOverrides = BTreeMap<String, String>;
+
+/// The values a configuration is typed from: given ones over the file's over
+/// the declared defaults. Records which keys were read, so that a setting
+/// declared and never used is caught by a test.
+struct Values {
+    given: BTreeMap<String, String>,
+    users: BTreeMap<String, String>,
+    read: Mutex<BTreeSet<&'static str>>,
 }
 
-/// The TOML file's shape; unknown keys are an error so typos do not pass silently.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<String>,
-    data_dir: Option<PathBuf>,
-    demo: Option<bool>,
-    demo_scale_factor: Option<f64>,
-    workers: Option<usize>,
-    cluster_listen: Option<String>,
-    cluster_secret_file: Option<PathBuf>,
-    retry_policy: Option<String>,
-    users: Option<BTreeMap<String, String>>,
-    tls_cert_file: Option<PathBuf>,
-    tls_key_file: Option<PathBuf>,
-    memory_limit: Option<String>,
+impl Values {
+    fn new(overrides: ServeOverrides, file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut given = BTreeMap::new();
+        let mut users = BTreeMap::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            let table: toml::Table = text
+                .parse()
+                .with_context(|| format!("invalid config file {}", path.display()))?;
+            for (key, value) in table {
+                let setting = declared(&key)
+                    .with_context(|| format!("invalid config file {}", path.display()))?;
+                match (setting.kind, value) {
+                    (Kind::Users, toml::Value::Table(table)) => {
+                        for (user, verifier) in table {
+                            let toml::Value::String(verifier) = verifier else {
+                                bail!(
+                                    "invalid config file {}: users.{user} must be a string",
+                                    path.display()
+                                );
+                            };
+                            users.insert(user, verifier);
+                        }
+                    }
+                    (Kind::Users, _) => bail!(
+                        "invalid config file {}: users must be a table",
+                        path.display()
+                    ),
+                    (_, toml::Value::String(text)) => {
+                        given.insert(key, text);
+                    }
+                    (
+                        _,
+                        value @ (toml::Value::Boolean(_)
+                        | toml::Value::Integer(_)
+                        | toml::Value::Float(_)),
+                    ) => {
+                        given.insert(key, value.to_string());
+                    }
+                    (_, _) => bail!(
+                        "invalid config file {}: {key} must be a single value",
+                        path.display()
+                    ),
+                }
+            }
+        }
+        for (key, value) in overrides {
+            let setting = declared(&key)?;
+            anyhow::ensure!(
+                setting.kind != Kind::Users,
+                "users are configured in the TOML file only"
+            );
+            given.insert(key, value);
+        }
+        Ok(Self {
+            given,
+            users,
+            read: Mutex::default(),
+        })
+    }
+
+    /// The value of `key` as text: given, or the declared default.
+    fn text(&self, key: &'static str) -> Option<String> {
+        let setting = declared(key).expect("a declared setting");
+        self.read.lock().expect("not poisoned").insert(setting.key);
+        self.given.get(key).cloned().or(match setting.default {
+            WhenAbsent::Value(value) => Some(value.trim_matches('"').to_string()),
+            WhenAbsent::Unset { .. } => None,
+        })
+    }
+
+    /// The value of `key` parsed, which has a declared default.
+    fn require<T: std::str::FromStr>(&self, key: &'static str) -> anyhow::Result<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.parse(key)?
+            .with_context(|| format!("{key} has no value"))
+    }
+
+    /// The value of `key` parsed, with the key in the error.
+    fn parse<T: std::str::FromStr>(&self, key: &'static str) -> anyhow::Result<Option<T>>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.text(key)
+            .map(|text| {
+                text.parse::<T>()
+                    .map_err(|e| anyhow::anyhow!("{key} '{text}' is not valid: {e}"))
+            })
+            .transpose()
+    }
+}
+
+fn declared(key: &str) -> anyhow::Result<&'static Setting> {
+    SETTINGS.iter().find(|s| s.key == key).with_context(|| {
+        let known: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
+        format!(
+            "unknown field `{key}`; known settings: {}",
+            known.join(", ")
+        )
+    })
 }
 
 impl ServeConfig {
     /// Merge overrides over the optional TOML file over the defaults.
     pub fn resolve(overrides: ServeOverrides, file: Option<&Path>) -> anyhow::Result<Self> {
-        let from_file = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read config file {}", path.display()))?;
-                toml::from_str::<FileConfig>(&text)
-                    .with_context(|| format!("invalid config file {}", path.display()))?
-            }
-            None => FileConfig::default(),
-        };
-        let listen = overrides
-            .listen
-            .or(from_file.listen)
-            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
-        let listen = listen
-            .parse()
-            .with_context(|| format!("listen address '{listen}' is not HOST:PORT"))?;
-        let demo_scale_factor = overrides
-            .demo_scale_factor
-            .or(from_file.demo_scale_factor)
-            .unwrap_or(DEFAULT_DEMO_SCALE_FACTOR);
+        let values = Values::new(overrides, file)?;
+        let mut config = Self::from_values(&values)?;
+        debug_assert_eq!(
+            values.read.lock().expect("not poisoned").len(),
+            SETTINGS.len() - 1,
+            "every declared setting but users is read"
+        );
+        config.shown = SETTINGS
+            .iter()
+            .filter(|s| s.kind != Kind::Users)
+            .map(|s| {
+                let value = match s.key {
+                    "workers" => config.workers.to_string(),
+                    key => values.text(key).unwrap_or_default(),
+                };
+                (s.key.to_string(), value)
+            })
+            .collect();
+        Ok(config)
+    }
+
+    fn from_values(values: &Values) -> anyhow::Result<Self> {
+        let listen: SocketAddr = values.require("listen")?;
+        let demo_scale_factor: f64 = values.require("demo_scale_factor")?;
         anyhow::ensure!(
             demo_scale_factor > 0.0 && demo_scale_factor <= 10.0,
             "demo_scale_factor must be in (0, 10], got {demo_scale_factor}"
         );
-        let cluster_listen = overrides
-            .cluster_listen
-            .or(from_file.cluster_listen)
-            .map(|a| {
-                a.parse::<SocketAddr>()
-                    .with_context(|| format!("cluster_listen '{a}' is not HOST:PORT"))
-            })
-            .transpose()?;
-        let cluster_secret_file = overrides
-            .cluster_secret_file
-            .or(from_file.cluster_secret_file);
+        let cluster_listen: Option<SocketAddr> = values.parse("cluster_listen")?;
+        let cluster_secret_file: Option<PathBuf> = values.parse("cluster_secret_file")?;
         anyhow::ensure!(
             cluster_listen.is_none() || cluster_secret_file.is_some(),
             "cluster_listen needs cluster_secret_file: workers must authenticate"
         );
-        let retry_policy = overrides
-            .retry_policy
-            .or(from_file.retry_policy)
-            .map_or(Ok(RetryPolicy::Query), |p| p.parse())?;
-        let tls_cert_file = overrides.tls_cert_file.or(from_file.tls_cert_file);
-        let tls_key_file = overrides.tls_key_file.or(from_file.tls_key_file);
+        let tls_cert_file: Option<PathBuf> = values.parse("tls_cert_file")?;
+        let tls_key_file: Option<PathBuf> = values.parse("tls_key_file")?;
         anyhow::ensure!(
             tls_cert_file.is_some() == tls_key_file.is_some(),
             "tls_cert_file and tls_key_file go together"
         );
-        let memory_limit = overrides
-            .memory_limit
-            .or(from_file.memory_limit)
+        let memory_limit = values
+            .text("memory_limit")
             .map(|m| vivace_worker::parse_memory_size(&m))
             .transpose()?;
+        let workers = values.parse("workers")?.unwrap_or_else(default_workers);
         Ok(Self {
-            memory_limit,
-            retry_policy,
-            users: from_file.users.unwrap_or_default(),
-            tls_cert_file,
-            tls_key_file,
-            workers: overrides
-                .workers
-                .or(from_file.workers)
-                .unwrap_or_else(default_workers),
+            listen,
+            data_dir: values.require("data_dir")?,
+            demo: values.require("demo")?,
+            demo_scale_factor,
+            workers,
             cluster_listen,
             cluster_secret_file,
-            listen,
-            data_dir: overrides
-                .data_dir
-                .or(from_file.data_dir)
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
-            demo: overrides.demo.or(from_file.demo).unwrap_or(false),
-            demo_scale_factor,
+            retry_policy: values.require("retry_policy")?,
+            users: values.users.clone(),
+            tls_cert_file,
+            tls_key_file,
+            memory_limit,
+            shown: Vec::new(),
         })
     }
 }
@@ -209,12 +457,53 @@ mod tests {
         assert_eq!(vivace_worker::parse_memory_size("65536").unwrap(), 65536);
         assert!(vivace_worker::parse_memory_size("0").is_err());
         assert!(vivace_worker::parse_memory_size("lots").is_err());
-        let overrides = ServeOverrides {
-            memory_limit: Some("64K".into()),
-            ..Default::default()
-        };
+        let overrides = ServeOverrides::from([("memory_limit".into(), "64K".into())]);
         let c = ServeConfig::resolve(overrides, None).unwrap();
         assert_eq!(c.memory_limit, Some(64 << 10));
+    }
+
+    #[test]
+    fn the_example_file_is_the_declaration() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/vivace.toml");
+        assert_eq!(
+            std::fs::read_to_string(&example).unwrap(),
+            example_file(),
+            "deploy/vivace.toml differs from the declared settings: regenerate it with \
+             `vivace config-example > deploy/vivace.toml`"
+        );
+    }
+
+    #[test]
+    fn every_declared_setting_is_read_and_shown_but_users() {
+        let dir = std::env::temp_dir().join(format!("vivace-cfg-all-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("v.toml");
+        // Every example uncommented: each value is accepted as its kind says.
+        let text: String = example_file()
+            .lines()
+            .filter(|l| !l.starts_with("# ") || l.contains(" = ") || l.starts_with("# ["))
+            .map(|l| l.trim_start_matches("# "))
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&path, &text).unwrap();
+        let c = ServeConfig::resolve(ServeOverrides::default(), Some(&path)).unwrap();
+        assert_eq!(c.workers, 2);
+        assert_eq!(c.memory_limit, Some(8 << 30));
+        assert_eq!(c.users.len(), 1);
+        let shown: Vec<&str> = c.shown.iter().map(|(k, _)| k.as_str()).collect();
+        let declared: Vec<&str> = SETTINGS
+            .iter()
+            .filter(|s| s.kind != Kind::Users)
+            .map(|s| s.key)
+            .collect();
+        assert_eq!(shown, declared);
+        assert!(!c.shown.iter().any(|(_, v)| v.contains("SCRAM")));
+        assert!(
+            ServeConfig::resolve(ServeOverrides::from([("users".into(), "x".into())]), None)
+                .is_err()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -237,10 +526,7 @@ mod tests {
             "listen = \"0.0.0.0:6000\"\ndata_dir = \"/srv/v\"\ndemo = true\n",
         )
         .unwrap();
-        let overrides = ServeOverrides {
-            listen: Some("127.0.0.1:7000".into()),
-            ..Default::default()
-        };
+        let overrides = ServeOverrides::from([("listen".into(), "127.0.0.1:7000".into())]);
         let c = ServeConfig::resolve(overrides, Some(&path)).unwrap();
         assert_eq!(c.listen, "127.0.0.1:7000".parse().unwrap());
         assert_eq!(c.data_dir, PathBuf::from("/srv/v"));

@@ -57,6 +57,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         execution,
         config.memory_limit,
         &pgcompat::PostgresDialect,
+        config.shown.clone(),
     )
     .await?;
     let _cluster = Cluster::start(

@@ -22,7 +22,7 @@ use crate::engine::cancel::{QueryCancel, SessionCancel};
 use crate::engine::planning;
 use crate::engine::{DdlOutcome, Engine};
 use crate::error::{SqlError, SqlResult, sqlstate};
-use crate::pgcompat::settings::Settings;
+use crate::pgcompat::settings::{SERVER_SETTING_PREFIX, Settings};
 use crate::pgcompat::{self, plan::NamedPlan, statement::colnames};
 use crate::statement::{Command, TransactionOp};
 use crate::temp_tables::{SessionCatalogs, TEMP_SCHEMA};
@@ -155,7 +155,9 @@ impl Session {
     pub fn new(engine: Arc<Engine>) -> Self {
         let catalogs = Arc::new(SessionCatalogs::new(engine.catalogs()));
         let ctx = engine.new_session_context(catalogs.clone());
-        let settings = Arc::new(Mutex::new(Settings::default()));
+        let settings = Arc::new(Mutex::new(Settings::with_server_settings(
+            engine.server_settings(),
+        )));
         for function in crate::pgcompat::functions::session_functions(settings.clone()) {
             ctx.register_udf(function);
         }
@@ -872,7 +874,7 @@ fn engine_setting(
 fn is_engine_setting(name: &str) -> bool {
     name.starts_with("datafusion.")
         || name.starts_with("distributed.")
-        || name.starts_with("vivace.")
+        || (name.starts_with("vivace.") && !name.starts_with(SERVER_SETTING_PREFIX))
 }
 
 fn poisoned() -> SqlError {

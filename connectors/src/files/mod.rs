@@ -22,6 +22,7 @@ use vivace_catalog::TableDefinition;
 pub use options::{FileFormatKind, FileOptions, S3Options};
 pub use store::S3StoreSpec;
 
+use crate::options::OptionSpec;
 use crate::{Connector, ConnectorError, ConnectorResult, TableRequest, WorkerNeed};
 
 /// The connectors of this folder, one per format, by `STORED AS` name.
@@ -51,6 +52,10 @@ impl FileConnector {
 
 #[async_trait]
 impl Connector for FileConnector {
+    fn options(&self) -> &'static [OptionSpec] {
+        options::OPTIONS
+    }
+
     async fn resolve(
         &self,
         request: TableRequest,

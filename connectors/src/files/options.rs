@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use datafusion::common::GetExt;
 use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
 
+use crate::options::{OptionSpec, OptionValues};
 use crate::{ConnectorError, ConnectorResult};
 
 /// The file formats Vivace reads.
@@ -109,18 +110,59 @@ pub struct FileOptions {
     pub s3: S3Options,
 }
 
-const FORMAT_KEYS: [&str; 4] = ["header", "delimiter", "compression", "file_extension"];
-const S3_KEYS: [&str; 8] = [
-    "aws.region",
-    "aws.endpoint",
-    "aws.access_key_id",
-    "aws.access_key_id_env",
-    "aws.secret_access_key_env",
-    "aws.session_token_env",
-    "aws.allow_http",
-    "aws.virtual_hosted_style",
+/// The `OPTIONS` keys of file tables (Parquet, CSV, JSON, Avro).
+pub const OPTIONS: &[OptionSpec] = &[
+    OptionSpec::with_default(
+        "header",
+        "CSV only: the files start with a header line",
+        "true",
+    ),
+    OptionSpec::with_default(
+        "delimiter",
+        "CSV only: the field separator, one ASCII character ('\\t' for tab)",
+        ",",
+    ),
+    OptionSpec::with_default(
+        "compression",
+        "CSV and JSON only: gzip, bzip2, xz, zstd or none",
+        "none",
+    ),
+    OptionSpec::key(
+        "file_extension",
+        "only files ending with this are read (default from format and compression, e.g. .csv.gz; '' reads every file)",
+    ),
+    OptionSpec::key("aws.region", "s3:// only: the bucket's region"),
+    OptionSpec::key(
+        "aws.endpoint",
+        "s3:// only: URL of a non-AWS S3-compatible server",
+    ),
+    OptionSpec::key(
+        "aws.access_key_id",
+        "s3:// only: the access key id (an identifier, not a secret)",
+    ),
+    OptionSpec::key(
+        "aws.access_key_id_env",
+        "s3:// only: variable holding the access key id",
+    ),
+    OptionSpec::key(
+        "aws.secret_access_key_env",
+        "s3:// only: variable holding the secret key",
+    ),
+    OptionSpec::key(
+        "aws.session_token_env",
+        "s3:// only: variable holding a session token",
+    ),
+    OptionSpec::key(
+        "aws.allow_http",
+        "s3:// only: permit http:// endpoints (default: true when the endpoint is http)",
+    ),
+    OptionSpec::key(
+        "aws.virtual_hosted_style",
+        "s3:// only: the bucket in the host name (default: false with an endpoint)",
+    ),
+    OptionSpec::secret("aws.secret_access_key", "aws.secret_access_key_env"),
+    OptionSpec::secret("aws.session_token", "aws.session_token_env"),
 ];
-const SECRET_KEYS: [&str; 2] = ["aws.secret_access_key", "aws.session_token"];
 
 impl FileOptions {
     /// Parse and validate `options` for a table of `kind` at `location`.
@@ -129,10 +171,11 @@ impl FileOptions {
         location: &str,
         options: &BTreeMap<String, String>,
     ) -> ConnectorResult<Self> {
+        let values = OptionValues::check(OPTIONS, options, &kind.name().to_uppercase())?;
         for key in options.keys() {
-            check_key(kind, location, key)?;
+            check_applies(kind, location, key)?;
         }
-        let get = |k: &str| options.get(k).map(String::as_str);
+        let get = |k: &str| values.get(k);
         let compression = parse_compression(get("compression"))?;
         if compression != FileCompressionType::UNCOMPRESSED && !kind.allows_compression() {
             return Err(ConnectorError::invalid_option(format!(
@@ -155,12 +198,8 @@ impl FileOptions {
     }
 }
 
-fn check_key(kind: FileFormatKind, location: &str, key: &str) -> ConnectorResult<()> {
-    if SECRET_KEYS.contains(&key) {
-        return Err(ConnectorError::invalid_option(format!(
-            "option '{key}' would store a secret in the catalog; name an environment variable instead: '{key}_env' 'VARIABLE_NAME'"
-        )));
-    }
+/// Whether a declared key applies to this format and location.
+fn check_applies(kind: FileFormatKind, location: &str, key: &str) -> ConnectorResult<()> {
     let csv_only = matches!(key, "header" | "delimiter");
     if csv_only && kind != FileFormatKind::Csv {
         return Err(ConnectorError::invalid_option(format!(
@@ -172,15 +211,7 @@ fn check_key(kind: FileFormatKind, location: &str, key: &str) -> ConnectorResult
             "option '{key}' only applies to s3:// locations"
         )));
     }
-    if FORMAT_KEYS.contains(&key) || S3_KEYS.contains(&key) {
-        return Ok(());
-    }
-    Err(ConnectorError::invalid_option(format!(
-        "unknown option '{key}' for {} tables; valid options: {}, {}",
-        kind.name().to_uppercase(),
-        FORMAT_KEYS.join(", "),
-        S3_KEYS.join(", ")
-    )))
+    Ok(())
 }
 
 fn parse_bool(key: &str, value: Option<&str>, default: bool) -> ConnectorResult<bool> {

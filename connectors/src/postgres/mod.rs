@@ -42,6 +42,7 @@ pub use flavor::{Flavor, POSTGRES, REDSHIFT};
 pub use options::PostgresOptions;
 pub use source::PostgresSource;
 
+use crate::options::OptionSpec;
 use crate::remote::{PoolCache, RemoteSource, SourceDefinition};
 use crate::{
     Connector, ConnectorError, ConnectorErrorKind, ConnectorResult, SchemaRequest, Side,
@@ -119,6 +120,10 @@ impl PostgresConnector {
 
 #[async_trait]
 impl Connector for PostgresConnector {
+    fn options(&self) -> &'static [OptionSpec] {
+        options::OPTIONS
+    }
+
     async fn resolve(
         &self,
         request: TableRequest,

@@ -12,26 +12,48 @@ use datafusion::common::TableReference;
 use url::Url;
 
 use super::flavor::{Flavor, POSTGRES};
+use crate::options::{OptionSpec, OptionValues};
 use crate::remote::SourceDefinition;
 use crate::{ConnectorError, ConnectorResult};
 
-/// Connections a table's pool may hold when `pool_size` is not given.
-pub const DEFAULT_POOL_SIZE: u32 = 4;
-/// TCP connect timeout when `connect_timeout` is not given.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-const KEYS: [&str; 7] = [
-    "table",
-    "password_env",
-    "sslmode",
-    "pool_size",
-    "connect_timeout",
-    "partition_column",
-    "partitions",
+/// The `OPTIONS` keys of PostgreSQL and Redshift tables.
+pub const OPTIONS: &[OptionSpec] = &[
+    OptionSpec::key(
+        "table",
+        "the remote table, 'schema.table' (default schema public); double quotes keep case and dots",
+    ),
+    OptionSpec::key(
+        "password_env",
+        "environment variable of the Vivace process holding the password (none: no password)",
+    ),
+    OptionSpec::with_default(
+        "sslmode",
+        "disable, prefer, require, verify-ca or verify-full",
+        "prefer",
+    ),
+    OptionSpec::with_default(
+        "pool_size",
+        "most connections open at once to this server",
+        "4",
+    ),
+    OptionSpec::with_default(
+        "connect_timeout",
+        "seconds to wait for a TCP connection",
+        "5",
+    ),
+    OptionSpec::key(
+        "partition_column",
+        "an integer, date or timestamp column: whole-table scans are read as range queries on it",
+    ),
+    OptionSpec::key(
+        "partitions",
+        "how many range queries partition_column splits a scan into (2 to 64)",
+    ),
+    OptionSpec::secret("password", "password_env"),
+    OptionSpec::secret("pass", "password_env"),
 ];
 /// Most range queries one scan may be split into.
 pub const MAX_PARTITIONS: u32 = 64;
-const SECRET_KEYS: [&str; 2] = ["password", "pass"];
 const SSL_MODES: [&str; 5] = ["disable", "prefer", "require", "verify-ca", "verify-full"];
 
 /// Typed connection settings of a PostgreSQL table. Holds no secret value.
@@ -88,9 +110,7 @@ impl PostgresOptions {
         location: &str,
         options: &BTreeMap<String, String>,
     ) -> ConnectorResult<Self> {
-        for key in options.keys() {
-            check_key(flavor, key)?;
-        }
+        let values = OptionValues::check(OPTIONS, options, &flavor.name.to_ascii_uppercase())?;
         let scheme = flavor.schemes[0];
         let example = format!("{scheme}://user@host:{}/database", flavor.default_port);
         let url = Url::parse(location).map_err(|e| {
@@ -130,13 +150,13 @@ impl PostgresOptions {
                 )));
             }
         }
-        let get = |k: &str| options.get(k).map(String::as_str);
+        let get = |k: &str| values.get(k);
         let table = get("table").ok_or_else(|| {
             ConnectorError::invalid_option(
                 "option 'table' is required: the remote table as 'schema.table'",
             )
         })?;
-        let sslmode = get("sslmode").unwrap_or("prefer").to_ascii_lowercase();
+        let sslmode = get("sslmode").unwrap_or_default().to_ascii_lowercase();
         if !SSL_MODES.contains(&sslmode.as_str()) {
             return Err(ConnectorError::invalid_option(format!(
                 "option 'sslmode' must be one of {}; not '{sslmode}'",
@@ -146,7 +166,7 @@ impl PostgresOptions {
         let partitioning = match (get("partition_column"), get("partitions")) {
             (None, None) => None,
             (Some(column), Some(n)) if !column.trim().is_empty() => {
-                let partitions = parse_positive("partitions", Some(n), 1)?;
+                let partitions = parse_positive("partitions", Some(n))?;
                 if !(2..=MAX_PARTITIONS).contains(&partitions) {
                     return Err(ConnectorError::invalid_option(format!(
                         "option 'partitions' must be between 2 and {MAX_PARTITIONS}, not {partitions}"
@@ -172,14 +192,9 @@ impl PostgresOptions {
             table: parse_table(table)?,
             password_env: get("password_env").map(str::to_string),
             sslmode,
-            pool_size: parse_positive("pool_size", get("pool_size"), DEFAULT_POOL_SIZE)?,
+            pool_size: parse_positive("pool_size", get("pool_size"))?,
             connect_timeout: Duration::from_secs(
-                parse_positive(
-                    "connect_timeout",
-                    get("connect_timeout"),
-                    DEFAULT_CONNECT_TIMEOUT.as_secs() as u32,
-                )?
-                .into(),
+                parse_positive("connect_timeout", get("connect_timeout"))?.into(),
             ),
             partitioning,
             source: SourceDefinition {
@@ -214,22 +229,6 @@ impl PostgresOptions {
             self.flavor.schemes[0], self.user, self.host, self.port, self.database
         )
     }
-}
-
-fn check_key(flavor: &Flavor, key: &str) -> ConnectorResult<()> {
-    if SECRET_KEYS.contains(&key) {
-        return Err(ConnectorError::invalid_option(format!(
-            "option '{key}' would store a secret in the catalog; name an environment variable instead: 'password_env' 'VARIABLE_NAME'"
-        )));
-    }
-    if KEYS.contains(&key) {
-        return Ok(());
-    }
-    Err(ConnectorError::invalid_option(format!(
-        "unknown option '{key}' for {} tables; valid options: {}",
-        flavor.name.to_ascii_uppercase(),
-        KEYS.join(", ")
-    )))
 }
 
 /// Percent-decode a URL part (`+` is literal in a URL, unlike in a form).
@@ -297,9 +296,13 @@ fn split_identifiers(text: &str) -> Option<Vec<String>> {
     }
 }
 
-fn parse_positive(key: &str, value: Option<&str>, default: u32) -> ConnectorResult<u32> {
+/// A positive whole number; every key read with it has a declared default or
+/// is required by the caller.
+fn parse_positive(key: &str, value: Option<&str>) -> ConnectorResult<u32> {
     match value {
-        None => Ok(default),
+        None => Err(ConnectorError::invalid_option(format!(
+            "option '{key}' needs a value"
+        ))),
         Some(v) => v
             .trim()
             .parse::<u32>()
@@ -338,8 +341,8 @@ mod tests {
         assert_eq!(o.database, "app");
         assert_eq!(o.table, TableReference::partial("public", "orders"));
         assert_eq!(o.sslmode, "prefer");
-        assert_eq!(o.pool_size, DEFAULT_POOL_SIZE);
-        assert_eq!(o.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(o.pool_size, 4);
+        assert_eq!(o.connect_timeout, Duration::from_secs(5));
         let o = PostgresOptions::parse(
             "postgresql://r@h:6543/d",
             &opts(&[

@@ -90,6 +90,8 @@ pub struct Engine {
     worker_needs: std::sync::RwLock<std::collections::BTreeMap<(String, String), WorkerNeed>>,
     /// Serialises DDL so "check, validate, persist, register" is atomic per name.
     ddl: Mutex<()>,
+    /// The server's configured settings, by key, for `SHOW`.
+    server_settings: Vec<(String, String)>,
 }
 
 /// Outcome of a DDL statement that may be a no-op (`IF [NOT] EXISTS`).
@@ -109,6 +111,7 @@ impl Engine {
         execution: Execution,
         memory_limit: Option<usize>,
         dialect: &dyn SqlDialect,
+        server_settings: Vec<(String, String)>,
     ) -> anyhow::Result<Arc<Self>> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
@@ -130,10 +133,17 @@ impl Engine {
             retries: template.retries,
             worker_needs: Default::default(),
             ddl: Mutex::new(()),
+            server_settings,
         };
         engine.register_stored_tables()?;
         engine.register_stored_schemas()?;
         Ok(Arc::new(engine))
+    }
+
+    /// The server's settings as configured, by key (`SHOW
+    /// vivace.server.<key>`); never a secret.
+    pub fn server_settings(&self) -> &[(String, String)] {
+        &self.server_settings
     }
 
     /// The connectors (embedded workers share them).

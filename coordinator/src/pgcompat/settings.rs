@@ -55,6 +55,10 @@ const READ_ONLY: &[&str] = &[
     "server_version_num",
 ];
 
+/// Prefix of the server's own settings (`vivace.server.listen`, ...), shown
+/// read-only in every session.
+pub const SERVER_SETTING_PREFIX: &str = "vivace.server.";
+
 /// One session's settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -77,6 +81,21 @@ impl Default for Settings {
     }
 }
 
+impl Settings {
+    /// The defaults, with the server's settings (by key, without the prefix)
+    /// added read-only under [`SERVER_SETTING_PREFIX`].
+    pub fn with_server_settings(server: &[(String, String)]) -> Self {
+        let mut settings = Self::default();
+        for (key, value) in server {
+            settings
+                .values
+                .insert(format!("{SERVER_SETTING_PREFIX}{key}"), value.clone());
+        }
+        settings.session_defaults = settings.values.clone();
+        settings
+    }
+}
+
 /// Map spellings PostgreSQL accepts to the canonical setting name.
 fn canonical(name: &str) -> String {
     let name = name.trim().to_ascii_lowercase();
@@ -94,7 +113,7 @@ impl Settings {
     /// dotted names (`myapp.x`) are custom settings and always accepted.
     pub fn set(&mut self, name: &str, value: &str) -> SqlResult<()> {
         let name = canonical(name);
-        if READ_ONLY.contains(&name.as_str()) {
+        if READ_ONLY.contains(&name.as_str()) || name.starts_with(SERVER_SETTING_PREFIX) {
             return Err(SqlError::new(
                 "55P02",
                 format!("parameter \"{name}\" cannot be changed"),

@@ -1,0 +1,147 @@
+//! Connector `OPTIONS (...)` keys, declared once per connector: each key with
+//! its meaning, its default and whether its value would be a secret. The key
+//! check at `CREATE`, the defaults the parsers read, the list of valid keys in
+//! error messages and the contract tests all come from the declaration.
+
+use std::collections::BTreeMap;
+
+use crate::{ConnectorError, ConnectorResult};
+
+/// One key of a connector's `OPTIONS (...)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionSpec {
+    /// The key, lower case.
+    pub key: &'static str,
+    /// What it means, for documentation and `\h`-style listings.
+    pub doc: &'static str,
+    /// The value used when the key is not given; `None`: not set (or
+    /// computed, as `doc` says).
+    pub default: Option<&'static str>,
+    /// The value would be a secret: the key is refused, so that no secret is
+    /// ever stored in the catalog or shown; `instead` names the key to use.
+    pub secret: Option<&'static str>,
+}
+
+impl OptionSpec {
+    /// A key taking a value, with no default.
+    pub const fn key(key: &'static str, doc: &'static str) -> Self {
+        Self {
+            key,
+            doc,
+            default: None,
+            secret: None,
+        }
+    }
+
+    /// A key with a default value.
+    pub const fn with_default(key: &'static str, doc: &'static str, default: &'static str) -> Self {
+        Self {
+            key,
+            doc,
+            default: Some(default),
+            secret: None,
+        }
+    }
+
+    /// A key whose value would be a secret: always refused, pointing at
+    /// `instead` (a key naming an environment variable).
+    pub const fn secret(key: &'static str, instead: &'static str) -> Self {
+        Self {
+            key,
+            doc: "refused: a secret would be stored in the catalog",
+            default: None,
+            secret: Some(instead),
+        }
+    }
+}
+
+/// `OPTIONS` of one table, checked against its connector's declaration.
+#[derive(Debug, Clone, Copy)]
+pub struct OptionValues<'a> {
+    specs: &'static [OptionSpec],
+    given: &'a BTreeMap<String, String>,
+}
+
+impl<'a> OptionValues<'a> {
+    /// Check every given key against `specs`: secrets and unknown keys are
+    /// refused, the error listing the valid keys (`what` names the kind of
+    /// table, e.g. `POSTGRES`).
+    pub fn check(
+        specs: &'static [OptionSpec],
+        given: &'a BTreeMap<String, String>,
+        what: &str,
+    ) -> ConnectorResult<Self> {
+        for key in given.keys() {
+            match specs.iter().find(|spec| spec.key == key) {
+                Some(OptionSpec {
+                    secret: Some(instead),
+                    ..
+                }) => {
+                    return Err(ConnectorError::invalid_option(format!(
+                        "option '{key}' would store a secret in the catalog; name an environment variable instead: '{instead}' 'VARIABLE_NAME'"
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    return Err(ConnectorError::invalid_option(format!(
+                        "unknown option '{key}' for {what} tables; valid options: {}",
+                        valid_keys(specs).join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(Self { specs, given })
+    }
+
+    /// The value of `key`: given, else its declared default.
+    pub fn get(&self, key: &str) -> Option<&'a str> {
+        let spec = self.specs.iter().find(|spec| spec.key == key);
+        debug_assert!(spec.is_some(), "option '{key}' is not declared");
+        self.given
+            .get(key)
+            .map(String::as_str)
+            .or_else(|| spec.and_then(|spec| spec.default))
+    }
+
+    /// Whether `key` was given.
+    pub fn given(&self, key: &str) -> bool {
+        self.given.contains_key(key)
+    }
+}
+
+/// The keys a table may be given (secrets left out).
+pub fn valid_keys(specs: &[OptionSpec]) -> Vec<&'static str> {
+    specs
+        .iter()
+        .filter(|spec| spec.secret.is_none())
+        .map(|spec| spec.key)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPECS: &[OptionSpec] = &[
+        OptionSpec::with_default("size", "how big", "4"),
+        OptionSpec::key("name", "what"),
+        OptionSpec::secret("password", "password_env"),
+    ];
+
+    #[test]
+    fn defaults_unknown_keys_and_secrets() {
+        let given = BTreeMap::from([("name".to_string(), "x".to_string())]);
+        let values = OptionValues::check(SPECS, &given, "TEST").unwrap();
+        assert_eq!(values.get("size"), Some("4"));
+        assert_eq!(values.get("name"), Some("x"));
+        let given = BTreeMap::from([("colour".to_string(), "x".to_string())]);
+        let err = OptionValues::check(SPECS, &given, "TEST").unwrap_err();
+        assert!(
+            err.to_string().contains("valid options: size, name"),
+            "{err}"
+        );
+        let given = BTreeMap::from([("password".to_string(), "x".to_string())]);
+        let err = OptionValues::check(SPECS, &given, "TEST").unwrap_err();
+        assert!(err.to_string().contains("'password_env'"), "{err}");
+    }
+}
