@@ -43,7 +43,8 @@ pub(super) async fn plan_scan(
 ) -> DFResult<RemoteScanExec> {
     let schema = Arc::new(plan.schema().as_arrow().clone());
     let remote = Arc::clone(source) as Arc<dyn RemoteSource>;
-    let Some(partitioning) = partitioning else {
+    // Only a scan of the one table is split: the ranges are of its column.
+    let Some(partitioning) = partitioning.filter(|_| table_scans(plan) == 1) else {
         let sql = render_sql(plan, source)?;
         return Ok(RemoteScanExec::new(remote, vec![sql], schema, None, 1));
     };
@@ -174,15 +175,18 @@ impl RangeSplit {
             .map_err(|e| DataFusionError::Plan(format!("partition_column: {e}")))?
             .clone();
         Ok(Self {
-            column: Column::new(Some(scan.table_name.clone()), field.name()),
+            // Unqualified: the statement may name the table by an alias, and
+            // it reads this one table only.
+            column: Column::new_unqualified(field.name()),
             data_type: field.data_type().clone(),
             plan: plan.clone(),
             partitions: partitioning.partitions,
         })
     }
 
-    /// The scan with `predicate` applied right above its table scan (the
-    /// column is added to the scan's projection, and projected away, if needed).
+    /// The scan with `predicate` added to its table scan's filters, which the
+    /// SQL unparser writes in the statement's WHERE clause, under the alias the
+    /// query gives the table, if any.
     fn with_predicate(&self, predicate: Expr) -> DFResult<LogicalPlan> {
         self.plan
             .clone()
@@ -190,38 +194,15 @@ impl RangeSplit {
                 let LogicalPlan::TableScan(scan) = &node else {
                     return Ok(Transformed::no(node));
                 };
-                let index = scan.source.schema().index_of(&self.column.name)?;
-                let columns: Vec<Expr> = scan
-                    .projected_schema
-                    .columns()
-                    .into_iter()
-                    .map(Expr::Column)
-                    .collect();
-                let mut widened = scan.clone();
-                let extra = match &scan.projection {
-                    Some(p) if !p.contains(&index) => {
-                        let mut projection = p.clone();
-                        projection.push(index);
-                        widened = TableScanBuilder::new(
-                            scan.table_name.clone(),
-                            Arc::clone(&scan.source),
-                        )
-                        .with_projection(Some(projection))
-                        .with_filters(scan.filters.clone())
+                let mut filters = scan.filters.clone();
+                filters.push(predicate.clone());
+                let filtered =
+                    TableScanBuilder::new(scan.table_name.clone(), Arc::clone(&scan.source))
+                        .with_projection(scan.projection.clone())
+                        .with_filters(filters)
                         .with_fetch(scan.fetch)
                         .build()?;
-                        true
-                    }
-                    _ => false,
-                };
-                let filtered = LogicalPlanBuilder::from(LogicalPlan::TableScan(widened))
-                    .filter(predicate.clone())?;
-                let filtered = if extra {
-                    filtered.project(columns)?
-                } else {
-                    filtered
-                };
-                Ok(Transformed::yes(filtered.build()?))
+                Ok(Transformed::yes(LogicalPlan::TableScan(filtered)))
             })
             .map(|t| t.data)
     }
@@ -269,6 +250,16 @@ impl RangeSplit {
                 .and(column.lt(literal(start(partition + 1))?)),
         })
     }
+}
+
+/// How many table scans `plan` has.
+fn table_scans(plan: &LogicalPlan) -> usize {
+    let mut scans = 0;
+    let _ = plan.apply(|node| {
+        scans += usize::from(matches!(node, LogicalPlan::TableScan(_)));
+        Ok(TreeNodeRecursion::Continue)
+    });
+    scans
 }
 
 /// The one table scan of a scan plan.
