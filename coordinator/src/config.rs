@@ -474,6 +474,28 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_table_lists_every_setting() {
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+                .unwrap();
+        for setting in SETTINGS.iter().filter(|s| s.kind != Kind::Users) {
+            let row = readme
+                .lines()
+                .find(|l| {
+                    l.starts_with(&format!("| `--{} ", setting.flag()))
+                        || l.starts_with(&format!("| `--{}`", setting.flag()))
+                })
+                .unwrap_or_else(|| panic!("README.md has no row for --{}", setting.flag()));
+            assert!(
+                row.contains(&format!("`{}`", setting.variable()))
+                    && row.contains(&format!("`{}`", setting.key)),
+                "README.md's row for {} names another variable or key: {row}",
+                setting.key
+            );
+        }
+    }
+
+    #[test]
     fn every_declared_setting_is_read_and_shown_but_users() {
         let dir = std::env::temp_dir().join(format!("vivace-cfg-all-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -3,16 +3,11 @@
 
 pub mod cluster;
 pub mod config;
-pub mod copy;
-pub mod cursor;
-pub mod ddl;
 pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod pgcompat;
 pub mod session;
-pub mod statement;
-pub mod temp_tables;
 pub mod wire;
 
 use std::sync::Arc;
@@ -67,6 +62,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
             secret,
             local,
             connectors: engine.connectors().clone(),
+            query_runtime: engine::executor::query_runtime(),
         },
         membership,
         engine.runtime(),

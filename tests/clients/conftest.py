@@ -1,4 +1,5 @@
-"""Start the real `vivace` binary (built by `cargo test`) for Python client tests."""
+"""Start the real `vivace` binary (the one `cargo test` builds for the integration
+tests) for Python client tests."""
 
 import os
 import shutil
@@ -17,7 +18,7 @@ def vivace_binary() -> Path:
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
     binary = target / "debug" / "vivace"
     if not binary.exists():
-        raise RuntimeError(f"{binary} is missing: run `cargo build` first (scripts/test does)")
+        raise RuntimeError(f"{binary} is missing: run `cargo test` first (scripts/test does)")
     return binary
 
 

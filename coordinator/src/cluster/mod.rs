@@ -32,6 +32,8 @@ pub struct ClusterConfig {
     /// The coordinator's connectors, which embedded workers share (and so its
     /// connection pools).
     pub connectors: vivace_connectors::ConnectorRegistry,
+    /// The runtime plan fragments execute on, away from the connections'.
+    pub query_runtime: tokio::runtime::Handle,
 }
 
 /// The running cluster services of a coordinator.
@@ -58,7 +60,7 @@ impl Cluster {
             let listener = TcpListener::bind("127.0.0.1:0").await?;
             // Embedded workers execute plan fragments: they belong on the query
             // runtime, away from the connections (see `executor`).
-            let _query_runtime = crate::engine::executor::query_runtime().enter();
+            let _query_runtime = config.query_runtime.enter();
             let handle = spawn_worker(
                 listener,
                 WorkerOptions {

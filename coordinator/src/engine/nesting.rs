@@ -37,6 +37,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::error::{SqlError, SqlResult, sqlstate};
@@ -343,6 +344,18 @@ impl Visitor for Depth {
         self.expressions -= 1;
         self.cases -= usize::from(matches!(expr, Expr::Case { .. }));
         ControlFlow::Continue(())
+    }
+}
+
+/// A parse error as PostgreSQL reports it (here, beside the nesting limits,
+/// because running out of the parser's recursion is one of them).
+impl From<ParserError> for SqlError {
+    fn from(e: ParserError) -> Self {
+        let message = match e {
+            ParserError::ParserError(m) | ParserError::TokenizerError(m) => m,
+            ParserError::RecursionLimitExceeded => return too_deep(),
+        };
+        Self::new(sqlstate::SYNTAX_ERROR, format!("syntax error: {message}"))
     }
 }
 

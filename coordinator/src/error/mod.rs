@@ -6,7 +6,6 @@
 
 use datafusion::arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
-use datafusion::sql::sqlparser::parser::ParserError;
 use vivace_catalog::CatalogError;
 use vivace_connectors::{ConnectorError, ConnectorErrorKind};
 
@@ -157,16 +156,6 @@ impl From<ConnectorError> for SqlError {
             ConnectorErrorKind::NotFound => sqlstate::UNDEFINED_TABLE,
         };
         Self::new(code, e.message)
-    }
-}
-
-impl From<ParserError> for SqlError {
-    fn from(e: ParserError) -> Self {
-        let message = match e {
-            ParserError::ParserError(m) | ParserError::TokenizerError(m) => m,
-            ParserError::RecursionLimitExceeded => return crate::engine::nesting::too_deep(),
-        };
-        Self::new(sqlstate::SYNTAX_ERROR, format!("syntax error: {message}"))
     }
 }
 

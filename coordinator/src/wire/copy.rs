@@ -16,8 +16,8 @@ use pgwire::types::format::FormatOptions;
 
 use super::encode::encode_batches;
 use super::text_columns::TextStyle;
-use crate::copy::{CopyFormat, CopyOptions, write_value};
 use crate::session::QueryStream;
+use crate::session::copy::{CopyFormat, CopyOptions, write_value};
 
 /// PGCOPY signature, flags and header-extension length.
 const BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";

@@ -22,8 +22,8 @@ use pgwire::types::format::FormatOptions;
 use super::copy::encode_copy;
 use super::encode::{encode_rows, to_notice, to_pg_error};
 use crate::error::{SqlError, sqlstate};
+use crate::session::statement::TransactionOp;
 use crate::session::{Outcome, Prepared, QueryPlan, Session};
-use crate::statement::TransactionOp;
 
 /// Query handler of one connection.
 pub struct QueryHandler {

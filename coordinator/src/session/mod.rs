@@ -1,5 +1,15 @@
 //! One client connection's session: its own DataFusion context and settings over
 //! the shared engine. Turns commands into plans and runs them.
+//!
+//! Beside it, what a session holds and parses: [`statement`] (the statement
+//! parser and its commands), [`ddl`] (CREATE / SHOW CREATE of external
+//! tables), [`cursor`], [`temp_tables`] and [`copy`].
+
+pub mod copy;
+pub mod cursor;
+pub mod ddl;
+pub mod statement;
+pub mod temp_tables;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,17 +25,16 @@ use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 use futures::StreamExt;
 
-use crate::copy::CopyOptions;
-use crate::cursor::{Cursors, FetchCount};
-use crate::ddl;
 use crate::engine::cancel::{QueryCancel, SessionCancel};
 use crate::engine::planning;
 use crate::engine::{DdlOutcome, Engine};
 use crate::error::{SqlError, SqlResult, sqlstate};
 use crate::pgcompat::settings::{SERVER_SETTING_PREFIX, Settings};
 use crate::pgcompat::{self, plan::NamedPlan, statement::colnames};
-use crate::statement::{Command, TransactionOp};
-use crate::temp_tables::{SessionCatalogs, TEMP_SCHEMA};
+use crate::session::copy::CopyOptions;
+use crate::session::cursor::{Cursors, FetchCount};
+use crate::session::statement::{Command, TransactionOp};
+use crate::session::temp_tables::{SessionCatalogs, TEMP_SCHEMA};
 use vivace_catalog::DEFAULT_SCHEMA;
 
 /// A statement ready to run: a DataFusion plan, or a command Vivace runs itself.
@@ -200,7 +209,7 @@ impl Session {
     pub async fn parse(&self, sql: &str) -> SqlResult<Vec<Command>> {
         let sql = sql.to_string();
         planning::off_thread(self.cancel.current(), async move {
-            crate::statement::parser().parse(&sql)
+            crate::session::statement::parser().parse(&sql)
         })
         .await
     }

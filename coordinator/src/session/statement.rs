@@ -20,10 +20,10 @@ use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use vivace_catalog::TableName;
 use vivace_connectors::SchemaRequest;
 
-use crate::copy::CopyRequest;
-use crate::cursor::FetchCount;
 use crate::error::{SqlError, SqlResult, sqlstate};
 use crate::pgcompat::IncomingText;
+use crate::session::copy::CopyRequest;
+use crate::session::cursor::FetchCount;
 use vivace_catalog::{DATABASE, DEFAULT_SCHEMA};
 
 /// One statement, classified.
@@ -473,7 +473,7 @@ fn temp_table(mut table: datafusion::sql::sqlparser::ast::CreateTable) -> SqlRes
     let parts = &table.name.0;
     if parts.len() > 1 {
         let schema = parts[parts.len() - 2].to_string().to_ascii_lowercase();
-        if schema != crate::temp_tables::TEMP_SCHEMA {
+        if schema != crate::session::temp_tables::TEMP_SCHEMA {
             return Err(SqlError::new(
                 sqlstate::INVALID_TABLE_DEFINITION,
                 "cannot create temporary relation in non-temporary schema",
