@@ -15,14 +15,20 @@
 //!   largest single cost of sending a date column; it also writes years before 1
 //!   as `-0043-03-15` and after 9999 as `+10000-01-01`, where PostgreSQL writes
 //!   `0044-03-15 BC` and `10000-01-01`. Other date styles are left to pgwire.
+//! - **Timestamps, `DateStyle` ISO.** pgwire always writes six fractional
+//!   digits (`00:00:00.000000`); PostgreSQL writes them only when there are
+//!   some, trailing zeros trimmed, and rounds nanoseconds to microseconds.
 
 use std::fmt::Write;
 use std::sync::Arc;
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{Datelike, NaiveDate, Offset, TimeZone, Timelike};
+use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, RecordBatch, StringBuilder};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Field, Float32Type, Float64Type, Schema,
+    DataType, Date32Type, Decimal128Type, Field, Float32Type, Float64Type, Int64Type, Schema,
+    TimeUnit,
 };
 use datafusion::arrow::error::ArrowError;
 use pgwire::api::results::{FieldFormat, FieldInfo};
@@ -63,7 +69,7 @@ pub fn postgres_text_columns(
     };
     let rewrites = |i: usize, t: &DataType| match t {
         DataType::Float64 | DataType::Float32 => style.extra_float_digits >= 1 && text(i),
-        DataType::Date32 => style.iso_dates && text(i),
+        DataType::Date32 | DataType::Timestamp(..) => style.iso_dates && text(i),
         DataType::Decimal128(..) => true,
         _ => false,
     };
@@ -114,6 +120,26 @@ pub fn postgres_text_columns(
                 column.len(),
                 |out, v: f32| out.push_str(&format_float(v, 6)),
             ),
+            DataType::Timestamp(unit, tz) => {
+                let micros_per = |v: i64| match unit {
+                    TimeUnit::Second => v.checked_mul(1_000_000),
+                    TimeUnit::Millisecond => v.checked_mul(1_000),
+                    TimeUnit::Microsecond => Some(v),
+                    // PostgreSQL keeps microseconds, rounding half away from zero.
+                    TimeUnit::Nanosecond => Some(if v >= 0 {
+                        (v + 500) / 1000
+                    } else {
+                        (v - 500) / 1000
+                    }),
+                };
+                let tz: Option<Tz> = tz.as_deref().map(str::parse).transpose()?;
+                let raw = cast(column, &DataType::Int64)?;
+                format_column(
+                    raw.as_primitive::<Int64Type>().iter(),
+                    column.len(),
+                    |out, v| write_iso_timestamp(out, micros_per(v), tz.as_ref()),
+                )
+            }
             _ => format_column(
                 column.as_primitive::<Date32Type>().iter(),
                 column.len(),
@@ -171,6 +197,56 @@ fn write_iso_date(out: &mut String, days: i32) {
     let _ = write!(out, "{shown:04}-{:02}-{:02}{era}", date.month(), date.day());
 }
 
+/// A `timestamp` (no zone) or `timestamptz` (shown in the column's zone) as
+/// PostgreSQL writes it in ISO style: `2024-01-02 03:04:05`, fractional
+/// seconds only when there are some, trailing zeros trimmed
+/// (`05.12`), the offset as `+00`, `+05:30`; years before 1 as `BC`.
+fn write_iso_timestamp(out: &mut String, micros: Option<i64>, tz: Option<&Tz>) {
+    let Some(utc) = micros.and_then(chrono::DateTime::from_timestamp_micros) else {
+        let _ = write!(out, "{micros:?}");
+        return;
+    };
+    let (local, offset) = match tz {
+        Some(tz) => {
+            let offset = tz.offset_from_utc_datetime(&utc.naive_utc()).fix();
+            (utc.naive_utc() + offset, Some(offset.local_minus_utc()))
+        }
+        None => (utc.naive_utc(), None),
+    };
+    let year = local.year();
+    let (shown, era) = if year >= 1 {
+        (year, "")
+    } else {
+        (1 - year, " BC")
+    };
+    let _ = write!(
+        out,
+        "{shown:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        local.month(),
+        local.day(),
+        local.hour(),
+        local.minute(),
+        local.second()
+    );
+    let fraction = local.nanosecond() / 1000;
+    if fraction > 0 {
+        let digits = format!("{fraction:06}");
+        let _ = write!(out, ".{}", digits.trim_end_matches('0'));
+    }
+    if let Some(seconds) = offset {
+        let sign = if seconds < 0 { '-' } else { '+' };
+        let seconds = seconds.abs();
+        let _ = write!(out, "{sign}{:02}", seconds / 3600);
+        if seconds % 3600 != 0 {
+            let _ = write!(out, ":{:02}", (seconds % 3600) / 60);
+            if seconds % 60 != 0 {
+                let _ = write!(out, ":{:02}", seconds % 60);
+            }
+        }
+    }
+    out.push_str(era);
+}
+
 /// The shortest digits that read back as `v` (Rust's `{:e}` gives exactly those),
 /// laid out as PostgreSQL does: positional when `-4 <= exponent < max_exp`
 /// (15 for float8, 6 for float4), else `d.ddde±XX`.
@@ -218,6 +294,36 @@ fn format_float<T: Into<f64> + std::fmt::LowerExp + Copy>(v: T, max_exp: i32) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_print_as_postgres_prints_them_in_iso_style() {
+        let utc: Tz = "UTC".parse().unwrap();
+        let kolkata: Tz = "+05:30".parse().unwrap();
+        let cases = [
+            (Some(1_704_164_645_000_000), None, "2024-01-02 03:04:05"),
+            (
+                Some(1_704_164_645_120_000),
+                Some(&utc),
+                "2024-01-02 03:04:05.12+00",
+            ),
+            (
+                Some(1_704_164_645_000_001),
+                Some(&kolkata),
+                "2024-01-02 08:34:05.000001+05:30",
+            ),
+            (Some(0), None, "1970-01-01 00:00:00"),
+            (
+                Some(-62_135_596_800_000_000 - 86_400_000_000),
+                None,
+                "0001-12-31 00:00:00 BC",
+            ),
+        ];
+        for (micros, tz, want) in cases {
+            let mut out = String::new();
+            write_iso_timestamp(&mut out, micros, tz);
+            assert_eq!(out, want);
+        }
+    }
 
     #[test]
     fn dates_print_as_postgres_prints_them_in_iso_style() {
