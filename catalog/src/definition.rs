@@ -41,6 +41,11 @@ pub struct ColumnDefinition {
     pub data_type: String,
     /// Whether the column may hold NULLs.
     pub nullable: bool,
+    /// The source's own type of the column where its connector needs it to
+    /// read or push down (an Elasticsearch field type: `keyword`, `text`,
+    /// `date`); absent otherwise, and in catalogs written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_type: Option<String>,
 }
 
 /// Everything needed to rebuild an external table without touching its source:

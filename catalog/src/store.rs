@@ -197,6 +197,7 @@ mod tests {
                 name: "a".into(),
                 data_type: "Int64".into(),
                 nullable: true,
+                source_type: None,
             }],
             declared_columns: false,
             partition_columns: vec![],

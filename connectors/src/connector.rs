@@ -22,6 +22,7 @@ use async_trait::async_trait;
 use datafusion::catalog::TableProvider;
 use datafusion::execution::context::SessionState;
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::logical_expr::ScalarUDF;
 use vivace_catalog::TableDefinition;
 
 use crate::options::OptionSpec;
@@ -57,6 +58,12 @@ pub trait Connector: Send + Sync {
     /// The `OPTIONS (...)` keys its tables take, declared once
     /// ([`crate::options`]).
     fn options(&self) -> &'static [OptionSpec];
+
+    /// Functions only this connector's sources evaluate (full-text search),
+    /// registered in every session; calling them elsewhere is an error.
+    fn functions(&self) -> Vec<Arc<ScalarUDF>> {
+        vec![]
+    }
 
     /// Check a new registration against the source and resolve its full schema.
     /// Registers whatever the session needs to reach the source (object stores).

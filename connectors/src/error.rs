@@ -26,6 +26,10 @@ pub enum ConnectorErrorKind {
     AuthenticationFailed,
     /// The source has no such table or schema.
     NotFound,
+    /// The source rejected a request Vivace sent (its own error text follows).
+    Rejected,
+    /// A feature that does not apply here (a search function on a file).
+    Unsupported,
 }
 
 /// A connector failure with a message fit for the user (never contains a secret).
@@ -63,7 +67,7 @@ impl From<ConnectorError> for DataFusionError {
 const TAG: &str = "vivace-connector-error[";
 
 impl ConnectorErrorKind {
-    const ALL: [ConnectorErrorKind; 9] = [
+    const ALL: [ConnectorErrorKind; 11] = [
         ConnectorErrorKind::InvalidOption,
         ConnectorErrorKind::UnknownConnector,
         ConnectorErrorKind::Unreachable,
@@ -73,6 +77,8 @@ impl ConnectorErrorKind {
         ConnectorErrorKind::UnsupportedType,
         ConnectorErrorKind::AuthenticationFailed,
         ConnectorErrorKind::NotFound,
+        ConnectorErrorKind::Rejected,
+        ConnectorErrorKind::Unsupported,
     ];
 }
 

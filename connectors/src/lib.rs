@@ -5,6 +5,7 @@
 //! answers is the [`Connector`] trait.
 
 mod connector;
+pub mod elasticsearch;
 mod error;
 pub mod files;
 pub mod options;

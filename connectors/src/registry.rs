@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use datafusion::catalog::TableProvider;
 use datafusion::error::Result as DFResult;
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::logical_expr::ScalarUDF;
 use datafusion_distributed::{
     DesiredTaskCountEvent, DesiredTaskCountEventResponse, DesiredTaskCountHandler,
     ScaleUpLeafNodeEvent, ScaleUpLeafNodeEventResponse, ScaleUpLeafNodeHandler,
@@ -19,16 +20,20 @@ use vivace_catalog::TableDefinition;
 
 use crate::remote::{self, RemoteScanCodec};
 use crate::{
-    Connector, ConnectorError, ConnectorErrorKind, ConnectorResult, Side, WorkerNeed, files,
-    postgres,
+    Connector, ConnectorError, ConnectorErrorKind, ConnectorResult, Side, WorkerNeed,
+    elasticsearch, files, postgres,
 };
 
 /// Every connector, by `STORED AS` name: one line per folder.
 fn all() -> Vec<(&'static str, Arc<dyn Connector>)> {
-    [files::connectors(), postgres::connectors()]
-        .into_iter()
-        .flatten()
-        .collect()
+    [
+        files::connectors(),
+        postgres::connectors(),
+        elasticsearch::connectors(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// Header that carries a query's [`WorkerNeed`]s (JSON) to workers.
@@ -87,6 +92,18 @@ impl ConnectorRegistry {
     /// connector's table, `None` for any other (catalog tables, functions).
     pub fn ships(&self, provider: &dyn TableProvider) -> Option<bool> {
         self.connectors.values().find_map(|c| c.ships(provider))
+    }
+
+    /// The functions of every connector (each once, by name), to register in
+    /// every session and on every worker.
+    pub fn functions(&self) -> Vec<Arc<ScalarUDF>> {
+        let mut functions: BTreeMap<String, Arc<ScalarUDF>> = BTreeMap::new();
+        for connector in self.connectors.values() {
+            for function in connector.functions() {
+                functions.insert(function.name().to_string(), function);
+            }
+        }
+        functions.into_values().collect()
     }
 
     /// What workers must prepare to scan `def`.

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod credentials;
 pub mod data;
 pub mod netns;
+pub mod opensearch;
 pub mod postgres;
 pub mod s3;
 pub mod wire;

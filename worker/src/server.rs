@@ -102,7 +102,11 @@ pub fn spawn_worker(listener: TcpListener, options: WorkerOptions) -> anyhow::Re
             ctx.builder
                 .scalar_functions()
                 .get_or_insert_with(Vec::new)
-                .extend(vivace_functions::scalar_functions());
+                .extend(
+                    vivace_functions::scalar_functions()
+                        .into_iter()
+                        .chain(connectors.functions()),
+                );
             Ok(ctx
                 .builder
                 .with_distributed_channel_resolver(peers)

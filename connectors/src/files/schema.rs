@@ -246,6 +246,7 @@ pub fn to_columns(schema: &Schema) -> Vec<ColumnDefinition> {
             name: f.name().clone(),
             data_type: f.data_type().to_string(),
             nullable: f.is_nullable(),
+            source_type: None,
         })
         .collect()
 }

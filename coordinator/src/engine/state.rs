@@ -70,7 +70,7 @@ pub(super) async fn template(
     }
     // The federation planner goes in first: the distributed planner wraps
     // whatever planner is installed when it is added.
-    let builder = SessionStateBuilder::new()
+    let mut builder = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(vivace_worker::runtime_env(memory_limit)?)
         .with_default_features()
@@ -80,6 +80,11 @@ pub(super) async fn template(
         ))
         .with_physical_optimizer_rules(planning::physical_checkpoints())
         .with_query_planner(federation::query_planner());
+    // Functions only a connector's sources evaluate (full-text search).
+    builder
+        .scalar_functions()
+        .get_or_insert_with(Vec::new)
+        .extend(connectors.functions());
     let ships = connectors.clone();
     let (state, membership, retries) = match execution {
         Execution::Local => (builder.build(), None, 0),

@@ -53,6 +53,8 @@ pub mod sqlstate {
     pub const CONNECTION_FAILURE: &str = "08001";
     /// feature_not_supported
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+    /// fdw_error: a remote source rejected a request Vivace sent it
+    pub const FDW_ERROR: &str = "HV000";
     /// invalid_authorization_specification
     pub const INVALID_AUTHORIZATION: &str = "28000";
     /// invalid_password: a client's password, or a remote source refusing Vivace's credentials
@@ -154,6 +156,8 @@ impl From<ConnectorError> for SqlError {
             ConnectorErrorKind::UnsupportedType => sqlstate::FEATURE_NOT_SUPPORTED,
             ConnectorErrorKind::AuthenticationFailed => sqlstate::INVALID_PASSWORD,
             ConnectorErrorKind::NotFound => sqlstate::UNDEFINED_TABLE,
+            ConnectorErrorKind::Rejected => sqlstate::FDW_ERROR,
+            ConnectorErrorKind::Unsupported => sqlstate::FEATURE_NOT_SUPPORTED,
         };
         Self::new(code, e.message)
     }

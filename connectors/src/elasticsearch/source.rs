@@ -1,0 +1,170 @@
+//! One search server as the remote core sees it: a [`RemoteSource`] whose
+//! requests are [`SearchRequest`]s, each read to its end through a point in
+//! time and `search_after` (sorted by `_shard_doc`), so no 10,000-hit window
+//! applies and no scroll context is left open.
+//!
+//! The read runs in a task that feeds the stream; when the stream is dropped
+//! (the query finished early, was cancelled or timed out) the task stops
+//! before its next request — an in-flight request is abandoned — and closes
+//! the point in time.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::client::{EsClient, PIT_KEEP_ALIVE};
+use super::hits::HitDecoder;
+use super::options::ElasticsearchOptions;
+use super::request::SearchRequest;
+use crate::remote::{RemoteSource, SourceDefinition};
+use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult};
+
+/// A search server and user, and the client its requests go through.
+#[derive(Debug)]
+pub struct ElasticsearchSource {
+    options: ElasticsearchOptions,
+    client: Arc<EsClient>,
+}
+
+impl ElasticsearchSource {
+    /// The source of `options`, over `client`.
+    pub fn new(options: ElasticsearchOptions, client: Arc<EsClient>) -> Self {
+        Self { options, client }
+    }
+
+    /// The client (schema discovery, counts).
+    pub fn client(&self) -> &Arc<EsClient> {
+        &self.client
+    }
+
+    /// The settings it was opened with.
+    pub fn options(&self) -> &ElasticsearchOptions {
+        &self.options
+    }
+}
+
+impl RemoteSource for ElasticsearchSource {
+    fn definition(&self) -> &SourceDefinition {
+        &self.options.source
+    }
+
+    fn compute_context(&self) -> String {
+        self.options.compute_context()
+    }
+
+    fn request_label(&self) -> &'static str {
+        "search"
+    }
+
+    fn run(&self, request: &str, schema: SchemaRef) -> DFResult<SendableRecordBatchStream> {
+        let request: SearchRequest = serde_json::from_str(request).map_err(|e| {
+            DataFusionError::Plan(format!("bad search request from the coordinator: {e}"))
+        })?;
+        let (tx, rx) = mpsc::channel::<DFResult<RecordBatch>>(2);
+        let decoder = HitDecoder::new(Arc::clone(&schema), &request.columns);
+        let client = Arc::clone(&self.client);
+        tokio::spawn(async move {
+            if let Err(e) = read(&client, &request, &decoder, &tx).await {
+                let _ = tx.send(Err(e.into())).await;
+            }
+        });
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+}
+
+/// Read every hit of `request` into `tx`, then close the point in time.
+async fn read(
+    client: &EsClient,
+    request: &SearchRequest,
+    decoder: &HitDecoder,
+    tx: &mpsc::Sender<DFResult<RecordBatch>>,
+) -> ConnectorResult<()> {
+    if request.limit == Some(0) {
+        return Ok(());
+    }
+    let mut pit = tokio::select! {
+        _ = tx.closed() => return Ok(()),
+        pit = client.open_pit(&request.index) => pit?,
+    };
+    let result = pages(client, request, decoder, tx, &mut pit).await;
+    client.close_pit(&pit).await;
+    result
+}
+
+async fn pages(
+    client: &EsClient,
+    request: &SearchRequest,
+    decoder: &HitDecoder,
+    tx: &mpsc::Sender<DFResult<RecordBatch>>,
+    pit: &mut String,
+) -> ConnectorResult<()> {
+    let mut remaining = request.limit;
+    let mut after: Option<Value> = None;
+    loop {
+        let size = remaining.map_or(request.page_size as u64, |r| {
+            r.min(request.page_size as u64)
+        });
+        let mut body = request.body.clone();
+        let Some(fields) = body.as_object_mut() else {
+            return Err(ConnectorError::new(
+                ConnectorErrorKind::Rejected,
+                "search body is not an object",
+            ));
+        };
+        fields.insert(
+            "pit".into(),
+            json!({ "id": pit.as_str(), "keep_alive": PIT_KEEP_ALIVE }),
+        );
+        fields.insert("sort".into(), json!(["_shard_doc"]));
+        fields.insert("size".into(), json!(size));
+        if let Some(after) = &after {
+            fields.insert("search_after".into(), after.clone());
+        }
+        let answer = tokio::select! {
+            _ = tx.closed() => return Ok(()),
+            answer = client.search(&body) => answer?,
+        };
+        if let Some(id) = answer["pit_id"].as_str() {
+            *pit = id.to_string();
+        }
+        if let Some(failure) = answer["_shards"]["failures"][0]["reason"]["reason"].as_str() {
+            return Err(ConnectorError::new(
+                ConnectorErrorKind::Rejected,
+                format!(
+                    "the search server failed on a shard of [{}]: {failure}",
+                    request.index
+                ),
+            ));
+        }
+        let hits = answer["hits"]["hits"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if hits.is_empty() {
+            return Ok(());
+        }
+        after = hits.last().map(|h| h["sort"].clone());
+        let batch = decoder.decode(hits)?;
+        if tx.send(Ok(batch)).await.is_err() {
+            return Ok(());
+        }
+        if let Some(r) = remaining.as_mut() {
+            *r -= (hits.len() as u64).min(*r);
+            if *r == 0 {
+                return Ok(());
+            }
+        }
+        if (hits.len() as u64) < size {
+            return Ok(());
+        }
+    }
+}

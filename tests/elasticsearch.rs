@@ -1,0 +1,688 @@
+//! `STORED AS ELASTICSEARCH` / `OPENSEARCH` against a real OpenSearch 3.8
+//! (started once for this binary): columns from mappings (every type, arrays,
+//! nested, custom date formats, pattern merge), filters pushed as query DSL and
+//! checked against the server's own answer and against pushdown off, point-in-
+//! time reads past 10,000 hits, sliced reads on two workers, full-text
+//! functions, quoting, cancellation and errors.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::opensearch::OpenSearch;
+use common::{Server, TempDir, rows, sql_error, text_rows};
+use serde_json::{Value, json};
+use tokio_postgres::Client;
+
+const CITIES: [&str; 6] = [
+    "Oslo",
+    "Bergen",
+    "Paris",
+    "Lyon",
+    "Tromsø",
+    "Zürich \"Old\" \\ *?",
+];
+const CATEGORIES: [&str; 4] = ["cars", "bikes", "boats", "toys"];
+const WORDS: [&str; 8] = [
+    "red",
+    "fast",
+    "timeout",
+    "connection",
+    "quiet",
+    "old",
+    "new",
+    "blue",
+];
+
+/// The `listings` index: `n` documents with keyword, numeric, date (custom
+/// format), boolean, text and array fields, some fields missing.
+fn listings(es: &OpenSearch, index: &str, n: usize, shards: u32) {
+    es.create_index(
+        index,
+        shards,
+        &json!({
+            "_meta": {"vivace": {"arrays": ["tags"]}},
+            "properties": {
+                "city": {"type": "keyword"},
+                "category": {"type": "keyword"},
+                "price": {"type": "long"},
+                "rating": {"type": "scaled_float", "scaling_factor": 10},
+                "title": {"type": "text", "fields": {"raw": {"type": "keyword"}}},
+                "ts": {"type": "date", "format": "dd/MM/yyyy HH:mm||epoch_millis"},
+                "active": {"type": "boolean"},
+                "tags": {"type": "keyword"}
+            }
+        }),
+    );
+    let docs: Vec<(String, Value)> = (0..n)
+        .map(|i| {
+            let mut doc = json!({
+                "city": CITIES[i % CITIES.len()],
+                "price": (i * 37) % 1000,
+                "rating": (i % 50) as f64 / 10.0,
+                "title": format!("{} {} {}", WORDS[i % 8], WORDS[(i / 8) % 8], WORDS[(i / 64) % 8]),
+                "ts": format!("{:02}/{:02}/2024 {:02}:{:02}", 1 + i % 28, 1 + (i / 28) % 12, i % 24, i % 60),
+                "active": i % 3 == 0,
+                "tags": (0..(i % 3)).map(|t| format!("t{}", (i + t) % 5)).collect::<Vec<_>>(),
+            });
+            if i % 17 != 0 {
+                doc["category"] = json!(CATEGORIES[i % CATEGORIES.len()]);
+            }
+            (format!("l{i:05}"), doc)
+        })
+        .collect();
+    es.bulk(index, &docs);
+}
+
+async fn server_with_workers(dir: &TempDir, workers: &str) -> Server {
+    Server::start_with(
+        dir,
+        &["--workers", workers],
+        &[("VIVACE_TEST_ES_KEY", "k3y")],
+    )
+    .await
+}
+
+async fn create(client: &Client, name: &str, es: &OpenSearch, index: &str, extra: &str) {
+    let sql = format!(
+        "CREATE EXTERNAL TABLE {name} STORED AS ELASTICSEARCH LOCATION '{}' OPTIONS ('index' '{index}'{extra})",
+        es.url()
+    );
+    client
+        .simple_query(&sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+}
+
+/// Rows of `sql` with pushdown on and with it off, which must be equal; sorted.
+async fn both_ways(client: &Client, sql: &str) -> Vec<Vec<String>> {
+    client
+        .simple_query("SET vivace.pushdown = on")
+        .await
+        .unwrap();
+    let mut on = text_rows(client, sql).await;
+    client
+        .simple_query("SET vivace.pushdown = off")
+        .await
+        .unwrap();
+    let mut off = text_rows(client, sql).await;
+    client
+        .simple_query("SET vivace.pushdown = on")
+        .await
+        .unwrap();
+    on.sort();
+    off.sort();
+    assert_eq!(on, off, "pushdown on and off disagree on: {sql}");
+    on
+}
+
+async fn explain(client: &Client, sql: &str) -> String {
+    text_rows(client, &format!("EXPLAIN {sql}"))
+        .await
+        .into_iter()
+        .map(|r| r.join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Search contexts (points in time among them) open on `index`'s shards.
+fn open_contexts(es: &OpenSearch, index: &str) -> u64 {
+    let stats = es.request("GET", &format!("/{index}/_stats/search"), None);
+    stats["_all"]["total"]["search"]["open_contexts"]
+        .as_u64()
+        .unwrap_or(0)
+        + stats["_all"]["total"]["search"]["point_in_time_current"]
+            .as_u64()
+            .unwrap_or(0)
+}
+
+fn ids(rows: &[Vec<String>]) -> Vec<String> {
+    let mut ids: Vec<String> = rows.iter().map(|r| r[0].clone()).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_mapped_type_reads_as_its_column() {
+    let es = OpenSearch::shared();
+    es.create_index(
+        "typed",
+        1,
+        &json!({
+            "properties": {
+                "k": {"type": "keyword"}, "ck": {"type": "constant_keyword", "value": "fixed"},
+                "w": {"type": "wildcard"}, "mot": {"type": "match_only_text"},
+                "t": {"type": "text", "fields": {"raw": {"type": "keyword"}}},
+                "l": {"type": "long"}, "i": {"type": "integer"}, "s": {"type": "short"}, "b": {"type": "byte"},
+                "ul": {"type": "unsigned_long"},
+                "d": {"type": "double"}, "f": {"type": "float"}, "hf": {"type": "half_float"},
+                "sf": {"type": "scaled_float", "scaling_factor": 100},
+                "flag": {"type": "boolean"},
+                "day": {"type": "date", "format": "dd.MM.yyyy"},
+                "at": {"type": "date_nanos"},
+                "addr": {"type": "ip"}, "bin": {"type": "binary"},
+                "who": {"properties": {"first": {"type": "keyword"}, "age": {"type": "integer"}}},
+                "items": {"type": "nested", "properties": {"sku": {"type": "keyword"}, "qty": {"type": "integer"}}},
+                "loc": {"type": "geo_point"},
+                "shape": {"type": "flat_object"}
+            }
+        }),
+    );
+    es.bulk(
+        "typed",
+        &[
+            (
+                "a".into(),
+                json!({"k": "key", "ck": "fixed", "w": "wild", "mot": "only text", "t": "Some Text",
+                       "l": 9007199254740993i64, "i": -5, "s": 300, "b": -7, "ul": 18446744073709551615u64,
+                       "d": 1.5, "f": 2.25, "hf": 0.5, "sf": 2.72, "flag": true,
+                       "day": "31.12.2023", "at": "2024-01-02T03:04:05.123456789Z",
+                       "addr": "192.168.0.1", "bin": "aGVsbG8=",
+                       "who": {"first": "Ada", "age": 36},
+                       "items": [{"sku": "x1", "qty": 2}, {"sku": "x2", "qty": 3}],
+                       "loc": {"lat": 59.9, "lon": 10.75}, "shape": {"a": "b"}}),
+            ),
+            ("b".into(), json!({"k": "other", "loc": "60.39,5.32", "items": {"sku": "y", "qty": 1}})),
+            ("c".into(), json!({"loc": [5.32, 60.39]})),
+        ],
+    );
+    let dir = TempDir::new("es-types");
+    let server = Server::start(&dir).await;
+    let client = server.client().await;
+    create(&client, "typed", es, "typed", "").await;
+    let columns = text_rows(
+        &client,
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'typed' ORDER BY ordinal_position",
+    )
+    .await;
+    let names: Vec<&str> = columns.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "_id", "addr", "at", "b", "bin", "ck", "d", "day", "f", "flag", "hf", "i", "items",
+            "k", "l", "loc", "mot", "s", "sf", "shape", "t", "t.raw", "ul", "w", "who", "_score"
+        ]
+    );
+    let got = text_rows(
+        &client,
+        "SELECT _id, k, ck, w, mot, t, \"t.raw\", l, i, s, b, ul, d, f, hf, sf, flag, day, at, addr, bin, \
+         who['first'], who['age'], items[1]['sku'], items[2]['qty'], loc['lat'], loc['lon'], shape \
+         FROM typed ORDER BY _id",
+    )
+    .await;
+    let row_a: Vec<&str> = vec![
+        "a",
+        "key",
+        "fixed",
+        "wild",
+        "only text",
+        "Some Text",
+        "Some Text",
+        "9007199254740993",
+        "-5",
+        "300",
+        "-7",
+        "18446744073709551615",
+        "1.5",
+        "2.25",
+        "0.5",
+        "2.72",
+        "t",
+        "2023-12-31 00:00:00+00",
+        "2024-01-02 03:04:05.123457+00",
+        "192.168.0.1",
+        "\\x68656c6c6f",
+        "Ada",
+        "36",
+        "x1",
+        "3",
+        "59.9",
+        "10.75",
+        "{\"a\":\"b\"}",
+    ];
+    assert_eq!(
+        got[0],
+        row_a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    );
+    assert_eq!(got[1][1], "other");
+    assert_eq!(
+        got[1][23], "y",
+        "a nested field holding one object is a list of one"
+    );
+    assert_eq!(
+        (got[1][25].as_str(), got[1][26].as_str()),
+        ("60.39", "5.32")
+    );
+    assert_eq!(
+        (got[2][25].as_str(), got[2][26].as_str()),
+        ("60.39", "5.32"),
+        "GeoJSON order"
+    );
+    assert_eq!(got[2][1], "NULL");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn filters_are_pushed_as_dsl_and_answer_as_the_server_does() {
+    let es = OpenSearch::shared();
+    listings(es, "listings", 3000, 2);
+    let dir = TempDir::new("es-pushdown");
+    let server = server_with_workers(&dir, "1").await;
+    let client = server.client().await;
+    create(&client, "listings", es, "listings", "").await;
+    // Each filter, with the server's own query for the same documents.
+    let cases: Vec<(&str, Value)> = vec![
+        (
+            "category IN ('cars','bikes') AND price < 500",
+            json!({"bool": {"filter": [
+            {"terms": {"category": ["cars", "bikes"]}}, {"range": {"price": {"lt": 500}}}]}}),
+        ),
+        (
+            "city = 'Zürich \"Old\" \\ *?'",
+            json!({"term": {"city": "Zürich \"Old\" \\ *?"}}),
+        ),
+        (
+            "city = 'Oslo' OR category IS NULL",
+            json!({"bool": {"should": [
+            {"term": {"city": "Oslo"}}, {"bool": {"must_not": {"exists": {"field": "category"}}}}]}}),
+        ),
+        (
+            "category <> 'cars'",
+            json!({"bool": {"filter": {"exists": {"field": "category"}},
+            "must_not": {"term": {"category": "cars"}}}}),
+        ),
+        (
+            "NOT (price >= 100 AND price <= 900)",
+            json!({"bool": {"should": [
+            {"range": {"price": {"lt": 100}}}, {"range": {"price": {"gt": 900}}}]}}),
+        ),
+        ("city LIKE 'Tro%'", json!({"prefix": {"city": "Tro"}})),
+        ("city LIKE '%r_en'", json!({"wildcard": {"city": "*r?en"}})),
+        (
+            "ts >= '2024-06-01T00:00:00Z' AND ts < '2024-07-01T00:00:00Z'",
+            json!({"range": {"ts": {"gte": "2024-06-01T00:00:00Z", "lt": "2024-07-01T00:00:00Z",
+                "format": "strict_date_optional_time"}}}),
+        ),
+        ("active", json!({"term": {"active": true}})),
+        ("rating > 2.5", json!({"range": {"rating": {"gt": 2.5}}})),
+        (
+            "\"title.raw\" = 'red fast red'",
+            json!({"term": {"title.raw": "red fast red"}}),
+        ),
+        (
+            "_id IN ('l00001', 'l00002', 'nope')",
+            json!({"ids": {"values": ["l00001", "l00002", "nope"]}}),
+        ),
+        (
+            "match(title, 'timeout connection')",
+            json!({"match": {"title": "timeout connection"}}),
+        ),
+        (
+            "match_phrase(title, 'quiet old')",
+            json!({"match_phrase": {"title": "quiet old"}}),
+        ),
+        (
+            "query_string('title:(blue AND new) AND price:[10 TO 500]')",
+            json!({"query_string": {"query": "title:(blue AND new) AND price:[10 TO 500]"}}),
+        ),
+    ];
+    for (filter, direct) in &cases {
+        let sql = format!("SELECT _id, city, price FROM listings WHERE {filter}");
+        let got = ids(&both_ways(&client, &sql).await);
+        let want = es.ids("listings", direct);
+        assert!(!want.is_empty(), "{filter}: the case selects nothing");
+        assert_eq!(got, want, "{filter}");
+    }
+    // EXPLAIN shows the DSL; an exact filter leaves the plan, an inexact one stays.
+    let plan = explain(
+        &client,
+        "SELECT _id FROM listings WHERE category = 'cars' AND price < 10",
+    )
+    .await;
+    assert!(plan.contains(r#"{"term":{"category":"cars"}}"#), "{plan}");
+    assert!(plan.contains(r#"{"range":{"price":{"lt":10}}}"#), "{plan}");
+    assert!(
+        !plan.contains("FilterExec"),
+        "exact filters stay in the plan:\n{plan}"
+    );
+    let plan = explain(&client, "SELECT _id FROM listings WHERE rating > 2.5").await;
+    assert!(
+        plan.contains("FilterExec") && plan.contains(r#""range""#),
+        "{plan}"
+    );
+    // Pushdown off sends no query, and reads only the projected fields.
+    client
+        .simple_query("SET vivace.pushdown = off")
+        .await
+        .unwrap();
+    let plan = explain(
+        &client,
+        "SELECT _id, price FROM listings WHERE category = 'cars'",
+    )
+    .await;
+    assert!(
+        plan.contains(r#""match_all""#) && plan.contains(r#""_source":["category","price"]"#),
+        "{plan}"
+    );
+    client
+        .simple_query("SET vivace.pushdown = on")
+        .await
+        .unwrap();
+    // A LIMIT becomes the most hits read.
+    let plan = explain(&client, "SELECT _id FROM listings WHERE price = 3 LIMIT 2").await;
+    assert!(plan.contains(r#""limit":2"#), "{plan}");
+    let limited = rows(
+        &client,
+        "SELECT _id FROM listings WHERE city = 'Oslo' LIMIT 7",
+    )
+    .await;
+    assert_eq!(limited.len(), 7);
+    // Aggregates over pushed filters.
+    let grouped = both_ways(
+        &client,
+        "SELECT city, count(*), sum(price), min(ts), max(cardinality(tags)) FROM listings \
+         WHERE category IN ('cars','bikes') AND price < 500 GROUP BY city",
+    )
+    .await;
+    let total: i64 = grouped.iter().map(|r| r[1].parse::<i64>().unwrap()).sum();
+    let direct = es.request(
+        "POST",
+        "/listings/_count",
+        Some(&json!({"query": cases[0].1}).to_string()),
+    );
+    assert_eq!(total, direct["count"].as_i64().unwrap());
+    // Arrays read as lists.
+    let tags = text_rows(
+        &client,
+        "SELECT tags FROM listings WHERE _id IN ('l00000', 'l00002') ORDER BY _id",
+    )
+    .await;
+    assert_eq!(tags, [vec!["{}".to_string()], vec!["{t2,t3}".to_string()]]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_hit_is_read_past_ten_thousand_and_slices_split_over_workers() {
+    let es = OpenSearch::shared();
+    listings(es, "big", 23_456, 3);
+    let dir = TempDir::new("es-big");
+    let server = server_with_workers(&dir, "2").await;
+    let client = server.client().await;
+    create(
+        &client,
+        "big",
+        es,
+        "big",
+        ", 'slices' '4', 'page_size' '2000'",
+    )
+    .await;
+    let got = text_rows(
+        &client,
+        "SELECT count(*), count(DISTINCT _id), sum(price) FROM big",
+    )
+    .await;
+    let want_sum: usize = (0..23_456).map(|i| (i * 37) % 1000).sum();
+    assert_eq!(
+        got,
+        [vec![
+            "23456".to_string(),
+            "23456".to_string(),
+            want_sum.to_string()
+        ]]
+    );
+    let plan = explain(&client, "SELECT _id, price FROM big").await;
+    assert!(
+        plan.contains("tasks=") && plan.matches(r#""slice":{"id":"#).count() == 4,
+        "{plan}"
+    );
+    // Filtered, every matching hit exactly once.
+    let filtered = rows(&client, "SELECT _id FROM big WHERE category = 'cars'").await;
+    let distinct: BTreeSet<_> = filtered.iter().map(|r| r[0].clone()).collect();
+    let direct = es.request(
+        "POST",
+        "/big/_count",
+        Some(r#"{"query":{"term":{"category":"cars"}}}"#),
+    );
+    assert_eq!(filtered.len(), direct["count"].as_u64().unwrap() as usize);
+    assert_eq!(distinct.len(), filtered.len());
+    // No point in time is left open.
+    assert_eq!(open_contexts(es, "big"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn patterns_merge_mappings_and_disagreements_are_errors() {
+    let es = OpenSearch::shared();
+    es.create_index(
+        "logs-a",
+        1,
+        &json!({"properties": {"msg": {"type": "text"}, "code": {"type": "integer"}}}),
+    );
+    es.create_index(
+        "logs-b",
+        1,
+        &json!({"properties": {"msg": {"type": "text"}, "host": {"type": "keyword"}}}),
+    );
+    es.bulk(
+        "logs-a",
+        &[("1".into(), json!({"msg": "disk full", "code": 507}))],
+    );
+    es.bulk(
+        "logs-b",
+        &[("2".into(), json!({"msg": "timeout", "host": "h1"}))],
+    );
+    es.create_index(
+        "clash-a",
+        1,
+        &json!({"properties": {"v": {"type": "long"}}}),
+    );
+    es.create_index(
+        "clash-b",
+        1,
+        &json!({"properties": {"v": {"type": "keyword"}}}),
+    );
+    let dir = TempDir::new("es-patterns");
+    let server = Server::start(&dir).await;
+    let client = server.client().await;
+    create(&client, "logs", es, "logs-*", "").await;
+    let got = text_rows(
+        &client,
+        "SELECT _id, msg, code, host FROM logs ORDER BY _id",
+    )
+    .await;
+    assert_eq!(
+        got,
+        common::table(&[
+            &["1", "disk full", "507", "NULL"],
+            &["2", "timeout", "NULL", "h1"]
+        ])
+    );
+    let (code, message) = sql_error(
+        &client,
+        &format!("CREATE EXTERNAL TABLE clash STORED AS OPENSEARCH LOCATION '{}' OPTIONS ('index' 'clash-*')", es.url()),
+    )
+    .await;
+    assert_eq!(code, "42P16", "{message}");
+    assert!(
+        message.contains("\"v\"") && message.contains("clash-a") && message.contains("clash-b"),
+        "{message}"
+    );
+    // A declared column list: a subset, with an array.
+    client
+        .simple_query(&format!(
+            "CREATE EXTERNAL TABLE logs_b (host TEXT[], msg TEXT) STORED AS OPENSEARCH LOCATION '{}' OPTIONS ('index' 'logs-b')",
+            es.url()
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT host, msg FROM logs_b").await,
+        [vec!["{h1}".to_string(), "timeout".to_string()]]
+    );
+    // CREATE EXTERNAL SCHEMA lists every index.
+    client
+        .simple_query(&format!(
+            "CREATE EXTERNAL SCHEMA es FROM OPENSEARCH LOCATION '{}'",
+            es.url()
+        ))
+        .await
+        .unwrap();
+    let tables = text_rows(
+        &client,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'es' ORDER BY 1",
+    )
+    .await;
+    assert!(
+        tables.contains(&vec!["logs-a".to_string()])
+            && tables.contains(&vec!["logs-b".to_string()]),
+        "{tables:?}"
+    );
+    assert_eq!(
+        text_rows(&client, "SELECT code FROM es.\"logs-a\"").await,
+        [vec!["507".to_string()]]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_name_their_cause_and_leave_nothing_behind() {
+    let es = OpenSearch::shared();
+    es.create_index("arr", 1, &json!({"properties": {"k": {"type": "keyword"}}}));
+    es.bulk(
+        "arr",
+        &[
+            ("one".into(), json!({"k": "a"})),
+            ("two".into(), json!({"k": ["a", "b"]})),
+        ],
+    );
+    let dir = TempDir::new("es-errors");
+    let server = server_with_workers(&dir, "1").await;
+    let client = server.client().await;
+    let create_sql = |location: &str, options: &str| {
+        format!(
+            "CREATE EXTERNAL TABLE bad STORED AS ELASTICSEARCH LOCATION '{location}' OPTIONS ({options})"
+        )
+    };
+    let dead = format!("http://127.0.0.1:{}", common::free_port());
+    for (sql, want_code, needle) in [
+        (create_sql(&dead, "'index' 'x'"), "08001", "cannot reach"),
+        (
+            create_sql(&es.url(), "'index' 'no-such-index'"),
+            "42P01",
+            "no such index",
+        ),
+        (
+            create_sql(&es.url(), "'index' 'x', 'password' 'p'"),
+            "22023",
+            "password_env",
+        ),
+        (
+            create_sql(&es.url(), "'index' 'x', 'colour' 'red'"),
+            "22023",
+            "valid options",
+        ),
+        (
+            create_sql(
+                &es.url(),
+                "'index' 'x', 'user' 'u', 'password_env' 'VIVACE_UNSET_VAR'",
+            ),
+            "22023",
+            "VIVACE_UNSET_VAR",
+        ),
+        (create_sql("ftp://h", "'index' 'x'"), "22023", "http://"),
+    ] {
+        let (code, message) = sql_error(&client, &sql).await;
+        assert_eq!(code, want_code, "{sql}: {message}");
+        assert!(message.contains(needle), "{sql}: {message}");
+    }
+    assert!(
+        text_rows(
+            &client,
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'bad'"
+        )
+        .await[0][0]
+            == "0"
+    );
+    create(&client, "arr", es, "arr", "").await;
+    // An API key is read from the named variable; neither it nor its value is
+    // shown back.
+    create(
+        &client,
+        "keyed",
+        es,
+        "arr",
+        ", 'api_key_env' 'VIVACE_TEST_ES_KEY'",
+    )
+    .await;
+    assert_eq!(
+        text_rows(&client, "SELECT k FROM keyed WHERE _id = 'one'").await,
+        [vec!["a".to_string()]]
+    );
+    let shown = text_rows(&client, "SHOW CREATE TABLE keyed")
+        .await
+        .concat()
+        .join(" ");
+    assert!(
+        shown.contains("VIVACE_TEST_ES_KEY") && !shown.contains("k3y"),
+        "{shown}"
+    );
+    let (code, message) = sql_error(&client, "SELECT k FROM arr").await;
+    assert_eq!(code, "22P04", "{message}");
+    assert!(
+        message.contains("\"k\"") && message.contains("\"two\""),
+        "{message}"
+    );
+    let (code, message) = sql_error(&client, "SELECT k FROM arr WHERE query_string('k:(')").await;
+    assert_eq!(code, "HV000", "{message}");
+    assert!(message.contains("rejected"), "{message}");
+    let (code, message) = sql_error(
+        &client,
+        "SELECT * FROM (VALUES ('a')) v(x) WHERE match(x, 'a')",
+    )
+    .await;
+    assert_eq!(code, "0A000", "{message}");
+    // The index going away fails only the queries that touch it.
+    es.request("DELETE", "/arr", None);
+    let (code, message) = sql_error(&client, "SELECT count(*) FROM arr").await;
+    assert_eq!(code, "42P01", "{message}");
+    assert_eq!(
+        text_rows(&client, "SELECT 1").await,
+        [vec!["1".to_string()]]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_query_closes_its_point_in_time() {
+    let es = OpenSearch::shared();
+    listings(es, "slow", 20_000, 1);
+    let dir = TempDir::new("es-cancel");
+    let server = Server::start(&dir).await;
+    let client = server.client().await;
+    create(
+        &client,
+        "slow",
+        es,
+        "slow",
+        ", 'page_size' '1', 'slices' '1'",
+    )
+    .await;
+    client
+        .simple_query("SET statement_timeout = 1500")
+        .await
+        .unwrap();
+    let (code, _) = sql_error(&client, "SELECT count(*) FROM slow").await;
+    assert_eq!(code, "57014");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while open_contexts(es, "slow") > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the point in time is still open"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // The server saw the read start: it is the cancel that closed it.
+    let stats = es.request("GET", "/slow/_stats/search", None);
+    assert!(
+        stats["_all"]["total"]["search"]["point_in_time_total"]
+            .as_u64()
+            .unwrap_or(1)
+            >= 1,
+        "{stats}"
+    );
+}
