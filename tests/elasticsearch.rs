@@ -50,7 +50,8 @@ fn listings(es: &OpenSearch, index: &str, n: usize, shards: u32) {
                 "title": {"type": "text", "fields": {"raw": {"type": "keyword"}}},
                 "ts": {"type": "date", "format": "dd/MM/yyyy HH:mm||epoch_millis"},
                 "active": {"type": "boolean"},
-                "tags": {"type": "keyword"}
+                "tags": {"type": "keyword"},
+                "sku": {"type": "keyword"}
             }
         }),
     );
@@ -64,6 +65,7 @@ fn listings(es: &OpenSearch, index: &str, n: usize, shards: u32) {
                 "ts": format!("{:02}/{:02}/2024 {:02}:{:02}", 1 + i % 28, 1 + (i / 28) % 12, i % 24, i % 60),
                 "active": i % 3 == 0,
                 "tags": (0..(i % 3)).map(|t| format!("t{}", (i + t) % 5)).collect::<Vec<_>>(),
+                "sku": format!("s{i:06}"),
             });
             if i % 17 != 0 {
                 doc["category"] = json!(CATEGORIES[i % CATEGORIES.len()]);
@@ -400,6 +402,71 @@ async fn filters_are_pushed_as_dsl_and_answer_as_the_server_does() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn aggregations_are_pushed_as_composite_aggregations() {
+    let es = OpenSearch::shared();
+    listings(es, "sales_es", 2000, 2);
+    let dir = TempDir::new("es-aggregates");
+    let server = server_with_workers(&dir, "1").await;
+    let client = server.client().await;
+    create(&client, "sales", es, "sales_es", "").await;
+    let pushed = [
+        "SELECT city, count(*), count(category), sum(price), avg(price), min(price), max(price), min(ts), max(ts) \
+         FROM sales GROUP BY city",
+        "SELECT category, date_trunc('month', ts) AS month, count(*), sum(price) FROM sales \
+         WHERE price < 500 AND city <> 'Oslo' GROUP BY 1, 2",
+        "SELECT active, count(*) FROM sales WHERE category IS NULL GROUP BY active",
+        "SELECT count(*), sum(price), avg(price), min(ts) FROM sales WHERE city = 'Oslo'",
+        "SELECT count(*), sum(price), avg(price), max(price) FROM sales WHERE city = 'nowhere'",
+    ];
+    for sql in pushed {
+        let plan = explain(&client, sql).await;
+        assert!(
+            plan.contains(r#""aggs""#) && !plan.contains("AggregateExec"),
+            "not pushed: {sql}\n{plan}"
+        );
+        let rows = both_ways(&client, sql).await;
+        assert!(!rows.is_empty(), "{sql}");
+    }
+    // The server's own numbers for one group.
+    let oslo = text_rows(
+        &client,
+        "SELECT count(*), sum(price) FROM sales WHERE city = 'Oslo'",
+    )
+    .await;
+    let direct = es.request(
+        "POST",
+        "/sales_es/_search",
+        Some(
+            r#"{"size":0,"query":{"term":{"city":"Oslo"}},"aggs":{"s":{"sum":{"field":"price"}}}}"#,
+        ),
+    );
+    assert_eq!(
+        oslo[0][1],
+        format!(
+            "{}",
+            direct["aggregations"]["s"]["value"].as_f64().unwrap() as i64
+        )
+    );
+    // An aggregation on nothing: count 0, sum NULL.
+    let none = text_rows(
+        &client,
+        "SELECT count(*), sum(price) FROM sales WHERE city = 'nowhere'",
+    )
+    .await;
+    assert_eq!(none, [vec!["0".to_string(), "NULL".to_string()]]);
+    // What has no exact counterpart stays in Vivace, with the same answer.
+    for sql in [
+        "SELECT city, count(DISTINCT category) FROM sales GROUP BY city",
+        "SELECT city, avg(rating) FROM sales GROUP BY city",
+        "SELECT upper(city), count(*) FROM sales GROUP BY 1",
+    ] {
+        let plan = explain(&client, sql).await;
+        assert!(plan.contains("AggregateExec"), "{sql}\n{plan}");
+        both_ways(&client, sql).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn every_hit_is_read_past_ten_thousand_and_slices_split_over_workers() {
     let es = OpenSearch::shared();
     listings(es, "big", 23_456, 3);
@@ -443,6 +510,22 @@ async fn every_hit_is_read_past_ten_thousand_and_slices_split_over_workers() {
     );
     assert_eq!(filtered.len(), direct["count"].as_u64().unwrap() as usize);
     assert_eq!(distinct.len(), filtered.len());
+    // A GROUP BY of more buckets than one page is complete.
+    let plan = explain(&client, "SELECT sku, count(*) FROM big GROUP BY sku").await;
+    assert!(plan.contains(r#""composite""#), "{plan}");
+    let groups = both_ways(
+        &client,
+        "SELECT count(*), count(DISTINCT sku), sum(n) FROM (SELECT sku, count(*) AS n FROM big GROUP BY sku) t",
+    )
+    .await;
+    assert_eq!(
+        groups,
+        [vec![
+            "23456".to_string(),
+            "23456".to_string(),
+            "23456".to_string()
+        ]]
+    );
     // No point in time is left open.
     assert_eq!(open_contexts(es, "big"), 0);
 }
@@ -666,7 +749,7 @@ async fn a_cancelled_query_closes_its_point_in_time() {
         .simple_query("SET statement_timeout = 1500")
         .await
         .unwrap();
-    let (code, _) = sql_error(&client, "SELECT count(*) FROM slow").await;
+    let (code, _) = sql_error(&client, "SELECT count(DISTINCT sku) FROM slow").await;
     assert_eq!(code, "57014");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while open_contexts(es, "slow") > 0 {

@@ -11,12 +11,17 @@
 //! Modules, from the bottom up: `options` (LOCATION and OPTIONS), `client`
 //! (HTTP, both flavours' point-in-time APIs, errors), `mapping` (columns from
 //! mappings), `functions` (`match`, `match_phrase`, `query_string`), `dsl`
-//! (filters as query DSL), `request` (the search body of one slice), `hits`
-//! (hits as Arrow batches), `source` (the `RemoteSource`: paging, cancel) and
-//! `provider` (what DataFusion sees; the pushdown swap).
+//! (filters as query DSL), `request` (the search body of one slice or of an
+//! aggregation), `hits` and `buckets` (answers as Arrow batches), `source`
+//! (the `RemoteSource`: paging, cancel), `provider` (the table DataFusion
+//! scans), `aggregate` (GROUP BY as a composite aggregation) and `federation`
+//! (the rule that pushes, when `vivace.pushdown` is on).
 
+mod aggregate;
+mod buckets;
 mod client;
 mod dsl;
+mod federation;
 mod functions;
 mod hits;
 mod mapping;
@@ -199,7 +204,7 @@ impl Connector for ElasticsearchConnector {
         let index = options.index()?.to_string();
         let columns = mapping::from_definitions(&def.columns)?;
         let source = self.source(options, Side::Coordinator)?;
-        Ok(provider::table_provider(&source, &index, columns))
+        Ok(federation::table_provider(&source, &index, columns))
     }
 
     fn remote_source(
@@ -212,6 +217,6 @@ impl Connector for ElasticsearchConnector {
     }
 
     fn ships(&self, provider: &dyn TableProvider) -> Option<bool> {
-        provider::is_elasticsearch_table(provider).then_some(true)
+        federation::is_elasticsearch_table(provider).then_some(true)
     }
 }

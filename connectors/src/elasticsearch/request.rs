@@ -25,6 +25,42 @@ pub struct SearchRequest {
     pub page_size: u32,
     /// Mapping type of each column read, by column name.
     pub columns: BTreeMap<String, String>,
+    /// For a pushed aggregation: where each output column comes from in
+    /// the answer (the body then holds the aggregations, no hits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<Vec<Output>>,
+}
+
+/// Where one output column of a pushed aggregation is read from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
+pub enum Output {
+    /// A composite source's key (a group column).
+    Key {
+        /// The source's name.
+        source: String,
+    },
+    /// The bucket's document count (`count(*)`).
+    DocCount,
+    /// A `value_count` aggregation (`count(column)`).
+    Count {
+        /// The aggregation's name.
+        agg: String,
+    },
+    /// A single-value metric (`min`, `max`, `sum`), NULL when `count` is 0.
+    Value {
+        /// The metric's name.
+        agg: String,
+        /// The `value_count` of the same field.
+        count: String,
+    },
+    /// `sum / count`, computed exactly by Vivace.
+    Avg {
+        /// The `sum` aggregation's name.
+        sum: String,
+        /// The `value_count` aggregation's name.
+        count: String,
+    },
 }
 
 /// The date types, read as doc values in one format whatever the field's own.
@@ -96,6 +132,7 @@ impl SearchRequest {
                     limit,
                     page_size,
                     columns: columns.clone(),
+                    buckets: None,
                 };
                 serde_json::to_string(&request).unwrap_or_default()
             })

@@ -18,10 +18,11 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::buckets;
 use super::client::{EsClient, PIT_KEEP_ALIVE};
 use super::hits::HitDecoder;
 use super::options::ElasticsearchOptions;
-use super::request::SearchRequest;
+use super::request::{Output, SearchRequest};
 use crate::remote::{RemoteSource, SourceDefinition};
 use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult};
 
@@ -69,8 +70,13 @@ impl RemoteSource for ElasticsearchSource {
         let (tx, rx) = mpsc::channel::<DFResult<RecordBatch>>(2);
         let decoder = HitDecoder::new(Arc::clone(&schema), &request.columns);
         let client = Arc::clone(&self.client);
+        let batch_schema = Arc::clone(&schema);
         tokio::spawn(async move {
-            if let Err(e) = read(&client, &request, &decoder, &tx).await {
+            let result = match &request.buckets {
+                Some(outputs) => read_buckets(&client, &request, outputs, &batch_schema, &tx).await,
+                None => read(&client, &request, &decoder, &tx).await,
+            };
+            if let Err(e) = result {
                 let _ = tx.send(Err(e.into())).await;
             }
         });
@@ -78,6 +84,51 @@ impl RemoteSource for ElasticsearchSource {
             rx.recv().await.map(|item| (item, rx))
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+}
+
+/// Read a pushed aggregation's answer into `tx`: every page of a composite
+/// aggregation (`after_key`), or the one row of an aggregation without groups.
+async fn read_buckets(
+    client: &EsClient,
+    request: &SearchRequest,
+    outputs: &[Output],
+    schema: &SchemaRef,
+    tx: &mpsc::Sender<DFResult<RecordBatch>>,
+) -> ConnectorResult<()> {
+    let mut body = request.body.clone();
+    loop {
+        let answer = tokio::select! {
+            _ = tx.closed() => return Ok(()),
+            answer = client.search_index(&request.index, &body) => answer?,
+        };
+        let Some(groups) = answer["aggregations"].get("groups") else {
+            // No groups: one row of the top-level metrics.
+            let mut row = answer["aggregations"].clone();
+            if !row.is_object() {
+                row = json!({});
+            }
+            row["doc_count"] = answer["hits"]["total"]["value"].clone();
+            let batch = buckets::decode(&[&row], outputs, schema)?;
+            let _ = tx.send(Ok(batch)).await;
+            return Ok(());
+        };
+        let page: Vec<&Value> = groups["buckets"]
+            .as_array()
+            .map(|b| b.iter().collect())
+            .unwrap_or_default();
+        if !page.is_empty() {
+            let batch = buckets::decode(&page, outputs, schema)?;
+            if tx.send(Ok(batch)).await.is_err() {
+                return Ok(());
+            }
+        }
+        match groups.get("after_key") {
+            Some(after) if !page.is_empty() => {
+                body["aggs"]["groups"]["composite"]["after"] = after.clone();
+            }
+            _ => return Ok(()),
+        }
     }
 }
 
