@@ -15,9 +15,10 @@
 //!   largest single cost of sending a date column; it also writes years before 1
 //!   as `-0043-03-15` and after 9999 as `+10000-01-01`, where PostgreSQL writes
 //!   `0044-03-15 BC` and `10000-01-01`. Other date styles are left to pgwire.
-//! - **Timestamps, `DateStyle` ISO.** pgwire always writes six fractional
-//!   digits (`00:00:00.000000`); PostgreSQL writes them only when there are
-//!   some, trailing zeros trimmed, and rounds nanoseconds to microseconds.
+//! - **Timestamps (`DateStyle` ISO) and times.** pgwire always writes six
+//!   fractional digits (`00:00:00.000000`); PostgreSQL writes them only when
+//!   there are some, trailing zeros trimmed, and rounds nanoseconds to
+//!   microseconds.
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -70,6 +71,7 @@ pub fn postgres_text_columns(
     let rewrites = |i: usize, t: &DataType| match t {
         DataType::Float64 | DataType::Float32 => style.extra_float_digits >= 1 && text(i),
         DataType::Date32 | DataType::Timestamp(..) => style.iso_dates && text(i),
+        DataType::Time32(_) | DataType::Time64(_) => text(i),
         DataType::Decimal128(..) => true,
         _ => false,
     };
@@ -138,6 +140,27 @@ pub fn postgres_text_columns(
                     raw.as_primitive::<Int64Type>().iter(),
                     column.len(),
                     |out, v| write_iso_timestamp(out, micros_per(v), tz.as_ref()),
+                )
+            }
+            DataType::Time32(unit) | DataType::Time64(unit) => {
+                let per_second: i64 = match unit {
+                    TimeUnit::Second => 1,
+                    TimeUnit::Millisecond => 1_000,
+                    TimeUnit::Microsecond => 1_000_000,
+                    TimeUnit::Nanosecond => 1_000_000_000,
+                };
+                let raw = cast(column, &DataType::Int64)?;
+                format_column(
+                    raw.as_primitive::<Int64Type>().iter(),
+                    column.len(),
+                    |out, v| {
+                        // To microseconds, rounding nanoseconds as PostgreSQL does.
+                        let micros = match per_second {
+                            1_000_000_000 => (v + 500) / 1000,
+                            p => v * (1_000_000 / p),
+                        };
+                        write_time(out, micros)
+                    },
                 )
             }
             _ => format_column(
@@ -247,6 +270,23 @@ fn write_iso_timestamp(out: &mut String, micros: Option<i64>, tz: Option<&Tz>) {
     out.push_str(era);
 }
 
+/// A `time` as PostgreSQL writes it: `13:14:15`, `13:14:15.5`.
+fn write_time(out: &mut String, micros: i64) {
+    let seconds = micros.div_euclid(1_000_000);
+    let fraction = micros.rem_euclid(1_000_000);
+    let _ = write!(
+        out,
+        "{:02}:{:02}:{:02}",
+        seconds / 3600,
+        (seconds / 60) % 60,
+        seconds % 60
+    );
+    if fraction > 0 {
+        let digits = format!("{fraction:06}");
+        let _ = write!(out, ".{}", digits.trim_end_matches('0'));
+    }
+}
+
 /// The shortest digits that read back as `v` (Rust's `{:e}` gives exactly those),
 /// laid out as PostgreSQL does: positional when `-4 <= exponent < max_exp`
 /// (15 for float8, 6 for float4), else `d.ddde±XX`.
@@ -321,6 +361,15 @@ mod tests {
         for (micros, tz, want) in cases {
             let mut out = String::new();
             write_iso_timestamp(&mut out, micros, tz);
+            assert_eq!(out, want);
+        }
+        for (micros, want) in [
+            (47_655_000_000, "13:14:15"),
+            (47_655_500_000, "13:14:15.5"),
+            (1, "00:00:00.000001"),
+        ] {
+            let mut out = String::new();
+            write_time(&mut out, micros);
             assert_eq!(out, want);
         }
     }
