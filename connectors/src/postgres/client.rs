@@ -279,7 +279,9 @@ async fn open_pool(
 /// The SQLSTATE class of a PostgreSQL failure, found in the error's source chain:
 /// authentication → [`ConnectorErrorKind::AuthenticationFailed`], a missing relation →
 /// [`ConnectorErrorKind::NotFound`], a broken or refused connection →
-/// [`ConnectorErrorKind::Unreachable`]. `None` when no PostgreSQL error is inside.
+/// [`ConnectorErrorKind::Unreachable`], anything else the server refused →
+/// [`ConnectorErrorKind::Rejected`] with its SQLSTATE in the message. `None`
+/// when no PostgreSQL error is inside.
 fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ConnectorError> {
     let mut next = Some(e);
     while let Some(err) = next {
@@ -294,7 +296,14 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ConnectorError> {
                     ConnectorErrorKind::Unreachable
                 }
                 Some("3D000") | None => ConnectorErrorKind::Unreachable,
-                Some(_) => return None,
+                // Anything else the server refused (permissions, a statement
+                // it cannot run): its own message and SQLSTATE, as fdw_error.
+                Some(code) => {
+                    return Some(ConnectorError::new(
+                        ConnectorErrorKind::Rejected,
+                        format!("PostgreSQL source: {detail} (SQLSTATE {code})"),
+                    ));
+                }
             };
             return Some(ConnectorError::new(
                 kind,
@@ -313,9 +322,8 @@ fn unreachable(e: &dyn std::error::Error) -> ConnectorError {
     )
 }
 
-/// A failed remote statement as a DataFusion error: a connector error when its
-/// SQLSTATE class is one Vivace reports itself (08xxx, 28xxx, 42P01), else the
-/// tokio-postgres error as it is.
+/// A failed remote statement as a DataFusion error: a connector error (so its
+/// kind survives the trip back from a worker), else the error as it is.
 fn statement_error(e: tokio_postgres::Error) -> DataFusionError {
     match classify(&e) {
         Some(connector) => connector.into(),
