@@ -202,15 +202,19 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
             canceller.cancel(CancelReason::UserRequest);
         });
+        // Busy, like a planner between two checkpoints: it goes on after the
+        // cancel, until released, so that only the cancel can answer first.
+        let release = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let released = Arc::clone(&release);
         let result: SqlResult<()> = off_thread(cancel, async move {
-            // Busy, like a planner: it only notices at a checkpoint.
-            while cancelled().is_none() {
+            while !released.load(std::sync::atomic::Ordering::Relaxed) {
                 std::hint::spin_loop();
             }
             drop(stuck);
             Ok(())
         })
         .await;
+        release.store(true, std::sync::atomic::Ordering::Relaxed);
         assert_eq!(result.unwrap_err().code, sqlstate::QUERY_CANCELED);
         assert!(started.elapsed() < Duration::from_secs(5));
     }
