@@ -5,8 +5,8 @@
 //!
 //! Each fixture registers table `contract_items` holding [`ROWS`] (bigint, text,
 //! integer, double precision, date and boolean columns, with NULLs) on a real
-//! source: local Parquet and CSV files, Parquet on an S3 server (moto), and
-//! PostgreSQL 15. The tests check that the rows and types come back exactly;
+//! source: local Parquet and CSV files, Parquet on an S3 server (moto),
+//! PostgreSQL 15 and OpenSearch 3.8. The tests check that the rows and types come back exactly;
 //! projections, filters, limits and aggregates answer what the rows say, with
 //! pushdown on and off; a CREATE that fails leaves nothing in the catalog, not
 //! even after a restart; secrets appear nowhere; and a scan split over two
@@ -17,6 +17,7 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
+use common::opensearch::OpenSearch;
 use common::postgres::{DATABASE, PASSWORD, PgServer};
 use common::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
 use common::{Server, TempDir, rows, sql_error, text_rows};
@@ -127,6 +128,10 @@ trait Fixture {
     /// Where the request log stands now.
     fn request_mark(&self) -> usize {
         0
+    }
+    /// Whether a received request carries the filter `qty > 5` (SQL by default).
+    fn carries_qty_over_5(&self, request: &str) -> bool {
+        request.contains("qty") && request.contains("> 5")
     }
 }
 
@@ -483,6 +488,117 @@ impl Fixture for Postgres {
     }
 }
 
+/// An OpenSearch index, its columns declared (`day` as `DATE`), read in two
+/// slices; requests are read from the server's search slow log.
+struct Search {
+    es: &'static OpenSearch,
+}
+
+/// The API key the search fixture's tables name (OpenSearch without its
+/// security plugin ignores it; it must never be shown).
+const SEARCH_KEY: &str = "contract-api-key-s3cr3t";
+
+impl Search {
+    fn new() -> Self {
+        let es = OpenSearch::shared();
+        es.create_index(
+            "contract_items",
+            2,
+            &serde_json::json!({"properties": {
+                "id": {"type": "long"}, "name": {"type": "keyword"}, "qty": {"type": "integer"},
+                "price": {"type": "double"}, "day": {"type": "date", "format": "yyyy-MM-dd"},
+                "flag": {"type": "boolean"}
+            }}),
+        );
+        let docs: Vec<(String, serde_json::Value)> = ROWS
+            .iter()
+            .map(|r| {
+                let mut doc = serde_json::json!({ "id": r.0 });
+                if let Some(v) = r.1 {
+                    doc["name"] = v.into();
+                }
+                if let Some(v) = r.2 {
+                    doc["qty"] = v.into();
+                }
+                if let Some(v) = r.3 {
+                    doc["price"] = v.into();
+                }
+                if let Some(v) = r.4 {
+                    doc["day"] = date_text(v).into();
+                }
+                if let Some(v) = r.5 {
+                    doc["flag"] = v.into();
+                }
+                (r.0.to_string(), doc)
+            })
+            .collect();
+        es.bulk("contract_items", &docs);
+        es.log_searches("contract_items");
+        Self { es }
+    }
+
+    fn table(&self, name: &str, index: &str, extra: &str) -> String {
+        format!(
+            "CREATE EXTERNAL TABLE {name} ({COLUMNS}) STORED AS OPENSEARCH LOCATION '{}' \
+             OPTIONS ('index' '{index}', 'slices' '2', 'api_key_env' 'CONTRACT_SEARCH_KEY'{extra})",
+            self.es.url()
+        )
+    }
+}
+
+impl Fixture for Search {
+    fn name(&self) -> &'static str {
+        "opensearch"
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            records_requests: true,
+            secrets: true,
+            empty_text_is_null: false,
+        }
+    }
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![("CONTRACT_SEARCH_KEY", SEARCH_KEY.to_string())]
+    }
+    fn create(&self, name: &str) -> String {
+        self.table(name, "contract_items", "")
+    }
+    fn create_with_unknown_option(&self, name: &str) -> String {
+        self.table(name, "contract_items", ", 'colour' 'red'")
+    }
+    fn create_missing(&self, name: &str) -> String {
+        self.table(name, "no_such_index", "")
+    }
+    fn create_with_secret_value(&self, name: &str) -> Option<String> {
+        Some(format!(
+            "CREATE EXTERNAL TABLE {name} STORED AS OPENSEARCH LOCATION '{}' \
+             OPTIONS ('index' 'contract_items', 'api_key' '{SEARCH_KEY}')",
+            self.es.url()
+        ))
+    }
+    fn secret(&self) -> Option<&'static str> {
+        Some(SEARCH_KEY)
+    }
+    fn request_mark(&self) -> usize {
+        self.es.search_log().len()
+    }
+    fn requests_since(&self, mark: usize) -> Vec<String> {
+        // The slow log is written after each shard's query phase.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let log = self.es.search_log();
+        log.get(mark..)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("[contract_items]"))
+            .map(str::to_string)
+            .collect()
+    }
+    fn carries_qty_over_5(&self, request: &str) -> bool {
+        request.contains(r#""range":{"qty":{"from":5"#)
+            && request.contains(r#""include_lower":false"#)
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The contract
 
@@ -671,9 +787,7 @@ async fn run_contract(fixture: &dyn Fixture, dir: &TempDir) {
                 fixture.name()
             );
             assert_eq!(
-                received
-                    .iter()
-                    .any(|sql| sql.contains("qty") && sql.contains("> 5")),
+                received.iter().any(|r| fixture.carries_qty_over_5(r)),
                 pushed,
                 "{} (pushdown {pushdown}) received: {received:?}",
                 fixture.name()
@@ -817,6 +931,13 @@ async fn local_csv_keeps_the_contract() {
 async fn s3_parquet_keeps_the_contract() {
     let dir = TempDir::new("contract-s3");
     let fixture = S3Parquet::new().await;
+    run_contract(&fixture, &dir).await;
+}
+
+#[tokio::test]
+async fn opensearch_keeps_the_contract() {
+    let dir = TempDir::new("contract-opensearch");
+    let fixture = Search::new();
     run_contract(&fixture, &dir).await;
 }
 

@@ -467,6 +467,166 @@ async fn aggregations_are_pushed_as_composite_aggregations() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_server_receives_the_request_explain_shows() {
+    let es = OpenSearch::shared();
+    listings(es, "audited", 300, 1);
+    es.log_searches("audited");
+    let dir = TempDir::new("es-audit");
+    let server = server_with_workers(&dir, "1").await;
+    let client = server.client().await;
+    create(&client, "audited", es, "audited", "").await;
+    // Pushdown on: the value reaches the server inside the DSL EXPLAIN printed.
+    let sql = "SELECT _id, price FROM audited WHERE city = 'marker-on' AND price >= 7";
+    let plan = explain(&client, sql).await;
+    assert!(
+        plan.contains(r#"{"term":{"city":"marker-on"}}"#)
+            && plan.contains(r#"{"range":{"price":{"gte":7}}}"#),
+        "{plan}"
+    );
+    assert!(rows(&client, sql).await.is_empty());
+    let logged = wait_for_log(es, "marker-on").await;
+    assert!(
+        logged.contains(r#""term":{"city":{"value":"marker-on""#),
+        "{logged}"
+    );
+    assert!(logged.contains(r#""range":{"price":{"from":7"#), "{logged}");
+    assert!(
+        logged.contains(r#""includes":["price"]"#)
+            || logged.contains(r#""includes":["city","price"]"#),
+        "{logged}"
+    );
+    // Pushdown off: the server is asked for every document, Vivace filters.
+    client
+        .simple_query("SET vivace.pushdown = off")
+        .await
+        .unwrap();
+    assert!(
+        rows(&client, "SELECT _id FROM audited WHERE city = 'marker-off'")
+            .await
+            .is_empty()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !es.search_log().contains("marker-off"),
+        "a filter reached the server with pushdown off"
+    );
+}
+
+/// The slow-log line of the hits search (not the `_count`) carrying `marker`.
+async fn wait_for_log(es: &OpenSearch, marker: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let log = es.search_log();
+        if let Some(line) = log
+            .lines()
+            .find(|l| l.contains(marker) && l.contains("includes"))
+        {
+            return line.to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no search with {marker} in the slow log:\n{log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn joins_with_parquet_and_postgresql() {
+    use common::postgres::{DATABASE, PASSWORD, PgServer};
+    use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    let es = OpenSearch::shared();
+    listings(es, "joined", 500, 2);
+    let dir = TempDir::new("es-join");
+    let pg = PgServer::start(&dir);
+    pg.psql(
+        DATABASE,
+        "CREATE TABLE owners (listing_id text PRIMARY KEY, owner text NOT NULL); \
+         INSERT INTO owners SELECT 'l' || lpad(i::text, 5, '0'), 'o' || (i % 7) FROM generate_series(0, 499, 3) i;",
+    );
+    // Parquet events: two per listing of every fifth listing.
+    let ids: Vec<String> = (0..500)
+        .step_by(5)
+        .flat_map(|i| [format!("l{i:05}"), format!("l{i:05}")])
+        .collect();
+    let amounts: Vec<i64> = (0..ids.len() as i64).map(|i| i * 3 + 1).collect();
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("listing_id", DataType::Utf8, false),
+            Field::new("amount", DataType::Int64, false),
+        ])),
+        vec![
+            Arc::new(StringArray::from(ids)),
+            Arc::new(Int64Array::from(amounts)),
+        ],
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("events")).unwrap();
+    std::fs::write(
+        dir.path().join("events/part-0.parquet"),
+        common::data::parquet_bytes(&batch),
+    )
+    .unwrap();
+    let server =
+        Server::start_with(&dir, &["--workers", "2"], &[("APP_PG_PASSWORD", PASSWORD)]).await;
+    let client = server.client().await;
+    create(&client, "listings", es, "joined", "").await;
+    client
+        .simple_query(&format!(
+            "CREATE EXTERNAL TABLE owners STORED AS POSTGRES LOCATION '{}' \
+             OPTIONS ('table' 'owners', 'password_env' 'APP_PG_PASSWORD', 'sslmode' 'disable')",
+            pg.location()
+        ))
+        .await
+        .unwrap();
+    client
+        .simple_query(&format!(
+            "CREATE EXTERNAL TABLE events STORED AS PARQUET LOCATION '{}'",
+            dir.path().join("events").display()
+        ))
+        .await
+        .unwrap();
+    let sql = "SELECT l.city, o.owner, sum(e.amount) AS total, count(*) AS n \
+               FROM listings l JOIN events e ON e.listing_id = l._id JOIN owners o ON o.listing_id = l._id \
+               WHERE l.category IN ('cars', 'bikes') GROUP BY 1, 2";
+    // Without the grant, PostgreSQL's refusal comes back as fdw_error, with
+    // its message and SQLSTATE.
+    let (code, message) = sql_error(&client, sql).await;
+    assert_eq!(code, "HV000", "{message}");
+    assert!(
+        message.contains("permission denied for table owners") && message.contains("42501"),
+        "{message}"
+    );
+    pg.psql(DATABASE, "GRANT SELECT ON owners TO reporting");
+    let got = both_ways(&client, sql).await;
+    // The same answer computed here from the rows as loaded.
+    let mut want: std::collections::BTreeMap<(String, String), (i64, i64)> = Default::default();
+    for (k, i) in (0..500usize).step_by(5).enumerate() {
+        let category = (i % 17 != 0).then(|| CATEGORIES[i % CATEGORIES.len()]);
+        if i % 3 != 0 || !matches!(category, Some("cars" | "bikes")) {
+            continue;
+        }
+        let entry = want
+            .entry((CITIES[i % CITIES.len()].to_string(), format!("o{}", i % 7)))
+            .or_default();
+        for j in [2 * k, 2 * k + 1] {
+            entry.0 += j as i64 * 3 + 1;
+            entry.1 += 1;
+        }
+    }
+    let mut want: Vec<Vec<String>> = want
+        .into_iter()
+        .map(|((city, owner), (total, n))| vec![city, owner, total.to_string(), n.to_string()])
+        .collect();
+    want.sort();
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn every_hit_is_read_past_ten_thousand_and_slices_split_over_workers() {
     let es = OpenSearch::shared();
     listings(es, "big", 23_456, 3);

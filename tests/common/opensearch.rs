@@ -23,7 +23,7 @@ pub struct OpenSearch {
     pub port: u16,
     /// The shell that stops the server when this process exits.
     _watchdog: std::sync::Mutex<std::process::Child>,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 /// Where the runner's jars are (`VIVACE_OPENSEARCH_LIB`, default the fetch
@@ -124,7 +124,7 @@ kill $child 2>/dev/null; sleep 5; kill -9 $child 2>/dev/null"#,
         let server = Self {
             port,
             _watchdog: std::sync::Mutex::new(watchdog),
-            _dir: dir,
+            dir,
         };
         let deadline = Instant::now() + Duration::from_secs(180);
         loop {
@@ -145,6 +145,27 @@ kill $child 2>/dev/null; sleep 5; kill -9 $child 2>/dev/null"#,
             );
             std::thread::sleep(Duration::from_millis(300));
         }
+    }
+
+    /// Every search request the server logged for indices with a slow-log
+    /// threshold of 0 ([`Self::log_searches`]): one line per shard, each with
+    /// the `source[...]` the shard ran.
+    pub fn search_log(&self) -> String {
+        std::fs::read_to_string(
+            self.dir
+                .path()
+                .join("base/node_1/logs/vivace-test_index_search_slowlog.log"),
+        )
+        .unwrap_or_default()
+    }
+
+    /// Log every search on `index` (the search slow log at threshold 0).
+    pub fn log_searches(&self, index: &str) {
+        self.request(
+            "PUT",
+            &format!("/{index}/_settings"),
+            Some(r#"{"index.search.slowlog.threshold.query.trace":"0ms","index.search.slowlog.level":"trace"}"#),
+        );
     }
 
     /// `http://127.0.0.1:<port>`.

@@ -114,6 +114,9 @@ fn number(v: f64, target: &DataType) -> ConnectorResult<ScalarValue> {
             ScalarValue::Decimal128(Some(scaled), *p, *s)
         }
         DataType::Timestamp(unit, tz) => timestamp(exact_integer(v)?, unit, tz.clone())?,
+        DataType::Date32 => {
+            ScalarValue::Date32(Some(exact_integer(v)?.div_euclid(86_400_000) as i32))
+        }
         other => return Err(bad(format!("cannot read an aggregate as {other}"))),
     })
 }
@@ -146,6 +149,9 @@ fn key(key: &Value, target: &DataType) -> ConnectorResult<ScalarValue> {
         }
         (Value::String(s), DataType::Boolean) => Ok(ScalarValue::Boolean(Some(s == "true"))),
         (Value::Number(n), DataType::Int64) if n.is_i64() => Ok(ScalarValue::Int64(n.as_i64())),
+        (Value::Number(n), DataType::Date32) if n.is_i64() => Ok(ScalarValue::Date32(Some(
+            n.as_i64().unwrap_or_default().div_euclid(86_400_000) as i32,
+        ))),
         (Value::Number(n), DataType::Timestamp(unit, tz)) if n.is_i64() => {
             timestamp(n.as_i64().unwrap_or_default(), unit, tz.clone())
         }

@@ -287,6 +287,7 @@ fn filterable<'a>(expr: &Expr, columns: &'a [Column]) -> Option<&'a Column> {
             | DataType::Boolean
             | DataType::Decimal128(_, _)
             | DataType::Timestamp(_, _)
+            | DataType::Date32
     );
     let known = column.name == ID
         || matches!(
@@ -364,6 +365,10 @@ fn literal(expr: &Expr, column: &Column) -> Option<(bool, Value)> {
         ScalarValue::Decimal128(Some(v), _, scale) => {
             let text = ScalarValue::Decimal128(Some(*v), 38, *scale).to_string();
             (true, json!(text))
+        }
+        ScalarValue::Date32(Some(days)) if column.data_type == DataType::Date32 => {
+            let day = DateTime::from_timestamp(i64::from(*days) * 86_400, 0)?;
+            (true, json!(day.format("%Y-%m-%d").to_string()))
         }
         ScalarValue::TimestampSecond(Some(v), _) => {
             timestamp(v.checked_mul(1_000_000_000)?, field_nanos)?

@@ -272,6 +272,10 @@ pub fn apply_declared(discovered: &[Column], declared: &Schema) -> ConnectorResu
                     DataType::List(Arc::new(Field::new("item", column.data_type.clone(), true)))
                 }
                 other if same(other, &column.data_type) => column.data_type.clone(),
+                // A date field declared DATE reads its day (in UTC).
+                DataType::Date32 if column.es_type == "date" || column.es_type == "date_nanos" => {
+                    DataType::Date32
+                }
                 _ => return Err(mismatch(field, column)),
             };
             Ok(Column {

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use datafusion::arrow::datatypes::DataType;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -70,6 +71,8 @@ pub fn is_date(es_type: &str) -> bool {
 
 /// Format dates are read (and range bounds written) in.
 pub const DATE_FORMAT: &str = "strict_date_optional_time_nanos";
+/// Format of date fields declared `DATE`.
+pub const DAY_FORMAT: &str = "strict_date";
 
 impl SearchRequest {
     /// The requests of a scan of `columns` matching `query`, one per slice.
@@ -88,7 +91,12 @@ impl SearchRequest {
                 ID | SCORE => {}
                 SOURCE => includes.push("*"),
                 _ if is_date(&column.es_type) => {
-                    dates.push(json!({ "field": column.name, "format": DATE_FORMAT }))
+                    let format = if column.data_type == DataType::Date32 {
+                        DAY_FORMAT
+                    } else {
+                        DATE_FORMAT
+                    };
+                    dates.push(json!({ "field": column.name, "format": format }))
                 }
                 _ => includes.push(column.source_field()),
             }
