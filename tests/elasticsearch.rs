@@ -378,6 +378,45 @@ async fn filters_are_pushed_as_dsl_and_answer_as_the_server_does() {
     )
     .await;
     assert_eq!(limited.len(), 7);
+    // ORDER BY … LIMIT: the server sorts and sends only the first n hits.
+    for sql in [
+        "SELECT _id, price, sku FROM listings WHERE category = 'cars' ORDER BY price DESC, sku LIMIT 5",
+        "SELECT sku AS s, category FROM listings ORDER BY category NULLS FIRST, s LIMIT 30",
+        "SELECT _id, ts FROM listings WHERE price > 100 ORDER BY ts, sku DESC LIMIT 3 OFFSET 2",
+    ] {
+        let plan = explain(&client, sql).await;
+        assert!(
+            plan.contains(r#""sort":[{"#) && plan.contains(r#""limit":"#),
+            "not pushed: {sql}\n{plan}"
+        );
+        let mut ordered_on = text_rows(&client, sql).await;
+        client
+            .simple_query("SET vivace.pushdown = off")
+            .await
+            .unwrap();
+        let ordered_off = text_rows(&client, sql).await;
+        client
+            .simple_query("SET vivace.pushdown = on")
+            .await
+            .unwrap();
+        assert_eq!(ordered_on, ordered_off, "{sql}");
+        ordered_on.dedup();
+        assert!(!ordered_on.is_empty());
+    }
+    let analyzed = explain(
+        &client,
+        "ANALYZE SELECT _id FROM listings ORDER BY price DESC, sku LIMIT 5",
+    )
+    .await;
+    let scan = analyzed
+        .lines()
+        .find(|l| l.contains("RemoteScanExec"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        scan.contains("output_rows=5"),
+        "the server sent more than 5 hits:\n{analyzed}"
+    );
     // Aggregates over pushed filters.
     let grouped = both_ways(
         &client,

@@ -120,6 +120,11 @@ impl OptimizerRule for PushDown {
         _config: &dyn OptimizerConfig,
     ) -> DFResult<Transformed<LogicalPlan>> {
         plan.transform_up(|node| {
+            if let LogicalPlan::Limit(limit) = &node
+                && let Some(pushed) = super::top::push(limit)?
+            {
+                return Ok(Transformed::yes(pushed));
+            }
             if let LogicalPlan::Aggregate(aggregate) = &node {
                 return Ok(match super::aggregate::push(aggregate)? {
                     Some(pushed) => Transformed::yes(pushed),

@@ -14,8 +14,9 @@
 //! (filters as query DSL), `request` (the search body of one slice or of an
 //! aggregation), `hits` and `buckets` (answers as Arrow batches), `source`
 //! (the `RemoteSource`: paging, cancel), `provider` (the table DataFusion
-//! scans), `aggregate` (GROUP BY as a composite aggregation) and `federation`
-//! (the rule that pushes, when `vivace.pushdown` is on).
+//! scans), `aggregate` (GROUP BY as a composite aggregation), `top`
+//! (`ORDER BY … LIMIT` as a sorted read) and `federation` (the rule that
+//! pushes, when `vivace.pushdown` is on).
 
 mod aggregate;
 mod buckets;
@@ -29,6 +30,7 @@ mod options;
 mod provider;
 mod request;
 mod source;
+mod top;
 
 use std::sync::Arc;
 use std::time::Duration;

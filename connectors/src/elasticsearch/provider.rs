@@ -40,6 +40,9 @@ pub struct ElasticsearchTable {
     schema: SchemaRef,
     /// The pushing form (filters and limits to the server).
     pushdown: bool,
+    /// A top-n read: the server's sort clauses and n (`ORDER BY … LIMIT n`
+    /// over exact filters; DataFusion still sorts and limits what comes back).
+    top: Option<(Vec<serde_json::Value>, u64)>,
 }
 
 impl ElasticsearchTable {
@@ -51,6 +54,20 @@ impl ElasticsearchTable {
             schema: super::mapping::schema(&columns),
             columns: Arc::new(columns),
             pushdown: false,
+            top: None,
+        }
+    }
+
+    /// The columns (for planning what can be pushed).
+    pub fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    /// The same (pushing) table read as the first `n` hits in `sort` order.
+    pub fn top(&self, sort: Vec<serde_json::Value>, n: u64) -> Self {
+        Self {
+            top: Some((sort, n)),
+            ..self.clone()
         }
     }
 
@@ -104,7 +121,10 @@ impl TableProvider for ElasticsearchTable {
             .cloned()
             .collect();
         let query = dsl::conjunction(&pushed, &self.columns);
-        let limit = limit.filter(|_| self.pushdown).map(|l| l as u64);
+        let limit = match &self.top {
+            Some((_, n)) => Some(limit.map_or(*n, |l| (l as u64).min(*n))),
+            None => limit.filter(|_| self.pushdown).map(|l| l as u64),
+        };
         let columns: Vec<Column> = match projection {
             Some(indices) => indices.iter().map(|i| self.columns[*i].clone()).collect(),
             None => self.columns.as_ref().clone(),
@@ -122,7 +142,7 @@ impl TableProvider for ElasticsearchTable {
                 count.div_ceil(DOCS_PER_SLICE).clamp(1, MAX_AUTO_SLICES) as u32
             }
         };
-        let requests = SearchRequest::plan(
+        let mut requests = SearchRequest::plan(
             &self.index,
             &columns,
             query,
@@ -130,6 +150,12 @@ impl TableProvider for ElasticsearchTable {
             options.page_size,
             slices,
         );
+        if let Some((sort, _)) = &self.top {
+            requests = requests
+                .into_iter()
+                .map(|r| SearchRequest::with_sort(&r, sort))
+                .collect();
+        }
         let split_on = (requests.len() > 1).then(|| "slice".to_string());
         let partitions = requests.len();
         Ok(Arc::new(RemoteScanExec::new(

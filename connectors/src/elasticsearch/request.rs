@@ -75,6 +75,17 @@ pub const DATE_FORMAT: &str = "strict_date_optional_time_nanos";
 pub const DAY_FORMAT: &str = "strict_date";
 
 impl SearchRequest {
+    /// `request` (as planned) with the hits read in `sort` order.
+    pub fn with_sort(request: &str, sort: &[Value]) -> String {
+        match serde_json::from_str::<SearchRequest>(request) {
+            Ok(mut parsed) => {
+                parsed.body["sort"] = json!(sort);
+                serde_json::to_string(&parsed).unwrap_or_default()
+            }
+            Err(_) => request.to_string(),
+        }
+    }
+
     /// The requests of a scan of `columns` matching `query`, one per slice.
     pub fn plan(
         index: &str,

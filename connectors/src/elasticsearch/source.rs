@@ -175,7 +175,15 @@ async fn pages(
             "pit".into(),
             json!({ "id": pit.as_str(), "keep_alive": PIT_KEEP_ALIVE }),
         );
-        fields.insert("sort".into(), json!(["_shard_doc"]));
+        // The requested order (a top-n read), the shard order as tiebreak.
+        let mut sort = match fields.get("sort") {
+            Some(Value::Array(clauses)) => clauses.clone(),
+            _ => vec![],
+        };
+        if !sort.iter().any(|c| c == "_shard_doc") {
+            sort.push(json!("_shard_doc"));
+        }
+        fields.insert("sort".into(), Value::Array(sort));
         fields.insert("size".into(), json!(size));
         if let Some(after) = &after {
             fields.insert("search_after".into(), after.clone());
