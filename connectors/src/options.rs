@@ -109,6 +109,28 @@ impl<'a> OptionValues<'a> {
     }
 }
 
+/// An on/off option (`true`/`on`/`yes`/`1` or `false`/`off`/`no`/`0`, any
+/// case); `default` when not given.
+pub fn parse_bool(key: &str, value: Option<&str>, default: bool) -> ConnectorResult<bool> {
+    match value.map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("true" | "on" | "yes" | "1") => Ok(true),
+        Some("false" | "off" | "no" | "0") => Ok(false),
+        Some(other) => Err(ConnectorError::invalid_option(format!(
+            "option '{key}' must be true or false, not '{other}'"
+        ))),
+    }
+}
+
+/// A whole-number option (0 and up).
+pub fn parse_whole(key: &str, value: &str) -> ConnectorResult<u32> {
+    value.trim().parse::<u32>().map_err(|_| {
+        ConnectorError::invalid_option(format!(
+            "option '{key}' must be a whole number, not '{value}'"
+        ))
+    })
+}
+
 /// The keys a table may be given (secrets left out).
 pub fn valid_keys(specs: &[OptionSpec]) -> Vec<&'static str> {
     specs

@@ -60,15 +60,10 @@ pub fn push(aggregate: &Aggregate) -> DFResult<Option<LogicalPlan>> {
     if !scan.filters.is_empty() || scan.fetch.is_some() {
         return Ok(None);
     }
-    let Some(provider) = pushing_table(scan) else {
+    let Some(table) = pushing_table(scan) else {
         return Ok(None);
     };
-    let Some(table) =
-        (provider.as_ref() as &dyn std::any::Any).downcast_ref::<ElasticsearchTable>()
-    else {
-        return Ok(None);
-    };
-    let Some(plan) = plan(aggregate, &predicates, table) else {
+    let Some(plan) = plan(aggregate, &predicates, &table) else {
         return Ok(None);
     };
     let schema = Arc::new(Schema::new(

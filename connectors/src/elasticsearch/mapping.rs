@@ -314,28 +314,19 @@ pub fn to_definitions(columns: &[Column]) -> Vec<ColumnDefinition> {
 
 /// Columns back from the catalog.
 pub fn from_definitions(columns: &[ColumnDefinition]) -> ConnectorResult<Vec<Column>> {
-    columns
+    let schema = crate::files::schema::from_columns(columns)?;
+    Ok(columns
         .iter()
-        .map(|c| {
-            let data_type: DataType = c.data_type.parse().map_err(|e| {
-                ConnectorError::new(
-                    ConnectorErrorKind::UnsupportedType,
-                    format!(
-                        "column \"{}\" has a stored type '{}' that cannot be read back: {e}",
-                        c.name, c.data_type
-                    ),
-                )
-            })?;
-            Ok(Column {
-                name: c.name.clone(),
-                data_type,
-                es_type: c
-                    .source_type
-                    .clone()
-                    .unwrap_or_else(|| "keyword".to_string()),
-            })
+        .zip(schema.fields())
+        .map(|(c, field)| Column {
+            name: c.name.clone(),
+            data_type: field.data_type().clone(),
+            es_type: c
+                .source_type
+                .clone()
+                .unwrap_or_else(|| "keyword".to_string()),
         })
-        .collect()
+        .collect())
 }
 
 /// The Arrow schema of `columns`.

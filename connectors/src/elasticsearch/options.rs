@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::options::{OptionSpec, OptionValues};
+use crate::options::{OptionSpec, OptionValues, parse_bool, parse_whole};
 use crate::remote::SourceDefinition;
 use crate::{ConnectorError, ConnectorResult};
 
@@ -157,32 +157,12 @@ impl ElasticsearchOptions {
                 "option 'index' must name an index, alias or pattern ('logs-*', 'a,b'), not '{index}'"
             )));
         }
-        let verify = match get("verify").unwrap_or("on").to_ascii_lowercase().as_str() {
-            "on" | "true" | "yes" | "1" => true,
-            "off" | "false" | "no" | "0" => false,
-            other => {
-                return Err(ConnectorError::invalid_option(format!(
-                    "option 'verify' must be on or off, not '{other}'"
-                )));
-            }
-        };
-        let source_column = match get("source_column")
-            .unwrap_or("off")
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "on" | "true" | "yes" | "1" => true,
-            "off" | "false" | "no" | "0" => false,
-            other => {
-                return Err(ConnectorError::invalid_option(format!(
-                    "option 'source_column' must be on or off, not '{other}'"
-                )));
-            }
-        };
+        let verify = parse_bool("verify", get("verify"), true)?;
+        let source_column = parse_bool("source_column", get("source_column"), false)?;
         let slices = match get("slices").unwrap_or("auto") {
             s if s.eq_ignore_ascii_case("auto") => Slices::Auto,
             s => {
-                let n = number("slices", s)?;
+                let n = parse_whole("slices", s)?;
                 if !(1..=MAX_SLICES).contains(&n) {
                     return Err(ConnectorError::invalid_option(format!(
                         "option 'slices' must be auto or between 1 and {MAX_SLICES}, not {n}"
@@ -191,13 +171,13 @@ impl ElasticsearchOptions {
                 Slices::Fixed(n)
             }
         };
-        let page_size = number("page_size", get("page_size").unwrap_or("1000"))?;
+        let page_size = parse_whole("page_size", get("page_size").unwrap_or("1000"))?;
         if !(1..=10_000).contains(&page_size) {
             return Err(ConnectorError::invalid_option(format!(
                 "option 'page_size' must be between 1 and 10000, not {page_size}"
             )));
         }
-        let timeout = number("timeout", get("timeout").unwrap_or("30"))?;
+        let timeout = parse_whole("timeout", get("timeout").unwrap_or("30"))?;
         if timeout == 0 {
             return Err(ConnectorError::invalid_option(
                 "option 'timeout' must be a positive number of seconds",
@@ -287,14 +267,6 @@ impl ElasticsearchOptions {
             None => self.base.to_string().trim_end_matches('/').to_string(),
         }
     }
-}
-
-fn number(key: &str, value: &str) -> ConnectorResult<u32> {
-    value.trim().parse::<u32>().map_err(|_| {
-        ConnectorError::invalid_option(format!(
-            "option '{key}' must be a whole number, not '{value}'"
-        ))
-    })
 }
 
 #[cfg(test)]

@@ -169,8 +169,8 @@ impl TableProvider for ElasticsearchTable {
 }
 
 /// The pushing form of the table `scan` reads, when it is one.
-pub(super) fn pushing_table(scan: &TableScan) -> Option<Arc<dyn TableProvider>> {
+pub(super) fn pushing_table(scan: &TableScan) -> Option<ElasticsearchTable> {
     let provider = source_as_provider(&scan.source).ok()?;
     let table = (provider.as_ref() as &dyn Any).downcast_ref::<ElasticsearchTable>()?;
-    table.pushdown.then_some(provider)
+    table.pushdown.then(|| table.clone())
 }

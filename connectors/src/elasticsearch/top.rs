@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::dsl;
 use super::mapping::Column;
-use super::provider::{ElasticsearchTable, pushing_table};
+use super::provider::pushing_table;
 
 /// Most hits a top-n read asks for.
 const MAX_TOP: u64 = 10_000;
@@ -67,12 +67,7 @@ pub fn push(limit: &Limit) -> DFResult<Option<LogicalPlan>> {
     if !scan.filters.is_empty() {
         return Ok(None);
     }
-    let Some(provider) = pushing_table(scan) else {
-        return Ok(None);
-    };
-    let Some(table) =
-        (provider.as_ref() as &dyn std::any::Any).downcast_ref::<ElasticsearchTable>()
-    else {
+    let Some(table) = pushing_table(scan) else {
         return Ok(None);
     };
     let columns = table.columns();

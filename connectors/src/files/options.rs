@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use datafusion::common::GetExt;
 use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
 
-use crate::options::{OptionSpec, OptionValues};
+use crate::options::{OptionSpec, OptionValues, parse_bool};
 use crate::{ConnectorError, ConnectorResult};
 
 /// The file formats Vivace reads.
@@ -212,17 +212,6 @@ fn check_applies(kind: FileFormatKind, location: &str, key: &str) -> ConnectorRe
         )));
     }
     Ok(())
-}
-
-fn parse_bool(key: &str, value: Option<&str>, default: bool) -> ConnectorResult<bool> {
-    match value.map(str::to_ascii_lowercase).as_deref() {
-        None => Ok(default),
-        Some("true" | "on" | "yes" | "1") => Ok(true),
-        Some("false" | "off" | "no" | "0") => Ok(false),
-        Some(other) => Err(ConnectorError::invalid_option(format!(
-            "option '{key}' must be true or false, not '{other}'"
-        ))),
-    }
 }
 
 fn parse_delimiter(value: Option<&str>) -> ConnectorResult<u8> {

@@ -12,7 +12,7 @@ use datafusion::common::TableReference;
 use url::Url;
 
 use super::flavor::{Flavor, POSTGRES};
-use crate::options::{OptionSpec, OptionValues};
+use crate::options::{OptionSpec, OptionValues, parse_whole};
 use crate::remote::SourceDefinition;
 use crate::{ConnectorError, ConnectorResult};
 
@@ -303,16 +303,11 @@ fn parse_positive(key: &str, value: Option<&str>) -> ConnectorResult<u32> {
         None => Err(ConnectorError::invalid_option(format!(
             "option '{key}' needs a value"
         ))),
-        Some(v) => v
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| {
-                ConnectorError::invalid_option(format!(
-                    "option '{key}' must be a positive whole number, not '{v}'"
-                ))
-            }),
+        Some(v) => parse_whole(key, v).ok().filter(|n| *n > 0).ok_or_else(|| {
+            ConnectorError::invalid_option(format!(
+                "option '{key}' must be a positive whole number, not '{v}'"
+            ))
+        }),
     }
 }
 
