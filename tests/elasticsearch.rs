@@ -776,6 +776,16 @@ async fn patterns_merge_mappings_and_disagreements_are_errors() {
             &["2", "timeout", "NULL", "h1"]
         ])
     );
+    // psql's \dt and \d list the table and its columns from the catalog.
+    let (listed, err, ok) = server.psql(&["-c", "\\dt", "-c", "\\d logs"]);
+    assert!(ok, "{err}");
+    assert!(listed.contains("logs"), "{listed}");
+    for column in ["_id", "code", "host", "msg", "_score"] {
+        assert!(
+            listed.contains(column),
+            "\\d logs lacks {column}:\n{listed}"
+        );
+    }
     let (code, message) = sql_error(
         &client,
         &format!("CREATE EXTERNAL TABLE clash STORED AS OPENSEARCH LOCATION '{}' OPTIONS ('index' 'clash-*')", es.url()),
