@@ -493,6 +493,26 @@ async fn aggregations_are_pushed_as_composite_aggregations() {
     )
     .await;
     assert_eq!(none, [vec!["0".to_string(), "NULL".to_string()]]);
+    // count(DISTINCT) is the server's cardinality only when the table opts in.
+    create(
+        &client,
+        "sales_approx",
+        es,
+        "sales_es",
+        ", 'approximate_distinct' 'on'",
+    )
+    .await;
+    let sql = "SELECT city, count(DISTINCT category), count(*) FROM sales_approx GROUP BY city";
+    let plan = explain(&client, sql).await;
+    assert!(
+        plan.contains(r#""cardinality""#) && !plan.contains("AggregateExec"),
+        "{plan}"
+    );
+    assert_eq!(
+        both_ways(&client, sql).await,
+        both_ways(&client, &sql.replace("sales_approx", "sales")).await,
+        "a handful of values counts exactly"
+    );
     // What has no exact counterpart stays in Vivace, with the same answer.
     for sql in [
         "SELECT city, count(DISTINCT category) FROM sales GROUP BY city",

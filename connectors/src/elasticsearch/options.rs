@@ -57,6 +57,11 @@ pub const OPTIONS: &[OptionSpec] = &[
         "on: add a _source column holding each document as JSON text",
         "off",
     ),
+    OptionSpec::with_default(
+        "approximate_distinct",
+        "on: count(DISTINCT c) is pushed as the server's approximate cardinality aggregation",
+        "off",
+    ),
     OptionSpec::secret("password", "password_env"),
     OptionSpec::secret("api_key", "api_key_env"),
 ];
@@ -98,6 +103,8 @@ pub struct ElasticsearchOptions {
     pub timeout: Duration,
     /// Whether the table has a `_source` column.
     pub source_column: bool,
+    /// Whether `count(DISTINCT …)` may be pushed as `cardinality`.
+    pub approximate_distinct: bool,
     /// The `LOCATION` and `OPTIONS` these were parsed from (what a worker gets).
     pub source: SourceDefinition,
 }
@@ -159,6 +166,8 @@ impl ElasticsearchOptions {
         }
         let verify = parse_bool("verify", get("verify"), true)?;
         let source_column = parse_bool("source_column", get("source_column"), false)?;
+        let approximate_distinct =
+            parse_bool("approximate_distinct", get("approximate_distinct"), false)?;
         let slices = match get("slices").unwrap_or("auto") {
             s if s.eq_ignore_ascii_case("auto") => Slices::Auto,
             s => {
@@ -214,6 +223,7 @@ impl ElasticsearchOptions {
             page_size,
             timeout: Duration::from_secs(timeout.into()),
             source_column,
+            approximate_distinct,
             source: SourceDefinition {
                 connector: connector.to_string(),
                 location: location.to_string(),
