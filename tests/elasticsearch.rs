@@ -960,6 +960,117 @@ async fn errors_name_their_cause_and_leave_nothing_behind() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn credentials_and_tls_against_a_secured_server() {
+    use common::opensearch::{SECURE_PASSWORD, SECURE_USER};
+    let es = OpenSearch::secured();
+    es.create_index(
+        "guarded",
+        1,
+        &json!({"properties": {"k": {"type": "keyword"}}}),
+    );
+    es.bulk("guarded", &[("1".into(), json!({"k": "v"}))]);
+    let dir = TempDir::new("es-secured");
+    let server = Server::start_with(
+        &dir,
+        &["--workers", "2"],
+        &[
+            ("ES_PASSWORD", SECURE_PASSWORD),
+            ("ES_WRONG", "not-the-password"),
+        ],
+    )
+    .await;
+    let client = server.client().await;
+    let ca = es.ca_file();
+    let sql = |name: &str, extra: &str| {
+        format!(
+            "CREATE EXTERNAL TABLE {name} STORED AS OPENSEARCH LOCATION '{}' \
+             OPTIONS ('index' 'guarded', 'user' '{SECURE_USER}'{extra})",
+            es.url()
+        )
+    };
+    // The right password and the CA that signed the server's certificate.
+    client
+        .simple_query(&sql(
+            "guarded",
+            &format!(
+                ", 'password_env' 'ES_PASSWORD', 'ca_file' '{}'",
+                ca.display()
+            ),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT _id, k FROM guarded").await,
+        [vec!["1".to_string(), "v".to_string()]]
+    );
+    // On two workers too: each reads the password from its own environment.
+    client
+        .simple_query(&format!(
+            "{} ",
+            sql(
+                "sliced",
+                &format!(
+                    ", 'password_env' 'ES_PASSWORD', 'ca_file' '{}', 'slices' '2'",
+                    ca.display()
+                )
+            )
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT count(*) FROM (SELECT _id FROM sliced) t").await,
+        [vec!["1".to_string()]]
+    );
+    // A wrong password: 28P01, nothing stored.
+    let (code, message) = sql_error(
+        &client,
+        &sql(
+            "refused",
+            &format!(", 'password_env' 'ES_WRONG', 'ca_file' '{}'", ca.display()),
+        ),
+    )
+    .await;
+    assert_eq!(code, "28P01", "{message}");
+    // Without the CA the certificate is not trusted: 08001 naming it.
+    let (code, message) =
+        sql_error(&client, &sql("untrusted", ", 'password_env' 'ES_PASSWORD'")).await;
+    assert_eq!(code, "08001", "{message}");
+    assert!(message.contains("certificate"), "{message}");
+    // Unless verification is turned off, on request.
+    client
+        .simple_query(&sql(
+            "unverified",
+            ", 'password_env' 'ES_PASSWORD', 'verify' 'off'",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT k FROM unverified").await,
+        [vec!["v".to_string()]]
+    );
+    let tables = text_rows(
+        &client,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+    )
+    .await;
+    assert_eq!(
+        tables,
+        common::table(&[&["guarded"], &["sliced"], &["unverified"]])
+    );
+    // The password is nowhere: not in SHOW CREATE TABLE, errors or the log.
+    let shown = text_rows(&client, "SHOW CREATE TABLE guarded")
+        .await
+        .concat()
+        .join(" ");
+    assert!(
+        shown.contains("ES_PASSWORD") && !shown.contains(SECURE_PASSWORD),
+        "{shown}"
+    );
+    assert!(!message.contains(SECURE_PASSWORD));
+    assert!(!server.log_text().contains(SECURE_PASSWORD));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_cancelled_query_closes_its_point_in_time() {
     let es = OpenSearch::shared();
     listings(es, "slow", 20_000, 1);

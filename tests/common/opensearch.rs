@@ -21,6 +21,8 @@ use super::{TempDir, free_port};
 pub struct OpenSearch {
     /// HTTP port on 127.0.0.1.
     pub port: u16,
+    /// HTTPS with the security plugin (basic authentication as `admin`).
+    secure: bool,
     /// The shell that stops the server when this process exits.
     _watchdog: std::sync::Mutex<std::process::Child>,
     dir: TempDir,
@@ -31,11 +33,22 @@ pub struct OpenSearch {
 fn lib_dir() -> PathBuf {
     std::env::var_os("VIVACE_OPENSEARCH_LIB")
         .map(PathBuf::from)
+        .unwrap_or_else(|| backends().join("opensearch/lib"))
+}
+
+/// Where the fetch script puts the backends (`VIVACE_BACKENDS`).
+fn backends() -> PathBuf {
+    std::env::var_os("VIVACE_BACKENDS")
+        .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".cache/vivace/backends/opensearch/lib")
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/vivace/backends")
         })
 }
+
+/// The secured server's user with every permission.
+pub const SECURE_USER: &str = "analyst";
+/// [`SECURE_USER`]'s password (given to Vivace through a variable only).
+pub const SECURE_PASSWORD: &str = "Tr0ub4dor-x9-Kq!";
 
 /// A JDK of version 21 or later (`VIVACE_JAVA21`, else Temurin or OpenJDK 21+
 /// under /usr/lib/jvm).
@@ -65,15 +78,149 @@ fn java() -> PathBuf {
         .expect("no JDK 21 or later under /usr/lib/jvm (OpenSearch 3 needs one); set VIVACE_JAVA21")
 }
 
+/// Certificates (a CA, the node's, PKCS#8 keys) written into `config` with
+/// openssl, the security plugin's default users and roles copied beside them,
+/// and the settings that turn on TLS and basic authentication.
+fn secure_config(config: &std::path::Path, secured: &std::path::Path) -> String {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(config)
+            .output()
+            .expect("openssl must be installed (scripts/test installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+        "-days",
+        "3",
+        "-subj",
+        "/CN=vivace-test-ca",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "node-rsa.pem",
+        "-out",
+        "node.csr",
+        "-subj",
+        "/CN=node",
+    ]);
+    std::fs::write(
+        config.join("node.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "node.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-out",
+        "node.pem",
+        "-days",
+        "3",
+        "-extfile",
+        "node.ext",
+    ]);
+    openssl(&[
+        "pkcs8",
+        "-topk8",
+        "-nocrypt",
+        "-in",
+        "node-rsa.pem",
+        "-out",
+        "node-key.pem",
+    ]);
+    let users = config.join("opensearch-security");
+    std::fs::create_dir_all(&users).unwrap();
+    for entry in std::fs::read_dir(secured.join("security/config"))
+        .unwrap()
+        .flatten()
+    {
+        if entry.path().extension().is_some_and(|e| e == "yml") {
+            std::fs::copy(entry.path(), users.join(entry.file_name())).unwrap();
+        }
+    }
+    [
+        "plugins.security.ssl.transport.pemcert_filepath: node.pem",
+        "plugins.security.ssl.transport.pemkey_filepath: node-key.pem",
+        "plugins.security.ssl.transport.pemtrustedcas_filepath: ca.pem",
+        "plugins.security.ssl.transport.enforce_hostname_verification: false",
+        "plugins.security.ssl.http.enabled: true",
+        "plugins.security.ssl.http.pemcert_filepath: node.pem",
+        "plugins.security.ssl.http.pemkey_filepath: node-key.pem",
+        "plugins.security.ssl.http.pemtrustedcas_filepath: ca.pem",
+        "plugins.security.allow_default_init_securityindex: true",
+        "plugins.security.authcz.admin_dn: [\"CN=admin\"]",
+        "plugins.security.nodes_dn: [\"CN=node\"]",
+        "plugins.security.restapi.roles_enabled: [\"all_access\"]",
+    ]
+    .iter()
+    .map(|line| format!("{line}\n"))
+    .collect()
+}
+
 impl OpenSearch {
     /// The binary's server, started on first use.
     pub fn shared() -> &'static OpenSearch {
         static SERVER: OnceLock<OpenSearch> = OnceLock::new();
-        SERVER.get_or_init(OpenSearch::start)
+        SERVER.get_or_init(|| OpenSearch::start(false))
     }
 
-    fn start() -> Self {
-        let lib = lib_dir();
+    /// A second server, OpenSearch 3.4 with the security plugin: HTTPS with a
+    /// certificate signed by [`Self::ca_file`], basic authentication, and the
+    /// user [`SECURE_USER`]. Started on first use.
+    pub fn secured() -> &'static OpenSearch {
+        static SERVER: OnceLock<OpenSearch> = OnceLock::new();
+        SERVER.get_or_init(|| {
+            let server = OpenSearch::start(true);
+            server.request(
+                "PUT",
+                &format!("/_plugins/_security/api/internalusers/{SECURE_USER}"),
+                Some(&format!(
+                    r#"{{"password":"{SECURE_PASSWORD}","opendistro_security_roles":["all_access"]}}"#
+                )),
+            );
+            server
+        })
+    }
+
+    /// The CA certificate the secured server's certificate is signed with.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("base/node_1/config/ca.pem")
+    }
+
+    fn start(secure: bool) -> Self {
+        let secured = backends().join("opensearch-secure");
+        let (lib, classpath) = if secure {
+            (
+                secured.join("lib"),
+                format!("{0}/lib/*:{0}/security/*", secured.display()),
+            )
+        } else {
+            (lib_dir(), format!("{}/*", lib_dir().display()))
+        };
         assert!(
             lib.join(".done").exists() || lib.read_dir().is_ok_and(|mut d| d.next().is_some()),
             "OpenSearch is not fetched into {}; run scripts/backends/fetch-opensearch.sh (scripts/test does)",
@@ -83,14 +230,18 @@ impl OpenSearch {
         let base = dir.path().join("base");
         std::fs::create_dir_all(base.join("node_1/config")).unwrap();
         let transport = free_port();
-        std::fs::write(
-            base.join("node_1/config/opensearch.yml"),
-            format!(
-                "network.host: 127.0.0.1\ntransport.port: {transport}\ncluster.routing.allocation.disk.threshold_enabled: false\n"
-            ),
-        )
-        .unwrap();
-        let port = (9201..9299)
+        let mut yml = format!(
+            "network.host: 127.0.0.1\ntransport.port: {transport}\ncluster.routing.allocation.disk.threshold_enabled: false\n"
+        );
+        if secure {
+            yml.push_str(&secure_config(&base.join("node_1/config"), &secured));
+        }
+        std::fs::write(base.join("node_1/config/opensearch.yml"), yml).unwrap();
+        // The runner moves to the next free port by itself; the two servers
+        // look in ranges of their own so that they never race for one.
+        let ports = if secure { 9251..9299 } else { 9201..9250 };
+        let port = ports
+            .clone()
             .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
             .expect("no free port between 9201 and 9298 for OpenSearch");
         let log = dir.path().join("opensearch.log");
@@ -100,14 +251,19 @@ impl OpenSearch {
         // once this test process is gone.
         let script = format!(
             r#"{java} -Xms512m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true -Dlog4j2.formatMsgNoLookups=true \
- -Djava.io.tmpdir={tmp} --enable-native-access=ALL-UNNAMED -cp '{lib}/*' org.codelibs.opensearch.runner.OpenSearchRunner \
- -basePath {base} -numOfNode 1 -baseHttpPort {base_port} -clusterName vivace-test -printOnFailure > {log} 2>&1 &
+ -Djava.io.tmpdir={tmp} --enable-native-access=ALL-UNNAMED -cp '{classpath}' org.codelibs.opensearch.runner.OpenSearchRunner \
+ -basePath {base} -numOfNode 1 -baseHttpPort {base_port} -clusterName vivace-test {plugins} -printOnFailure > {log} 2>&1 &
 child=$!
 while kill -0 {parent} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done
 kill $child 2>/dev/null; sleep 5; kill -9 $child 2>/dev/null"#,
             java = java().display(),
             tmp = tmp.display(),
-            lib = lib.display(),
+            classpath = classpath,
+            plugins = if secure {
+                "-pluginTypes org.opensearch.security.OpenSearchSecurityPlugin"
+            } else {
+                ""
+            },
             base = base.display(),
             base_port = port - 1,
             log = log.display(),
@@ -123,6 +279,7 @@ kill $child 2>/dev/null; sleep 5; kill -9 $child 2>/dev/null"#,
             .expect("cannot start the OpenSearch watchdog shell");
         let server = Self {
             port,
+            secure,
             _watchdog: std::sync::Mutex::new(watchdog),
             dir,
         };
@@ -133,9 +290,11 @@ kill $child 2>/dev/null; sleep 5; kill -9 $child 2>/dev/null"#,
                 "/_cluster/health?wait_for_status=green&timeout=1s",
                 None,
             ) && health["status"] == "green"
+                // The security plugin answers only once its index is set up.
+                && server
+                    .try_request("GET", "/", None)
+                    .is_ok_and(|info| info["version"]["distribution"] == "opensearch")
             {
-                let info = server.request("GET", "/", None);
-                assert_eq!(info["version"]["distribution"], "opensearch", "{info}");
                 return server;
             }
             assert!(
@@ -168,9 +327,10 @@ kill $child 2>/dev/null; sleep 5; kill -9 $child 2>/dev/null"#,
         );
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (`https` for the secured server).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.secure { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// One request; the JSON answer, or the error text.
@@ -183,6 +343,11 @@ kill $child 2>/dev/null; sleep 5; kill -9 $child 2>/dev/null"#,
         let mut cmd = Command::new("curl");
         cmd.args(["-s", "-S", "--max-time", "120", "-X", method])
             .arg(format!("{}{path}", self.url()));
+        if self.secure {
+            cmd.args(["--cacert"])
+                .arg(self.ca_file())
+                .args(["-u", "admin:admin"]);
+        }
         if body.is_some() {
             let content_type = if path.contains("_bulk") {
                 "application/x-ndjson"
