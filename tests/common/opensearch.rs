@@ -78,80 +78,11 @@ fn java() -> PathBuf {
         .expect("no JDK 21 or later under /usr/lib/jvm (OpenSearch 3 needs one); set VIVACE_JAVA21")
 }
 
-/// Certificates (a CA, the node's, PKCS#8 keys) written into `config` with
-/// openssl, the security plugin's default users and roles copied beside them,
-/// and the settings that turn on TLS and basic authentication.
+/// The test CA and a certificate for 127.0.0.1 ([`super::credentials`])
+/// written into `config`, the security plugin's default users and roles copied
+/// beside them, and the settings that turn on TLS and basic authentication.
 fn secure_config(config: &std::path::Path, secured: &std::path::Path) -> String {
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(config)
-            .output()
-            .expect("openssl must be installed (scripts/test installs it)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca-key.pem",
-        "-out",
-        "ca.pem",
-        "-days",
-        "3",
-        "-subj",
-        "/CN=vivace-test-ca",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "node-rsa.pem",
-        "-out",
-        "node.csr",
-        "-subj",
-        "/CN=node",
-    ]);
-    std::fs::write(
-        config.join("node.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "node.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca-key.pem",
-        "-CAcreateserial",
-        "-out",
-        "node.pem",
-        "-days",
-        "3",
-        "-extfile",
-        "node.ext",
-    ]);
-    openssl(&[
-        "pkcs8",
-        "-topk8",
-        "-nocrypt",
-        "-in",
-        "node-rsa.pem",
-        "-out",
-        "node-key.pem",
-    ]);
+    super::credentials::make_certificates(config);
     let users = config.join("opensearch-security");
     std::fs::create_dir_all(&users).unwrap();
     for entry in std::fs::read_dir(secured.join("security/config"))
@@ -163,17 +94,17 @@ fn secure_config(config: &std::path::Path, secured: &std::path::Path) -> String 
         }
     }
     [
-        "plugins.security.ssl.transport.pemcert_filepath: node.pem",
-        "plugins.security.ssl.transport.pemkey_filepath: node-key.pem",
-        "plugins.security.ssl.transport.pemtrustedcas_filepath: ca.pem",
+        "plugins.security.ssl.transport.pemcert_filepath: server.crt",
+        "plugins.security.ssl.transport.pemkey_filepath: server.key",
+        "plugins.security.ssl.transport.pemtrustedcas_filepath: ca.crt",
         "plugins.security.ssl.transport.enforce_hostname_verification: false",
         "plugins.security.ssl.http.enabled: true",
-        "plugins.security.ssl.http.pemcert_filepath: node.pem",
-        "plugins.security.ssl.http.pemkey_filepath: node-key.pem",
-        "plugins.security.ssl.http.pemtrustedcas_filepath: ca.pem",
+        "plugins.security.ssl.http.pemcert_filepath: server.crt",
+        "plugins.security.ssl.http.pemkey_filepath: server.key",
+        "plugins.security.ssl.http.pemtrustedcas_filepath: ca.crt",
         "plugins.security.allow_default_init_securityindex: true",
         "plugins.security.authcz.admin_dn: [\"CN=admin\"]",
-        "plugins.security.nodes_dn: [\"CN=node\"]",
+        "plugins.security.nodes_dn: [\"CN=localhost\"]",
         "plugins.security.restapi.roles_enabled: [\"all_access\"]",
     ]
     .iter()
@@ -208,7 +139,7 @@ impl OpenSearch {
 
     /// The CA certificate the secured server's certificate is signed with.
     pub fn ca_file(&self) -> PathBuf {
-        self.dir.path().join("base/node_1/config/ca.pem")
+        self.dir.path().join("base/node_1/config/ca.crt")
     }
 
     fn start(secure: bool) -> Self {
