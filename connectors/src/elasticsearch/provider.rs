@@ -142,20 +142,19 @@ impl TableProvider for ElasticsearchTable {
                 count.div_ceil(DOCS_PER_SLICE).clamp(1, MAX_AUTO_SLICES) as u32
             }
         };
-        let mut requests = SearchRequest::plan(
+        let sort = self
+            .top
+            .as_ref()
+            .map_or(&[][..], |(sort, _)| sort.as_slice());
+        let requests = SearchRequest::plan(
             &self.index,
             &columns,
             query,
+            sort,
             limit,
             options.page_size,
             slices,
         );
-        if let Some((sort, _)) = &self.top {
-            requests = requests
-                .into_iter()
-                .map(|r| SearchRequest::with_sort(&r, sort))
-                .collect();
-        }
         let split_on = (requests.len() > 1).then(|| "slice".to_string());
         let partitions = requests.len();
         Ok(Arc::new(RemoteScanExec::new(

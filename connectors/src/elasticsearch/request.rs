@@ -75,22 +75,13 @@ pub const DATE_FORMAT: &str = "strict_date_optional_time_nanos";
 pub const DAY_FORMAT: &str = "strict_date";
 
 impl SearchRequest {
-    /// `request` (as planned) with the hits read in `sort` order.
-    pub fn with_sort(request: &str, sort: &[Value]) -> String {
-        match serde_json::from_str::<SearchRequest>(request) {
-            Ok(mut parsed) => {
-                parsed.body["sort"] = json!(sort);
-                serde_json::to_string(&parsed).unwrap_or_default()
-            }
-            Err(_) => request.to_string(),
-        }
-    }
-
-    /// The requests of a scan of `columns` matching `query`, one per slice.
+    /// The requests of a scan of `columns` matching `query`, one per slice,
+    /// reading hits in `sort` order when it has clauses (a top-n read).
     pub fn plan(
         index: &str,
         columns: &[Column],
         query: Value,
+        sort: &[Value],
         limit: Option<u64>,
         page_size: u32,
         slices: u32,
@@ -134,6 +125,9 @@ impl SearchRequest {
             body.insert("track_scores".into(), json!(true));
         }
         body.insert("track_total_hits".into(), json!(false));
+        if !sort.is_empty() {
+            body.insert("sort".into(), json!(sort));
+        }
         let columns: BTreeMap<String, String> = columns
             .iter()
             .map(|c| (c.name.clone(), c.es_type.clone()))
