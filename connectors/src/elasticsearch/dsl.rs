@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 
 use super::functions::{FullText, full_text_call};
 use super::mapping::{Column, ID};
+use super::request::DATE_FORMAT;
 
 /// A filter's query and whether it is exact.
 #[derive(Debug, Clone, PartialEq)]
@@ -146,7 +147,7 @@ pub fn translate(expr: &Expr, columns: &[Column]) -> Option<Translated> {
             let column = filterable(expr, columns)?;
             let (low_exact, low) = literal(low, column)?;
             let (high_exact, high) = literal(high, column)?;
-            let range = range_query(column, &[("gte", low), ("lte", high)])?;
+            let range = range_query(column, &[("gte", low), ("lte", high)]);
             let exact = low_exact && high_exact && range_exact(column);
             if *negated {
                 return exact.then(|| Translated {
@@ -185,7 +186,7 @@ fn terms(column: &Column, values: Vec<Value>) -> Value {
     if column.es_type.starts_with("date") {
         let should: Vec<Value> = values
             .into_iter()
-            .filter_map(|v| range_query(column, &[("gte", v.clone()), ("lte", v)]))
+            .map(|v| range_query(column, &[("gte", v.clone()), ("lte", v)]))
             .collect();
         return json!({ "bool": { "should": should, "minimum_should_match": 1 } });
     }
@@ -207,27 +208,23 @@ fn comparison(left: &Expr, op: Operator, right: &Expr, columns: &[Column]) -> Op
         if column.es_type.starts_with("date") {
             range_query(column, &[("gte", value.clone()), ("lte", value.clone())])
         } else if column.name == ID {
-            Some(json!({ "ids": { "values": [value.clone()] } }))
+            json!({ "ids": { "values": [value.clone()] } })
         } else {
-            Some(json!({ "term": { &column.name: value.clone() } }))
+            json!({ "term": { &column.name: value.clone() } })
         }
     };
-    let range_op = |bound: &str| {
-        if column.name == ID {
-            return None;
-        }
-        range_query(column, &[(bound, value.clone())])
-    };
+    let range_op =
+        |bound: &str| (column.name != ID).then(|| range_query(column, &[(bound, value.clone())]));
     let exact_eq = value_exact && term_exact(column);
     let exact_range = value_exact && range_exact(column);
     let (query, exact) = match op {
-        Operator::Eq => (eq()?, exact_eq),
+        Operator::Eq => (eq(), exact_eq),
         Operator::NotEq => {
             if !exact_eq {
                 return None;
             }
             (
-                json!({ "bool": { "must_not": [eq()?], "filter": [exists(column)] } }),
+                json!({ "bool": { "must_not": [eq()], "filter": [exists(column)] } }),
                 true,
             )
         }
@@ -240,15 +237,15 @@ fn comparison(left: &Expr, op: Operator, right: &Expr, columns: &[Column]) -> Op
     Some(Translated { query, exact })
 }
 
-fn range_query(column: &Column, bounds: &[(&str, Value)]) -> Option<Value> {
+fn range_query(column: &Column, bounds: &[(&str, Value)]) -> Value {
     let mut body = serde_json::Map::new();
     for (bound, value) in bounds {
         body.insert(bound.to_string(), value.clone());
     }
     if column.es_type.starts_with("date") {
-        body.insert("format".into(), json!("strict_date_optional_time_nanos"));
+        body.insert("format".into(), json!(DATE_FORMAT));
     }
-    Some(json!({ "range": { &column.name: body } }))
+    json!({ "range": { &column.name: body } })
 }
 
 /// Whether `term` on the column selects exactly equal values.
