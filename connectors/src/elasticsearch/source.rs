@@ -68,13 +68,15 @@ impl RemoteSource for ElasticsearchSource {
             DataFusionError::Plan(format!("bad search request from the coordinator: {e}"))
         })?;
         let (tx, rx) = mpsc::channel::<DFResult<RecordBatch>>(2);
-        let decoder = HitDecoder::new(Arc::clone(&schema), &request.columns);
         let client = Arc::clone(&self.client);
         let batch_schema = Arc::clone(&schema);
         tokio::spawn(async move {
             let result = match &request.buckets {
                 Some(outputs) => read_buckets(&client, &request, outputs, &batch_schema, &tx).await,
-                None => read(&client, &request, &decoder, &tx).await,
+                None => {
+                    let decoder = HitDecoder::new(batch_schema, &request.columns);
+                    read(&client, &request, &decoder, &tx).await
+                }
             };
             if let Err(e) = result {
                 let _ = tx.send(Err(e.into())).await;
