@@ -183,23 +183,11 @@ fn column_of<'a>(expr: &Expr, columns: &'a [Column]) -> Option<&'a Column> {
     }
 }
 
-/// Mapping types whose values the server aggregates exactly as Vivace reads them.
+/// Whether the server's buckets of this column hold exactly Vivace's values:
+/// an `ip` bucket's key is the address as text, as Vivace reads it, while a
+/// `date_nanos` key is cut to milliseconds.
 fn aggregatable(column: &Column) -> bool {
-    !column.is_list()
-        && matches!(
-            column.es_type.as_str(),
-            "keyword"
-                | "constant_keyword"
-                | "ip"
-                | "long"
-                | "integer"
-                | "short"
-                | "byte"
-                | "double"
-                | "float"
-                | "boolean"
-                | "date"
-        )
+    column.doc_values_match() || (!column.is_list() && column.es_type == "ip")
 }
 
 fn numeric(column: &Column) -> bool {

@@ -145,6 +145,10 @@ pub fn translate(expr: &Expr, columns: &[Column]) -> Option<Translated> {
             high,
         }) => {
             let column = filterable(expr, columns)?;
+            // Ranges of `_id` stay with Vivace, as `<` and `>` on it do.
+            if column.name == ID {
+                return None;
+            }
             let (low_exact, low) = literal(low, column)?;
             let (high_exact, high) = literal(high, column)?;
             let range = range_query(column, &[("gte", low), ("lte", high)]);
@@ -508,6 +512,8 @@ mod tests {
         assert_eq!(t.query, json!({"wildcard": {"city": {"value": "a\\*b?*"}}}));
         let t = translate(&col("_id").in_list(vec![lit("x"), lit("y")], false), &cols).unwrap();
         assert_eq!(t.query, json!({"ids": {"values": ["x", "y"]}}));
+        assert!(translate(&col("_id").gt(lit("x")), &cols).is_none());
+        assert!(translate(&col("_id").between(lit("x"), lit("y")), &cols).is_none());
         let ts = Expr::Literal(
             ScalarValue::TimestampMicrosecond(Some(1_500), Some("UTC".into())),
             None,

@@ -55,6 +55,27 @@ impl Column {
     pub fn is_meta(&self) -> bool {
         matches!(self.name.as_str(), ID | SCORE | SOURCE)
     }
+
+    /// Whether the server's doc values of this column equal and order as the
+    /// values Vivace reads: one value per document (no list), of a type whose
+    /// doc values are the value itself. Bucket keys and sorts rest on this;
+    /// `ip` and `date_nanos` hold for one of them only (see their callers).
+    pub fn doc_values_match(&self) -> bool {
+        !self.is_list()
+            && matches!(
+                self.es_type.as_str(),
+                "keyword"
+                    | "constant_keyword"
+                    | "long"
+                    | "integer"
+                    | "short"
+                    | "byte"
+                    | "double"
+                    | "float"
+                    | "boolean"
+                    | "date"
+            )
+    }
 }
 
 /// The Arrow type of a top-level field of mapping type `es_type`; `None` for a

@@ -84,8 +84,9 @@ impl ElasticsearchConnector {
             options.timeout
         );
         let keep = (side == Side::Worker).then_some(WORKER_CLIENT_IDLE);
-        let settings = ClientSettings::read(options)?;
-        Ok(self.clients.get(&key, keep, || EsClient::new(settings)))
+        self.clients.try_get(&key, keep, || {
+            ClientSettings::read(options).map(EsClient::new)
+        })
     }
 
     fn source(

@@ -123,21 +123,10 @@ fn rebuild(plan: &LogicalPlan, scan: LogicalPlan) -> DFResult<LogicalPlan> {
 
 /// The server's sort clause for a column, when it orders as SQL does.
 fn sort_clause(column: &Column, asc: bool, nulls_first: bool) -> Option<Value> {
-    let sortable = !column.is_list()
-        && matches!(
-            column.es_type.as_str(),
-            "keyword"
-                | "constant_keyword"
-                | "long"
-                | "integer"
-                | "short"
-                | "byte"
-                | "double"
-                | "float"
-                | "boolean"
-                | "date"
-                | "date_nanos"
-        );
+    // `date_nanos` sorts by its full value as Vivace does; `ip` sorts by the
+    // address's bytes, not as Vivace orders its text.
+    let sortable =
+        column.doc_values_match() || (!column.is_list() && column.es_type == "date_nanos");
     if !sortable {
         return None;
     }

@@ -32,6 +32,20 @@ impl<T> PoolCache<T> {
     /// The live value for `key`, or a new one from `open`. With `keep`, the
     /// value also stays cached for that long after this use.
     pub fn get(&self, key: &str, keep: Option<Duration>, open: impl FnOnce() -> T) -> Arc<T> {
+        match self.try_get(key, keep, || Ok::<T, std::convert::Infallible>(open())) {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
+
+    /// As [`PoolCache::get`], with an `open` that may fail; it runs only on a
+    /// miss, and a failure caches nothing.
+    pub fn try_get<E>(
+        &self,
+        key: &str,
+        keep: Option<Duration>,
+        open: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Arc<T>, E> {
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         for entry in entries.values_mut() {
@@ -42,7 +56,7 @@ impl<T> PoolCache<T> {
         entries.retain(|_, entry| entry.weak.strong_count() > 0);
         let value = match entries.get(key).and_then(|e| e.weak.upgrade()) {
             Some(value) => value,
-            None => Arc::new(open()),
+            None => Arc::new(open()?),
         };
         let entry = entries.entry(key.to_string()).or_insert_with(|| Entry {
             weak: Arc::downgrade(&value),
@@ -52,7 +66,7 @@ impl<T> PoolCache<T> {
         if let Some(keep) = keep {
             entry.kept = Some((Arc::clone(&value), now + keep));
         }
-        value
+        Ok(value)
     }
 
     /// How many values are alive (for tests and metrics).
@@ -83,5 +97,17 @@ mod tests {
         let brief = cache.get("c", Some(Duration::ZERO), || 6);
         drop(brief);
         assert_eq!(*cache.get("c", None, || 7), 7);
+    }
+
+    #[test]
+    fn failed_open_caches_nothing_and_hits_skip_open() {
+        let cache: PoolCache<u32> = PoolCache::default();
+        assert_eq!(cache.try_get("a", None, || Err("down")), Err("down"));
+        assert_eq!(cache.live(), 0);
+        let a = cache.try_get("a", None, || Ok::<_, &str>(1)).unwrap();
+        let again = cache.try_get("a", None, || -> Result<u32, &str> {
+            panic!("opened twice")
+        });
+        assert!(Arc::ptr_eq(&a, &again.unwrap()));
     }
 }
