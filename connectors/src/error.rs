@@ -30,6 +30,13 @@ pub enum ConnectorErrorKind {
     Rejected,
     /// A feature that does not apply here (a search function on a file).
     Unsupported,
+    /// The source has no such schema (a Cassandra keyspace).
+    SchemaNotFound,
+    /// The source gave up on a request in time, or had too few replicas to
+    /// answer it (the message names the consistency asked for).
+    TimedOut,
+    /// A source's value does not fit the column's type.
+    OutOfRange,
 }
 
 /// A connector failure with a message fit for the user (never contains a secret).
@@ -67,7 +74,7 @@ impl From<ConnectorError> for DataFusionError {
 const TAG: &str = "vivace-connector-error[";
 
 impl ConnectorErrorKind {
-    const ALL: [ConnectorErrorKind; 11] = [
+    const ALL: [ConnectorErrorKind; 14] = [
         ConnectorErrorKind::InvalidOption,
         ConnectorErrorKind::UnknownConnector,
         ConnectorErrorKind::Unreachable,
@@ -79,6 +86,9 @@ impl ConnectorErrorKind {
         ConnectorErrorKind::NotFound,
         ConnectorErrorKind::Rejected,
         ConnectorErrorKind::Unsupported,
+        ConnectorErrorKind::SchemaNotFound,
+        ConnectorErrorKind::TimedOut,
+        ConnectorErrorKind::OutOfRange,
     ];
 }
 

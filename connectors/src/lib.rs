@@ -4,6 +4,7 @@
 //! place outside its folder where a source is named. What every connector
 //! answers is the [`Connector`] trait.
 
+pub mod cassandra;
 mod connector;
 pub mod elasticsearch;
 mod error;

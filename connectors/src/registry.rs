@@ -20,7 +20,7 @@ use vivace_catalog::TableDefinition;
 
 use crate::remote::{self, RemoteScanCodec};
 use crate::{
-    Connector, ConnectorError, ConnectorErrorKind, ConnectorResult, Side, WorkerNeed,
+    Connector, ConnectorError, ConnectorErrorKind, ConnectorResult, Side, WorkerNeed, cassandra,
     elasticsearch, files, postgres,
 };
 
@@ -30,6 +30,7 @@ fn all() -> Vec<(&'static str, Arc<dyn Connector>)> {
         files::connectors(),
         postgres::connectors(),
         elasticsearch::connectors(),
+        cassandra::connectors(),
     ]
     .into_iter()
     .flatten()

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod cassandra;
 pub mod cluster;
 pub mod credentials;
 pub mod data;

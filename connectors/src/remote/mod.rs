@@ -21,6 +21,7 @@
 mod codec;
 pub mod distribution;
 mod pools;
+pub mod pushdown;
 mod scan;
 
 use std::collections::BTreeMap;

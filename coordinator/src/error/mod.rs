@@ -158,6 +158,9 @@ impl From<ConnectorError> for SqlError {
             ConnectorErrorKind::NotFound => sqlstate::UNDEFINED_TABLE,
             ConnectorErrorKind::Rejected => sqlstate::FDW_ERROR,
             ConnectorErrorKind::Unsupported => sqlstate::FEATURE_NOT_SUPPORTED,
+            ConnectorErrorKind::SchemaNotFound => sqlstate::INVALID_SCHEMA_NAME,
+            ConnectorErrorKind::TimedOut => sqlstate::QUERY_CANCELED,
+            ConnectorErrorKind::OutOfRange => sqlstate::NUMERIC_OUT_OF_RANGE,
         };
         Self::new(code, e.message)
     }
@@ -315,6 +318,9 @@ mod tests {
         assert_eq!(code(ConnectorErrorKind::NoFiles), "58P01");
         assert_eq!(code(ConnectorErrorKind::AuthenticationFailed), "28P01");
         assert_eq!(code(ConnectorErrorKind::NotFound), "42P01");
+        assert_eq!(code(ConnectorErrorKind::SchemaNotFound), "3F000");
+        assert_eq!(code(ConnectorErrorKind::TimedOut), "57014");
+        assert_eq!(code(ConnectorErrorKind::OutOfRange), "22003");
     }
 
     #[test]

@@ -1,0 +1,228 @@
+//! Apache Cassandra tables (`STORED AS CASSANDRA`), through the scylla driver.
+//!
+//! `resolve` opens a session, checks the credentials and reads the table's
+//! columns from the driver's copy of `system_schema`; `open` builds the
+//! provider from the stored columns without I/O. Reads are remote scans
+//! ([`crate::remote::RemoteScanExec`]) of CQL requests — one per token range,
+//! or per group of partitions when the key is fixed — that workers rebuild
+//! from the stored definition over their own sessions, reading the password
+//! from their own environment.
+//!
+//! Modules, from the bottom up: `options` (LOCATION and OPTIONS), `session`
+//! (opening sessions, the driver's errors), `schema` (columns and their Arrow
+//! types), `decode` (rows as Arrow batches), `cql` (which filters Cassandra
+//! answers, and the requests of a scan), `source` (the `RemoteSource`:
+//! prepared statements, paging, cancel) and `provider` (the table DataFusion
+//! scans).
+
+mod cql;
+mod decode;
+mod options;
+mod provider;
+mod schema;
+mod session;
+mod source;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion::catalog::TableProvider;
+use datafusion::execution::context::SessionState;
+use vivace_catalog::{TableDefinition, TableName};
+
+pub use options::CassandraOptions;
+pub use source::CassandraSource;
+
+use crate::options::OptionSpec;
+use crate::remote::{PoolCache, RemoteSource, SourceDefinition, pushdown};
+use crate::{
+    Connector, ConnectorError, ConnectorErrorKind, ConnectorResult, SchemaRequest, Side,
+    TableRequest,
+};
+use provider::CassandraTable;
+use source::Cluster;
+
+/// The connectors of this folder, by `STORED AS` name.
+pub fn connectors() -> Vec<(&'static str, Arc<dyn Connector>)> {
+    vec![("cassandra", Arc::new(CassandraConnector::default()))]
+}
+
+/// How long a worker keeps the session of a shipped scan after its last use.
+const WORKER_SESSION_IDLE: Duration = Duration::from_secs(300);
+
+/// The `STORED AS CASSANDRA` connector. Tables of the same cluster, keyspace
+/// and user share one session.
+#[derive(Default)]
+pub struct CassandraConnector {
+    clusters: PoolCache<Cluster>,
+}
+
+impl CassandraConnector {
+    fn source(&self, options: CassandraOptions, side: Side) -> Arc<CassandraSource> {
+        let key = format!("{side:?}|{}", options.session_key());
+        let keep = (side == Side::Worker).then_some(WORKER_SESSION_IDLE);
+        let cluster = self.clusters.get(&key, keep, Cluster::default);
+        Arc::new(CassandraSource::new(options, cluster))
+    }
+
+    /// The columns of `table`, read from the cluster's schema now.
+    async fn discover(
+        &self,
+        source: &CassandraSource,
+        table: &str,
+    ) -> ConnectorResult<Vec<schema::Column>> {
+        let keyspace = self.keyspace(source).await?;
+        let Some(found) = keyspace.tables.get(table) else {
+            let mut names: Vec<&str> = keyspace.tables.keys().map(String::as_str).collect();
+            names.sort();
+            return Err(ConnectorError::new(
+                ConnectorErrorKind::NotFound,
+                format!(
+                    "Cassandra keyspace \"{}\" has no table \"{table}\" (it has: {})",
+                    source.options().keyspace,
+                    names.join(", ")
+                ),
+            ));
+        };
+        schema::columns(&format!("{}.{table}", source.options().keyspace), found)
+    }
+
+    async fn keyspace(
+        &self,
+        source: &CassandraSource,
+    ) -> ConnectorResult<scylla::cluster::metadata::Keyspace> {
+        let session = source.session().await?;
+        // Tables made since the session opened are not in its copy yet.
+        session.refresh_metadata().await.map_err(|e| {
+            ConnectorError::new(
+                ConnectorErrorKind::Unreachable,
+                format!("cannot read Cassandra's schema: {e}"),
+            )
+        })?;
+        let state = session.get_cluster_state();
+        let keyspace = &source.options().keyspace;
+        state.get_keyspace(keyspace).cloned().ok_or_else(|| {
+            ConnectorError::new(
+                ConnectorErrorKind::SchemaNotFound,
+                format!("Cassandra has no keyspace \"{keyspace}\""),
+            )
+        })
+    }
+}
+
+#[async_trait]
+impl Connector for CassandraConnector {
+    fn options(&self) -> &'static [OptionSpec] {
+        options::OPTIONS
+    }
+
+    async fn resolve(
+        &self,
+        request: TableRequest,
+        _state: &SessionState,
+    ) -> ConnectorResult<TableDefinition> {
+        if !request.partition_columns.is_empty() {
+            return Err(ConnectorError::new(
+                ConnectorErrorKind::SchemaMismatch,
+                "PARTITIONED BY is not valid for CASSANDRA tables: the partition key comes from the table",
+            ));
+        }
+        let options =
+            CassandraOptions::parse(&request.connector, &request.location, &request.options)?;
+        let table = options.table()?.to_string();
+        let source = self.source(options, Side::Coordinator);
+        let mut columns = self.discover(&source, &table).await?;
+        if let Some(declared) = &request.declared_schema {
+            columns = schema::apply_declared(&columns, declared)?;
+        }
+        Ok(TableDefinition {
+            name: request.name,
+            connector: request.connector,
+            location: request.location,
+            columns: schema::to_definitions(&columns),
+            declared_columns: request.declared_schema.is_some(),
+            partition_columns: vec![],
+            options: request.options,
+        })
+    }
+
+    async fn resolve_schema(
+        &self,
+        request: SchemaRequest,
+        _state: &SessionState,
+    ) -> ConnectorResult<Vec<TableDefinition>> {
+        if request.options.contains_key("table") {
+            return Err(ConnectorError::invalid_option(
+                "option 'table' is not valid for an external schema: it mounts every table of the keyspace",
+            ));
+        }
+        let options =
+            CassandraOptions::parse(&request.connector, &request.location, &request.options)?;
+        let source = self.source(options, Side::Coordinator);
+        let keyspace = self.keyspace(&source).await?;
+        let mut names: Vec<&String> = keyspace.tables.keys().collect();
+        names.sort();
+        let mut defs = Vec::with_capacity(names.len());
+        for name in names {
+            let columns = schema::columns(
+                &format!("{}.{name}", source.options().keyspace),
+                &keyspace.tables[name],
+            )?;
+            let mut table_options = request.options.clone();
+            table_options.insert("table".to_string(), name.clone());
+            defs.push(TableDefinition {
+                name: TableName::new(request.name.clone(), name.clone()),
+                connector: request.connector.clone(),
+                location: request.location.clone(),
+                columns: schema::to_definitions(&columns),
+                declared_columns: false,
+                partition_columns: vec![],
+                options: table_options,
+            });
+        }
+        if defs.is_empty() {
+            return Err(ConnectorError::new(
+                ConnectorErrorKind::NotFound,
+                format!(
+                    "Cassandra keyspace \"{}\" has no tables",
+                    source.options().keyspace
+                ),
+            ));
+        }
+        Ok(defs)
+    }
+
+    fn open(
+        &self,
+        def: &TableDefinition,
+        _state: &SessionState,
+    ) -> ConnectorResult<Arc<dyn TableProvider>> {
+        let options = CassandraOptions::parse(&def.connector, &def.location, &def.options)?;
+        let table = options.table()?.to_string();
+        let columns = schema::from_definitions(&def.columns)?;
+        let context = options.compute_context();
+        let source = self.source(options, Side::Coordinator);
+        let plain = CassandraTable::new(source, &table, columns);
+        let pushing = plain.pushing();
+        Ok(pushdown::table_provider(
+            "cassandra",
+            context,
+            Arc::new(plain),
+            Arc::new(pushing),
+        ))
+    }
+
+    fn remote_source(
+        &self,
+        def: &SourceDefinition,
+        side: Side,
+    ) -> ConnectorResult<Arc<dyn RemoteSource>> {
+        let options = CassandraOptions::parse(&def.connector, &def.location, &def.options)?;
+        Ok(self.source(options, side))
+    }
+
+    fn ships(&self, provider: &dyn TableProvider) -> Option<bool> {
+        provider::is_cassandra_table(provider).then_some(true)
+    }
+}

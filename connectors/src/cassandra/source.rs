@@ -1,0 +1,259 @@
+//! One Cassandra cluster as the remote core sees it: a [`RemoteSource`] whose
+//! requests are [`CqlRequest`]s, each prepared once per session and run page
+//! by page (`fetch_size` rows each); every page becomes one batch.
+//!
+//! The read runs in a task that feeds the stream; when the stream is dropped
+//! (the query finished early, was cancelled or timed out) the task stops
+//! before its next page and the in-flight page is abandoned.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, NaiveDate};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use scylla::client::session::Session;
+use scylla::frame::response::result::{ColumnType, NativeType};
+use scylla::response::PagingState;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::{CqlDate, CqlDecimal, CqlTimestamp, CqlTimeuuid, CqlValue, CqlVarint, Row};
+use serde_json::Value;
+use tokio::sync::{OnceCell, mpsc};
+
+use super::cql::CqlRequest;
+use super::decode;
+use super::options::CassandraOptions;
+use super::session;
+use crate::remote::{RemoteSource, SourceDefinition};
+use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult};
+
+/// A cluster and user: the session (opened on first use) and its prepared
+/// statements. Clones share them.
+#[derive(Clone)]
+pub struct CassandraSource {
+    options: CassandraOptions,
+    cluster: Arc<Cluster>,
+}
+
+/// What tables of one cluster and user share.
+#[derive(Default)]
+pub struct Cluster {
+    session: OnceCell<Arc<Session>>,
+    prepared: Mutex<HashMap<String, PreparedStatement>>,
+}
+
+impl std::fmt::Debug for CassandraSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CassandraSource({})", self.options.compute_context())
+    }
+}
+
+impl CassandraSource {
+    /// The source of `options` over `cluster` (nothing is opened yet).
+    pub fn new(options: CassandraOptions, cluster: Arc<Cluster>) -> Self {
+        Self { options, cluster }
+    }
+
+    /// The settings it was opened with.
+    pub fn options(&self) -> &CassandraOptions {
+        &self.options
+    }
+
+    /// The session, opened now if it is not yet (a failure is not kept: the
+    /// next use tries again).
+    pub async fn session(&self) -> ConnectorResult<Arc<Session>> {
+        self.cluster
+            .session
+            .get_or_try_init(|| async { session::open(&self.options).await.map(Arc::new) })
+            .await
+            .cloned()
+    }
+
+    async fn prepare(&self, session: &Session, cql: &str) -> ConnectorResult<PreparedStatement> {
+        let cached = self
+            .cluster
+            .prepared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(cql)
+            .cloned();
+        if let Some(p) = cached {
+            return Ok(p);
+        }
+        let mut prepared = session
+            .prepare(cql)
+            .await
+            .map_err(|e| self.request_error(&e.to_string()))?;
+        prepared.set_page_size(self.options.fetch_size as i32);
+        prepared.set_is_idempotent(true);
+        self.cluster
+            .prepared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(cql.to_string(), prepared.clone());
+        Ok(prepared)
+    }
+
+    fn request_error(&self, text: &str) -> ConnectorError {
+        let table = format!(
+            "{}.{}",
+            self.options.keyspace,
+            self.options.table.as_deref().unwrap_or("?")
+        );
+        session::request_error(&self.options, &table, text)
+    }
+
+    /// Run `request`, sending one batch per page into `tx`.
+    async fn read(
+        &self,
+        request: &CqlRequest,
+        schema: &SchemaRef,
+        tx: &mpsc::Sender<DFResult<RecordBatch>>,
+    ) -> ConnectorResult<()> {
+        let session = tokio::select! {
+            _ = tx.closed() => return Ok(()),
+            s = self.session() => s?,
+        };
+        let prepared = self.prepare(&session, &request.cql).await?;
+        let runs: Vec<Vec<CqlValue>> = if request.values.is_empty() {
+            vec![vec![]]
+        } else {
+            let specs = prepared.get_variable_col_specs();
+            let types: Vec<&ColumnType> = specs.iter().map(|s| s.typ()).collect();
+            request
+                .values
+                .iter()
+                .map(|set| {
+                    set.iter()
+                        .zip(&types)
+                        .map(|(v, t)| to_cql(v, t))
+                        .collect::<ConnectorResult<Vec<_>>>()
+                })
+                .collect::<ConnectorResult<_>>()?
+        };
+        for values in runs {
+            let mut remaining = request.limit;
+            let mut paging = PagingState::start();
+            loop {
+                let page = tokio::select! {
+                    _ = tx.closed() => return Ok(()),
+                    page = session.execute_single_page(&prepared, &values, paging) => page,
+                };
+                let (result, next) = page.map_err(|e| self.request_error(&e.to_string()))?;
+                let rows = result
+                    .into_rows_result()
+                    .map_err(|e| self.request_error(&e.to_string()))?;
+                let mut decoded: Vec<Row> = rows
+                    .rows::<Row>()
+                    .map_err(|e| self.request_error(&e.to_string()))?
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| self.request_error(&e.to_string()))?;
+                if let Some(r) = remaining.as_mut() {
+                    decoded.truncate((*r).min(decoded.len() as u64) as usize);
+                    *r -= decoded.len() as u64;
+                }
+                if !decoded.is_empty() {
+                    let batch = decode::batch(&decoded, schema)?;
+                    if tx.send(Ok(batch)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                if remaining == Some(0) {
+                    break;
+                }
+                match next.into_paging_control_flow() {
+                    ControlFlow::Continue(state) => paging = state,
+                    ControlFlow::Break(()) => break,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RemoteSource for CassandraSource {
+    fn definition(&self) -> &SourceDefinition {
+        &self.options.source
+    }
+
+    fn compute_context(&self) -> String {
+        self.options.compute_context()
+    }
+
+    fn request_label(&self) -> &'static str {
+        "cql"
+    }
+
+    fn run(&self, request: &str, schema: SchemaRef) -> DFResult<SendableRecordBatchStream> {
+        let request: CqlRequest = serde_json::from_str(request).map_err(|e| {
+            DataFusionError::Plan(format!("bad CQL request from the coordinator: {e}"))
+        })?;
+        let (tx, rx) = mpsc::channel::<DFResult<RecordBatch>>(2);
+        let source = self.clone();
+        let batch_schema = Arc::clone(&schema);
+        tokio::spawn(async move {
+            if let Err(e) = source.read(&request, &batch_schema, &tx).await {
+                let _ = tx.send(Err(e.into())).await;
+            }
+        });
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+}
+
+/// A parameter in its JSON form (what [`super::cql`] writes) as a value of
+/// the marker's CQL type.
+fn to_cql(value: &Value, typ: &ColumnType) -> ConnectorResult<CqlValue> {
+    let bad = || {
+        ConnectorError::new(
+            ConnectorErrorKind::Rejected,
+            format!("cannot bind {value} to a CQL {typ:?} parameter"),
+        )
+    };
+    let ColumnType::Native(native) = typ else {
+        return Err(bad());
+    };
+    let int = || value.as_i64().ok_or_else(bad);
+    let text = || value.as_str().ok_or_else(bad);
+    Ok(match native {
+        NativeType::Ascii => CqlValue::Ascii(text()?.to_string()),
+        NativeType::Text => CqlValue::Text(text()?.to_string()),
+        NativeType::Boolean => CqlValue::Boolean(value.as_bool().ok_or_else(bad)?),
+        NativeType::BigInt => CqlValue::BigInt(int()?),
+        NativeType::Int => CqlValue::Int(i32::try_from(int()?).map_err(|_| bad())?),
+        NativeType::SmallInt => CqlValue::SmallInt(i16::try_from(int()?).map_err(|_| bad())?),
+        NativeType::TinyInt => CqlValue::TinyInt(i8::try_from(int()?).map_err(|_| bad())?),
+        NativeType::Double => CqlValue::Double(value.as_f64().ok_or_else(bad)?),
+        NativeType::Float => CqlValue::Float(value.as_f64().ok_or_else(bad)? as f32),
+        NativeType::Varint => CqlValue::Varint(CqlVarint::from_signed_bytes_be(
+            int()?.to_be_bytes().to_vec(),
+        )),
+        NativeType::Decimal => CqlValue::Decimal(CqlDecimal::from_signed_be_bytes_and_exponent(
+            int()?.to_be_bytes().to_vec(),
+            0,
+        )),
+        NativeType::Date => {
+            let date = NaiveDate::parse_from_str(text()?, "%Y-%m-%d").map_err(|_| bad())?;
+            let days = date.signed_duration_since(NaiveDate::default()).num_days();
+            CqlValue::Date(CqlDate(
+                u32::try_from(days + (1i64 << 31)).map_err(|_| bad())?,
+            ))
+        }
+        NativeType::Timestamp => {
+            let at = DateTime::parse_from_rfc3339(text()?).map_err(|_| bad())?;
+            CqlValue::Timestamp(CqlTimestamp(at.timestamp_millis()))
+        }
+        NativeType::Uuid => CqlValue::Uuid(uuid::Uuid::parse_str(text()?).map_err(|_| bad())?),
+        NativeType::Timeuuid => CqlValue::Timeuuid(CqlTimeuuid::from(
+            uuid::Uuid::parse_str(text()?).map_err(|_| bad())?,
+        )),
+        NativeType::Inet => CqlValue::Inet(text()?.parse().map_err(|_| bad())?),
+        _ => return Err(bad()),
+    })
+}

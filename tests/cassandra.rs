@@ -1,0 +1,460 @@
+//! `STORED AS CASSANDRA` against a real Apache Cassandra 5.0 (started once for
+//! this binary, password authentication on): every CQL type as its Arrow
+//! column, key pushdown checked against pushdown off and against the rows the
+//! scan moved, token-range reads on two workers covering every row once,
+//! external schemas, and errors.
+
+mod common;
+
+use common::cassandra::{Cassandra, PASSWORD, USER};
+use common::{Server, TempDir, sql_error, text_rows};
+use futures::StreamExt;
+use scylla::client::session::Session;
+use tokio_postgres::Client;
+
+const PASSWORD_ENV: &str = "VIVACE_TEST_CASS_PASSWORD";
+
+async fn server(dir: &TempDir, workers: &str) -> Server {
+    Server::start_with(dir, &["--workers", workers], &[(PASSWORD_ENV, PASSWORD)]).await
+}
+
+fn options(keyspace: &str, extra: &str) -> String {
+    format!("'keyspace' '{keyspace}', 'user' '{USER}', 'password_env' '{PASSWORD_ENV}'{extra}")
+}
+
+async fn create(
+    client: &Client,
+    name: &str,
+    cass: &Cassandra,
+    keyspace: &str,
+    table: &str,
+    extra: &str,
+) {
+    let sql = format!(
+        "CREATE EXTERNAL TABLE {name} STORED AS CASSANDRA LOCATION '{}' OPTIONS ({}, 'table' '{table}'{extra})",
+        cass.location(),
+        options(keyspace, "")
+    );
+    client
+        .simple_query(&sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+}
+
+async fn cql(session: &Session, statement: &str) {
+    session
+        .query_unpaged(statement, ())
+        .await
+        .unwrap_or_else(|e| panic!("{statement}: {e}"));
+}
+
+async fn keyspace(session: &Session, name: &str) {
+    cql(
+        session,
+        &format!("CREATE KEYSPACE IF NOT EXISTS {name} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"),
+    )
+    .await;
+}
+
+/// Rows of `sql` with pushdown on and with it off, which must be equal; sorted.
+async fn both_ways(client: &Client, sql: &str) -> Vec<Vec<String>> {
+    client
+        .simple_query("SET vivace.pushdown = on")
+        .await
+        .unwrap();
+    let mut on = text_rows(client, sql).await;
+    client
+        .simple_query("SET vivace.pushdown = off")
+        .await
+        .unwrap();
+    let mut off = text_rows(client, sql).await;
+    client
+        .simple_query("SET vivace.pushdown = on")
+        .await
+        .unwrap();
+    on.sort();
+    off.sort();
+    assert_eq!(on, off, "pushdown on and off disagree on: {sql}");
+    on
+}
+
+async fn explain(client: &Client, sql: &str) -> String {
+    text_rows(client, &format!("EXPLAIN {sql}"))
+        .await
+        .into_iter()
+        .map(|r| r.join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Rows the Cassandra scan of `sql` produced (EXPLAIN ANALYZE's output_rows).
+async fn rows_moved(client: &Client, sql: &str) -> u64 {
+    let plan = explain(client, &format!("ANALYZE {sql}")).await;
+    let line = plan
+        .lines()
+        .find(|l| l.contains("RemoteScanExec"))
+        .unwrap_or_else(|| panic!("no remote scan in:\n{plan}"));
+    let (_, rest) = line
+        .split_once("output_rows=")
+        .unwrap_or_else(|| panic!("no output_rows in: {line}"));
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_cql_type_reads_as_its_column() {
+    let cass = Cassandra::shared();
+    let session = cass.session().await;
+    keyspace(&session, "types").await;
+    cql(
+        &session,
+        "CREATE TYPE IF NOT EXISTS types.address (street text, zip int)",
+    )
+    .await;
+    cql(
+        &session,
+        "CREATE TABLE types.everything (id int PRIMARY KEY, a ascii, t text, ti tinyint, si smallint, i int, bi bigint, \
+         vi varint, de decimal, f float, d double, b boolean, dt date, tm time, ts timestamp, du duration, u uuid, \
+         tu timeuuid, ip inet, bl blob, l list<int>, s set<text>, m map<text, int>, tp tuple<int, text>, \
+         addr frozen<address>, v vector<float, 3>)",
+    )
+    .await;
+    cql(
+        &session,
+        "INSERT INTO types.everything (id, a, t, ti, si, i, bi, vi, de, f, d, b, dt, tm, ts, du, u, tu, ip, bl, l, s, m, tp, addr, v) \
+         VALUES (1, 'abc', 'Zürich \"Old\"', -8, 300, 70000, 9000000000, 123456789012345678901234567890, 12345.6789, 1.5, 2.25, true, \
+         '2024-03-05', '10:11:12.123456789', '2024-03-05 10:00:00.123Z', 1mo2d3ns, 3f2504e0-4f89-11d3-9a0c-0305e82c3301, \
+         50554d6e-29bb-11e5-b345-feff819cdc9f, '10.0.0.1', 0xcafe, [3, 1, 3], {'x', 'a'}, {'k': 1, 'j': 2}, (7, 'seven'), \
+         {street: 'Main', zip: 1234}, [0.5, 1.5, 2.5])",
+    )
+    .await;
+    cql(&session, "INSERT INTO types.everything (id) VALUES (2)").await;
+    cql(
+        &session,
+        "CREATE TABLE types.hits (k text PRIMARY KEY, n counter)",
+    )
+    .await;
+    cql(&session, "UPDATE types.hits SET n = n + 41 WHERE k = 'a'").await;
+
+    let dir = TempDir::new("cass-types");
+    let server = server(&dir, "0").await;
+    let client = server.client().await;
+    create(&client, "everything", cass, "types", "everything", "").await;
+    create(&client, "hits", cass, "types", "hits", "").await;
+    let got = text_rows(
+        &client,
+        "SELECT id, a, t, ti, si, i, bi, vi, de, f, d, b, dt, tm, ts, u, tu, ip, bl FROM everything ORDER BY id",
+    )
+    .await;
+    assert_eq!(
+        got[0],
+        [
+            "1",
+            "abc",
+            "Zürich \"Old\"",
+            "-8",
+            "300",
+            "70000",
+            "9000000000",
+            "123456789012345678901234567890",
+            "12345.6789000000",
+            "1.5",
+            "2.25",
+            "t",
+            "2024-03-05",
+            "10:11:12.123457",
+            "2024-03-05 10:00:00.123+00",
+            "3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+            "50554d6e-29bb-11e5-b345-feff819cdc9f",
+            "10.0.0.1",
+            "\\xcafe",
+        ]
+    );
+    assert_eq!(got[1][0], "2");
+    assert!(got[1][1..].iter().all(|v| v == "NULL"), "{:?}", got[1]);
+    // Collections, tuples and user-defined types are real nested values.
+    let nested = text_rows(
+        &client,
+        "SELECT l[1], cardinality(l), s[1], m['k'], m['j'], tp['f2'], addr['zip'], v[3], \
+         extract(month FROM du), extract(day FROM du) FROM everything WHERE id = 1",
+    )
+    .await;
+    assert_eq!(
+        nested,
+        [["3", "3", "a", "1", "2", "seven", "1234", "2.5", "1", "2"]]
+    );
+    assert_eq!(
+        text_rows(&client, "SELECT k, n FROM hits").await,
+        [["a", "41"]]
+    );
+    // \d shows every column with its type, the key columns among them.
+    let described = text_rows(
+        &client,
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'everything' ORDER BY ordinal_position",
+    )
+    .await;
+    assert_eq!(described.len(), 26);
+    assert_eq!(described[0][0], "id");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn key_filters_read_only_their_partitions() {
+    let cass = Cassandra::shared();
+    let session = cass.session().await;
+    keyspace(&session, "app").await;
+    cql(
+        &session,
+        "CREATE TABLE app.sessions (user_id text, day int, ts bigint, device text, PRIMARY KEY ((user_id, day), ts))",
+    )
+    .await;
+    let insert = session
+        .prepare("INSERT INTO app.sessions (user_id, day, ts, device) VALUES (?, ?, ?, ?)")
+        .await
+        .unwrap();
+    for u in 0..10 {
+        for day in 1..=5 {
+            for ts in 0..20i64 {
+                let user = if u == 9 {
+                    "o'brien \"q\"".to_string()
+                } else {
+                    format!("u{u}")
+                };
+                session
+                    .execute_unpaged(&insert, (user, day, ts, format!("d{}", ts % 3)))
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    let dir = TempDir::new("cass-keys");
+    let server = server(&dir, "0").await;
+    let client = server.client().await;
+    create(&client, "sessions", cass, "app", "sessions", "").await;
+
+    // One partition, a clustering range.
+    let sql = "SELECT ts, device FROM sessions WHERE user_id = 'u1' AND day = 3 AND ts >= 15";
+    let got = both_ways(&client, sql).await;
+    assert_eq!(got.len(), 5);
+    assert_eq!(got[0], ["15", "d0"]);
+    let plan = explain(&client, sql).await;
+    assert!(
+        plan.contains(r#"WHERE \"user_id\" = ? AND \"day\" = ? AND \"ts\" >= ?"#),
+        "{plan}"
+    );
+    assert!(!plan.contains("token("), "{plan}");
+    assert_eq!(rows_moved(&client, sql).await, 5);
+    // IN lists and a small integer range expand into partitions.
+    let sql = "SELECT day, count(*) FROM sessions WHERE user_id IN ('u1', 'u2', 'u3') AND day BETWEEN 2 AND 4 GROUP BY day";
+    let got = both_ways(&client, sql).await;
+    assert_eq!(got, [["2", "60"], ["3", "60"], ["4", "60"]]);
+    assert_eq!(
+        rows_moved(
+            &client,
+            "SELECT ts FROM sessions WHERE user_id IN ('u1', 'u2', 'u3') AND day BETWEEN 2 AND 4"
+        )
+        .await,
+        180
+    );
+    // A quote in a value is a bound parameter, not CQL text.
+    let got = both_ways(
+        &client,
+        "SELECT count(*) FROM sessions WHERE user_id = 'o''brien \"q\"' AND day = 1",
+    )
+    .await;
+    assert_eq!(got, [["20"]]);
+    // Only part of the key: token ranges, the filter stays with Vivace.
+    let sql = "SELECT count(*) FROM sessions WHERE user_id = 'u1'";
+    assert_eq!(both_ways(&client, sql).await, [["100"]]);
+    let plan = explain(&client, sql).await;
+    assert!(plan.contains("token("), "{plan}");
+    // A non-key filter is never pushed without allow_filtering.
+    let sql = "SELECT count(*) FROM sessions WHERE device = 'd1'";
+    assert_eq!(both_ways(&client, sql).await, [["350"]]);
+    assert!(!explain(&client, sql).await.contains("ALLOW FILTERING"));
+    create(
+        &client,
+        "sessions_f",
+        cass,
+        "app",
+        "sessions",
+        ", 'allow_filtering' 'true'",
+    )
+    .await;
+    let sql = "SELECT count(*) FROM sessions_f WHERE device = 'd1'";
+    assert_eq!(both_ways(&client, sql).await, [["350"]]);
+    assert!(explain(&client, sql).await.contains("ALLOW FILTERING"));
+    assert_eq!(
+        rows_moved(&client, "SELECT ts FROM sessions_f WHERE device = 'd1'").await,
+        350
+    );
+    // LIMIT on a partition read.
+    let sql = "SELECT ts FROM sessions WHERE user_id = 'u4' AND day = 5 LIMIT 3";
+    assert_eq!(text_rows(&client, sql).await.len(), 3);
+    assert!(explain(&client, sql).await.contains("LIMIT 3"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_ranges_cover_every_row_once_on_two_workers() {
+    let cass = Cassandra::shared();
+    let session = cass.session().await;
+    keyspace(&session, "big").await;
+    cql(
+        &session,
+        "CREATE TABLE big.events (id bigint, seq int, amount bigint, PRIMARY KEY (id, seq))",
+    )
+    .await;
+    let n: i64 = 20_000;
+    let insert = session
+        .prepare("INSERT INTO big.events (id, seq, amount) VALUES (?, ?, ?)")
+        .await
+        .unwrap();
+    let inserts = (0..n).map(|i| {
+        let (session, insert) = (&session, &insert);
+        async move {
+            session
+                .execute_unpaged(insert, (i / 4, (i % 4) as i32, i * 3))
+                .await
+                .unwrap();
+        }
+    });
+    futures::stream::iter(inserts)
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await;
+    let dir = TempDir::new("cass-big");
+    let server = server(&dir, "2").await;
+    let client = server.client().await;
+    create(
+        &client,
+        "events",
+        cass,
+        "big",
+        "events",
+        ", 'splits' '8', 'fetch_size' '1000'",
+    )
+    .await;
+    let got = text_rows(
+        &client,
+        "SELECT count(*), count(DISTINCT (id, seq)), sum(amount) FROM events",
+    )
+    .await;
+    let want: i64 = (0..n).map(|i| i * 3).sum();
+    assert_eq!(got, [[n.to_string(), n.to_string(), want.to_string()]]);
+    let plan = explain(&client, "SELECT id, amount FROM events").await;
+    assert!(
+        plan.contains("tasks=") && plan.matches("token(").count() >= 8,
+        "{plan}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn external_schemas_and_errors() {
+    let cass = Cassandra::shared();
+    let session = cass.session().await;
+    keyspace(&session, "shop").await;
+    cql(
+        &session,
+        "CREATE TABLE shop.orders (id int PRIMARY KEY, total decimal)",
+    )
+    .await;
+    cql(
+        &session,
+        "CREATE TABLE shop.items (order_id int, n int, sku text, PRIMARY KEY (order_id, n))",
+    )
+    .await;
+    cql(
+        &session,
+        "INSERT INTO shop.orders (id, total) VALUES (1, 10.50)",
+    )
+    .await;
+    cql(
+        &session,
+        "INSERT INTO shop.items (order_id, n, sku) VALUES (1, 1, 'a')",
+    )
+    .await;
+    let dir = TempDir::new("cass-errors");
+    let server = server(&dir, "0").await;
+    let client = server.client().await;
+    let schema = format!(
+        "CREATE EXTERNAL SCHEMA shop FROM CASSANDRA LOCATION '{}' OPTIONS ({})",
+        cass.location(),
+        options("shop", "")
+    );
+    client.simple_query(&schema).await.unwrap();
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT o.id, o.total, i.sku FROM shop.orders o JOIN shop.items i ON i.order_id = o.id"
+        )
+        .await,
+        [["1", "10.5000000000", "a"]]
+    );
+    let location = cass.location();
+    let cases = [
+        (
+            format!(
+                "CREATE EXTERNAL TABLE e1 STORED AS CASSANDRA LOCATION 'cassandra://127.0.0.1:1' OPTIONS ({}, 'table' 'orders', 'connect_timeout' '2')",
+                options("shop", "")
+            ),
+            "08001",
+            "cannot reach Cassandra",
+        ),
+        (
+            format!(
+                "CREATE EXTERNAL TABLE e2 STORED AS CASSANDRA LOCATION '{location}' OPTIONS ('keyspace' 'shop', 'table' 'orders', 'user' '{USER}', 'password_env' 'HOME')"
+            ),
+            "28P01",
+            "refused the credentials",
+        ),
+        (
+            format!(
+                "CREATE EXTERNAL TABLE e3 STORED AS CASSANDRA LOCATION '{location}' OPTIONS ({}, 'table' 'orders')",
+                options("nowhere", "")
+            ),
+            "3F000",
+            "no keyspace \"nowhere\"",
+        ),
+        (
+            format!(
+                "CREATE EXTERNAL TABLE e4 STORED AS CASSANDRA LOCATION '{location}' OPTIONS ({}, 'table' 'nothing')",
+                options("shop", "")
+            ),
+            "42P01",
+            "has no table \"nothing\"",
+        ),
+        (
+            format!(
+                "CREATE EXTERNAL TABLE e5 STORED AS CASSANDRA LOCATION '{location}' OPTIONS ({}, 'table' 'orders', 'password' 'x')",
+                options("shop", "")
+            ),
+            "22023",
+            "password_env",
+        ),
+    ];
+    for (sql, code, needle) in &cases {
+        let (got_code, message) = sql_error(&client, sql).await;
+        assert_eq!(&got_code, code, "{sql}: {message}");
+        assert!(message.contains(needle), "{sql}: {message}");
+        assert!(!message.contains(PASSWORD), "{message}");
+    }
+    for name in ["e1", "e2", "e3", "e4", "e5"] {
+        let (code, _) = sql_error(&client, &format!("SELECT * FROM {name}")).await;
+        assert_eq!(code, "42P01", "{name} was persisted");
+    }
+    // The secret never shows.
+    create(&client, "orders", cass, "shop", "orders", "").await;
+    let shown = text_rows(&client, "SHOW CREATE TABLE orders").await;
+    assert!(format!("{shown:?}").contains("password_env"), "{shown:?}");
+    assert!(!format!("{shown:?}").contains(PASSWORD), "{shown:?}");
+    // A table dropped at the source: only queries touching it fail.
+    cql(&session, "DROP TABLE shop.items").await;
+    let (code, message) = sql_error(&client, "SELECT * FROM shop.items").await;
+    assert_eq!(code, "42P01", "{message}");
+    assert_eq!(
+        text_rows(&client, "SELECT id FROM shop.orders").await,
+        [["1"]]
+    );
+}
