@@ -104,6 +104,39 @@ async fn rows_moved(client: &Client, sql: &str) -> u64 {
         .unwrap()
 }
 
+/// The parameters of the traced statement whose text contains `needle`
+/// (`query` and each bound value), waiting for the trace to be written.
+async fn traced_statement(
+    session: &Session,
+    needle: &str,
+) -> std::collections::BTreeMap<String, String> {
+    for _ in 0..50 {
+        // system_traces has two replicas; this cluster has one node.
+        let mut statement =
+            scylla::statement::Statement::new("SELECT parameters FROM system_traces.sessions");
+        statement.set_consistency(scylla::statement::Consistency::One);
+        let rows = session
+            .query_unpaged(statement, ())
+            .await
+            .unwrap()
+            .into_rows_result()
+            .unwrap();
+        for row in rows
+            .rows::<(Option<std::collections::BTreeMap<String, String>>,)>()
+            .unwrap()
+        {
+            let (Some(parameters),) = row.unwrap() else {
+                continue;
+            };
+            if parameters.get("query").is_some_and(|q| q.contains(needle)) {
+                return parameters;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("no traced statement contains {needle}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_cql_type_reads_as_its_column() {
     let cass = Cassandra::shared();
@@ -290,6 +323,32 @@ async fn key_filters_read_only_their_partitions() {
         rows_moved(&client, "SELECT ts FROM sessions_f WHERE device = 'd1'").await,
         350
     );
+    // What the server ran: with tracing on, system_traces holds each
+    // statement and the values bound to it.
+    create(
+        &client,
+        "sessions_t",
+        cass,
+        "app",
+        "sessions",
+        ", 'tracing' 'true'",
+    )
+    .await;
+    let sql = "SELECT ts FROM sessions_t WHERE user_id = 'u7' AND day = 2 AND ts < 4";
+    assert_eq!(text_rows(&client, sql).await.len(), 4);
+    let traced = traced_statement(&session, "\"ts\" < ?").await;
+    assert_eq!(
+        traced["query"],
+        "SELECT \"ts\" FROM \"app\".\"sessions\" WHERE \"user_id\" = ? AND \"day\" = ? AND \"ts\" < ?"
+    );
+    assert_eq!(
+        (
+            traced["bound_var_0_user_id"].as_str(),
+            traced["bound_var_1_day"].as_str(),
+            traced["bound_var_2_ts"].as_str()
+        ),
+        ("'u7'", "2", "4")
+    );
     // LIMIT on a partition read.
     let sql = "SELECT ts FROM sessions WHERE user_id = 'u4' AND day = 5 LIMIT 3";
     assert_eq!(text_rows(&client, sql).await.len(), 3);
@@ -440,6 +499,48 @@ async fn external_schemas_and_errors() {
         assert!(message.contains(needle), "{sql}: {message}");
         assert!(!message.contains(PASSWORD), "{message}");
     }
+    // Too few replicas for the consistency asked for; a data centre with no node.
+    cql(
+        &session,
+        "CREATE KEYSPACE IF NOT EXISTS triple WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 3}",
+    )
+    .await;
+    cql(&session, "CREATE TABLE triple.t (k int PRIMARY KEY, v int)").await;
+    create(
+        &client,
+        "quorum",
+        cass,
+        "triple",
+        "t",
+        ", 'consistency' 'QUORUM'",
+    )
+    .await;
+    let (code, message) = sql_error(&client, "SELECT * FROM quorum").await;
+    assert_eq!(code, "57014", "{message}");
+    assert!(
+        message.contains("QUORUM") && message.contains("replicas"),
+        "{message}"
+    );
+    create(&client, "one", cass, "triple", "t", ", 'consistency' 'ONE'").await;
+    assert!(text_rows(&client, "SELECT * FROM one").await.is_empty());
+    create(
+        &client,
+        "far",
+        cass,
+        "shop",
+        "orders",
+        ", 'local_dc' 'datacenter1'",
+    )
+    .await;
+    assert_eq!(text_rows(&client, "SELECT id FROM far").await, [["1"]]);
+    let sql = format!(
+        "CREATE EXTERNAL TABLE e6 STORED AS CASSANDRA LOCATION '{location}' OPTIONS ({}, 'table' 'orders', 'local_dc' 'mars')",
+        options("shop", "")
+    );
+    client.simple_query(&sql).await.unwrap();
+    let (code, message) = sql_error(&client, "SELECT * FROM e6").await;
+    assert_eq!(code, "08001", "{message}");
+    assert!(message.contains("\"mars\""), "{message}");
     for name in ["e1", "e2", "e3", "e4", "e5"] {
         let (code, _) = sql_error(&client, &format!("SELECT * FROM {name}")).await;
         assert_eq!(code, "42P01", "{name} was persisted");

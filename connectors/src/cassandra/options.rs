@@ -39,6 +39,11 @@ pub const OPTIONS: &[OptionSpec] = &[
         "true: also push comparisons on columns outside the key, with ALLOW FILTERING (Vivace re-checks them)",
         "false",
     ),
+    OptionSpec::with_default(
+        "tracing",
+        "true: ask Cassandra to trace every request (system_traces.sessions holds each statement and its bound values)",
+        "false",
+    ),
     OptionSpec::key("user", "user name (PasswordAuthenticator)"),
     OptionSpec::key(
         "password_env",
@@ -130,6 +135,8 @@ pub struct CassandraOptions {
     pub max_partitions: u32,
     /// Whether non-key filters are pushed with `ALLOW FILTERING`.
     pub allow_filtering: bool,
+    /// Whether requests are traced by the server.
+    pub tracing: bool,
     /// User name.
     pub user: Option<String>,
     /// Variable holding the password.
@@ -181,6 +188,7 @@ impl CassandraOptions {
             100_000,
         )?;
         let allow_filtering = parse_bool("allow_filtering", get("allow_filtering"), false)?;
+        let tracing = parse_bool("tracing", get("tracing"), false)?;
         let seconds = |key: &str, default: &str| -> ConnectorResult<Duration> {
             let n = bounded(key, get(key).unwrap_or(default), 1, 3600)?;
             Ok(Duration::from_secs(n.into()))
@@ -208,6 +216,7 @@ impl CassandraOptions {
             splits,
             max_partitions,
             allow_filtering,
+            tracing,
             user: get("user").map(str::to_string),
             password_env: get("password_env").map(str::to_string),
             ca_file,
@@ -263,21 +272,19 @@ impl CassandraOptions {
         )
     }
 
-    /// What makes two tables share one session (same cluster, user, TLS and
-    /// settings; never the password itself).
+    /// What makes two tables share one session (same cluster, keyspace, user,
+    /// TLS and data centre; never the password itself). Consistency, page
+    /// size, timeout and tracing are set per statement.
     pub fn session_key(&self) -> String {
         format!(
-            "{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}",
+            "{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}",
             self.contact_points.join(","),
             self.keyspace,
             self.user,
             self.password_env,
             self.ca_file,
             self.local_dc,
-            self.connect_timeout,
-            self.request_timeout,
-            self.consistency,
-            self.fetch_size
+            self.connect_timeout
         )
     }
 }

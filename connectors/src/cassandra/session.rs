@@ -22,8 +22,6 @@ pub async fn open(options: &CassandraOptions) -> ConnectorResult<Session> {
             .permit_dc_failover(false);
     }
     let profile = ExecutionProfile::builder()
-        .consistency(driver_consistency(options.consistency))
-        .request_timeout(Some(options.request_timeout))
         .load_balancing_policy(policy.build())
         .build();
     let mut builder = SessionBuilder::new()
@@ -68,7 +66,8 @@ fn tls_error(e: openssl::error::ErrorStack) -> ConnectorError {
     )
 }
 
-fn driver_consistency(c: Consistency) -> DriverConsistency {
+/// The driver's level for `c`.
+pub fn driver_consistency(c: Consistency) -> DriverConsistency {
     match c {
         Consistency::One => DriverConsistency::One,
         Consistency::LocalOne => DriverConsistency::LocalOne,
@@ -131,6 +130,20 @@ pub fn request_error(options: &CassandraOptions, table: &str, text: &str) -> Con
     }
     if is_auth_failure(text) {
         return connect_error(options, text);
+    }
+    if text.contains("empty plan") {
+        return ConnectorError::new(
+            ConnectorErrorKind::Unreachable,
+            format!(
+                "no Cassandra node to read {table} from{}: {}",
+                options
+                    .local_dc
+                    .as_deref()
+                    .map(|dc| format!(" in data centre \"{dc}\" (option 'local_dc')"))
+                    .unwrap_or_default(),
+                redact(text)
+            ),
+        );
     }
     if text.contains("unconfigured table") || text.contains("does not exist") {
         return ConnectorError::new(

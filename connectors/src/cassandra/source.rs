@@ -73,6 +73,8 @@ impl CassandraSource {
             .cloned()
     }
 
+    /// `cql` prepared (once per session), with this table's page size,
+    /// consistency, timeout and tracing.
     async fn prepare(&self, session: &Session, cql: &str) -> ConnectorResult<PreparedStatement> {
         let cached = self
             .cluster
@@ -81,20 +83,26 @@ impl CassandraSource {
             .unwrap_or_else(|p| p.into_inner())
             .get(cql)
             .cloned();
-        if let Some(p) = cached {
-            return Ok(p);
-        }
-        let mut prepared = session
-            .prepare(cql)
-            .await
-            .map_err(|e| self.request_error(&e.to_string()))?;
+        let mut prepared = match cached {
+            Some(p) => p,
+            None => {
+                let p = session
+                    .prepare(cql)
+                    .await
+                    .map_err(|e| self.request_error(&e.to_string()))?;
+                self.cluster
+                    .prepared
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(cql.to_string(), p.clone());
+                p
+            }
+        };
         prepared.set_page_size(self.options.fetch_size as i32);
         prepared.set_is_idempotent(true);
-        self.cluster
-            .prepared
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(cql.to_string(), prepared.clone());
+        prepared.set_tracing(self.options.tracing);
+        prepared.set_consistency(session::driver_consistency(self.options.consistency));
+        prepared.set_request_timeout(Some(self.options.request_timeout));
         Ok(prepared)
     }
 
