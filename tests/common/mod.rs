@@ -120,7 +120,11 @@ impl Server {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vivace"));
+        // `VIVACE_TEST_BINARY` runs another build (a release build, or a copy
+        // that builds of other checkouts sharing the target folder cannot replace).
+        let binary = std::env::var_os("VIVACE_TEST_BINARY")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_vivace").into());
+        let mut cmd = Command::new(binary);
         cmd.arg("serve")
             .arg("--listen")
             .arg(format!("{}:{}", self.listen_host, self.port))
