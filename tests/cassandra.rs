@@ -691,3 +691,86 @@ async fn joins_with_postgresql_and_parquet() {
     assert!(!want.is_empty());
     assert_eq!(got, want);
 }
+
+/// How many requests of the traced statement containing `needle` the server
+/// has run.
+async fn traced_requests(session: &Session, needle: &str) -> usize {
+    let mut statement =
+        scylla::statement::Statement::new("SELECT parameters FROM system_traces.sessions");
+    statement.set_consistency(scylla::statement::Consistency::One);
+    statement.set_page_size(5000);
+    let mut pager = session
+        .query_iter(statement, ())
+        .await
+        .unwrap()
+        .rows_stream::<(Option<std::collections::BTreeMap<String, String>>,)>()
+        .unwrap();
+    let mut n = 0;
+    while let Some(row) = pager.next().await {
+        let (Some(parameters),) = row.unwrap() else {
+            continue;
+        };
+        n += usize::from(parameters.get("query").is_some_and(|q| q.contains(needle)));
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_query_stops_paging() {
+    let cass = Cassandra::shared();
+    let session = cass.session().await;
+    keyspace(&session, "slow").await;
+    cql(
+        &session,
+        "CREATE TABLE slow.rows (p int, c int, v text, PRIMARY KEY (p, c))",
+    )
+    .await;
+    let insert = session
+        .prepare("INSERT INTO slow.rows (p, c, v) VALUES (?, ?, ?)")
+        .await
+        .unwrap();
+    let inserts = (0..20_000i32).map(|i| {
+        let (session, insert) = (&session, &insert);
+        async move {
+            session
+                .execute_unpaged(insert, (i / 50, i % 50, format!("v{i}")))
+                .await
+                .unwrap();
+        }
+    });
+    futures::stream::iter(inserts)
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await;
+    let dir = TempDir::new("cass-cancel");
+    let server = server(&dir, "0").await;
+    let client = server.client().await;
+    // Ten rows a page, one token range, every page traced: 2,000 pages.
+    create(
+        &client,
+        "slow_rows",
+        cass,
+        "slow",
+        "rows",
+        ", 'fetch_size' '10', 'splits' '1', 'tracing' 'true'",
+    )
+    .await;
+    client
+        .simple_query("SET statement_timeout = 1500")
+        .await
+        .unwrap();
+    let (code, message) = sql_error(&client, "SELECT count(DISTINCT v) FROM slow_rows").await;
+    assert_eq!(code, "57014", "{message}");
+    let needle = "FROM \"slow\".\"rows\"";
+    // Traces are written after each request: let the last ones land.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let after_cancel = traced_requests(&session, needle).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let later = traced_requests(&session, needle).await;
+    assert!(after_cancel >= 1, "the read never started");
+    assert!(after_cancel < 2_000, "every page was read: {after_cancel}");
+    assert_eq!(
+        later, after_cancel,
+        "pages were still read after the cancel"
+    );
+}
