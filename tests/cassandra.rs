@@ -557,7 +557,31 @@ async fn external_schemas_and_errors() {
     let (code, message) = sql_error(&client, "SELECT * FROM e6").await;
     assert_eq!(code, "08001", "{message}");
     assert!(message.contains("\"mars\""), "{message}");
-    for name in ["e1", "e2", "e3", "e4", "e5"] {
+    // TLS: the server's CA reads; another CA is refused at the handshake.
+    create(
+        &client,
+        "tls_orders",
+        cass,
+        "shop",
+        "orders",
+        &format!(", 'ca_file' '{}'", cass.ca_file().display()),
+    )
+    .await;
+    assert_eq!(
+        text_rows(&client, "SELECT id FROM tls_orders").await,
+        [["1"]]
+    );
+    let other = TempDir::new("cass-other-ca");
+    common::credentials::make_certificates(other.path());
+    let sql = format!(
+        "CREATE EXTERNAL TABLE e7 STORED AS CASSANDRA LOCATION '{location}' OPTIONS ({}, 'table' 'orders', 'ca_file' '{}')",
+        options("shop", ""),
+        other.path().join("ca.crt").display()
+    );
+    let (code, message) = sql_error(&client, &sql).await;
+    assert_eq!(code, "08001", "{message}");
+    assert!(message.contains("certificate"), "{message}");
+    for name in ["e1", "e2", "e3", "e4", "e5", "e7"] {
         let (code, _) = sql_error(&client, &format!("SELECT * FROM {name}")).await;
         assert_eq!(code, "42P01", "{name} was persisted");
     }

@@ -81,6 +81,11 @@ impl Cassandra {
         SERVER.get_or_init(Cassandra::start)
     }
 
+    /// The CA that signed the server's TLS certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self._dir.path().join("tls/ca.crt")
+    }
+
     /// `cassandra://127.0.0.1:<port>`.
     pub fn location(&self) -> String {
         format!("cassandra://127.0.0.1:{}", self.port)
@@ -116,6 +121,16 @@ impl Cassandra {
             std::fs::create_dir_all(d.join(sub)).unwrap();
         }
         let (cql, storage, ssl_storage, jmx) = (free_port(), free_port(), free_port(), free_port());
+        // TLS on the CQL port, optional: clients may connect either way.
+        let tls = d.join("tls");
+        std::fs::create_dir_all(&tls).unwrap();
+        super::credentials::make_certificates(&tls);
+        let pem = [
+            std::fs::read_to_string(tls.join("server.key")).unwrap(),
+            std::fs::read_to_string(tls.join("server.crt")).unwrap(),
+        ]
+        .concat();
+        std::fs::write(tls.join("server.pem"), pem).unwrap();
         let yaml = format!(
             "cluster_name: vivace-test
 num_tokens: 16
@@ -151,6 +166,13 @@ concurrent_compactors: 1
 memtable_allocation_type: heap_buffers
 read_request_timeout: 20000ms
 range_request_timeout: 20000ms
+client_encryption_options:
+  enabled: true
+  optional: true
+  ssl_context_factory:
+    class_name: org.apache.cassandra.security.PEMBasedSslContextFactory
+  keystore: {d}/tls/server.pem
+  require_client_auth: false
 ",
             d = d.display()
         );
