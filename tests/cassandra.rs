@@ -152,16 +152,17 @@ async fn every_cql_type_reads_as_its_column() {
         "CREATE TABLE types.everything (id int PRIMARY KEY, a ascii, t text, ti tinyint, si smallint, i int, bi bigint, \
          vi varint, de decimal, f float, d double, b boolean, dt date, tm time, ts timestamp, du duration, u uuid, \
          tu timeuuid, ip inet, bl blob, l list<int>, s set<text>, m map<text, int>, tp tuple<int, text>, \
-         addr frozen<address>, v vector<float, 3>)",
+         addr frozen<address>, v vector<float, 3>, fl frozen<list<int>>, \
+         nest map<text, frozen<list<int>>>)",
     )
     .await;
     cql(
         &session,
-        "INSERT INTO types.everything (id, a, t, ti, si, i, bi, vi, de, f, d, b, dt, tm, ts, du, u, tu, ip, bl, l, s, m, tp, addr, v) \
+        "INSERT INTO types.everything (id, a, t, ti, si, i, bi, vi, de, f, d, b, dt, tm, ts, du, u, tu, ip, bl, l, s, m, tp, addr, v, fl, nest) \
          VALUES (1, 'abc', 'Zürich \"Old\"', -8, 300, 70000, 9000000000, 123456789012345678901234567890, 12345.6789, 1.5, 2.25, true, \
          '2024-03-05', '10:11:12.123456789', '2024-03-05 10:00:00.123Z', 1mo2d3ns, 3f2504e0-4f89-11d3-9a0c-0305e82c3301, \
          50554d6e-29bb-11e5-b345-feff819cdc9f, '10.0.0.1', 0xcafe, [3, 1, 3], {'x', 'a'}, {'k': 1, 'j': 2}, (7, 'seven'), \
-         {street: 'Main', zip: 1234}, [0.5, 1.5, 2.5])",
+         {street: 'Main', zip: 1234}, [0.5, 1.5, 2.5], [9, 8], {'p': [1, 2], 'q': []})",
     )
     .await;
     cql(&session, "INSERT INTO types.everything (id) VALUES (2)").await;
@@ -212,12 +213,15 @@ async fn every_cql_type_reads_as_its_column() {
     let nested = text_rows(
         &client,
         "SELECT l[1], cardinality(l), s[1], m['k'], m['j'], tp['f2'], addr['zip'], v[3], \
-         extract(month FROM du), extract(day FROM du) FROM everything WHERE id = 1",
+         extract(month FROM du), extract(day FROM du), fl[2], nest['p'][2], cardinality(nest['q']) \
+         FROM everything WHERE id = 1",
     )
     .await;
     assert_eq!(
         nested,
-        [["3", "3", "a", "1", "2", "seven", "1234", "2.5", "1", "2"]]
+        [[
+            "3", "3", "a", "1", "2", "seven", "1234", "2.5", "1", "2", "8", "2", "0"
+        ]]
     );
     assert_eq!(
         text_rows(&client, "SELECT k, n FROM hits").await,
@@ -229,7 +233,7 @@ async fn every_cql_type_reads_as_its_column() {
         "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'everything' ORDER BY ordinal_position",
     )
     .await;
-    assert_eq!(described.len(), 26);
+    assert_eq!(described.len(), 28);
     assert_eq!(described[0][0], "id");
 }
 
