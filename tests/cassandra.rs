@@ -471,6 +471,40 @@ async fn external_schemas_and_errors() {
         .await,
         [["1", "10.5000000000", "a"]]
     );
+    // REFRESH mounts a table made since; DROP unmounts them all.
+    cql(
+        &session,
+        "CREATE TABLE shop.refunds (id int PRIMARY KEY, amount bigint)",
+    )
+    .await;
+    cql(
+        &session,
+        "INSERT INTO shop.refunds (id, amount) VALUES (7, 70)",
+    )
+    .await;
+    let (code, _) = sql_error(&client, "SELECT * FROM shop.refunds").await;
+    assert_eq!(code, "42P01");
+    client
+        .simple_query("REFRESH EXTERNAL SCHEMA shop")
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT id, amount FROM shop.refunds").await,
+        [["7", "70"]]
+    );
+    let tables = text_rows(
+        &client,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'shop' ORDER BY 1",
+    )
+    .await;
+    assert_eq!(tables, [["items"], ["orders"], ["refunds"]]);
+    client
+        .simple_query("DROP EXTERNAL SCHEMA shop")
+        .await
+        .unwrap();
+    let (code, _) = sql_error(&client, "SELECT * FROM shop.orders").await;
+    assert!(code == "42P01" || code == "3F000", "{code}");
+    client.simple_query(&schema).await.unwrap();
     let location = cass.location();
     let cases = [
         (
