@@ -419,8 +419,8 @@ pub struct Plan {
 const MAX_PARTITION_REQUESTS: usize = 16;
 
 /// The requests of a scan of `projected` columns of `keyspace.table` under the
-/// pushed `filters`, reading at most `limit` rows, over `splits` token ranges
-/// when no partition is fixed.
+/// pushed `filters`, reading at most `limit` rows; when no partition is fixed,
+/// one request per group of token `ranges` ([`token_groups`]).
 #[allow(clippy::too_many_arguments)]
 pub fn plan(
     keyspace: &str,
@@ -431,7 +431,7 @@ pub fn plan(
     limit: Option<u64>,
     max_partitions: u32,
     allow_filtering: bool,
-    splits: u32,
+    ranges: &[Vec<(i64, i64)>],
 ) -> Plan {
     let refs: Vec<&Expr> = filters.iter().collect();
     let r = restrict(&refs, columns, max_partitions, allow_filtering);
@@ -519,25 +519,75 @@ pub fn plan(
         "SELECT {} FROM {from} WHERE {token} > ? AND {token} <= ?{tail}{end}",
         select.join(", ")
     );
-    let requests = token_ranges(splits)
-        .into_iter()
-        .map(|(low, high)| {
-            let mut values = vec![json!(low), json!(high)];
-            values.extend(tail_values.iter().cloned());
-            CqlRequest {
-                cql: cql.clone(),
-                values: vec![values],
-                limit,
-            }
+    let requests = ranges
+        .iter()
+        .map(|group| CqlRequest {
+            cql: cql.clone(),
+            values: group
+                .iter()
+                .map(|(low, high)| {
+                    let mut values = vec![json!(low), json!(high)];
+                    values.extend(tail_values.iter().cloned());
+                    values
+                })
+                .collect(),
+            limit,
         })
         .collect::<Vec<_>>();
     let split_on = (requests.len() > 1).then(|| "token range".to_string());
     Plan { requests, split_on }
 }
 
-/// The Murmur3 ring (-2^63, 2^63 - 1] cut into `splits` ranges (low, high]:
-/// no key has the token -2^63, so together they cover every row once.
-pub fn token_ranges(splits: u32) -> Vec<(i64, i64)> {
+/// The Murmur3 ring (-2^63, 2^63 - 1] as the ranges (low, high] between
+/// the nodes' tokens (`ring`: every token the cluster's nodes own; empty: one
+/// range), the wrap-around range split in two at the ends of the ring; ranges
+/// are halved (widest first) until there are at least `splits`, then grouped,
+/// contiguous, into `splits` groups. No key has the token -2^63, so together
+/// they cover every row once.
+pub fn token_groups(ring: &[i64], splits: u32) -> Vec<Vec<(i64, i64)>> {
+    let mut tokens: Vec<i64> = ring.iter().copied().filter(|t| *t != i64::MIN).collect();
+    tokens.sort_unstable();
+    tokens.dedup();
+    let mut ranges: Vec<(i64, i64)> = Vec::with_capacity(tokens.len() + 1);
+    let mut low = i64::MIN;
+    for t in &tokens {
+        ranges.push((low, *t));
+        low = *t;
+    }
+    if low != i64::MAX {
+        ranges.push((low, i64::MAX));
+    }
+    let splits = splits.max(1) as usize;
+    while ranges.len() < splits {
+        let (widest, _) = ranges
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, (l, h))| i128::from(*h) - i128::from(*l))
+            .expect("at least one range");
+        let (l, h) = ranges[widest];
+        if i128::from(h) - i128::from(l) < 2 {
+            break;
+        }
+        let mid = ((i128::from(l) + i128::from(h)) / 2) as i64;
+        ranges.splice(widest..=widest, [(l, mid), (mid, h)]);
+    }
+    let groups = splits.min(ranges.len());
+    let per_group = ranges.len() / groups;
+    let extra = ranges.len() % groups;
+    let mut out = Vec::with_capacity(groups);
+    let mut rest = ranges.as_slice();
+    for g in 0..groups {
+        let take = per_group + usize::from(g < extra);
+        let (head, tail) = rest.split_at(take);
+        out.push(head.to_vec());
+        rest = tail;
+    }
+    out
+}
+
+/// The Murmur3 ring cut into `splits` equal ranges (low, high].
+#[cfg(test)]
+fn token_ranges(splits: u32) -> Vec<(i64, i64)> {
     let splits = i128::from(splits.max(1));
     let (min, max) = (i128::from(i64::MIN), i128::from(i64::MAX));
     let width = (max - min) / splits;
@@ -601,7 +651,17 @@ mod tests {
         assert_eq!(verdicts(&filters, &cols, 5, false)[0], Unsupported);
         let owned: Vec<Expr> = filters.iter().take(4).map(|e| (*e).clone()).collect();
         let projected: Vec<&Column> = vec![&cols[4]];
-        let p = plan("app", "s", &cols, &projected, &owned, None, 1000, false, 4);
+        let p = plan(
+            "app",
+            "s",
+            &cols,
+            &projected,
+            &owned,
+            None,
+            1000,
+            false,
+            &token_groups(&[], 4),
+        );
         assert_eq!(p.requests.len(), 6);
         assert_eq!(
             p.requests[0].cql,
@@ -622,7 +682,7 @@ mod tests {
             Some(7),
             1000,
             true,
-            2,
+            &token_groups(&[], 2),
         );
         assert_eq!(
             p.requests[1].cql,
@@ -638,5 +698,21 @@ mod tests {
         assert_eq!(r[0].1, r[1].0);
         assert_eq!(r[1].1, r[2].0);
         assert_eq!(token_ranges(1), vec![(i64::MIN, i64::MAX)]);
+        // Node tokens cut the ring; the wrap-around range ends at both ends.
+        let groups = token_groups(&[-10, 5, 100], 2);
+        assert_eq!(
+            groups,
+            vec![
+                vec![(i64::MIN, -10), (-10, 5)],
+                vec![(5, 100), (100, i64::MAX)]
+            ]
+        );
+        // More splits than ranges: the widest are halved.
+        let groups = token_groups(&[0], 3);
+        assert_eq!(groups.len(), 3);
+        let flat: Vec<(i64, i64)> = groups.into_iter().flatten().collect();
+        assert_eq!(flat.first().unwrap().0, i64::MIN);
+        assert_eq!(flat.last().unwrap().1, i64::MAX);
+        assert!(flat.windows(2).all(|w| w[0].1 == w[1].0));
     }
 }

@@ -60,6 +60,21 @@ impl CassandraTable {
         }
     }
 
+    /// The tokens the cluster's nodes own (empty when the session cannot
+    /// say: the ring is then cut evenly).
+    async fn ring(&self) -> Vec<i64> {
+        let Ok(session) = self.source.session().await else {
+            return vec![];
+        };
+        let state = session.get_cluster_state();
+        state
+            .replica_locator()
+            .ring()
+            .iter()
+            .map(|(token, _)| token.value())
+            .collect()
+    }
+
     /// Token ranges for a scan: the `splits` option, else one per 64 MiB of
     /// the table as `system.size_estimates` counts it (at least 4).
     async fn splits(&self) -> u32 {
@@ -147,10 +162,11 @@ impl TableProvider for CassandraTable {
         let refs: Vec<&Expr> = filters.iter().collect();
         let fixes_partitions =
             !refs.is_empty() && cql::fixes_partitions(&refs, &self.columns, options.max_partitions);
-        let splits = if fixes_partitions {
-            1
+        let ranges = if fixes_partitions {
+            vec![]
         } else {
-            self.splits().await
+            let splits = self.splits().await;
+            cql::token_groups(&self.ring().await, splits)
         };
         let plan = cql::plan(
             &options.keyspace,
@@ -161,7 +177,7 @@ impl TableProvider for CassandraTable {
             limit,
             options.max_partitions,
             options.allow_filtering,
-            splits,
+            &ranges,
         );
         let requests: Vec<String> = plan
             .requests
