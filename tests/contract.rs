@@ -6,7 +6,7 @@
 //! Each fixture registers table `contract_items` holding [`ROWS`] (bigint, text,
 //! integer, double precision, date and boolean columns, with NULLs) on a real
 //! source: local Parquet and CSV files, Parquet on an S3 server (moto),
-//! PostgreSQL 15 and OpenSearch 3.8. The tests check that the rows and types come back exactly;
+//! PostgreSQL 15, OpenSearch 3.8 and Cassandra 5.0. The tests check that the rows and types come back exactly;
 //! projections, filters, limits and aggregates answer what the rows say, with
 //! pushdown on and off; a CREATE that fails leaves nothing in the catalog, not
 //! even after a restart; secrets appear nowhere; and a scan split over two
@@ -17,6 +17,7 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
+use common::cassandra::Cassandra;
 use common::opensearch::OpenSearch;
 use common::postgres::{DATABASE, PASSWORD, PgServer};
 use common::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
@@ -599,6 +600,156 @@ impl Fixture for Search {
     }
 }
 
+/// A Cassandra table (`id` its partition key), its columns declared in the
+/// contract's order, read over two token ranges; non-key filters are pushed
+/// with `allow_filtering`, and requests are read from the server's traces.
+struct Wide {
+    cass: &'static Cassandra,
+    session: scylla::client::session::Session,
+}
+
+impl Wide {
+    async fn new() -> Self {
+        let cass = Cassandra::shared();
+        let session = cass.session().await;
+        for statement in [
+            "CREATE KEYSPACE IF NOT EXISTS contract WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}",
+            "CREATE TABLE IF NOT EXISTS contract.items (id bigint PRIMARY KEY, name text, qty int, price double, day date, flag boolean)",
+        ] {
+            session.query_unpaged(statement, ()).await.unwrap();
+        }
+        let insert = session
+            .prepare("INSERT INTO contract.items (id, name, qty, price, day, flag) VALUES (?, ?, ?, ?, ?, ?)")
+            .await
+            .unwrap();
+        for r in ROWS {
+            let day = r.4.map(|d| {
+                let (y, m, dd) = chrono_like_date(d);
+                scylla::value::CqlDate((days_from_civil(y, m, dd) + (1i64 << 31)) as u32)
+            });
+            session
+                .execute_unpaged(&insert, (r.0, r.1, r.2, r.3, day, r.5))
+                .await
+                .unwrap();
+        }
+        Self { cass, session }
+    }
+
+    fn table(&self, name: &str, table: &str, extra: &str) -> String {
+        format!(
+            "CREATE EXTERNAL TABLE {name} ({COLUMNS}) STORED AS CASSANDRA LOCATION '{}' \
+             OPTIONS ('keyspace' 'contract', 'table' '{table}', 'user' '{}', 'password_env' 'CONTRACT_CASS_PASSWORD', \
+             'splits' '2', 'allow_filtering' 'true', 'tracing' 'true'{extra})",
+            self.cass.location(),
+            common::cassandra::USER
+        )
+    }
+
+    /// Traced statements on `contract.items` since `since_ms`: the statement
+    /// and its bound values.
+    fn traced_since(&self, since_ms: i64) -> Vec<String> {
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                let mut statement = scylla::statement::Statement::new(
+                    "SELECT started_at, parameters FROM system_traces.sessions",
+                );
+                statement.set_consistency(scylla::statement::Consistency::One);
+                let rows = self
+                    .session
+                    .query_unpaged(statement, ())
+                    .await
+                    .unwrap()
+                    .into_rows_result()
+                    .unwrap();
+                let mut out = Vec::new();
+                for row in rows
+                    .rows::<(
+                        Option<scylla::value::CqlTimestamp>,
+                        Option<std::collections::BTreeMap<String, String>>,
+                    )>()
+                    .unwrap()
+                {
+                    let (Some(at), Some(parameters)) = row.unwrap() else {
+                        continue;
+                    };
+                    if at.0 >= since_ms
+                        && parameters
+                            .get("query")
+                            .is_some_and(|q| q.contains("\"contract\".\"items\""))
+                    {
+                        out.push(format!("{parameters:?}"));
+                    }
+                }
+                out
+            })
+        })
+    }
+}
+
+/// Days since 1970-01-01 of a civil date.
+fn days_from_civil(y: i32, m: u32, d: u32) -> i64 {
+    let y = i64::from(y) - i64::from(m <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+impl Fixture for Wide {
+    fn name(&self) -> &'static str {
+        "cassandra"
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            records_requests: true,
+            secrets: true,
+            empty_text_is_null: false,
+        }
+    }
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![(
+            "CONTRACT_CASS_PASSWORD",
+            common::cassandra::PASSWORD.to_string(),
+        )]
+    }
+    fn create(&self, name: &str) -> String {
+        self.table(name, "items", "")
+    }
+    fn create_with_unknown_option(&self, name: &str) -> String {
+        self.table(name, "items", ", 'colour' 'red'")
+    }
+    fn create_missing(&self, name: &str) -> String {
+        self.table(name, "no_such_table", "")
+    }
+    fn create_with_secret_value(&self, name: &str) -> Option<String> {
+        Some(format!(
+            "CREATE EXTERNAL TABLE {name} STORED AS CASSANDRA LOCATION '{}' \
+             OPTIONS ('keyspace' 'contract', 'table' 'items', 'user' 'x', 'password' '{}')",
+            self.cass.location(),
+            common::cassandra::PASSWORD
+        ))
+    }
+    fn secret(&self) -> Option<&'static str> {
+        Some(common::cassandra::PASSWORD)
+    }
+    fn request_mark(&self) -> usize {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as usize
+    }
+    fn requests_since(&self, mark: usize) -> Vec<String> {
+        // Traces are written after each request.
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        self.traced_since(mark as i64)
+    }
+    fn carries_qty_over_5(&self, request: &str) -> bool {
+        request.contains(r#"\"qty\" > ?"#) && request.contains(r#""bound_var_2_qty": "5""#)
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The contract
 
@@ -945,5 +1096,12 @@ async fn opensearch_keeps_the_contract() {
 async fn postgres_keeps_the_contract() {
     let dir = TempDir::new("contract-postgres");
     let fixture = Postgres::new(&dir);
+    run_contract(&fixture, &dir).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cassandra_keeps_the_contract() {
+    let dir = TempDir::new("contract-cassandra");
+    let fixture = Wide::new().await;
     run_contract(&fixture, &dir).await;
 }

@@ -306,7 +306,11 @@ pub fn apply_declared(columns: &[Column], declared: &Schema) -> ConnectorResult<
         };
         let decimal = matches!(column.data_type, DataType::Decimal128(..))
             && matches!(field.data_type(), DataType::Decimal128(..));
-        if !decimal && field.data_type() != &column.data_type {
+        let text =
+            |t: &DataType| matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8);
+        let same = field.data_type() == &column.data_type
+            || (text(field.data_type()) && text(&column.data_type));
+        if !decimal && !same {
             return Err(ConnectorError::new(
                 ConnectorErrorKind::SchemaMismatch,
                 format!(
@@ -318,8 +322,14 @@ pub fn apply_declared(columns: &[Column], declared: &Schema) -> ConnectorResult<
                 ),
             ));
         }
+        // A declared decimal chooses the scale; any other declared type is
+        // the one read (text in any of Arrow's string layouts reads as Utf8).
         out.push(Column {
-            data_type: field.data_type().clone(),
+            data_type: if decimal {
+                field.data_type().clone()
+            } else {
+                column.data_type.clone()
+            },
             ..column.clone()
         });
     }
