@@ -131,6 +131,53 @@ pub fn parse_whole(key: &str, value: &str) -> ConnectorResult<u32> {
     })
 }
 
+/// The value of environment variable `variable`, which option `key` names
+/// (secrets are read this way, by each process that needs them).
+pub fn read_env(key: &str, variable: &str) -> ConnectorResult<String> {
+    std::env::var(variable).map_err(|_| {
+        ConnectorError::invalid_option(format!(
+            "environment variable \"{variable}\" named by option '{key}' is not set for the Vivace process"
+        ))
+    })
+}
+
+/// A path option that must name a readable file (a CA certificate).
+pub fn existing_file(
+    key: &str,
+    value: Option<&str>,
+) -> ConnectorResult<Option<std::path::PathBuf>> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let path = std::path::PathBuf::from(value);
+    if !path.is_file() {
+        return Err(ConnectorError::invalid_option(format!(
+            "option '{key}': no readable file at '{}'",
+            path.display()
+        )));
+    }
+    Ok(Some(path))
+}
+
+/// Refuse option `key` given without option `needed` (a password without a user).
+pub fn requires(values: &OptionValues<'_>, key: &str, needed: &str) -> ConnectorResult<()> {
+    if values.given(key) && !values.given(needed) {
+        return Err(ConnectorError::invalid_option(format!(
+            "option '{key}' needs option '{needed}'"
+        )));
+    }
+    Ok(())
+}
+
+/// `OPTIONS` as the parsers take them, from pairs (for tests).
+#[cfg(test)]
+pub fn pairs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// The keys a table may be given (secrets left out).
 pub fn valid_keys(specs: &[OptionSpec]) -> Vec<&'static str> {
     specs

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::options::{OptionSpec, OptionValues, parse_bool, parse_whole};
+use crate::options::{
+    OptionSpec, OptionValues, existing_file, parse_bool, parse_whole, read_env, requires,
+};
 use crate::remote::SourceDefinition;
 use crate::{ConnectorError, ConnectorResult};
 
@@ -193,20 +195,8 @@ impl CassandraOptions {
             let n = bounded(key, get(key).unwrap_or(default), 1, 3600)?;
             Ok(Duration::from_secs(n.into()))
         };
-        if get("password_env").is_some() && get("user").is_none() {
-            return Err(ConnectorError::invalid_option(
-                "option 'password_env' needs option 'user'",
-            ));
-        }
-        let ca_file = get("ca_file").map(PathBuf::from);
-        if let Some(path) = &ca_file
-            && !path.is_file()
-        {
-            return Err(ConnectorError::invalid_option(format!(
-                "option 'ca_file': no readable file at '{}'",
-                path.display()
-            )));
-        }
+        requires(&values, "password_env", "user")?;
+        let ca_file = existing_file("ca_file", get("ca_file"))?;
         let parsed = Self {
             contact_points,
             keyspace,
@@ -247,11 +237,7 @@ impl CassandraOptions {
             return Ok(None);
         };
         let password = match &self.password_env {
-            Some(name) => std::env::var(name).map_err(|_| {
-                ConnectorError::invalid_option(format!(
-                    "environment variable \"{name}\" named by option 'password_env' is not set for the Vivace process"
-                ))
-            })?,
+            Some(name) => read_env("password_env", name)?,
             None => String::new(),
         };
         Ok(Some((user.clone(), password)))
@@ -361,12 +347,7 @@ fn bounded(key: &str, value: &str, low: u32, high: u32) -> ConnectorResult<u32> 
 mod tests {
     use super::*;
 
-    fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::options::pairs as opts;
 
     #[test]
     fn location_options_and_refusals() {

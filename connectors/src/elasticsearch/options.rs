@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::options::{OptionSpec, OptionValues, parse_bool, parse_whole};
+use crate::options::{
+    OptionSpec, OptionValues, existing_file, parse_bool, parse_whole, read_env, requires,
+};
 use crate::remote::SourceDefinition;
 use crate::{ConnectorError, ConnectorResult};
 
@@ -192,25 +194,13 @@ impl ElasticsearchOptions {
                 "option 'timeout' must be a positive number of seconds",
             ));
         }
-        if get("password_env").is_some() && get("user").is_none() {
-            return Err(ConnectorError::invalid_option(
-                "option 'password_env' needs option 'user'",
-            ));
-        }
+        requires(&values, "password_env", "user")?;
         if get("api_key_env").is_some() && get("user").is_some() {
             return Err(ConnectorError::invalid_option(
                 "give either 'user' (with 'password_env') or 'api_key_env', not both",
             ));
         }
-        let ca_file = get("ca_file").map(PathBuf::from);
-        if let Some(path) = &ca_file
-            && !path.is_file()
-        {
-            return Err(ConnectorError::invalid_option(format!(
-                "option 'ca_file': no readable file at '{}'",
-                path.display()
-            )));
-        }
+        let ca_file = existing_file("ca_file", get("ca_file"))?;
         let parsed = Self {
             base,
             index,
@@ -246,13 +236,7 @@ impl ElasticsearchOptions {
 
     /// The credentials, read from the named variables now.
     pub fn credentials(&self) -> ConnectorResult<Credentials> {
-        let var = |option: &str, name: &str| {
-            std::env::var(name).map_err(|_| {
-                ConnectorError::invalid_option(format!(
-                    "environment variable \"{name}\" named by option '{option}' is not set for the Vivace process"
-                ))
-            })
-        };
+        let var = read_env;
         Ok(match (&self.user, &self.password_env, &self.api_key_env) {
             (_, _, Some(key)) => Credentials::ApiKey(var("api_key_env", key)?),
             (Some(user), password, None) => Credentials::Basic {
@@ -283,12 +267,7 @@ impl ElasticsearchOptions {
 mod tests {
     use super::*;
 
-    fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::options::pairs as opts;
 
     #[test]
     fn location_options_and_refusals() {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use datafusion::common::GetExt;
 use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
 
-use crate::options::{OptionSpec, OptionValues, parse_bool};
+use crate::options::{OptionSpec, OptionValues, parse_bool, read_env};
 use crate::{ConnectorError, ConnectorResult};
 
 /// The file formats Vivace reads.
@@ -238,14 +238,6 @@ fn parse_compression(value: Option<&str>) -> ConnectorResult<FileCompressionType
     }
 }
 
-fn read_env(key: &str, variable: &str) -> ConnectorResult<String> {
-    std::env::var(variable).map_err(|_| {
-        ConnectorError::invalid_option(format!(
-            "environment variable \"{variable}\" named by option '{key}' is not set for the Vivace process"
-        ))
-    })
-}
-
 fn parse_s3(options: &BTreeMap<String, String>) -> ConnectorResult<S3Options> {
     let get = |k: &str| options.get(k).cloned();
     let endpoint = get("aws.endpoint");
@@ -281,12 +273,7 @@ fn parse_s3(options: &BTreeMap<String, String>) -> ConnectorResult<S3Options> {
 mod tests {
     use super::*;
 
-    fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::options::pairs as opts;
 
     #[test]
     fn defaults_follow_the_format() {

@@ -12,7 +12,7 @@ use datafusion::common::TableReference;
 use url::Url;
 
 use super::flavor::{Flavor, POSTGRES};
-use crate::options::{OptionSpec, OptionValues, parse_whole};
+use crate::options::{OptionSpec, OptionValues, parse_whole, read_env};
 use crate::remote::SourceDefinition;
 use crate::{ConnectorError, ConnectorResult};
 
@@ -212,13 +212,7 @@ impl PostgresOptions {
     pub fn password(&self) -> ConnectorResult<Option<String>> {
         self.password_env
             .as_ref()
-            .map(|var| {
-                std::env::var(var).map_err(|_| {
-                    ConnectorError::invalid_option(format!(
-                        "environment variable \"{var}\" named by option 'password_env' is not set for the Vivace process"
-                    ))
-                })
-            })
+            .map(|var| read_env("password_env", var))
             .transpose()
     }
 
@@ -316,12 +310,7 @@ mod tests {
     use super::*;
     use crate::postgres::flavor::REDSHIFT;
 
-    fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::options::pairs as opts;
 
     #[test]
     fn location_and_defaults() {
