@@ -11,22 +11,20 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::error::Result as DFResult;
-use datafusion::logical_expr::{LogicalPlan, TableScan, TableSource, TableType};
+use datafusion::logical_expr::{LogicalPlan, TableScan};
 use datafusion::optimizer::optimizer::Optimizer;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
-use datafusion_federation::{
-    FederatedTableProviderAdaptor, FederatedTableSource, FederationProvider,
-};
+use datafusion_federation::FederatedTableProviderAdaptor;
 
 use super::mapping::Column;
 use super::provider::ElasticsearchTable;
 use super::source::ElasticsearchSource;
 use crate::remote::RemoteSource;
+use crate::remote::pushdown::federate;
 
 /// The provider of `index` on `source` with the stored `columns` (no I/O).
 pub fn table_provider(
@@ -35,17 +33,12 @@ pub fn table_provider(
     columns: Vec<Column>,
 ) -> Arc<dyn TableProvider> {
     let plain = Arc::new(ElasticsearchTable::new(source, index, columns));
-    let schema = plain.schema();
-    let federated = Arc::new(FederatedSource {
-        provider: Arc::new(SearchFederation {
-            compute_context: source.compute_context(),
-            optimizer: Arc::new(Optimizer::with_rules(vec![Arc::new(PushDown)])),
-        }),
-        schema,
-    });
-    Arc::new(FederatedTableProviderAdaptor::new_with_provider(
-        federated, plain,
-    ))
+    federate(
+        "elasticsearch",
+        source.compute_context(),
+        Arc::new(Optimizer::with_rules(vec![Arc::new(PushDown)])),
+        plain,
+    )
 }
 
 /// Whether `provider` is a table [`table_provider`] made (either form).
@@ -57,48 +50,6 @@ pub fn is_elasticsearch_table(provider: &dyn TableProvider) -> bool {
             .downcast_ref::<FederatedTableProviderAdaptor>()
             .and_then(|adaptor| adaptor.table_provider.as_ref())
             .is_some_and(|inner| (inner.as_ref() as &dyn Any).is::<ElasticsearchTable>())
-}
-
-/// The federation side of a table: names its server, and brings the rule
-/// that swaps its scans for the pushing form.
-struct SearchFederation {
-    compute_context: String,
-    optimizer: Arc<Optimizer>,
-}
-
-impl FederationProvider for SearchFederation {
-    fn name(&self) -> &str {
-        "elasticsearch"
-    }
-
-    fn compute_context(&self) -> Option<String> {
-        Some(self.compute_context.clone())
-    }
-
-    fn optimizer(&self) -> Option<Arc<Optimizer>> {
-        Some(Arc::clone(&self.optimizer))
-    }
-}
-
-struct FederatedSource {
-    provider: Arc<SearchFederation>,
-    schema: SchemaRef,
-}
-
-impl TableSource for FederatedSource {
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-}
-
-impl FederatedTableSource for FederatedSource {
-    fn federation_provider(&self) -> Arc<dyn FederationProvider> {
-        Arc::clone(&self.provider) as Arc<dyn FederationProvider>
-    }
 }
 
 /// Swaps every plain scan of an Elasticsearch table for its pushing form.

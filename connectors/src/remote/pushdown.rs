@@ -5,7 +5,8 @@
 //! pushdown is on, the federation rule hands every sub-plan over such tables
 //! to this module's optimizer, whose one rule swaps each scan for the pushing
 //! form; with pushdown off the rule never runs, and DataFusion evaluates every
-//! filter over the whole table.
+//! filter over the whole table. [`federate`] is the adaptor alone, for a
+//! connector whose optimizer has rules of its own.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -49,18 +50,34 @@ pub fn table_provider(
     plain: Arc<dyn TableProvider>,
     pushing: Arc<dyn TableProvider>,
 ) -> Arc<dyn TableProvider> {
-    let schema = plain.schema();
     let switchable: Arc<dyn TableProvider> = Arc::new(Switchable { plain, pushing });
+    federate(
+        name,
+        compute_context,
+        Arc::new(Optimizer::with_rules(vec![Arc::new(PushDown { name })])),
+        switchable,
+    )
+}
+
+/// `provider` behind datafusion-federation's adaptor, federated as `name` at
+/// `compute_context`: when pushdown is on, sub-plans over it go through
+/// `optimizer` (a connector with rules of its own brings them here).
+pub fn federate(
+    name: &'static str,
+    compute_context: String,
+    optimizer: Arc<Optimizer>,
+    provider: Arc<dyn TableProvider>,
+) -> Arc<dyn TableProvider> {
     let federated = Arc::new(FederatedSource {
         provider: Arc::new(Federation {
             name,
             compute_context,
-            optimizer: Arc::new(Optimizer::with_rules(vec![Arc::new(PushDown { name })])),
+            optimizer,
         }),
-        schema,
+        schema: provider.schema(),
     });
     Arc::new(FederatedTableProviderAdaptor::new_with_provider(
-        federated, switchable,
+        federated, provider,
     ))
 }
 
