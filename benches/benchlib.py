@@ -1,7 +1,10 @@
 """Helpers the benchmark scripts share: free ports, waiting for a server to
-listen, and a one-line description of the machine for RESULTS.md."""
+listen, a one-line description of the machine for RESULTS.md, median timings,
+the rows a remote scan moved (EXPLAIN ANALYZE), and replacing one section of
+RESULTS.md."""
 
 import os
+import statistics
 import subprocess
 import platform
 import socket
@@ -57,3 +60,45 @@ def source_commit() -> str:
         return "unknown commit"
     return commit + ("+changes" if dirty else "")
 
+
+def median_time(fn, runs):
+    """Median wall time of `runs` calls of `fn`, after one warm-up call."""
+    fn()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def humanized(text: str) -> int:
+    """A count as EXPLAIN ANALYZE prints it (`529`, `7.62 K`, `5.00 M`): exact
+    below 1,000, else to three significant digits."""
+    text = text.strip()
+    for suffix, scale in ((" K", 1e3), (" M", 1e6), (" B", 1e9)):
+        if text.endswith(suffix):
+            return round(float(text[: -len(suffix)]) * scale)
+    return int(text)
+
+
+def rows_moved(plan: str) -> int:
+    """Rows the remote scans of an EXPLAIN ANALYZE plan produced, summed."""
+    total = 0
+    for line in plan.splitlines():
+        if "RemoteScanExec" in line and "output_rows=" in line:
+            total += humanized(line.split("output_rows=")[1].split(",")[0].split("]")[0])
+    return total
+
+
+def replace_section(out, section: str, report: str):
+    """Write `report` into the file `out` in place of the section headed
+    `section` (up to the next `# ` heading), or append it."""
+    text = out.read_text() if out.exists() else ""
+    if section in text:
+        start = text.index(section)
+        end = text.find("\n# ", start + len(section))
+        text = text[:start] + report + (text[end + 1:] if end != -1 else "")
+    else:
+        text = text.rstrip() + "\n\n" + report
+    out.write_text(text)

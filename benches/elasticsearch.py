@@ -27,7 +27,6 @@ import os
 import random
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,8 @@ from pathlib import Path
 
 import psycopg2
 
-from benchlib import machine, source_commit, wait_port, free_port
+from benchlib import (free_port, machine, median_time, replace_section, rows_moved, source_commit,
+                      wait_port)
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "# Elasticsearch connector"
@@ -163,27 +163,12 @@ class Vivace:
 
     def moved(self, sql):
         """Rows the remote scans produced (EXPLAIN ANALYZE), summed."""
-        plan = "\n".join(r[-1] for r in self.rows("EXPLAIN ANALYZE " + sql))
-        total = 0
-        for line in plan.splitlines():
-            if "RemoteScanExec" in line and "output_rows=" in line:
-                total += humanized(line.split("output_rows=")[1].split(",")[0].split("]")[0])
-        return total
+        return rows_moved("\n".join(r[-1] for r in self.rows("EXPLAIN ANALYZE " + sql)))
 
     def stop(self):
         self.conn.close()
         self.proc.kill()
         self.proc.wait()
-
-
-def humanized(text: str) -> int:
-    """A count as EXPLAIN ANALYZE prints it (`529`, `7.62 K`, `5.00 M`): exact
-    below 1,000, else to three significant digits."""
-    text = text.strip()
-    for suffix, scale in ((" K", 1e3), (" M", 1e6), (" B", 1e9)):
-        if text.endswith(suffix):
-            return round(float(text[: -len(suffix)]) * scale)
-    return int(text)
 
 
 def direct_hits(es, query, source):
@@ -235,16 +220,6 @@ SCAN = "SELECT count(*), sum(length(title)) FROM docs WHERE length(title) > 0"
 
 def norm(rows):
     return sorted(tuple(str(v) for v in r) for r in rows)
-
-
-def median_time(fn, runs):
-    fn()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def main():
@@ -311,14 +286,7 @@ def main():
               "Queries:", ""]
     lines += [f"- {name}: `{sql}`" for name, sql, *_ in results]
     report = "\n".join(lines) + "\n"
-    text = args.out.read_text() if args.out.exists() else ""
-    if SECTION in text:
-        start = text.index(SECTION)
-        end = text.find("\n# ", start + len(SECTION))
-        text = text[:start] + report + (text[end + 1:] if end != -1 else "")
-    else:
-        text = text.rstrip() + "\n\n" + report
-    args.out.write_text(text)
+    replace_section(args.out, SECTION, report)
     shutil.rmtree(work, ignore_errors=True)
     print(report)
 

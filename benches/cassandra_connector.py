@@ -19,13 +19,12 @@ the "Cassandra connector" section of the output file.
   cargo build --release --bin vivace
   scripts/backends/fetch-cassandra.sh
   python3 -m pip install cassandra-driver
-  python3 benches/cassandra.py --binary target/release/vivace --rows 10000000
+  python3 benches/cassandra_connector.py --binary target/release/vivace --rows 10000000
 """
 
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,13 +33,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg2
-from cassandra import ConsistencyLevel
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import Cluster
 from cassandra.concurrent import execute_concurrent, execute_concurrent_with_args
 from cassandra.query import BatchStatement, BatchType
 
-from benchlib import machine, source_commit, wait_port, free_port
+from benchlib import (free_port, machine, median_time, replace_section, rows_moved, source_commit,
+                      wait_port)
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "# Cassandra connector"
@@ -190,25 +189,13 @@ class Vivace:
             return cur.fetchall()
 
     def moved(self, sql):
-        plan = "\n".join(r[-1] for r in self.rows("EXPLAIN ANALYZE " + sql))
-        total = 0
-        for line in plan.splitlines():
-            if "RemoteScanExec" in line and "output_rows=" in line:
-                total += humanized(line.split("output_rows=")[1].split(",")[0].split("]")[0])
-        return total
+        """Rows the remote scans produced (EXPLAIN ANALYZE), summed."""
+        return rows_moved("\n".join(r[-1] for r in self.rows("EXPLAIN ANALYZE " + sql)))
 
     def stop(self):
         self.conn.close()
         self.proc.kill()
         self.proc.wait()
-
-
-def humanized(text: str) -> int:
-    text = text.strip()
-    for suffix, scale in ((" K", 1e3), (" M", 1e6), (" B", 1e9)):
-        if text.endswith(suffix):
-            return round(float(text[: -len(suffix)]) * scale)
-    return int(text)
 
 
 def main():
@@ -292,7 +279,7 @@ def main():
              f"Apache Cassandra {cass.version} ({args.heap} heap, one node, flushed and compacted) on the same "
              f"machine; `bench.events` of {args.rows:,} rows ({partitions:,} partitions of {PER_PARTITION}) "
              f"loaded in {load_s:.0f} s.  ",
-             f"Command: `python3 benches/cassandra.py --binary {args.binary} --rows {args.rows} --runs {args.runs}` "
+             f"Command: `python3 benches/cassandra_connector.py --binary {args.binary} --rows {args.rows} --runs {args.runs}` "
              f"at commit {source_commit()}.  ",
              "Times are medians after one warm-up; direct = the same prepared CQL Vivace sends, run by the Python "
              "driver (the IN query as 100 partition reads, 16 at a time, as Vivace groups them). Rows moved: the "
@@ -310,26 +297,9 @@ def main():
               "Queries:", ""]
     lines += [f"- {name}: `{sql if len(sql) < 120 else sql[:117] + '...'}`" for name, sql, *_ in results]
     report = "\n".join(lines) + "\n"
-    text = args.out.read_text() if args.out.exists() else ""
-    if SECTION in text:
-        start = text.index(SECTION)
-        end = text.find("\n# ", start + len(SECTION))
-        text = text[:start] + report + (text[end + 1:] if end != -1 else "")
-    else:
-        text = text.rstrip() + "\n\n" + report
-    args.out.write_text(text)
+    replace_section(args.out, SECTION, report)
     shutil.rmtree(work, ignore_errors=True)
     print(report)
-
-
-def median_time(fn, runs):
-    fn()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 if __name__ == "__main__":
