@@ -587,4 +587,97 @@ mod tests {
         assert_eq!(format_float(1234567f32, 6), "1.234567e+06");
         assert_eq!(format_float(0.1f32, 6), "0.1");
     }
+    #[test]
+    fn lists_print_as_postgres_arrays() {
+        use datafusion::arrow::array::{Float64Array, ListArray, TimestampMicrosecondArray};
+        use datafusion::arrow::buffer::OffsetBuffer;
+        use pgwire::api::Type;
+
+        let list = |values: ArrayRef, lengths: Vec<usize>| -> ArrayRef {
+            let field = Arc::new(Field::new_list_field(values.data_type().clone(), true));
+            Arc::new(ListArray::new(
+                field,
+                OffsetBuffer::from_lengths(lengths),
+                values,
+                None,
+            ))
+        };
+        let floats = list(
+            Arc::new(Float64Array::from(vec![Some(2.0), None, Some(1e20)])),
+            vec![3, 0],
+        );
+        let stamps = list(
+            Arc::new(TimestampMicrosecondArray::from(vec![
+                Some(1_704_164_645_000_000),
+                None,
+            ])),
+            vec![2, 0],
+        );
+        let batch = RecordBatch::try_from_iter([("f", floats.clone()), ("t", stamps)]).unwrap();
+        let fields = [
+            FieldInfo::new(
+                "f".into(),
+                None,
+                None,
+                Type::FLOAT8_ARRAY,
+                FieldFormat::Text,
+            ),
+            FieldInfo::new(
+                "t".into(),
+                None,
+                None,
+                Type::TIMESTAMP_ARRAY,
+                FieldFormat::Text,
+            ),
+        ];
+        let out = postgres_text_columns(batch, &fields, TextStyle::of(&FormatOptions::default()))
+            .unwrap();
+        let f = out.column(0).as_string::<i32>();
+        assert_eq!((f.value(0), f.value(1)), ("{2,NULL,1e+20}", "{}"));
+        let t = out.column(1).as_string::<i32>();
+        assert_eq!(t.value(0), r#"{"2024-01-02 03:04:05",NULL}"#);
+
+        let mut element = String::new();
+        for (text, want) in [
+            ("a b", r#""a b""#),
+            ("", r#""""#),
+            ("null", r#""null""#),
+            (r#"x"\"#, r#""x\"\\""#),
+            ("1.5", "1.5"),
+        ] {
+            element.clear();
+            write_array_element(&mut element, text);
+            assert_eq!(element, want);
+        }
+    }
+
+    #[test]
+    fn decimal_lists_go_as_binary_numeric_arrays() {
+        use datafusion::arrow::array::{Decimal128Array, ListArray};
+        use datafusion::arrow::buffer::OffsetBuffer;
+
+        let values = Decimal128Array::from(vec![Some(150), None])
+            .with_precision_and_scale(38, 2)
+            .unwrap();
+        let field = Arc::new(Field::new_list_field(values.data_type().clone(), true));
+        let list: ArrayRef = Arc::new(ListArray::new(
+            field,
+            OffsetBuffer::from_lengths([2, 0]),
+            Arc::new(values),
+            None,
+        ));
+        let (data_type, column) = array_column(&list, false).unwrap();
+        assert_eq!(data_type, DataType::Binary);
+        let bytes = column.as_binary::<i32>();
+        let mut want = vec![
+            0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 6, 0xa4, 0, 0, 0, 2, 0, 0, 0, 1,
+        ];
+        let one_fifty = super::super::numeric::binary(150, 2);
+        want.extend_from_slice(&(one_fifty.len() as i32).to_be_bytes());
+        want.extend_from_slice(&one_fifty);
+        want.extend_from_slice(&(-1i32).to_be_bytes());
+        assert_eq!(bytes.value(0), &want[..]);
+        // An empty array has no dimension.
+        assert_eq!(bytes.value(1), &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 6, 0xa4][..]);
+    }
 }
