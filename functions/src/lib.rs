@@ -4,6 +4,7 @@
 
 mod avg;
 mod division;
+pub mod float;
 pub mod json;
 pub mod numeric;
 mod sum;

@@ -47,12 +47,15 @@ pub fn to_notice(e: SqlError) -> ErrorInfo {
 }
 
 /// The RowDescription fields of `schema`: arrow-pg's, except that text
-/// tagged as JSON (`vivace_functions::json`) is reported as `json`.
+/// tagged as JSON (`vivace_functions::json`) and the maps, structs and lists
+/// sent as JSON ([`super::nested`]) are reported as `json`.
 pub fn pg_fields(
     schema: &datafusion::arrow::datatypes::Schema,
     format: &Format,
     options: Option<Arc<FormatOptions>>,
 ) -> PgWireResult<Vec<FieldInfo>> {
+    let wire_schema = super::nested::wire_schema(schema);
+    let schema = wire_schema.as_ref().unwrap_or(schema);
     let fields = arrow_schema_to_pg_fields(schema, format, options).map_err(with_postgres_code)?;
     Ok(fields
         .into_iter()
@@ -89,8 +92,9 @@ pub fn encode_rows(
     Ok(response)
 }
 
-/// DataRows of every batch, encoded by arrow-pg for `fields` (floats and dates
-/// sent as text formatted as PostgreSQL does first).
+/// DataRows of every batch, encoded by arrow-pg for `fields` (nested values
+/// sent as JSON turned into their text, floats and dates sent as text
+/// formatted as PostgreSQL does first).
 pub fn encode_batches(
     batches: SendableRecordBatchStream,
     fields: Arc<Vec<FieldInfo>>,
@@ -98,11 +102,13 @@ pub fn encode_batches(
 ) -> impl futures::Stream<Item = PgWireResult<DataRow>> + Send + 'static {
     batches
         .map(move |batch: datafusion::error::Result<RecordBatch>| {
-            let batch =
-                batch.and_then(|b| postgres_text_columns(b, &fields, style).map_err(Into::into));
+            let batch = batch.and_then(|b| {
+                let b = super::nested::json_columns(b)?;
+                postgres_text_columns(b, &fields, style).map_err(Into::into)
+            });
             let rows: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> = match batch {
                 Ok(batch) => Box::new(
-                    encode_recordbatch(fields.clone(), batch)
+                    encode_recordbatch(encoding_fields(&fields, &batch), batch)
                         .map(|r| r.map_err(with_postgres_code)),
                 ),
                 Err(e) => Box::new(std::iter::once(Err(to_pg_error(e.into())))),
@@ -110,4 +116,40 @@ pub fn encode_batches(
             stream::iter(rows)
         })
         .flatten()
+}
+
+/// The fields arrow-pg encodes `batch` with: `fields`, except that an array
+/// column whose text [`postgres_text_columns`] wrote (a string column where
+/// the row description says array) is encoded as `text`, which pgwire writes
+/// as it is; for an array type it would quote the whole text as one element.
+fn encoding_fields(fields: &Arc<Vec<FieldInfo>>, batch: &RecordBatch) -> Arc<Vec<FieldInfo>> {
+    use datafusion::arrow::datatypes::DataType;
+    let written = |(field, column): (&FieldInfo, &datafusion::arrow::array::ArrayRef)| {
+        field.format() == pgwire::api::results::FieldFormat::Text
+            && matches!(field.datatype().kind(), postgres_types::Kind::Array(_))
+            && column.data_type() == &DataType::Utf8
+    };
+    if !fields.iter().zip(batch.columns()).any(written) {
+        return fields.clone();
+    }
+    Arc::new(
+        fields
+            .iter()
+            .zip(batch.columns())
+            .map(|pair| {
+                let field = pair.0;
+                if !written(pair) {
+                    return field.clone();
+                }
+                FieldInfo::new(
+                    field.name().to_string(),
+                    field.table_id(),
+                    field.column_id(),
+                    pgwire::api::Type::TEXT,
+                    field.format(),
+                )
+                .with_format_options(field.format_options().clone())
+            })
+            .collect(),
+    )
 }

@@ -19,13 +19,20 @@
 //!   fractional digits (`00:00:00.000000`); PostgreSQL writes them only when
 //!   there are some, trailing zeros trimmed, and rounds nanoseconds to
 //!   microseconds.
+//! - **Arrays of those** (lists of floats, dates, timestamps, times,
+//!   decimals; see [`super::nested`]): their elements as above, quoted as
+//!   PostgreSQL's `array_out` quotes them (`{"2024-01-02 03:04:05",NULL}`)
+//!   where pgwire wrote `{2024-01-02 03:04:05.000000,NULL}`; decimal arrays
+//!   in binary format as binary `numeric[]` (arrow-pg's `rust_decimal` again).
 
 use std::fmt::Write;
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate, Offset, TimeZone, Timelike};
 use datafusion::arrow::array::timezone::Tz;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, RecordBatch, StringBuilder};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, BinaryBuilder, RecordBatch, StringBuilder,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Decimal128Type, Field, Float32Type, Float64Type, Int64Type, Schema,
@@ -34,6 +41,7 @@ use datafusion::arrow::datatypes::{
 use datafusion::arrow::error::ArrowError;
 use pgwire::api::results::{FieldFormat, FieldInfo};
 use pgwire::types::format::FormatOptions;
+use vivace_functions::float::format_float;
 
 /// How the session wants text values written.
 #[derive(Debug, Clone, Copy)]
@@ -57,7 +65,9 @@ impl TextStyle {
 
 /// `batch` with every text-format float and date column replaced by PostgreSQL's
 /// text for it, as [`TextStyle`] allows, and every decimal column by its text
-/// or binary form. Other columns are left alone.
+/// or binary form; lists of those alike, as PostgreSQL's array text
+/// (`{1.5,NULL}`) or, for decimals in binary format, binary `numeric[]`.
+/// Other columns are left alone.
 pub fn postgres_text_columns(
     batch: RecordBatch,
     fields: &[FieldInfo],
@@ -68,12 +78,22 @@ pub fn postgres_text_columns(
             .get(i)
             .is_some_and(|f| f.format() == FieldFormat::Text)
     };
-    let rewrites = |i: usize, t: &DataType| match t {
-        DataType::Float64 | DataType::Float32 => style.extra_float_digits >= 1 && text(i),
-        DataType::Date32 | DataType::Timestamp(..) => style.iso_dates && text(i),
-        DataType::Time32(_) | DataType::Time64(_) => text(i),
-        DataType::Decimal128(..) => true,
+    // Whether values of type `t` sent as text are written here.
+    let writes_text = |t: &DataType| match t {
+        DataType::Float64 | DataType::Float32 => style.extra_float_digits >= 1,
+        DataType::Date32 | DataType::Timestamp(..) => style.iso_dates,
+        DataType::Time32(_) | DataType::Time64(_) | DataType::Decimal128(..) => true,
         _ => false,
+    };
+    let rewrites = |i: usize, t: &DataType| match t {
+        DataType::Decimal128(..) => true,
+        DataType::List(element)
+        | DataType::LargeList(element)
+        | DataType::FixedSizeList(element, _) => match element.data_type() {
+            DataType::Decimal128(..) => true,
+            element => text(i) && writes_text(element),
+        },
+        t => text(i) && writes_text(t),
     };
     let schema = batch.schema();
     if !schema
@@ -92,87 +112,238 @@ pub fn postgres_text_columns(
             columns.push(column.clone());
             continue;
         }
-        if let DataType::Decimal128(_, scale) = field.data_type() {
-            let values = column.as_primitive::<Decimal128Type>();
-            let (data_type, encoded): (DataType, ArrayRef) = if text(i) {
-                let scale = *scale;
-                let encoded = format_column(values.iter(), column.len(), |out, v| {
-                    super::numeric::write_text(out, v, scale)
-                });
-                (DataType::Utf8, encoded)
-            } else {
-                let encoded: BinaryArray = values
+        let (data_type, encoded): (DataType, ArrayRef) = match field.data_type() {
+            DataType::Decimal128(_, scale) if !text(i) => {
+                let encoded: BinaryArray = column
+                    .as_primitive::<Decimal128Type>()
                     .iter()
                     .map(|v| v.map(|v| super::numeric::binary(v, *scale)))
                     .collect();
                 (DataType::Binary, Arc::new(encoded))
-            };
-            new_fields.push(Field::new(field.name(), data_type, true));
-            columns.push(encoded);
-            continue;
-        }
-        let strings = match field.data_type() {
-            DataType::Float64 => format_column(
-                column.as_primitive::<Float64Type>().iter(),
-                column.len(),
-                |out, v: f64| out.push_str(&format_float(v, 15)),
-            ),
-            DataType::Float32 => format_column(
-                column.as_primitive::<Float32Type>().iter(),
-                column.len(),
-                |out, v: f32| out.push_str(&format_float(v, 6)),
-            ),
-            DataType::Timestamp(unit, tz) => {
-                let micros_per = |v: i64| match unit {
-                    TimeUnit::Second => v.checked_mul(1_000_000),
-                    TimeUnit::Millisecond => v.checked_mul(1_000),
-                    TimeUnit::Microsecond => Some(v),
-                    // PostgreSQL keeps microseconds, rounding half away from zero.
-                    TimeUnit::Nanosecond => Some(if v >= 0 {
-                        (v + 500) / 1000
-                    } else {
-                        (v - 500) / 1000
-                    }),
-                };
-                let tz: Option<Tz> = tz.as_deref().map(str::parse).transpose()?;
-                let raw = cast(column, &DataType::Int64)?;
-                format_column(
-                    raw.as_primitive::<Int64Type>().iter(),
-                    column.len(),
-                    |out, v| write_iso_timestamp(out, micros_per(v), tz.as_ref()),
-                )
             }
-            DataType::Time32(unit) | DataType::Time64(unit) => {
-                let per_second: i64 = match unit {
-                    TimeUnit::Second => 1,
-                    TimeUnit::Millisecond => 1_000,
-                    TimeUnit::Microsecond => 1_000_000,
-                    TimeUnit::Nanosecond => 1_000_000_000,
-                };
-                let raw = cast(column, &DataType::Int64)?;
-                format_column(
-                    raw.as_primitive::<Int64Type>().iter(),
-                    column.len(),
-                    |out, v| {
-                        // To microseconds, rounding nanoseconds as PostgreSQL does.
-                        let micros = match per_second {
-                            1_000_000_000 => (v + 500) / 1000,
-                            p => v * (1_000_000 / p),
-                        };
-                        write_time(out, micros)
-                    },
-                )
+            DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
+                array_column(column, text(i))?
             }
-            _ => format_column(
-                column.as_primitive::<Date32Type>().iter(),
-                column.len(),
-                write_iso_date,
-            ),
+            _ => (DataType::Utf8, scalar_text(column)?),
         };
-        new_fields.push(Field::new(field.name(), DataType::Utf8, true));
-        columns.push(strings);
+        new_fields.push(Field::new(field.name(), data_type, true));
+        columns.push(encoded);
     }
     RecordBatch::try_new(Arc::new(Schema::new(new_fields)), columns)
+}
+
+/// A string column of PostgreSQL's text for each value of `column`, a float,
+/// date, timestamp, time or decimal column.
+fn scalar_text(column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+    Ok(match column.data_type() {
+        DataType::Decimal128(_, scale) => {
+            let scale = *scale;
+            format_column(
+                column.as_primitive::<Decimal128Type>().iter(),
+                column.len(),
+                |out, v| super::numeric::write_text(out, v, scale),
+            )
+        }
+        DataType::Float64 => format_column(
+            column.as_primitive::<Float64Type>().iter(),
+            column.len(),
+            |out, v: f64| out.push_str(&format_float(v, 15)),
+        ),
+        DataType::Float32 => format_column(
+            column.as_primitive::<Float32Type>().iter(),
+            column.len(),
+            |out, v: f32| out.push_str(&format_float(v, 6)),
+        ),
+        DataType::Timestamp(unit, tz) => {
+            let micros_per = |v: i64| match unit {
+                TimeUnit::Second => v.checked_mul(1_000_000),
+                TimeUnit::Millisecond => v.checked_mul(1_000),
+                TimeUnit::Microsecond => Some(v),
+                // PostgreSQL keeps microseconds, rounding half away from zero.
+                TimeUnit::Nanosecond => Some(if v >= 0 {
+                    (v + 500) / 1000
+                } else {
+                    (v - 500) / 1000
+                }),
+            };
+            let tz: Option<Tz> = tz.as_deref().map(str::parse).transpose()?;
+            let raw = cast(column, &DataType::Int64)?;
+            format_column(
+                raw.as_primitive::<Int64Type>().iter(),
+                column.len(),
+                |out, v| write_iso_timestamp(out, micros_per(v), tz.as_ref()),
+            )
+        }
+        DataType::Time32(unit) | DataType::Time64(unit) => {
+            let per_second: i64 = match unit {
+                TimeUnit::Second => 1,
+                TimeUnit::Millisecond => 1_000,
+                TimeUnit::Microsecond => 1_000_000,
+                TimeUnit::Nanosecond => 1_000_000_000,
+            };
+            let raw = cast(column, &DataType::Int64)?;
+            format_column(
+                raw.as_primitive::<Int64Type>().iter(),
+                column.len(),
+                |out, v| {
+                    // To microseconds, rounding nanoseconds as PostgreSQL does.
+                    let micros = match per_second {
+                        1_000_000_000 => (v + 500) / 1000,
+                        p => v * (1_000_000 / p),
+                    };
+                    write_time(out, micros)
+                },
+            )
+        }
+        DataType::Date32 => format_column(
+            column.as_primitive::<Date32Type>().iter(),
+            column.len(),
+            write_iso_date,
+        ),
+        other => {
+            return Err(ArrowError::NotYetImplemented(format!(
+                "PostgreSQL text of {other}"
+            )));
+        }
+    })
+}
+
+/// `numeric`'s type OID, the element type of a binary `numeric[]`.
+const NUMERIC_OID: u32 = 1700;
+
+/// A list column as PostgreSQL's array of its elements: the array's text
+/// (`{1.5,NULL,"2024-01-02 03:04:05"}`), or, in binary format (decimal
+/// elements only), the bytes of a binary `numeric[]`.
+fn array_column(column: &ArrayRef, text: bool) -> Result<(DataType, ArrayRef), ArrowError> {
+    // The elements, and the range of them each row holds (None: a NULL list).
+    let (values, ranges): (ArrayRef, Vec<Option<(usize, usize)>>) = match column.data_type() {
+        DataType::List(_) => {
+            let list = column.as_list::<i32>();
+            let offsets = list.value_offsets();
+            let ranges = (0..list.len())
+                .map(|r| {
+                    list.is_valid(r)
+                        .then(|| (offsets[r] as usize, offsets[r + 1] as usize))
+                })
+                .collect();
+            (list.values().clone(), ranges)
+        }
+        DataType::LargeList(_) => {
+            let list = column.as_list::<i64>();
+            let offsets = list.value_offsets();
+            let ranges = (0..list.len())
+                .map(|r| {
+                    list.is_valid(r)
+                        .then(|| (offsets[r] as usize, offsets[r + 1] as usize))
+                })
+                .collect();
+            (list.values().clone(), ranges)
+        }
+        _ => {
+            let list = column.as_fixed_size_list();
+            let size = list.value_length() as usize;
+            let ranges = (0..list.len())
+                .map(|r| {
+                    list.is_valid(r).then(|| {
+                        let start = list.value_offset(r) as usize;
+                        (start, start + size)
+                    })
+                })
+                .collect();
+            (list.values().clone(), ranges)
+        }
+    };
+    if text {
+        let elements = scalar_text(&values)?;
+        let elements = elements.as_string::<i32>();
+        let mut out = StringBuilder::with_capacity(ranges.len(), ranges.len() * 16);
+        let mut buf = String::new();
+        for range in ranges {
+            let Some((start, end)) = range else {
+                out.append_null();
+                continue;
+            };
+            buf.clear();
+            buf.push('{');
+            for j in start..end {
+                if j > start {
+                    buf.push(',');
+                }
+                if elements.is_null(j) {
+                    buf.push_str("NULL");
+                } else {
+                    write_array_element(&mut buf, elements.value(j));
+                }
+            }
+            buf.push('}');
+            out.append_value(&buf);
+        }
+        return Ok((DataType::Utf8, Arc::new(out.finish())));
+    }
+    let DataType::Decimal128(_, scale) = values.data_type() else {
+        return Err(ArrowError::NotYetImplemented(format!(
+            "binary PostgreSQL array of {}",
+            values.data_type()
+        )));
+    };
+    let decimals = values.as_primitive::<Decimal128Type>();
+    let mut out = BinaryBuilder::with_capacity(ranges.len(), ranges.len() * 32);
+    for range in ranges {
+        let Some((start, end)) = range else {
+            out.append_null();
+            continue;
+        };
+        // ndim, has-nulls flag, element type; then each dimension's length
+        // and lower bound (an empty array has no dimension); then the
+        // elements, each after its length (-1 for NULL).
+        let mut buf = Vec::with_capacity(20 + (end - start) * 16);
+        let ndim: i32 = if end > start { 1 } else { 0 };
+        let has_nulls = (start..end).any(|j| decimals.is_null(j));
+        buf.extend_from_slice(&ndim.to_be_bytes());
+        buf.extend_from_slice(&i32::from(has_nulls).to_be_bytes());
+        buf.extend_from_slice(&NUMERIC_OID.to_be_bytes());
+        if ndim == 1 {
+            buf.extend_from_slice(&((end - start) as i32).to_be_bytes());
+            buf.extend_from_slice(&1i32.to_be_bytes());
+        }
+        for j in start..end {
+            if decimals.is_null(j) {
+                buf.extend_from_slice(&(-1i32).to_be_bytes());
+            } else {
+                let element = super::numeric::binary(decimals.value(j), *scale);
+                buf.extend_from_slice(&(element.len() as i32).to_be_bytes());
+                buf.extend_from_slice(&element);
+            }
+        }
+        out.append_value(&buf);
+    }
+    Ok((DataType::Binary, Arc::new(out.finish())))
+}
+
+/// One element of an array's text, double-quoted as PostgreSQL's `array_out`
+/// does when it is empty, reads as NULL, or holds a space, a quote, a
+/// backslash, a comma or a brace (`"2024-01-02 03:04:05"`, `"0044-03-15 BC"`).
+fn write_array_element(out: &mut String, element: &str) {
+    let quote = element.is_empty()
+        || element.eq_ignore_ascii_case("NULL")
+        || element.chars().any(|c| {
+            matches!(
+                c,
+                '"' | '\\' | ',' | '{' | '}' | ' ' | '\t' | '\n' | '\r' | '\u{b}' | '\u{c}'
+            )
+        });
+    if !quote {
+        out.push_str(element);
+        return;
+    }
+    out.push('"');
+    for c in element.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
 }
 
 /// A string column of `values`, each written by `format` into a reused buffer.
@@ -285,50 +456,6 @@ fn write_time(out: &mut String, micros: i64) {
         let digits = format!("{fraction:06}");
         let _ = write!(out, ".{}", digits.trim_end_matches('0'));
     }
-}
-
-/// The shortest digits that read back as `v` (Rust's `{:e}` gives exactly those),
-/// laid out as PostgreSQL does: positional when `-4 <= exponent < max_exp`
-/// (15 for float8, 6 for float4), else `d.ddde±XX`.
-fn format_float<T: Into<f64> + std::fmt::LowerExp + Copy>(v: T, max_exp: i32) -> String {
-    let f: f64 = v.into();
-    if f.is_nan() {
-        return "NaN".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "Infinity" } else { "-Infinity" }.into();
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() { "-0" } else { "0" }.into();
-    }
-    let sci = format!("{v:e}");
-    let (mantissa, exp) = sci.split_once('e').expect("{:e} always has an exponent");
-    let exp: i32 = exp.parse().expect("{:e} exponent is an integer");
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => ("-", m),
-        None => ("", mantissa),
-    };
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    if exp < -4 || exp >= max_exp {
-        let (first, rest) = digits.split_at(1);
-        let fraction = if rest.is_empty() {
-            String::new()
-        } else {
-            format!(".{rest}")
-        };
-        let exp_sign = if exp < 0 { '-' } else { '+' };
-        return format!("{sign}{first}{fraction}e{exp_sign}{:02}", exp.abs());
-    }
-    let point = exp + 1; // digits before the decimal point
-    let body = if point <= 0 {
-        format!("0.{}{digits}", "0".repeat((-point) as usize))
-    } else if point as usize >= digits.len() {
-        format!("{digits}{}", "0".repeat(point as usize - digits.len()))
-    } else {
-        let (int, frac) = digits.split_at(point as usize);
-        format!("{int}.{frac}")
-    };
-    format!("{sign}{body}")
 }
 
 #[cfg(test)]
@@ -459,5 +586,98 @@ mod tests {
         assert_eq!(format_float(1.5f32, 6), "1.5");
         assert_eq!(format_float(1234567f32, 6), "1.234567e+06");
         assert_eq!(format_float(0.1f32, 6), "0.1");
+    }
+    #[test]
+    fn lists_print_as_postgres_arrays() {
+        use datafusion::arrow::array::{Float64Array, ListArray, TimestampMicrosecondArray};
+        use datafusion::arrow::buffer::OffsetBuffer;
+        use pgwire::api::Type;
+
+        let list = |values: ArrayRef, lengths: Vec<usize>| -> ArrayRef {
+            let field = Arc::new(Field::new_list_field(values.data_type().clone(), true));
+            Arc::new(ListArray::new(
+                field,
+                OffsetBuffer::from_lengths(lengths),
+                values,
+                None,
+            ))
+        };
+        let floats = list(
+            Arc::new(Float64Array::from(vec![Some(2.0), None, Some(1e20)])),
+            vec![3, 0],
+        );
+        let stamps = list(
+            Arc::new(TimestampMicrosecondArray::from(vec![
+                Some(1_704_164_645_000_000),
+                None,
+            ])),
+            vec![2, 0],
+        );
+        let batch = RecordBatch::try_from_iter([("f", floats.clone()), ("t", stamps)]).unwrap();
+        let fields = [
+            FieldInfo::new(
+                "f".into(),
+                None,
+                None,
+                Type::FLOAT8_ARRAY,
+                FieldFormat::Text,
+            ),
+            FieldInfo::new(
+                "t".into(),
+                None,
+                None,
+                Type::TIMESTAMP_ARRAY,
+                FieldFormat::Text,
+            ),
+        ];
+        let out = postgres_text_columns(batch, &fields, TextStyle::of(&FormatOptions::default()))
+            .unwrap();
+        let f = out.column(0).as_string::<i32>();
+        assert_eq!((f.value(0), f.value(1)), ("{2,NULL,1e+20}", "{}"));
+        let t = out.column(1).as_string::<i32>();
+        assert_eq!(t.value(0), r#"{"2024-01-02 03:04:05",NULL}"#);
+
+        let mut element = String::new();
+        for (text, want) in [
+            ("a b", r#""a b""#),
+            ("", r#""""#),
+            ("null", r#""null""#),
+            (r#"x"\"#, r#""x\"\\""#),
+            ("1.5", "1.5"),
+        ] {
+            element.clear();
+            write_array_element(&mut element, text);
+            assert_eq!(element, want);
+        }
+    }
+
+    #[test]
+    fn decimal_lists_go_as_binary_numeric_arrays() {
+        use datafusion::arrow::array::{Decimal128Array, ListArray};
+        use datafusion::arrow::buffer::OffsetBuffer;
+
+        let values = Decimal128Array::from(vec![Some(150), None])
+            .with_precision_and_scale(38, 2)
+            .unwrap();
+        let field = Arc::new(Field::new_list_field(values.data_type().clone(), true));
+        let list: ArrayRef = Arc::new(ListArray::new(
+            field,
+            OffsetBuffer::from_lengths([2, 0]),
+            Arc::new(values),
+            None,
+        ));
+        let (data_type, column) = array_column(&list, false).unwrap();
+        assert_eq!(data_type, DataType::Binary);
+        let bytes = column.as_binary::<i32>();
+        let mut want = vec![
+            0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 6, 0xa4, 0, 0, 0, 2, 0, 0, 0, 1,
+        ];
+        let one_fifty = super::super::numeric::binary(150, 2);
+        want.extend_from_slice(&(one_fifty.len() as i32).to_be_bytes());
+        want.extend_from_slice(&one_fifty);
+        want.extend_from_slice(&(-1i32).to_be_bytes());
+        assert_eq!(bytes.value(0), &want[..]);
+        // An empty array has no dimension.
+        assert_eq!(bytes.value(1), &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 6, 0xa4][..]);
     }
 }

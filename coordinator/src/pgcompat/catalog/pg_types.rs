@@ -5,8 +5,12 @@ use datafusion::arrow::datatypes::DataType;
 use pgwire::api::Type;
 
 /// The type the wire protocol reports for an Arrow type (arrow-pg's mapping,
-/// which pg_attribute and RowDescription use too).
+/// `json` for the maps, structs and lists sent as JSON), which pg_attribute
+/// and RowDescription use too.
 pub fn wire_type(arrow: &DataType) -> Option<Type> {
+    if crate::wire::sends_as_json(arrow) {
+        return Some(Type::JSON);
+    }
     arrow_pg::datatypes::into_pg_type(arrow).ok()
 }
 
