@@ -223,6 +223,26 @@ async fn every_cql_type_reads_as_its_column() {
             "3", "3", "a", "1", "2", "seven", "1234", "2.5", "1", "2", "8", "2", "0"
         ]]
     );
+    // Whole nested values reach clients: lists as arrays, the rest as json.
+    let whole = text_rows(
+        &client,
+        "SELECT l, s, m, tp, addr, v, fl, nest, du FROM everything WHERE id = 1",
+    )
+    .await;
+    assert_eq!(
+        whole,
+        [[
+            "{3,1,3}",
+            "{a,x}",
+            r#"{"j":2,"k":1}"#,
+            r#"{"f1":7,"f2":"seven"}"#,
+            r#"{"street":"Main","zip":1234}"#,
+            "{0.5,1.5,2.5}",
+            "{9,8}",
+            r#"{"p":[1,2],"q":[]}"#,
+            "1 mon 2 days",
+        ]]
+    );
     assert_eq!(
         text_rows(&client, "SELECT k, n FROM hits").await,
         [["a", "41"]]
