@@ -15,6 +15,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def vivace_binary() -> Path:
+    # As in the Rust tests: VIVACE_TEST_BINARY runs another build.
+    if os.environ.get("VIVACE_TEST_BINARY"):
+        return Path(os.environ["VIVACE_TEST_BINARY"])
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
     binary = target / "debug" / "vivace"
     if not binary.exists():
