@@ -9,6 +9,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use common::elasticsearch::SearchServer;
 use common::opensearch::OpenSearch;
 use common::{Server, TempDir, rows, sql_error, text_rows};
 use serde_json::{Value, json};
@@ -36,7 +37,18 @@ const WORDS: [&str; 8] = [
 
 /// The `listings` index: `n` documents with keyword, numeric, date (custom
 /// format), boolean, text and array fields, some fields missing.
-fn listings(es: &OpenSearch, index: &str, n: usize, shards: u32) {
+fn listings(es: &impl SearchServer, index: &str, n: usize, shards: u32) {
+    listings_rated(
+        es,
+        index,
+        n,
+        shards,
+        json!({"type": "scaled_float", "scaling_factor": 10}),
+    );
+}
+
+/// [`listings`] with `rating` mapped as given.
+fn listings_rated(es: &impl SearchServer, index: &str, n: usize, shards: u32, rating: Value) {
     es.create_index(
         index,
         shards,
@@ -46,7 +58,7 @@ fn listings(es: &OpenSearch, index: &str, n: usize, shards: u32) {
                 "city": {"type": "keyword"},
                 "category": {"type": "keyword"},
                 "price": {"type": "long"},
-                "rating": {"type": "scaled_float", "scaling_factor": 10},
+                "rating": rating,
                 "title": {"type": "text", "fields": {"raw": {"type": "keyword"}}},
                 "ts": {"type": "date", "format": "dd/MM/yyyy HH:mm||epoch_millis"},
                 "active": {"type": "boolean"},
@@ -85,7 +97,7 @@ async fn server_with_workers(dir: &TempDir, workers: &str) -> Server {
     .await
 }
 
-async fn create(client: &Client, name: &str, es: &OpenSearch, index: &str, extra: &str) {
+async fn create(client: &Client, name: &str, es: &impl SearchServer, index: &str, extra: &str) {
     let sql = format!(
         "CREATE EXTERNAL TABLE {name} STORED AS ELASTICSEARCH LOCATION '{}' OPTIONS ('index' '{index}'{extra})",
         es.url()
@@ -128,7 +140,7 @@ async fn explain(client: &Client, sql: &str) -> String {
 }
 
 /// Search contexts (points in time among them) open on `index`'s shards.
-fn open_contexts(es: &OpenSearch, index: &str) -> u64 {
+fn open_contexts(es: &impl SearchServer, index: &str) -> u64 {
     let stats = es.request("GET", &format!("/{index}/_stats/search"), None);
     stats["_all"]["total"]["search"]["open_contexts"]
         .as_u64()

@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod credentials;
 pub mod data;
+pub mod elasticsearch;
 pub mod netns;
 pub mod opensearch;
 pub mod postgres;
