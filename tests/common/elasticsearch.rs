@@ -290,13 +290,17 @@ impl Elasticsearch {
         std::fs::read_to_string(self.dir.path().join("elasticsearch.log")).unwrap_or_default()
     }
 
-    /// A new API key of the `elastic` user named `name`: the `encoded` form
-    /// (base64 of `id:api_key`) an `Authorization: ApiKey` header carries.
-    pub fn api_key(&self, name: &str) -> String {
+    /// A new API key of the `elastic` user named `name`, limited to
+    /// `role_descriptors` (`{}`: every privilege of the user): the `encoded`
+    /// form (base64 of `id:api_key`) an `Authorization: ApiKey` header carries.
+    pub fn api_key(&self, name: &str, role_descriptors: Value) -> String {
         let answer = self.request(
             "POST",
             "/_security/api_key",
-            Some(&serde_json::json!({ "name": name }).to_string()),
+            Some(
+                &serde_json::json!({ "name": name, "role_descriptors": role_descriptors })
+                    .to_string(),
+            ),
         );
         answer["encoded"].as_str().unwrap().to_string()
     }
