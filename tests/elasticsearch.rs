@@ -1354,13 +1354,24 @@ async fn elasticsearch_api_keys() {
         ],
     );
     let key = es.api_key("vivace-test", json!({}));
+    // A key that may read this index and nothing else: not even `GET /`,
+    // which needs the `monitor` cluster privilege.
+    let reader = es.api_key(
+        "vivace-reader",
+        json!({"reader": {"indices": [
+            {"names": ["es_keyed"], "privileges": ["read", "view_index_metadata"]}]}}),
+    );
     // A well-formed key the server never issued ("id:secret" in base64).
     let bogus = "Ym9ndXMtaWQ6Ym9ndXMtc2VjcmV0";
     let dir = TempDir::new("es9-keys");
     let server = Server::start_with(
         &dir,
         &["--workers", "2"],
-        &[("ES_API_KEY", key.as_str()), ("ES_BOGUS_KEY", bogus)],
+        &[
+            ("ES_API_KEY", key.as_str()),
+            ("ES_READER_KEY", reader.as_str()),
+            ("ES_BOGUS_KEY", bogus),
+        ],
     )
     .await;
     let client = server.client().await;
@@ -1384,6 +1395,24 @@ async fn elasticsearch_api_keys() {
         .await,
         common::table(&[&["a", "1"], &["b", "1"]])
     );
+    // The read-only key reads through a point in time and aggregates.
+    create(
+        &client,
+        "read_only",
+        es,
+        "es_keyed",
+        ", 'api_key_env' 'ES_READER_KEY', 'slices' '2'",
+    )
+    .await;
+    assert_eq!(
+        text_rows(&client, "SELECT _id, k FROM read_only ORDER BY _id").await,
+        common::table(&[&["1", "a"], &["2", "b"]])
+    );
+    assert_eq!(
+        text_rows(&client, "SELECT count(*) FROM read_only WHERE k = 'b'").await,
+        [vec!["1".to_string()]]
+    );
+    assert_eq!(open_contexts(es, "es_keyed"), 0);
     let (code, refused) = sql_error(
         &client,
         &format!(
@@ -1400,7 +1429,7 @@ async fn elasticsearch_api_keys() {
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
         )
         .await,
-        common::table(&[&["keyed"]])
+        common::table(&[&["keyed"], &["read_only"]])
     );
     // The keys are nowhere: not in SHOW CREATE TABLE, errors or the log.
     let shown = text_rows(&client, "SHOW CREATE TABLE keyed")
@@ -1409,7 +1438,7 @@ async fn elasticsearch_api_keys() {
         .join(" ");
     assert!(shown.contains("ES_API_KEY"), "{shown}");
     let log = server.log_text();
-    for secret in [key.as_str(), bogus] {
+    for secret in [key.as_str(), reader.as_str(), bogus] {
         assert!(!shown.contains(secret), "{shown}");
         assert!(!refused.contains(secret), "{refused}");
         assert!(!log.contains(secret), "an API key in the log");
