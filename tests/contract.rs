@@ -18,6 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::cassandra::Cassandra;
+use common::elasticsearch::SearchServer;
 use common::opensearch::OpenSearch;
 use common::postgres::{DATABASE, PASSWORD, PgServer};
 use common::s3::{ACCESS_KEY, S3Server, SECRET_KEY};

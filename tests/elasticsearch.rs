@@ -3,12 +3,17 @@
 //! nested, custom date formats, pattern merge), filters pushed as query DSL and
 //! checked against the server's own answer and against pushdown off, point-in-
 //! time reads past 10,000 hits, sliced reads on two workers, full-text
-//! functions, quoting, cancellation and errors.
+//! functions, quoting, cancellation and errors. And against a real
+//! Elasticsearch 9.5.3 with security on (also started once, by the first test
+//! that needs it): the Elasticsearch flavour's point-in-time API, sliced and
+//! past 10,000 hits, composite aggregations, basic authentication and API keys,
+//! cancellation, and the mapping types that node has.
 
 mod common;
 
 use std::collections::BTreeSet;
 
+use common::elasticsearch::{Elasticsearch, SearchServer};
 use common::opensearch::OpenSearch;
 use common::{Server, TempDir, rows, sql_error, text_rows};
 use serde_json::{Value, json};
@@ -36,7 +41,18 @@ const WORDS: [&str; 8] = [
 
 /// The `listings` index: `n` documents with keyword, numeric, date (custom
 /// format), boolean, text and array fields, some fields missing.
-fn listings(es: &OpenSearch, index: &str, n: usize, shards: u32) {
+fn listings(es: &impl SearchServer, index: &str, n: usize, shards: u32) {
+    listings_rated(
+        es,
+        index,
+        n,
+        shards,
+        json!({"type": "scaled_float", "scaling_factor": 10}),
+    );
+}
+
+/// [`listings`] with `rating` mapped as given.
+fn listings_rated(es: &impl SearchServer, index: &str, n: usize, shards: u32, rating: Value) {
     es.create_index(
         index,
         shards,
@@ -46,7 +62,7 @@ fn listings(es: &OpenSearch, index: &str, n: usize, shards: u32) {
                 "city": {"type": "keyword"},
                 "category": {"type": "keyword"},
                 "price": {"type": "long"},
-                "rating": {"type": "scaled_float", "scaling_factor": 10},
+                "rating": rating,
                 "title": {"type": "text", "fields": {"raw": {"type": "keyword"}}},
                 "ts": {"type": "date", "format": "dd/MM/yyyy HH:mm||epoch_millis"},
                 "active": {"type": "boolean"},
@@ -85,7 +101,7 @@ async fn server_with_workers(dir: &TempDir, workers: &str) -> Server {
     .await
 }
 
-async fn create(client: &Client, name: &str, es: &OpenSearch, index: &str, extra: &str) {
+async fn create(client: &Client, name: &str, es: &impl SearchServer, index: &str, extra: &str) {
     let sql = format!(
         "CREATE EXTERNAL TABLE {name} STORED AS ELASTICSEARCH LOCATION '{}' OPTIONS ('index' '{index}'{extra})",
         es.url()
@@ -128,7 +144,7 @@ async fn explain(client: &Client, sql: &str) -> String {
 }
 
 /// Search contexts (points in time among them) open on `index`'s shards.
-fn open_contexts(es: &OpenSearch, index: &str) -> u64 {
+fn open_contexts(es: &impl SearchServer, index: &str) -> u64 {
     let stats = es.request("GET", &format!("/{index}/_stats/search"), None);
     stats["_all"]["total"]["search"]["open_contexts"]
         .as_u64()
@@ -1108,4 +1124,464 @@ async fn a_cancelled_query_closes_its_point_in_time() {
             >= 1,
         "{stats}"
     );
+}
+
+/// Basic authentication as `elastic`, the password read from `ES_PASSWORD`
+/// ([`es_server`] sets it).
+const ES_LOGIN: &str = ", 'user' 'elastic', 'password_env' 'ES_PASSWORD'";
+
+/// A Vivace with `workers` embedded workers and the Elasticsearch node's
+/// password in `ES_PASSWORD`.
+async fn es_server(dir: &TempDir, workers: &str) -> Server {
+    Server::start_with(
+        dir,
+        &["--workers", workers],
+        &[("ES_PASSWORD", common::elasticsearch::PASSWORD)],
+    )
+    .await
+}
+
+/// [`listings`] on the Elasticsearch node, which has no `scaled_float`
+/// (mapper-extras is not on Maven Central): `rating` is a `half_float`.
+fn es_listings(es: &Elasticsearch, index: &str, n: usize, shards: u32) {
+    listings_rated(es, index, n, shards, json!({"type": "half_float"}));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn elasticsearch_reads_every_hit_through_its_point_in_time_api() {
+    let es = Elasticsearch::shared();
+    let n = 12_345;
+    es_listings(es, "es_big", n, 3);
+    let dir = TempDir::new("es9-big");
+    let server = es_server(&dir, "2").await;
+    let client = server.client().await;
+    let options = format!("{ES_LOGIN}, 'slices' '3', 'page_size' '2000'");
+    create(&client, "big", es, "es_big", &options).await;
+    let plan = explain(&client, "SELECT _id, price FROM big").await;
+    assert!(
+        plan.contains("tasks=") && plan.matches(r#""slice":{"id":"#).count() == 3,
+        "{plan}"
+    );
+    // Every hit once, as the server counts and sums them itself.
+    let opened = es.route_requests("/{index}/_pit");
+    let closed = es.route_requests("/_pit");
+    let got = text_rows(
+        &client,
+        "SELECT count(*), count(DISTINCT _id), sum(price) FROM big",
+    )
+    .await;
+    let count = es.request("GET", "/es_big/_count", None)["count"].clone();
+    let sum = es.request(
+        "POST",
+        "/es_big/_search",
+        Some(r#"{"size":0,"aggs":{"s":{"sum":{"field":"price"}}}}"#),
+    )["aggregations"]["s"]["value"]
+        .as_f64()
+        .unwrap() as i64;
+    assert_eq!(count, n);
+    assert_eq!(got, [vec![n.to_string(), n.to_string(), sum.to_string()]]);
+    // Through Elasticsearch's own point-in-time API (OpenSearch's paths would
+    // have failed here): one opened and closed per slice.
+    assert!(
+        es.route_requests("/{index}/_pit") >= opened + 3,
+        "no POST /<index>/_pit per slice"
+    );
+    assert!(
+        es.route_requests("/_pit") >= closed + 3,
+        "no DELETE /_pit per slice"
+    );
+    assert_eq!(open_contexts(es, "es_big"), 0);
+    // A pushed count past 10,000 hits is exact too.
+    let sql = "SELECT count(*) FROM big";
+    let plan = explain(&client, sql).await;
+    assert!(!plan.contains("AggregateExec"), "not pushed:\n{plan}");
+    assert_eq!(text_rows(&client, sql).await, [vec![n.to_string()]]);
+    // Pushdown off reads the same rows; a pushed filter the server's ids.
+    let all = both_ways(&client, "SELECT _id, price, sku FROM big").await;
+    assert_eq!(all.len(), n);
+    let filtered = both_ways(
+        &client,
+        "SELECT _id, city FROM big WHERE category = 'cars' AND price < 300",
+    )
+    .await;
+    let want = es.ids(
+        "es_big",
+        &json!({"bool": {"filter": [{"term": {"category": "cars"}}, {"range": {"price": {"lt": 300}}}]}}),
+    );
+    assert!(!want.is_empty());
+    assert_eq!(ids(&filtered), want);
+    assert_eq!(open_contexts(es, "es_big"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn elasticsearch_groups_pushed_filters_as_a_composite_aggregation() {
+    let es = Elasticsearch::shared();
+    es_listings(es, "es_sales", 2000, 2);
+    let dir = TempDir::new("es9-aggregates");
+    let server = es_server(&dir, "1").await;
+    let client = server.client().await;
+    create(&client, "sales", es, "es_sales", ES_LOGIN).await;
+    let sql = "SELECT city, count(*), sum(price), min(price), max(price) FROM sales \
+               WHERE category IN ('cars','bikes') AND price < 500 GROUP BY city";
+    let plan = explain(&client, sql).await;
+    assert!(
+        plan.contains(r#""composite""#) && !plan.contains("AggregateExec"),
+        "not pushed:\n{plan}"
+    );
+    let got = both_ways(&client, sql).await;
+    // The server's own answer to the same question.
+    let direct = es.request(
+        "POST",
+        "/es_sales/_search",
+        Some(
+            &json!({
+                "size": 0,
+                "query": {"bool": {"filter": [
+                    {"terms": {"category": ["cars", "bikes"]}}, {"range": {"price": {"lt": 500}}}]}},
+                "aggs": {"city": {"terms": {"field": "city", "size": 100}, "aggs": {
+                    "sum": {"sum": {"field": "price"}},
+                    "min": {"min": {"field": "price"}},
+                    "max": {"max": {"field": "price"}}}}}
+            })
+            .to_string(),
+        ),
+    );
+    let mut want: Vec<Vec<String>> = direct["aggregations"]["city"]["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            let mut row = vec![
+                b["key"].as_str().unwrap().to_string(),
+                b["doc_count"].to_string(),
+            ];
+            for metric in ["sum", "min", "max"] {
+                row.push((b[metric]["value"].as_f64().unwrap() as i64).to_string());
+            }
+            row
+        })
+        .collect();
+    want.sort();
+    assert_eq!(want.len(), CITIES.len());
+    assert_eq!(got, want);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn elasticsearch_basic_authentication() {
+    use common::elasticsearch::PASSWORD;
+    let es = Elasticsearch::shared();
+    es.create_index(
+        "es_guarded",
+        1,
+        &json!({"properties": {"k": {"type": "keyword"}}}),
+    );
+    es.bulk("es_guarded", &[("1".into(), json!({"k": "v"}))]);
+    let dir = TempDir::new("es9-basic");
+    let server = Server::start_with(
+        &dir,
+        &["--workers", "2"],
+        &[("ES_PASSWORD", PASSWORD), ("ES_WRONG", "not-the-password")],
+    )
+    .await;
+    let client = server.client().await;
+    let sql = |name: &str, extra: &str| {
+        format!(
+            "CREATE EXTERNAL TABLE {name} STORED AS ELASTICSEARCH LOCATION '{}' \
+             OPTIONS ('index' 'es_guarded'{extra})",
+            es.url()
+        )
+    };
+    client
+        .simple_query(&sql("guarded", ES_LOGIN))
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT _id, k FROM guarded").await,
+        [vec!["1".to_string(), "v".to_string()]]
+    );
+    // On two workers too: each reads the password from its own environment.
+    client
+        .simple_query(&sql("sliced", &format!("{ES_LOGIN}, 'slices' '2'")))
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT count(*) FROM (SELECT _id FROM sliced) t").await,
+        [vec!["1".to_string()]]
+    );
+    // A wrong password, or none: 28P01, nothing stored.
+    let (code, wrong) = sql_error(
+        &client,
+        &sql("refused", ", 'user' 'elastic', 'password_env' 'ES_WRONG'"),
+    )
+    .await;
+    assert_eq!(code, "28P01", "{wrong}");
+    let (code, message) = sql_error(&client, &sql("anonymous", "")).await;
+    assert_eq!(code, "28P01", "{message}");
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+        )
+        .await,
+        common::table(&[&["guarded"], &["sliced"]])
+    );
+    // The password is nowhere: not in SHOW CREATE TABLE, errors or the log.
+    let shown = text_rows(&client, "SHOW CREATE TABLE guarded")
+        .await
+        .concat()
+        .join(" ");
+    assert!(
+        shown.contains("ES_PASSWORD") && !shown.contains(PASSWORD),
+        "{shown}"
+    );
+    assert!(!wrong.contains("not-the-password") && !wrong.contains(PASSWORD));
+    assert!(!server.log_text().contains(PASSWORD));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn elasticsearch_api_keys() {
+    let es = Elasticsearch::shared();
+    es.create_index(
+        "es_keyed",
+        2,
+        &json!({"properties": {"k": {"type": "keyword"}}}),
+    );
+    es.bulk(
+        "es_keyed",
+        &[
+            ("1".into(), json!({"k": "a"})),
+            ("2".into(), json!({"k": "b"})),
+        ],
+    );
+    let key = es.api_key("vivace-test", json!({}));
+    // A key that may read this index and nothing else: not even `GET /`,
+    // which needs the `monitor` cluster privilege.
+    let reader = es.api_key(
+        "vivace-reader",
+        json!({"reader": {"indices": [
+            {"names": ["es_keyed"], "privileges": ["read", "view_index_metadata"]}]}}),
+    );
+    // A well-formed key the server never issued ("id:secret" in base64).
+    let bogus = "Ym9ndXMtaWQ6Ym9ndXMtc2VjcmV0";
+    let dir = TempDir::new("es9-keys");
+    let server = Server::start_with(
+        &dir,
+        &["--workers", "2"],
+        &[
+            ("ES_API_KEY", key.as_str()),
+            ("ES_READER_KEY", reader.as_str()),
+            ("ES_BOGUS_KEY", bogus),
+        ],
+    )
+    .await;
+    let client = server.client().await;
+    create(
+        &client,
+        "keyed",
+        es,
+        "es_keyed",
+        ", 'api_key_env' 'ES_API_KEY', 'slices' '2'",
+    )
+    .await;
+    assert_eq!(
+        text_rows(&client, "SELECT _id, k FROM keyed ORDER BY _id").await,
+        common::table(&[&["1", "a"], &["2", "b"]])
+    );
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT k, count(*) FROM keyed GROUP BY k ORDER BY k"
+        )
+        .await,
+        common::table(&[&["a", "1"], &["b", "1"]])
+    );
+    // The read-only key reads through a point in time and aggregates.
+    create(
+        &client,
+        "read_only",
+        es,
+        "es_keyed",
+        ", 'api_key_env' 'ES_READER_KEY', 'slices' '2'",
+    )
+    .await;
+    assert_eq!(
+        text_rows(&client, "SELECT _id, k FROM read_only ORDER BY _id").await,
+        common::table(&[&["1", "a"], &["2", "b"]])
+    );
+    assert_eq!(
+        text_rows(&client, "SELECT count(*) FROM read_only WHERE k = 'b'").await,
+        [vec!["1".to_string()]]
+    );
+    assert_eq!(open_contexts(es, "es_keyed"), 0);
+    let (code, refused) = sql_error(
+        &client,
+        &format!(
+            "CREATE EXTERNAL TABLE bogus STORED AS ELASTICSEARCH LOCATION '{}' \
+             OPTIONS ('index' 'es_keyed', 'api_key_env' 'ES_BOGUS_KEY')",
+            es.url()
+        ),
+    )
+    .await;
+    assert_eq!(code, "28P01", "{refused}");
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+        )
+        .await,
+        common::table(&[&["keyed"], &["read_only"]])
+    );
+    // The keys are nowhere: not in SHOW CREATE TABLE, errors or the log.
+    let shown = text_rows(&client, "SHOW CREATE TABLE keyed")
+        .await
+        .concat()
+        .join(" ");
+    assert!(shown.contains("ES_API_KEY"), "{shown}");
+    let log = server.log_text();
+    for secret in [key.as_str(), reader.as_str(), bogus] {
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(!refused.contains(secret), "{refused}");
+        assert!(!log.contains(secret), "an API key in the log");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn elasticsearch_cancelled_query_closes_its_point_in_time() {
+    let es = Elasticsearch::shared();
+    es_listings(es, "es_slow", 5_000, 1);
+    let dir = TempDir::new("es9-cancel");
+    let server = es_server(&dir, "1").await;
+    let client = server.client().await;
+    let options = format!("{ES_LOGIN}, 'page_size' '1', 'slices' '1'");
+    create(&client, "slow", es, "es_slow", &options).await;
+    client
+        .simple_query("SET statement_timeout = 1500")
+        .await
+        .unwrap();
+    let opened = es.route_requests("/{index}/_pit");
+    let (code, _) = sql_error(&client, "SELECT count(DISTINCT sku) FROM slow").await;
+    assert_eq!(code, "57014");
+    // The read had opened its point in time: the cancel is what closes it.
+    assert!(es.route_requests("/{index}/_pit") > opened);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while open_contexts(es, "es_slow") > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the point in time is still open"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// [`every_mapped_type_reads_as_its_column`] on Elasticsearch, for the types
+/// this node maps: `flattened` where OpenSearch has `flat_object`; not
+/// `constant_keyword`, `wildcard`, `unsigned_long` (x-pack modules) nor
+/// `match_only_text`, `scaled_float` (mapper-extras), none of them on Maven
+/// Central.
+#[tokio::test(flavor = "multi_thread")]
+async fn elasticsearch_mapped_types_read_as_their_columns() {
+    let es = Elasticsearch::shared();
+    es.create_index(
+        "es_typed",
+        1,
+        &json!({
+            "properties": {
+                "k": {"type": "keyword"},
+                "t": {"type": "text", "fields": {"raw": {"type": "keyword"}}},
+                "l": {"type": "long"}, "i": {"type": "integer"}, "s": {"type": "short"}, "b": {"type": "byte"},
+                "d": {"type": "double"}, "f": {"type": "float"}, "hf": {"type": "half_float"},
+                "flag": {"type": "boolean"},
+                "day": {"type": "date", "format": "dd.MM.yyyy"},
+                "at": {"type": "date_nanos"},
+                "addr": {"type": "ip"}, "bin": {"type": "binary"},
+                "who": {"properties": {"first": {"type": "keyword"}, "age": {"type": "integer"}}},
+                "items": {"type": "nested", "properties": {"sku": {"type": "keyword"}, "qty": {"type": "integer"}}},
+                "loc": {"type": "geo_point"},
+                "shape": {"type": "flattened"}
+            }
+        }),
+    );
+    es.bulk(
+        "es_typed",
+        &[
+            (
+                "a".into(),
+                json!({"k": "key", "t": "Some Text", "l": 9007199254740993i64, "i": -5, "s": 300, "b": -7,
+                       "d": 1.5, "f": 2.25, "hf": 0.5, "flag": true,
+                       "day": "31.12.2023", "at": "2024-01-02T03:04:05.123456789Z",
+                       "addr": "192.168.0.1", "bin": "aGVsbG8=",
+                       "who": {"first": "Ada", "age": 36},
+                       "items": [{"sku": "x1", "qty": 2}, {"sku": "x2", "qty": 3}],
+                       "loc": {"lat": 59.9, "lon": 10.75}, "shape": {"a": "b"}}),
+            ),
+            ("b".into(), json!({"k": "other", "loc": "60.39,5.32", "items": {"sku": "y", "qty": 1}})),
+            ("c".into(), json!({"loc": [5.32, 60.39]})),
+        ],
+    );
+    let dir = TempDir::new("es9-types");
+    let server = es_server(&dir, "1").await;
+    let client = server.client().await;
+    create(&client, "typed", es, "es_typed", ES_LOGIN).await;
+    let columns = text_rows(
+        &client,
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'typed' ORDER BY ordinal_position",
+    )
+    .await;
+    assert_eq!(
+        columns.concat(),
+        [
+            "_id", "addr", "at", "b", "bin", "d", "day", "f", "flag", "hf", "i", "items", "k", "l",
+            "loc", "s", "shape", "t", "t.raw", "who", "_score"
+        ]
+    );
+    let got = text_rows(
+        &client,
+        "SELECT _id, k, t, \"t.raw\", l, i, s, b, d, f, hf, flag, day, at, addr, bin, \
+         who['first'], who['age'], items[1]['sku'], items[2]['qty'], loc['lat'], loc['lon'], shape \
+         FROM typed ORDER BY _id",
+    )
+    .await;
+    assert_eq!(
+        got[0],
+        [
+            "a",
+            "key",
+            "Some Text",
+            "Some Text",
+            "9007199254740993",
+            "-5",
+            "300",
+            "-7",
+            "1.5",
+            "2.25",
+            "0.5",
+            "t",
+            "2023-12-31 00:00:00+00",
+            "2024-01-02 03:04:05.123457+00",
+            "192.168.0.1",
+            "\\x68656c6c6f",
+            "Ada",
+            "36",
+            "x1",
+            "3",
+            "59.9",
+            "10.75",
+            "{\"a\":\"b\"}",
+        ]
+    );
+    assert_eq!(got[1][1], "other");
+    assert_eq!(
+        got[1][18], "y",
+        "a nested field holding one object is a list of one"
+    );
+    assert_eq!(
+        (got[1][20].as_str(), got[1][21].as_str()),
+        ("60.39", "5.32")
+    );
+    assert_eq!(
+        (got[2][20].as_str(), got[2][21].as_str()),
+        ("60.39", "5.32"),
+        "GeoJSON order"
+    );
+    assert_eq!(got[2][1], "NULL");
 }

@@ -8,6 +8,7 @@ pub mod cassandra;
 pub mod cluster;
 pub mod credentials;
 pub mod data;
+pub mod elasticsearch;
 pub mod netns;
 pub mod opensearch;
 pub mod postgres;

@@ -9,12 +9,10 @@
 //! port answered.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
+use super::elasticsearch::{SearchServer, backends, java, watched};
 use super::{TempDir, free_port};
 
 /// A running OpenSearch, shared by every test of the binary.
@@ -36,47 +34,10 @@ fn lib_dir() -> PathBuf {
         .unwrap_or_else(|| backends().join("opensearch/lib"))
 }
 
-/// Where the fetch script puts the backends (`VIVACE_BACKENDS`).
-fn backends() -> PathBuf {
-    std::env::var_os("VIVACE_BACKENDS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/vivace/backends")
-        })
-}
-
 /// The secured server's user with every permission.
 pub const SECURE_USER: &str = "analyst";
 /// [`SECURE_USER`]'s password (given to Vivace through a variable only).
 pub const SECURE_PASSWORD: &str = "Tr0ub4dor-x9-Kq!";
-
-/// A JDK of version 21 or later (`VIVACE_JAVA21`, else Temurin or OpenJDK 21+
-/// under /usr/lib/jvm).
-fn java() -> PathBuf {
-    if let Some(java) = std::env::var_os("VIVACE_JAVA21") {
-        return PathBuf::from(java);
-    }
-    let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/jvm")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let name = entry.file_name().to_string_lossy().to_string();
-            let version: u32 = name
-                .split(|c: char| !c.is_ascii_digit())
-                .find(|part| !part.is_empty())?
-                .parse()
-                .ok()?;
-            let java = entry.path().join("bin/java");
-            (version >= 21 && java.exists()).then_some((version, java))
-        })
-        .collect();
-    candidates.sort();
-    candidates
-        .pop()
-        .map(|(_, java)| java)
-        .expect("no JDK 21 or later under /usr/lib/jvm (OpenSearch 3 needs one); set VIVACE_JAVA21")
-}
 
 /// The test CA and a certificate for 127.0.0.1 ([`super::credentials`])
 /// written into `config`, the security plugin's default users and roles copied
@@ -178,15 +139,10 @@ impl OpenSearch {
         let log = dir.path().join("opensearch.log");
         let tmp = dir.path().join("tmp");
         std::fs::create_dir_all(&tmp).unwrap();
-        // The watchdog: java runs in the background of a shell that kills it
-        // once this test process is gone.
-        let script = format!(
+        let command = format!(
             r#"{java} -Xms512m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true -Dlog4j2.formatMsgNoLookups=true \
  -Djava.io.tmpdir={tmp} --enable-native-access=ALL-UNNAMED -cp '{classpath}' org.codelibs.opensearch.runner.OpenSearchRunner \
- -basePath {base} -numOfNode 1 -baseHttpPort {base_port} -clusterName vivace-test {plugins} -printOnFailure > {log} 2>&1 &
-child=$!
-while kill -0 {parent} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done
-kill $child 2>/dev/null; sleep 5; kill -9 $child 2>/dev/null"#,
+ -basePath {base} -numOfNode 1 -baseHttpPort {base_port} -clusterName vivace-test {plugins} -printOnFailure > {log} 2>&1"#,
             java = java().display(),
             tmp = tmp.display(),
             classpath = classpath,
@@ -198,16 +154,8 @@ kill $child 2>/dev/null; sleep 5; kill -9 $child 2>/dev/null"#,
             base = base.display(),
             base_port = port - 1,
             log = log.display(),
-            parent = std::process::id(),
         );
-        let watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start the OpenSearch watchdog shell");
+        let watchdog = watched(&command, &[]);
         let server = Self {
             port,
             secure,
@@ -257,117 +205,26 @@ kill $child 2>/dev/null; sleep 5; kill -9 $child 2>/dev/null"#,
             Some(r#"{"index.search.slowlog.threshold.query.trace":"0ms","index.search.slowlog.level":"trace"}"#),
         );
     }
+}
 
+impl SearchServer for OpenSearch {
     /// `http://127.0.0.1:<port>` (`https` for the secured server).
-    pub fn url(&self) -> String {
+    fn url(&self) -> String {
         let scheme = if self.secure { "https" } else { "http" };
         format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
-    /// One request; the JSON answer, or the error text.
-    pub fn try_request(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&str>,
-    ) -> Result<Value, String> {
-        let mut cmd = Command::new("curl");
-        cmd.args(["-s", "-S", "--max-time", "120", "-X", method])
-            .arg(format!("{}{path}", self.url()));
+    /// The secured server: its CA, and basic authentication as `admin`.
+    fn curl_args(&self) -> Vec<String> {
         if self.secure {
-            cmd.args(["--cacert"])
-                .arg(self.ca_file())
-                .args(["-u", "admin:admin"]);
-        }
-        if body.is_some() {
-            let content_type = if path.contains("_bulk") {
-                "application/x-ndjson"
-            } else {
-                "application/json"
-            };
-            cmd.args([
-                "-H",
-                &format!("content-type: {content_type}"),
-                "--data-binary",
-                "@-",
-            ]);
-        }
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| e.to_string())?;
-        if let Some(body) = body {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(body.as_bytes())
-                .map_err(|e| e.to_string())?;
+            vec![
+                "--cacert".into(),
+                self.ca_file().display().to_string(),
+                "-u".into(),
+                "admin:admin".into(),
+            ]
         } else {
-            drop(child.stdin.take());
+            vec![]
         }
-        let out = child.wait_with_output().map_err(|e| e.to_string())?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).to_string());
-        }
-        serde_json::from_slice(&out.stdout)
-            .map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
-    }
-
-    /// One request that must succeed (HTTP errors come back as JSON with an `error`).
-    pub fn request(&self, method: &str, path: &str, body: Option<&str>) -> Value {
-        let answer = self
-            .try_request(method, path, body)
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        assert!(answer.get("error").is_none(), "{method} {path}: {answer}");
-        answer
-    }
-
-    /// Create `index` with `mapping` (its `mappings` object) and one shard per
-    /// `shards`, replacing any index of that name.
-    pub fn create_index(&self, index: &str, shards: u32, mappings: &Value) {
-        let _ = self.try_request("DELETE", &format!("/{index}"), None);
-        let body = serde_json::json!({
-            "settings": {"number_of_shards": shards, "number_of_replicas": 0},
-            "mappings": mappings,
-        });
-        self.request("PUT", &format!("/{index}"), Some(&body.to_string()));
-    }
-
-    /// Load documents through the bulk API (`(id, document)`), then refresh.
-    pub fn bulk(&self, index: &str, docs: &[(String, Value)]) {
-        for chunk in docs.chunks(5000) {
-            let mut body = String::new();
-            for (id, doc) in chunk {
-                body.push_str(
-                    &serde_json::json!({"index": {"_index": index, "_id": id}}).to_string(),
-                );
-                body.push('\n');
-                body.push_str(&doc.to_string());
-                body.push('\n');
-            }
-            let answer = self.request("POST", "/_bulk", Some(&body));
-            assert_eq!(answer["errors"], false, "bulk into {index}: {answer}");
-        }
-        self.request("POST", &format!("/{index}/_refresh"), None);
-    }
-
-    /// The ids of the documents `query` matches (all of them, sorted).
-    pub fn ids(&self, index: &str, query: &Value) -> Vec<String> {
-        let body = serde_json::json!({"query": query, "size": 10000, "_source": false});
-        let answer = self.request(
-            "POST",
-            &format!("/{index}/_search"),
-            Some(&body.to_string()),
-        );
-        let mut ids: Vec<String> = answer["hits"]["hits"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| h["_id"].as_str().unwrap().to_string())
-            .collect();
-        ids.sort();
-        ids
     }
 }

@@ -21,8 +21,9 @@ use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult};
 /// Which server answers, from `GET /`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
-    /// Elasticsearch, with its major version.
-    Elasticsearch(u32),
+    /// Elasticsearch, with its major version (`None` when the user may not
+    /// read `GET /`, so the version is unknown).
+    Elasticsearch(Option<u32>),
     /// OpenSearch, with its major version.
     OpenSearch(u32),
 }
@@ -31,11 +32,15 @@ impl Flavor {
     /// How the flavour is named in messages and `EXPLAIN`.
     pub fn describe(&self) -> String {
         match self {
-            Flavor::Elasticsearch(v) => format!("Elasticsearch {v}"),
+            Flavor::Elasticsearch(Some(v)) => format!("Elasticsearch {v}"),
+            Flavor::Elasticsearch(None) => "Elasticsearch".to_string(),
             Flavor::OpenSearch(v) => format!("OpenSearch {v}"),
         }
     }
 }
+
+/// The header Elasticsearch (7.14 and later) names itself in on its answers.
+const PRODUCT_HEADER: &str = "x-elastic-product";
 
 /// One server, as one user: a connection pool with the credentials read once.
 pub struct EsClient {
@@ -129,6 +134,21 @@ impl EsClient {
         path: &str,
         body: Option<&Value>,
     ) -> ConnectorResult<Value> {
+        let answer = self.send(method, path, body).await?;
+        if answer.status.is_success() {
+            return Ok(answer.body);
+        }
+        Err(self.status_error(answer.status, &answer.body))
+    }
+
+    /// Send one request; whatever the server answered (an error only when
+    /// no answer came).
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> ConnectorResult<Answer> {
         let url = format!("{}{path}", self.base);
         let http = self.http.as_ref().map_err(|e| {
             ConnectorError::new(
@@ -147,17 +167,22 @@ impl EsClient {
         }
         let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();
+        let from_elasticsearch = response
+            .headers()
+            .get(PRODUCT_HEADER)
+            .is_some_and(|product| product == "Elasticsearch");
         let bytes = response
             .bytes()
             .await
             .map_err(|e| self.transport_error(&e))?;
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
             Value::String(String::from_utf8_lossy(&bytes).chars().take(500).collect())
         });
-        if status.is_success() {
-            return Ok(value);
-        }
-        Err(self.status_error(status, &value))
+        Ok(Answer {
+            status,
+            from_elasticsearch,
+            body,
+        })
     }
 
     fn transport_error(&self, e: &reqwest::Error) -> ConnectorError {
@@ -225,10 +250,28 @@ impl EsClient {
     }
 
     /// The server's flavour, asked once per client.
+    ///
+    /// `GET /` needs the `monitor` cluster privilege on Elasticsearch, which a
+    /// user or API key allowed only to read some indices lacks (403). Every
+    /// authenticated user may ask Elasticsearch who they are, though, and
+    /// only Elasticsearch answers that path, naming itself in its product
+    /// header: then the flavour is known, its version is not.
     pub async fn flavor(&self) -> ConnectorResult<Flavor> {
         self.flavor
             .get_or_try_init(|| async {
-                let info = self.call(Method::GET, "/", None).await?;
+                let root = self.send(Method::GET, "/", None).await?;
+                if root.status == StatusCode::FORBIDDEN {
+                    let whoami = self
+                        .send(Method::GET, "/_security/_authenticate", None)
+                        .await?;
+                    if whoami.status.is_success() && whoami.from_elasticsearch {
+                        return Ok(Flavor::Elasticsearch(None));
+                    }
+                }
+                if !root.status.is_success() {
+                    return Err(self.status_error(root.status, &root.body));
+                }
+                let info = root.body;
                 let number = info["version"]["number"].as_str().unwrap_or_default();
                 let major = number
                     .split('.')
@@ -238,7 +281,7 @@ impl EsClient {
                 let flavor = if info["version"]["distribution"] == "opensearch" {
                     Flavor::OpenSearch(major)
                 } else if info["tagline"].as_str().is_some_and(|t| t.contains("for Search")) {
-                    Flavor::Elasticsearch(major)
+                    Flavor::Elasticsearch(Some(major))
                 } else {
                     return Err(ConnectorError::new(
                         ConnectorErrorKind::Unreachable,
@@ -250,7 +293,7 @@ impl EsClient {
                     ));
                 };
                 let supported = match flavor {
-                    Flavor::Elasticsearch(v) => v >= 8,
+                    Flavor::Elasticsearch(v) => v.is_none_or(|v| v >= 8),
                     Flavor::OpenSearch(v) => v >= 2,
                 };
                 if !supported {
@@ -377,6 +420,15 @@ impl EsClient {
         )
         .await
     }
+}
+
+/// What the server answered to one request.
+struct Answer {
+    status: StatusCode,
+    /// Whether the answer names Elasticsearch in its product header.
+    from_elasticsearch: bool,
+    /// The JSON body (a body that is no JSON as a string, cut to 500 characters).
+    body: Value,
 }
 
 /// An index expression as a path segment (`*` and `,` kept: they are its syntax).
