@@ -7,7 +7,7 @@
 mod common;
 
 use common::cassandra::{Cassandra, PASSWORD, USER};
-use common::{Server, TempDir, sql_error, text_rows};
+use common::{Server, TempDir, both_ways, explain, sql_error, text_rows};
 use futures::StreamExt;
 use scylla::client::session::Session;
 use tokio_postgres::Client;
@@ -54,37 +54,6 @@ async fn keyspace(session: &Session, name: &str) {
         &format!("CREATE KEYSPACE IF NOT EXISTS {name} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"),
     )
     .await;
-}
-
-/// Rows of `sql` with pushdown on and with it off, which must be equal; sorted.
-async fn both_ways(client: &Client, sql: &str) -> Vec<Vec<String>> {
-    client
-        .simple_query("SET vivace.pushdown = on")
-        .await
-        .unwrap();
-    let mut on = text_rows(client, sql).await;
-    client
-        .simple_query("SET vivace.pushdown = off")
-        .await
-        .unwrap();
-    let mut off = text_rows(client, sql).await;
-    client
-        .simple_query("SET vivace.pushdown = on")
-        .await
-        .unwrap();
-    on.sort();
-    off.sort();
-    assert_eq!(on, off, "pushdown on and off disagree on: {sql}");
-    on
-}
-
-async fn explain(client: &Client, sql: &str) -> String {
-    text_rows(client, &format!("EXPLAIN {sql}"))
-        .await
-        .into_iter()
-        .map(|r| r.join(" "))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Rows the Cassandra scan of `sql` produced (EXPLAIN ANALYZE's output_rows).

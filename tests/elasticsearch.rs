@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 
 use common::elasticsearch::{Elasticsearch, SearchServer};
 use common::opensearch::OpenSearch;
-use common::{Server, TempDir, rows, sql_error, text_rows};
+use common::{Server, TempDir, both_ways, explain, rows, sql_error, text_rows};
 use serde_json::{Value, json};
 use tokio_postgres::Client;
 
@@ -110,37 +110,6 @@ async fn create(client: &Client, name: &str, es: &impl SearchServer, index: &str
         .simple_query(&sql)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-}
-
-/// Rows of `sql` with pushdown on and with it off, which must be equal; sorted.
-async fn both_ways(client: &Client, sql: &str) -> Vec<Vec<String>> {
-    client
-        .simple_query("SET vivace.pushdown = on")
-        .await
-        .unwrap();
-    let mut on = text_rows(client, sql).await;
-    client
-        .simple_query("SET vivace.pushdown = off")
-        .await
-        .unwrap();
-    let mut off = text_rows(client, sql).await;
-    client
-        .simple_query("SET vivace.pushdown = on")
-        .await
-        .unwrap();
-    on.sort();
-    off.sort();
-    assert_eq!(on, off, "pushdown on and off disagree on: {sql}");
-    on
-}
-
-async fn explain(client: &Client, sql: &str) -> String {
-    text_rows(client, &format!("EXPLAIN {sql}"))
-        .await
-        .into_iter()
-        .map(|r| r.join(" "))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Search contexts (points in time among them) open on `index`'s shards.

@@ -6,14 +6,13 @@
 //! process exits (a watchdog shell kills it).
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 
-use super::{TempDir, free_port};
+use super::{TempDir, backends, free_port, watched};
 
 /// A role with a password the harness makes (any table, any keyspace).
 pub const USER: &str = "analyst";
@@ -26,14 +25,6 @@ pub struct Cassandra {
     pub port: u16,
     _watchdog: std::sync::Mutex<std::process::Child>,
     _dir: TempDir,
-}
-
-fn backends() -> PathBuf {
-    std::env::var_os("VIVACE_BACKENDS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/vivace/backends")
-        })
 }
 
 /// OpenJDK 17 (`VIVACE_JAVA17`, else under /usr/lib/jvm): Cassandra 5.0 runs
@@ -191,31 +182,20 @@ client_encryption_options:
             ),
         )
         .unwrap();
-        let script = format!(
+        let command = format!(
             r#"{java} -Xms512m -Xmx512m -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError -Xss256k {flags} \
  -Dio.netty.tryReflectionSetAccessible=true -javaagent:{jamm} -Djava.io.tmpdir={d}/tmp -Djava.net.preferIPv4Stack=true \
  -Dcassandra.config=file://{d}/cassandra.yaml -Dcassandra.storagedir={d} -Dcassandra.logdir={d}/logs \
  -Dlogback.configurationFile=file://{d}/logback.xml -Dcassandra.jmx.local.port={jmx} -Dcassandra-foreground=yes \
  -Dcassandra.skip_wait_for_gossip_to_settle=0 -Dcassandra.ring_delay_ms=100 -Dcassandra.superuser_setup_delay_ms=0 \
- -cp '{lib}/*' org.apache.cassandra.service.CassandraDaemon > {d}/cassandra.out 2>&1 &
-child=$!
-while kill -0 {parent} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done
-kill $child 2>/dev/null; sleep 5; kill -9 $child 2>/dev/null"#,
+ -cp '{lib}/*' org.apache.cassandra.service.CassandraDaemon > {d}/cassandra.out 2>&1"#,
             java = java17().display(),
             flags = JVM17_FLAGS,
             jamm = jamm.display(),
             d = d.display(),
             lib = lib.display(),
-            parent = std::process::id(),
         );
-        let watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start the Cassandra watchdog shell");
+        let watchdog = watched(&command, &[]);
         let deadline = Instant::now() + Duration::from_secs(180);
         let log = d.join("logs/system.log");
         loop {

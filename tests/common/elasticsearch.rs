@@ -17,21 +17,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{TempDir, free_port};
+use super::{TempDir, backends, free_port, watched};
 
 /// The version `scripts/backends/fetch-elasticsearch.sh` assembles.
 pub const VERSION: &str = "9.5.3";
 /// The `elastic` user's password (given to Vivace through a variable only).
 pub const PASSWORD: &str = "Vivace-es-9f3kQ!";
-
-/// Where the fetch scripts put the backends (`VIVACE_BACKENDS`).
-pub fn backends() -> PathBuf {
-    std::env::var_os("VIVACE_BACKENDS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/vivace/backends")
-        })
-}
 
 /// A JDK of version 21 or later (`VIVACE_JAVA21`, else the newest Temurin or
 /// OpenJDK 21+ under /usr/lib/jvm).
@@ -59,26 +50,6 @@ pub fn java() -> PathBuf {
         .pop()
         .map(|(_, java)| java)
         .expect("no JDK 21 or later under /usr/lib/jvm; set VIVACE_JAVA21")
-}
-
-/// Run `command` (a shell command line starting a JVM) in the background of
-/// a shell that kills it once this test process is gone: the watchdog.
-pub fn watched(command: &str, envs: &[(&str, &str)]) -> std::process::Child {
-    let script = format!(
-        "{command} &\nchild=$!\n\
-         while kill -0 {parent} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done\n\
-         kill $child 2>/dev/null; sleep 5; kill -9 $child 2>/dev/null",
-        parent = std::process::id(),
-    );
-    Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .envs(envs.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cannot start a watchdog shell")
 }
 
 /// A search server the tests talk to directly, through `curl`.

@@ -53,6 +53,36 @@ impl Drop for TempDir {
 /// in this test process: tests run in parallel threads, and two servers handed
 /// one port would have the second fail to bind while its readiness probe is
 /// answered by the first.
+/// Run `command` (a shell command line starting a JVM) in the background of
+/// a shell that kills it once this test process is gone: the watchdog.
+pub fn watched(command: &str, envs: &[(&str, &str)]) -> std::process::Child {
+    let script = format!(
+        "{command} &\nchild=$!\n\
+         while kill -0 {parent} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done\n\
+         kill $child 2>/dev/null; sleep 5; kill -9 $child 2>/dev/null",
+        parent = std::process::id(),
+    );
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .envs(envs.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("cannot start a watchdog shell")
+}
+
+/// Where the fetch scripts put the backends (`VIVACE_BACKENDS`, default
+/// `~/.cache/vivace/backends`).
+pub fn backends() -> PathBuf {
+    std::env::var_os("VIVACE_BACKENDS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/vivace/backends")
+        })
+}
+
 pub fn free_port() -> u16 {
     static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
@@ -305,4 +335,36 @@ pub fn table(rows: &[&[&str]]) -> Vec<Vec<String>> {
     rows.iter()
         .map(|r| r.iter().map(|c| c.to_string()).collect())
         .collect()
+}
+
+/// Rows of `sql` with pushdown on and with it off, which must be equal; sorted.
+pub async fn both_ways(client: &Client, sql: &str) -> Vec<Vec<String>> {
+    client
+        .simple_query("SET vivace.pushdown = on")
+        .await
+        .unwrap();
+    let mut on = text_rows(client, sql).await;
+    client
+        .simple_query("SET vivace.pushdown = off")
+        .await
+        .unwrap();
+    let mut off = text_rows(client, sql).await;
+    client
+        .simple_query("SET vivace.pushdown = on")
+        .await
+        .unwrap();
+    on.sort();
+    off.sort();
+    assert_eq!(on, off, "pushdown on and off disagree on: {sql}");
+    on
+}
+
+/// The plan `EXPLAIN` prints for `sql`, one line per row.
+pub async fn explain(client: &Client, sql: &str) -> String {
+    text_rows(client, &format!("EXPLAIN {sql}"))
+        .await
+        .into_iter()
+        .map(|r| r.join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::elasticsearch::{SearchServer, backends, java, watched};
-use super::{TempDir, free_port};
+use super::elasticsearch::{SearchServer, java};
+use super::{TempDir, backends, free_port, watched};
 
 /// A running OpenSearch, shared by every test of the binary.
 pub struct OpenSearch {

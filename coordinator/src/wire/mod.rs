@@ -19,7 +19,6 @@ mod tls;
 
 pub use connection::AUTHENTICATION_TIMEOUT;
 pub use frames::{MAX_MESSAGE_BYTES, MAX_STARTUP_BYTES};
-pub(crate) use nested::sends_as_json;
 pub use scram::Verifier;
 pub use server::serve;
 pub use startup::{Gate, Users};

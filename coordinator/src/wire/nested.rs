@@ -25,56 +25,10 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema};
 use datafusion::arrow::error::ArrowError;
 
-/// Whether a column of type `t` is sent as `json` text.
-pub fn sends_as_json(t: &DataType) -> bool {
-    match t {
-        DataType::Map(..) | DataType::Struct(_) | DataType::Union(..) => true,
-        DataType::List(element)
-        | DataType::LargeList(element)
-        | DataType::FixedSizeList(element, _) => !is_array_element(element.data_type()),
-        DataType::ListView(_) | DataType::LargeListView(_) => true,
-        DataType::Dictionary(_, values) => sends_as_json(values),
-        _ => false,
-    }
-}
-
-/// Whether a list of `t` goes as a PostgreSQL array: the element types
-/// arrow-pg encodes as one (in both formats; decimals are Vivace's own,
-/// [`super::text_columns`]).
-pub fn is_array_element(t: &DataType) -> bool {
-    matches!(
-        t,
-        DataType::Null
-            | DataType::Boolean
-            | DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32
-            | DataType::UInt64
-            | DataType::Float32
-            | DataType::Float64
-            | DataType::Decimal128(..)
-            | DataType::Utf8
-            | DataType::LargeUtf8
-            | DataType::Utf8View
-            | DataType::Binary
-            | DataType::LargeBinary
-            | DataType::BinaryView
-            | DataType::Date32
-            | DataType::Date64
-            | DataType::Time32(TimeUnit::Second | TimeUnit::Millisecond)
-            | DataType::Time64(TimeUnit::Microsecond | TimeUnit::Nanosecond)
-            | DataType::Timestamp(..)
-            | DataType::Interval(_)
-            | DataType::Duration(_)
-    )
-}
+use crate::pgcompat::catalog::pg_types::sends_as_json;
 
 /// `field` as the wire sees it: a `json` string field where it is sent as JSON.
 fn wire_field(field: &FieldRef) -> FieldRef {

@@ -1,17 +1,65 @@
 //! PostgreSQL's names for types, as `format_type`, `pg_typeof` and
 //! information_schema print them, from the OIDs arrow-pg reports on the wire.
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use pgwire::api::Type;
 
 /// The type the wire protocol reports for an Arrow type (arrow-pg's mapping,
 /// `json` for the maps, structs and lists sent as JSON), which pg_attribute
 /// and RowDescription use too.
 pub fn wire_type(arrow: &DataType) -> Option<Type> {
-    if crate::wire::sends_as_json(arrow) {
+    if sends_as_json(arrow) {
         return Some(Type::JSON);
     }
     arrow_pg::datatypes::into_pg_type(arrow).ok()
+}
+
+/// Whether a column of type `t` is sent as `json` text.
+pub fn sends_as_json(t: &DataType) -> bool {
+    match t {
+        DataType::Map(..) | DataType::Struct(_) | DataType::Union(..) => true,
+        DataType::List(element)
+        | DataType::LargeList(element)
+        | DataType::FixedSizeList(element, _) => !is_array_element(element.data_type()),
+        DataType::ListView(_) | DataType::LargeListView(_) => true,
+        DataType::Dictionary(_, values) => sends_as_json(values),
+        _ => false,
+    }
+}
+
+/// Whether a list of `t` goes as a PostgreSQL array: the element types
+/// arrow-pg encodes as one (in both formats; decimals are Vivace's own, in
+/// the wire's `text_columns`).
+pub fn is_array_element(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Null
+            | DataType::Boolean
+            | DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Decimal128(..)
+            | DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+            | DataType::Binary
+            | DataType::LargeBinary
+            | DataType::BinaryView
+            | DataType::Date32
+            | DataType::Date64
+            | DataType::Time32(TimeUnit::Second | TimeUnit::Millisecond)
+            | DataType::Time64(TimeUnit::Microsecond | TimeUnit::Nanosecond)
+            | DataType::Timestamp(..)
+            | DataType::Interval(_)
+            | DataType::Duration(_)
+    )
 }
 
 /// information_schema's `data_type` spelling: the SQL-standard name, `ARRAY`
