@@ -29,7 +29,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use datafusion::catalog::TableProvider;
 use datafusion::execution::context::SessionState;
-use vivace_catalog::{TableDefinition, TableName};
+use vivace_catalog::TableDefinition;
 
 pub use options::CassandraOptions;
 pub use source::CassandraSource;
@@ -122,12 +122,7 @@ impl Connector for CassandraConnector {
         request: TableRequest,
         _state: &SessionState,
     ) -> ConnectorResult<TableDefinition> {
-        if !request.partition_columns.is_empty() {
-            return Err(ConnectorError::new(
-                ConnectorErrorKind::SchemaMismatch,
-                "PARTITIONED BY is not valid for CASSANDRA tables: the partition key comes from the table",
-            ));
-        }
+        request.refuse_partitioning()?;
         let options =
             CassandraOptions::parse(&request.connector, &request.location, &request.options)?;
         let table = options.table()?.to_string();
@@ -136,15 +131,7 @@ impl Connector for CassandraConnector {
         if let Some(declared) = &request.declared_schema {
             columns = schema::apply_declared(&columns, declared)?;
         }
-        Ok(TableDefinition {
-            name: request.name,
-            connector: request.connector,
-            location: request.location,
-            columns: schema::to_definitions(&columns),
-            declared_columns: request.declared_schema.is_some(),
-            partition_columns: vec![],
-            options: request.options,
-        })
+        Ok(request.into_definition(schema::to_definitions(&columns)))
     }
 
     async fn resolve_schema(
@@ -169,17 +156,7 @@ impl Connector for CassandraConnector {
                 &format!("{}.{name}", source.options().keyspace),
                 &keyspace.tables[name],
             )?;
-            let mut table_options = request.options.clone();
-            table_options.insert("table".to_string(), name.clone());
-            defs.push(TableDefinition {
-                name: TableName::new(request.name.clone(), name.clone()),
-                connector: request.connector.clone(),
-                location: request.location.clone(),
-                columns: schema::to_definitions(&columns),
-                declared_columns: false,
-                partition_columns: vec![],
-                options: table_options,
-            });
+            defs.push(request.mounted(name, "table", schema::to_definitions(&columns)));
         }
         if defs.is_empty() {
             return Err(ConnectorError::new(

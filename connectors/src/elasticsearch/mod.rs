@@ -39,7 +39,7 @@ use async_trait::async_trait;
 use datafusion::catalog::TableProvider;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::ScalarUDF;
-use vivace_catalog::{TableDefinition, TableName};
+use vivace_catalog::TableDefinition;
 
 pub use client::Flavor;
 pub use options::ElasticsearchOptions;
@@ -125,15 +125,7 @@ impl Connector for ElasticsearchConnector {
         request: TableRequest,
         _state: &SessionState,
     ) -> ConnectorResult<TableDefinition> {
-        if !request.partition_columns.is_empty() {
-            return Err(ConnectorError::new(
-                ConnectorErrorKind::SchemaMismatch,
-                format!(
-                    "PARTITIONED BY is not valid for {} tables",
-                    request.connector.to_ascii_uppercase()
-                ),
-            ));
-        }
+        request.refuse_partitioning()?;
         let options =
             ElasticsearchOptions::parse(&request.connector, &request.location, &request.options)?;
         let index = options.index()?;
@@ -141,15 +133,7 @@ impl Connector for ElasticsearchConnector {
         if let Some(declared) = &request.declared_schema {
             columns = mapping::apply_declared(&columns, declared)?;
         }
-        Ok(TableDefinition {
-            name: request.name,
-            connector: request.connector,
-            location: request.location,
-            columns: mapping::to_definitions(&columns),
-            declared_columns: request.declared_schema.is_some(),
-            partition_columns: vec![],
-            options: request.options,
-        })
+        Ok(request.into_definition(mapping::to_definitions(&columns)))
     }
 
     async fn resolve_schema(
@@ -174,17 +158,7 @@ impl Connector for ElasticsearchConnector {
             let Ok(columns) = mapping::discover(&mappings, &name, options.source_column) else {
                 continue;
             };
-            let mut table_options = request.options.clone();
-            table_options.insert("index".to_string(), name.clone());
-            defs.push(TableDefinition {
-                name: TableName::new(request.name.clone(), name),
-                connector: request.connector.clone(),
-                location: request.location.clone(),
-                columns: mapping::to_definitions(&columns),
-                declared_columns: false,
-                partition_columns: vec![],
-                options: table_options,
-            });
+            defs.push(request.mounted(&name, "index", mapping::to_definitions(&columns)));
         }
         if defs.is_empty() {
             return Err(ConnectorError::new(
