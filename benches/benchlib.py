@@ -1,7 +1,7 @@
 """Helpers the benchmark scripts share: free ports, waiting for a server to
 listen, a one-line description of the machine for RESULTS.md, median timings,
-the rows a remote scan moved (EXPLAIN ANALYZE), and replacing one section of
-RESULTS.md."""
+a `vivace serve` process with one registered table and the rows its remote
+scans moved (EXPLAIN ANALYZE), and replacing one section of RESULTS.md."""
 
 import os
 import statistics
@@ -102,3 +102,37 @@ def replace_section(out, section: str, report: str):
     else:
         text = text.rstrip() + "\n\n" + report
     out.write_text(text)
+
+
+class Vivace:
+    """A release `vivace serve` with `workers` embedded workers, `create`
+    (a CREATE EXTERNAL TABLE) run on it, and a psycopg2 connection."""
+
+    def __init__(self, binary: str, work, workers: int, create: str, env=None):
+        import psycopg2
+
+        self.port = free_port()
+        work.mkdir(parents=True, exist_ok=True)
+        self.log = open(work / "vivace.log", "w")
+        self.proc = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir",
+                                      str(work / "data"), "--workers", str(workers)],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ, **(env or {})))
+        wait_port(self.port, self.proc, "vivace")
+        self.conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="vivace", dbname="vivace")
+        self.conn.autocommit = True
+        with self.conn.cursor() as cur:
+            cur.execute(create)
+
+    def rows(self, sql):
+        with self.conn.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchall()
+
+    def moved(self, sql):
+        """Rows the remote scans produced (EXPLAIN ANALYZE), summed."""
+        return rows_moved("\n".join(r[-1] for r in self.rows("EXPLAIN ANALYZE " + sql)))
+
+    def stop(self):
+        self.conn.close()
+        self.proc.kill()
+        self.proc.wait()

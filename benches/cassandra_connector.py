@@ -32,14 +32,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import psycopg2
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import Cluster
 from cassandra.concurrent import execute_concurrent, execute_concurrent_with_args
 from cassandra.query import BatchStatement, BatchType
 
-from benchlib import (free_port, machine, median_time, replace_section, rows_moved, source_commit,
-                      wait_port)
+from benchlib import Vivace, free_port, machine, median_time, replace_section, source_commit, wait_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "# Cassandra connector"
@@ -166,36 +164,12 @@ def load(cass: Cassandra, rows: int):
     return time.time() - started
 
 
-class Vivace:
-    def __init__(self, binary: str, work: Path, workers: int, cass: Cassandra):
-        self.port = free_port()
-        work.mkdir(parents=True, exist_ok=True)
-        self.log = open(work / "vivace.log", "w")
-        env = dict(os.environ, BENCH_CASS_PASSWORD="cassandra")
-        self.proc = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir",
-                                      str(work / "data"), "--workers", str(workers)],
-                                     stdout=self.log, stderr=subprocess.STDOUT, env=env)
-        wait_port(self.port, self.proc, "vivace")
-        self.conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="vivace", dbname="vivace")
-        self.conn.autocommit = True
-        with self.conn.cursor() as cur:
-            cur.execute(f"CREATE EXTERNAL TABLE events STORED AS CASSANDRA LOCATION '{cass.location()}' "
-                        "OPTIONS ('keyspace' 'bench', 'table' 'events', 'user' 'cassandra', "
-                        "'password_env' 'BENCH_CASS_PASSWORD', 'fetch_size' '5000')")
-
-    def rows(self, sql):
-        with self.conn.cursor() as cur:
-            cur.execute(sql)
-            return cur.fetchall()
-
-    def moved(self, sql):
-        """Rows the remote scans produced (EXPLAIN ANALYZE), summed."""
-        return rows_moved("\n".join(r[-1] for r in self.rows("EXPLAIN ANALYZE " + sql)))
-
-    def stop(self):
-        self.conn.close()
-        self.proc.kill()
-        self.proc.wait()
+def vivace(binary, work, workers, cass):
+    return Vivace(binary, work, workers,
+                  f"CREATE EXTERNAL TABLE events STORED AS CASSANDRA LOCATION '{cass.location()}' "
+                  "OPTIONS ('keyspace' 'bench', 'table' 'events', 'user' 'cassandra', "
+                  "'password_env' 'BENCH_CASS_PASSWORD', 'fetch_size' '5000')",
+                  env={"BENCH_CASS_PASSWORD": "cassandra"})
 
 
 def main():
@@ -241,7 +215,7 @@ def main():
             ("IN over 100 partitions", f"SELECT seq, amount FROM events WHERE id IN ({key_list})", direct_in,
              100 * PER_PARTITION),
         ]
-        one = Vivace(args.binary, work / "v1", 1, cass)
+        one = vivace(args.binary, work / "v1", 1, cass)
         servers.append(one)
         results = []
         for name, sql, direct, held in queries:
@@ -261,7 +235,7 @@ def main():
         direct_scan_s = median_time(direct_scan, max(3, args.runs // 2))
         scan = {}
         for workers in (1, 2):
-            v = Vivace(args.binary, work / f"scan{workers}", workers, cass)
+            v = vivace(args.binary, work / f"scan{workers}", workers, cass)
             servers.append(v)
             got = v.rows(scan_sql)
             if [tuple(int(x) for x in got[0])] != [tuple(int(x) for x in want_scan[0])]:

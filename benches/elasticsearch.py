@@ -34,10 +34,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-import psycopg2
 
-from benchlib import (free_port, machine, median_time, replace_section, rows_moved, source_commit,
-                      wait_port)
+from benchlib import Vivace, free_port, machine, median_time, replace_section, source_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "# Elasticsearch connector"
@@ -141,34 +139,10 @@ def load(es: OpenSearch, docs: int):
     return time.time() - started
 
 
-class Vivace:
-    def __init__(self, binary: str, work: Path, workers: int, es: OpenSearch):
-        self.port = free_port()
-        work.mkdir(parents=True, exist_ok=True)
-        self.log = open(work / "vivace.log", "w")
-        self.proc = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir",
-                                      str(work / "data"), "--workers", str(workers)],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        wait_port(self.port, self.proc, "vivace")
-        self.conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="vivace", dbname="vivace")
-        self.conn.autocommit = True
-        with self.conn.cursor() as cur:
-            cur.execute(f"CREATE EXTERNAL TABLE docs STORED AS OPENSEARCH LOCATION '{es.url()}' "
-                        f"OPTIONS ('index' '{INDEX}', 'page_size' '10000')")
-
-    def rows(self, sql):
-        with self.conn.cursor() as cur:
-            cur.execute(sql)
-            return cur.fetchall()
-
-    def moved(self, sql):
-        """Rows the remote scans produced (EXPLAIN ANALYZE), summed."""
-        return rows_moved("\n".join(r[-1] for r in self.rows("EXPLAIN ANALYZE " + sql)))
-
-    def stop(self):
-        self.conn.close()
-        self.proc.kill()
-        self.proc.wait()
+def vivace(binary, work, workers, es):
+    return Vivace(binary, work, workers,
+                  f"CREATE EXTERNAL TABLE docs STORED AS OPENSEARCH LOCATION '{es.url()}' "
+                  f"OPTIONS ('index' '{INDEX}', 'page_size' '10000')")
 
 
 def direct_hits(es, query, source):
@@ -236,7 +210,7 @@ def main():
     try:
         load_s = load(es, args.docs)
         print(f"loaded {args.docs} documents in {load_s:.0f} s", flush=True)
-        one = Vivace(args.binary, work / "v1", 1, es)
+        one = vivace(args.binary, work / "v1", 1, es)
         servers.append(one)
         results = []
         for name, sql, direct, _ in QUERIES:
@@ -253,7 +227,7 @@ def main():
         servers.clear()
         scan = {}
         for workers in (1, 2):
-            v = Vivace(args.binary, work / f"scan{workers}", workers, es)
+            v = vivace(args.binary, work / f"scan{workers}", workers, es)
             servers.append(v)
             scan[workers] = (median_time(lambda: v.rows(SCAN), max(3, args.runs // 2)), v.rows(SCAN))
             v.stop()
