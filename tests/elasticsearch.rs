@@ -988,6 +988,41 @@ async fn credentials_and_tls_against_a_secured_server() {
         text_rows(&client, "SELECT _id, k FROM guarded").await,
         [vec!["1".to_string(), "v".to_string()]]
     );
+    // A user who may read this index and nothing else: `GET /` is refused
+    // (it needs cluster:monitor/main), the flavour comes from authinfo.
+    es.request(
+        "PUT",
+        "/_plugins/_security/api/roles/guarded_reader",
+        Some(r#"{"cluster_permissions":[],"index_permissions":[{"index_patterns":["guarded"],"allowed_actions":["read","indices:admin/mappings/get"]}]}"#),
+    );
+    es.request(
+        "PUT",
+        "/_plugins/_security/api/internalusers/guarded_reader",
+        Some(&format!(
+            r#"{{"password":"{SECURE_PASSWORD}","opendistro_security_roles":["guarded_reader"]}}"#
+        )),
+    );
+    let root_status = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(&ca)
+        .args(["-u", &format!("guarded_reader:{SECURE_PASSWORD}")])
+        .arg(format!("{}/", es.url()))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&root_status.stdout), "403");
+    client
+        .simple_query(&format!(
+            "CREATE EXTERNAL TABLE guarded_only STORED AS OPENSEARCH LOCATION '{}' \
+             OPTIONS ('index' 'guarded', 'user' 'guarded_reader', 'password_env' 'ES_PASSWORD', 'ca_file' '{}')",
+            es.url(),
+            ca.display()
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT _id, k FROM guarded_only").await,
+        [vec!["1".to_string(), "v".to_string()]]
+    );
     // On two workers too: each reads the password from its own environment.
     client
         .simple_query(&format!(
@@ -1040,7 +1075,12 @@ async fn credentials_and_tls_against_a_secured_server() {
     .await;
     assert_eq!(
         tables,
-        common::table(&[&["guarded"], &["sliced"], &["unverified"]])
+        common::table(&[
+            &["guarded"],
+            &["guarded_only"],
+            &["sliced"],
+            &["unverified"]
+        ])
     );
     // The password is nowhere: not in SHOW CREATE TABLE, errors or the log.
     let shown = text_rows(&client, "SHOW CREATE TABLE guarded")

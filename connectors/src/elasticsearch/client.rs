@@ -24,8 +24,9 @@ pub enum Flavor {
     /// Elasticsearch, with its major version (`None` when the user may not
     /// read `GET /`, so the version is unknown).
     Elasticsearch(Option<u32>),
-    /// OpenSearch, with its major version.
-    OpenSearch(u32),
+    /// OpenSearch, with its major version (`None` when the user may not read
+    /// `GET /`).
+    OpenSearch(Option<u32>),
 }
 
 impl Flavor {
@@ -34,7 +35,8 @@ impl Flavor {
         match self {
             Flavor::Elasticsearch(Some(v)) => format!("Elasticsearch {v}"),
             Flavor::Elasticsearch(None) => "Elasticsearch".to_string(),
-            Flavor::OpenSearch(v) => format!("OpenSearch {v}"),
+            Flavor::OpenSearch(Some(v)) => format!("OpenSearch {v}"),
+            Flavor::OpenSearch(None) => "OpenSearch".to_string(),
         }
     }
 }
@@ -251,11 +253,13 @@ impl EsClient {
 
     /// The server's flavour, asked once per client.
     ///
-    /// `GET /` needs the `monitor` cluster privilege on Elasticsearch, which a
-    /// user or API key allowed only to read some indices lacks (403). Every
-    /// authenticated user may ask Elasticsearch who they are, though, and
-    /// only Elasticsearch answers that path, naming itself in its product
-    /// header: then the flavour is known, its version is not.
+    /// `GET /` needs the `monitor` cluster privilege on Elasticsearch (and
+    /// `cluster:monitor/main` with OpenSearch's security plugin), which a user
+    /// or API key allowed only to read some indices lacks (403). Every
+    /// authenticated user may ask the server who they are, though: only
+    /// Elasticsearch answers `/_security/_authenticate`, naming itself in its
+    /// product header, and only OpenSearch `/_plugins/_security/authinfo`;
+    /// then the flavour is known, its version is not.
     pub async fn flavor(&self) -> ConnectorResult<Flavor> {
         self.flavor
             .get_or_try_init(|| async {
@@ -266,6 +270,13 @@ impl EsClient {
                         .await?;
                     if whoami.status.is_success() && whoami.from_elasticsearch {
                         return Ok(Flavor::Elasticsearch(None));
+                    }
+                    // OpenSearch's security plugin answers its own twin of it.
+                    let whoami = self
+                        .send(Method::GET, "/_plugins/_security/authinfo", None)
+                        .await?;
+                    if whoami.status.is_success() && whoami.body.get("user_name").is_some() {
+                        return Ok(Flavor::OpenSearch(None));
                     }
                 }
                 if !root.status.is_success() {
@@ -279,7 +290,7 @@ impl EsClient {
                     .and_then(|m| m.parse::<u32>().ok())
                     .unwrap_or(0);
                 let flavor = if info["version"]["distribution"] == "opensearch" {
-                    Flavor::OpenSearch(major)
+                    Flavor::OpenSearch(Some(major))
                 } else if info["tagline"].as_str().is_some_and(|t| t.contains("for Search")) {
                     Flavor::Elasticsearch(Some(major))
                 } else {
@@ -294,7 +305,7 @@ impl EsClient {
                 };
                 let supported = match flavor {
                     Flavor::Elasticsearch(v) => v.is_none_or(|v| v >= 8),
-                    Flavor::OpenSearch(v) => v >= 2,
+                    Flavor::OpenSearch(v) => v.is_none_or(|v| v >= 2),
                 };
                 if !supported {
                     return Err(ConnectorError::new(
