@@ -40,7 +40,7 @@ pub struct CqlRequest {
 
 /// What the pushed filters restrict.
 #[derive(Debug, Default)]
-struct Restrictions {
+pub struct Restrictions {
     /// Per partition-key column (key order), its allowed values.
     partition: Option<Vec<Vec<Value>>>,
     /// Clustering prefix: per column, `=` (one value) or `IN` values.
@@ -246,7 +246,7 @@ fn is_integer(column: &Column) -> bool {
 }
 
 /// The whole conjunction's plan: which filters are pushed and how.
-fn restrict(
+pub fn restrict(
     filters: &[&Expr],
     columns: &[Column],
     max_partitions: u32,
@@ -390,11 +390,11 @@ fn value_set(
     Some(((low..=high).map(|v| json!(v)).collect(), vec![li, hi], true))
 }
 
-/// Whether the pushed `filters` fix the partitions read (no token ranges).
-pub fn fixes_partitions(filters: &[&Expr], columns: &[Column], max_partitions: u32) -> bool {
-    restrict(filters, columns, max_partitions, false)
-        .partition
-        .is_some()
+impl Restrictions {
+    /// Whether the filters fix the partitions read (no token ranges).
+    pub fn fixes_partitions(&self) -> bool {
+        self.partition.is_some()
+    }
 }
 
 /// Each filter's verdict for the table's columns and settings.
@@ -418,23 +418,19 @@ pub struct Plan {
 /// Most requests the partition reads of one scan are grouped into.
 const MAX_PARTITION_REQUESTS: usize = 16;
 
-/// The requests of a scan of `projected` columns of `keyspace.table` under the
-/// pushed `filters`, reading at most `limit` rows; when no partition is fixed,
-/// one request per group of token `ranges` ([`token_groups`]).
-#[allow(clippy::too_many_arguments)]
+/// The requests of a scan of `projected` columns of `keyspace.table` under
+/// the pushed filters' restrictions `r` ([`restrict`]), reading at most
+/// `limit` rows; when no partition is fixed, one request per group of token
+/// `ranges` ([`token_groups`]).
 pub fn plan(
     keyspace: &str,
     table: &str,
     columns: &[Column],
     projected: &[&Column],
-    filters: &[Expr],
+    r: &Restrictions,
     limit: Option<u64>,
-    max_partitions: u32,
-    allow_filtering: bool,
     ranges: &[Vec<(i64, i64)>],
 ) -> Plan {
-    let refs: Vec<&Expr> = filters.iter().collect();
-    let r = restrict(&refs, columns, max_partitions, allow_filtering);
     let select: Vec<String> = if projected.is_empty() {
         // count(*): read the smallest thing every row has.
         columns
@@ -651,15 +647,16 @@ mod tests {
         assert_eq!(verdicts(&filters, &cols, 5, false)[0], Unsupported);
         let owned: Vec<Expr> = filters.iter().take(4).map(|e| (*e).clone()).collect();
         let projected: Vec<&Column> = vec![&cols[4]];
+        let pushed: Vec<&Expr> = owned.iter().collect();
+        let r = restrict(&pushed, &cols, 1000, false);
+        assert!(r.fixes_partitions());
         let p = plan(
             "app",
             "s",
             &cols,
             &projected,
-            &owned,
+            &r,
             None,
-            1000,
-            false,
             &token_groups(&[], 4),
         );
         assert_eq!(p.requests.len(), 6);
@@ -673,15 +670,15 @@ mod tests {
         );
         // With allow_filtering, a regular column is pushed and re-checked.
         assert_eq!(verdicts(&[&device], &cols, 1000, true), vec![Inexact]);
+        let r = restrict(&[&device], &cols, 1000, true);
+        assert!(!r.fixes_partitions());
         let p = plan(
             "app",
             "s",
             &cols,
             &projected,
-            std::slice::from_ref(&device),
+            &r,
             Some(7),
-            1000,
-            true,
             &token_groups(&[], 2),
         );
         assert_eq!(

@@ -159,10 +159,14 @@ impl TableProvider for CassandraTable {
             None => Arc::clone(&self.schema),
         };
         let options = self.source.options();
-        let refs: Vec<&Expr> = filters.iter().collect();
-        let fixes_partitions =
-            !refs.is_empty() && cql::fixes_partitions(&refs, &self.columns, options.max_partitions);
-        let ranges = if fixes_partitions {
+        let pushed: Vec<&Expr> = filters.iter().collect();
+        let restrictions = cql::restrict(
+            &pushed,
+            &self.columns,
+            options.max_partitions,
+            options.allow_filtering,
+        );
+        let ranges = if restrictions.fixes_partitions() {
             vec![]
         } else {
             let splits = self.splits().await;
@@ -173,10 +177,8 @@ impl TableProvider for CassandraTable {
             &self.table,
             &self.columns,
             &projected,
-            filters,
+            &restrictions,
             limit,
-            options.max_partitions,
-            options.allow_filtering,
             &ranges,
         );
         let requests: Vec<String> = plan
