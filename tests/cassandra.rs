@@ -260,6 +260,24 @@ async fn key_filters_read_only_their_partitions() {
     let client = server.client().await;
     create(&client, "sessions", cass, "app", "sessions", "").await;
 
+    // psql's \d shows the key: partition columns in parentheses, then the
+    // clustering columns, as CQL writes a primary key.
+    let (out, err, ok) = server.psql(&["-c", "\\d sessions"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(r#""sessions_pkey" PRIMARY KEY, cassandra ((user_id, day), ts)"#),
+        "{out}"
+    );
+    // Drivers find the key columns where PostgreSQL keeps them.
+    let key = text_rows(
+        &client,
+        "SELECT a.attname FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey) \
+         WHERE c.relname = 'sessions' AND i.indisprimary ORDER BY a.attnum",
+    )
+    .await;
+    assert_eq!(key, [["user_id"], ["day"], ["ts"]]);
+
     // One partition, a clustering range.
     let sql = "SELECT ts, device FROM sessions WHERE user_id = 'u1' AND day = 3 AND ts >= 15";
     let got = both_ways(&client, sql).await;

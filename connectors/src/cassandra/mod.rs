@@ -180,6 +180,7 @@ impl Connector for CassandraConnector {
         let columns = schema::from_definitions(&def.columns)?;
         let context = options.compute_context();
         let source = self.source(options, Side::Coordinator);
+        let key = schema::key(&columns);
         let plain = CassandraTable::new(source, &table, columns);
         let pushing = plain.pushing();
         Ok(pushdown::table_provider(
@@ -187,6 +188,7 @@ impl Connector for CassandraConnector {
             context,
             Arc::new(plain),
             Arc::new(pushing),
+            Some(key),
         ))
     }
 

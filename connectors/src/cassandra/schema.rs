@@ -31,6 +31,7 @@ use scylla::cluster::metadata::{ColumnKind, Table};
 use scylla::frame::response::result::{CollectionType, ColumnType, NativeType};
 use vivace_catalog::ColumnDefinition;
 
+use crate::remote::SourceKey;
 use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult};
 
 /// Scale of `decimal` columns.
@@ -87,6 +88,22 @@ impl Column {
     /// The column's name as CQL must write it (double-quoted, `"` doubled).
     pub fn quoted(&self) -> String {
         quote(&self.name)
+    }
+}
+
+/// The table's primary key, from its columns' roles.
+pub fn key(columns: &[Column]) -> SourceKey {
+    let named = |role| {
+        columns
+            .iter()
+            .filter(|c| c.role == role)
+            .map(|c| c.name.clone())
+            .collect()
+    };
+    SourceKey {
+        method: "cassandra",
+        partition: named(Role::PartitionKey),
+        clustering: named(Role::Clustering),
     }
 }
 

@@ -20,6 +20,7 @@
 
 mod codec;
 pub mod distribution;
+mod key;
 mod pools;
 pub mod pushdown;
 mod scan;
@@ -31,6 +32,7 @@ use datafusion::error::Result as DFResult;
 use datafusion::physical_plan::SendableRecordBatchStream;
 
 pub use codec::{RemoteScanCodec, SourceOpener};
+pub use key::{SourceKey, source_key};
 pub use pools::PoolCache;
 pub use scan::RemoteScanExec;
 

@@ -27,12 +27,15 @@ use datafusion_federation::{
     FederatedTableProviderAdaptor, FederatedTableSource, FederationProvider,
 };
 
+use super::key::SourceKey;
+
 /// A table's plain and pushing forms; DataFusion sees the plain one unless
 /// pushdown is on.
 #[derive(Debug)]
 pub struct Switchable {
     plain: Arc<dyn TableProvider>,
     pushing: Arc<dyn TableProvider>,
+    key: Option<SourceKey>,
 }
 
 impl Switchable {
@@ -40,17 +43,27 @@ impl Switchable {
     pub fn plain(&self) -> &Arc<dyn TableProvider> {
         &self.plain
     }
+
+    /// The table's key, when its source declares one.
+    pub fn key(&self) -> Option<&SourceKey> {
+        self.key.as_ref()
+    }
 }
 
-/// The provider of a table with `plain` and `pushing` forms, federated as
-/// `name` at `compute_context` (no I/O).
+/// The provider of a table with `plain` and `pushing` forms and the source's
+/// `key`, federated as `name` at `compute_context` (no I/O).
 pub fn table_provider(
     name: &'static str,
     compute_context: String,
     plain: Arc<dyn TableProvider>,
     pushing: Arc<dyn TableProvider>,
+    key: Option<SourceKey>,
 ) -> Arc<dyn TableProvider> {
-    let switchable: Arc<dyn TableProvider> = Arc::new(Switchable { plain, pushing });
+    let switchable: Arc<dyn TableProvider> = Arc::new(Switchable {
+        plain,
+        pushing,
+        key,
+    });
     federate(
         name,
         compute_context,

@@ -91,10 +91,21 @@ impl SqlDialect for PostgresDialect {
             )),
         )?;
         let pg_catalog = catalog.schema("pg_catalog").context("pg_catalog missing")?;
+        let indexes = catalog::source_keys::SourceIndexes::default();
         catalog.register_schema(
             "pg_catalog",
-            Arc::new(catalog::pg_catalog_overlay::PgCatalogOverlay::new(pg_catalog).await?),
+            Arc::new(
+                catalog::pg_catalog_overlay::PgCatalogOverlay::new(
+                    pg_catalog,
+                    ctx.state().catalog_list().clone(),
+                    indexes.clone(),
+                )
+                .await?,
+            ),
         )?;
+        ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(
+            indexes.pg_get_indexdef(),
+        ));
         for function in functions::template_functions(ctx, ctx.state().catalog_list().clone())
             .await?
             .into_iter()

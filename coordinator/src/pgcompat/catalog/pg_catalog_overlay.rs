@@ -3,9 +3,10 @@
 //!
 //! datafusion-pg-catalog 0.19 types PostgreSQL's array columns (`pg_index.indkey`,
 //! `pg_constraint.conkey`, ...) as text, so `unnest(ix.indkey)` fails to plan, and
-//! its `pg_class` lacks `reloptions`. Vivace's external tables have no indexes and
-//! no constraints, so `pg_index` and `pg_constraint` are served empty with the
-//! array columns typed as PostgreSQL types them; `pg_class` gains a NULL
+//! its `pg_class` lacks `reloptions`. Vivace's external tables have no
+//! constraints and no indexes but a source's primary key ([`super::source_keys`]),
+//! so `pg_constraint` is served empty and `pg_index` holds only those keys, with
+//! the array columns typed as PostgreSQL types them; `pg_class` gains a NULL
 //! `reloptions`; `pg_settings` gains the read-only server limits drivers and
 //! DBeaver look up there (`max_index_keys`, `max_identifier_length`, ...);
 //! `pg_database` states the `C` locale Vivace compares strings by.
@@ -17,10 +18,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::catalog::{SchemaProvider, TableProvider};
-use datafusion::common::{Result, ScalarValue};
+use datafusion::catalog::{CatalogProviderList, SchemaProvider, TableProvider};
+use datafusion::common::Result;
 use datafusion::datasource::{MemTable, ViewTable, provider_as_source};
 use datafusion::logical_expr::{LogicalPlanBuilder, col, lit};
+
+use super::source_keys::{KeyedView, SourceIndexes, View};
 
 /// Columns that PostgreSQL types as arrays, with their element types.
 const ARRAY_COLUMNS: &[(&str, DataType)] = &[
@@ -42,11 +45,18 @@ const ARRAY_COLUMNS: &[(&str, DataType)] = &[
 pub struct PgCatalogOverlay {
     inner: Arc<dyn SchemaProvider>,
     replaced: HashMap<&'static str, Arc<dyn TableProvider>>,
+    catalogs: Arc<dyn CatalogProviderList>,
+    indexes: SourceIndexes,
 }
 
 impl PgCatalogOverlay {
-    /// Wrap the crate's `pg_catalog` schema.
-    pub async fn new(inner: Arc<dyn SchemaProvider>) -> Result<Self> {
+    /// Wrap the crate's `pg_catalog` schema over `catalogs`, whose sources'
+    /// keys are listed as indexes that `indexes` describes.
+    pub async fn new(
+        inner: Arc<dyn SchemaProvider>,
+        catalogs: Arc<dyn CatalogProviderList>,
+        indexes: SourceIndexes,
+    ) -> Result<Self> {
         let mut replaced: HashMap<&'static str, Arc<dyn TableProvider>> = HashMap::new();
         for name in ["pg_index", "pg_constraint"] {
             if let Some(table) = inner.table(name).await? {
@@ -56,7 +66,31 @@ impl PgCatalogOverlay {
         if let Some(settings) = inner.table("pg_settings").await? {
             replaced.insert("pg_settings", with_server_limits(settings)?);
         }
-        Ok(Self { inner, replaced })
+        Ok(Self {
+            inner,
+            replaced,
+            catalogs,
+            indexes,
+        })
+    }
+
+    /// `pg_class` or `pg_index` with the sources' keys as indexes.
+    async fn keyed(&self, view: View) -> Result<Option<Arc<dyn TableProvider>>> {
+        let (Some(pg_class), Some(pg_namespace), Some(pg_index)) = (
+            self.inner.table("pg_class").await?,
+            self.inner.table("pg_namespace").await?,
+            self.replaced.get("pg_index"),
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(Arc::new(KeyedView::new(
+            view,
+            Arc::clone(&self.catalogs),
+            pg_class,
+            pg_namespace,
+            pg_index.schema(),
+            self.indexes.clone(),
+        ))))
     }
 }
 
@@ -146,20 +180,6 @@ fn empty_with_arrays(schema: &Schema) -> Result<Arc<dyn TableProvider>> {
     )?))
 }
 
-fn with_reloptions(pg_class: Arc<dyn TableProvider>) -> Result<Arc<dyn TableProvider>> {
-    let schema = pg_class.schema();
-    if schema.field_with_name("reloptions").is_ok() {
-        return Ok(pg_class);
-    }
-    let mut columns: Vec<_> = schema.fields().iter().map(|f| col(f.name())).collect();
-    let text_array = DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)));
-    columns.push(lit(ScalarValue::try_from(&text_array)?).alias("reloptions"));
-    let plan = LogicalPlanBuilder::scan("pg_class", provider_as_source(pg_class), None)?
-        .project(columns)?
-        .build()?;
-    Ok(Arc::new(ViewTable::new(plan, None)))
-}
-
 /// pg_database with the locale Vivace actually sorts and compares by: `C`
 /// (byte order, as DataFusion compares strings) from the `libc` provider,
 /// spelled `c` as in PostgreSQL, where the crate says `en_US.UTF-8` and `libc`.
@@ -192,11 +212,10 @@ impl SchemaProvider for PgCatalogOverlay {
     ) -> Result<Option<Arc<dyn TableProvider>>, datafusion::error::DataFusionError> {
         let name_lower = name.to_ascii_lowercase();
         if name_lower == "pg_class" {
-            // pg_class lists the tables of the moment: wrap it afresh per query.
-            return match self.inner.table(name).await? {
-                Some(t) => Ok(Some(with_reloptions(t)?)),
-                None => Ok(None),
-            };
+            return self.keyed(View::Class).await;
+        }
+        if name_lower == "pg_index" {
+            return self.keyed(View::Index).await;
         }
         if name_lower == "pg_database" {
             return match self.inner.table(name).await? {

@@ -1,5 +1,5 @@
 //! Catalog helpers whose PostgreSQL answer for Vivace's objects is fixed: no
-//! object has a comment, external tables have no indexes or sequences, every
+//! object has a comment, external tables have no sequences, every
 //! type, function and collation is visible, sizes are unknown; and the server's
 //! own description (`version()`, encoding names).
 
@@ -42,8 +42,8 @@ pub fn functions() -> Vec<RowFunction> {
         fixed("obj_description", &[1, 2], no_text.clone()),
         fixed("col_description", &[2], no_text.clone()),
         fixed("shobj_description", &[2], no_text.clone()),
-        // External tables have no indexes, constraints or sequences.
-        fixed("pg_get_indexdef", &[1, 3], no_text.clone()),
+        // External tables have no sequences (`pg_get_indexdef` describes
+        // sources' keys: `catalog::source_keys`).
         fixed("pg_get_serial_sequence", &[2], no_text),
         // Every type Vivace reports lives in pg_catalog, which is on the path.
         fixed("pg_type_is_visible", &[1], ScalarValue::Boolean(Some(true))),
