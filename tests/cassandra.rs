@@ -367,6 +367,133 @@ async fn key_filters_read_only_their_partitions() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn top_rows_of_each_partition_read_with_per_partition_limit() {
+    let cass = Cassandra::shared();
+    let session = cass.session().await;
+    keyspace(&session, "tops").await;
+    cql(
+        &session,
+        "CREATE TABLE tops.readings (site text, day int, ts int, v int, PRIMARY KEY ((site, day), ts))",
+    )
+    .await;
+    cql(
+        &session,
+        "CREATE TABLE tops.latest (k int, ts int, v int, PRIMARY KEY (k, ts)) WITH CLUSTERING ORDER BY (ts DESC)",
+    )
+    .await;
+    let insert = session
+        .prepare("INSERT INTO tops.readings (site, day, ts, v) VALUES (?, ?, ?, ?)")
+        .await
+        .unwrap();
+    for site in ["a", "b", "c"] {
+        for day in 1..=4 {
+            for ts in 0..10 {
+                session
+                    .execute_unpaged(&insert, (site, day, ts, ts * day))
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    let insert = session
+        .prepare("INSERT INTO tops.latest (k, ts, v) VALUES (?, ?, ?)")
+        .await
+        .unwrap();
+    for k in 0..5 {
+        for ts in 0..10 {
+            session
+                .execute_unpaged(&insert, (k, ts, k + ts))
+                .await
+                .unwrap();
+        }
+    }
+    let dir = TempDir::new("cass-tops");
+    let server = server(&dir, "0").await;
+    let client = server.client().await;
+    create(&client, "readings", cass, "tops", "readings", "").await;
+    create(&client, "latest", cass, "tops", "latest", "").await;
+    let top = |table: &str, by: &str, order: &str, bound: &str| {
+        format!(
+            "SELECT * FROM (SELECT {by}, ts, v, row_number() OVER (PARTITION BY {by} {order}) AS rn \
+             FROM {table}) t WHERE {bound} ORDER BY {by}, ts"
+        )
+    };
+
+    // The first 2 readings of each of the 12 partitions, in clustering order.
+    let sql = top("readings", "site, day", "ORDER BY ts", "rn <= 2");
+    let got = both_ways(&client, &sql).await;
+    assert_eq!(got.len(), 24);
+    assert!(got.iter().all(|r| r[2] == "0" || r[2] == "1"), "{got:?}");
+    assert!(
+        explain(&client, &sql)
+            .await
+            .contains("PER PARTITION LIMIT 2")
+    );
+    assert_eq!(rows_moved(&client, &sql).await, 24);
+    // The key's columns in another order, `rn = 1`, `rn < 4`; no ORDER BY
+    // (any one row of each partition: counted, not compared).
+    let sql = top("readings", "day, site", "ORDER BY ts", "rn = 1");
+    assert_eq!(both_ways(&client, &sql).await.len(), 12);
+    assert_eq!(rows_moved(&client, &sql).await, 12);
+    let sql = "SELECT count(*), count(DISTINCT site || day) FROM (SELECT site, day, \
+               row_number() OVER (PARTITION BY site, day) AS rn FROM readings) t WHERE rn = 1";
+    assert_eq!(both_ways(&client, sql).await, [["12", "12"]]);
+    assert_eq!(rows_moved(&client, sql).await, 12);
+    let sql = top("readings", "site, day", "ORDER BY ts", "rn < 4 AND v > 0");
+    assert_eq!(both_ways(&client, &sql).await.len(), 24);
+    assert_eq!(rows_moved(&client, &sql).await, 36);
+    // With the partitions fixed too.
+    let sql = format!(
+        "SELECT ts FROM (SELECT site, day, ts, row_number() OVER (PARTITION BY site, day ORDER BY ts) AS rn \
+         FROM readings WHERE site = 'b' AND day IN (2, 3)) t WHERE rn <= 3 ORDER BY ts"
+    );
+    assert_eq!(
+        both_ways(&client, &sql).await,
+        [["0"], ["0"], ["1"], ["1"], ["2"], ["2"]]
+    );
+    assert_eq!(rows_moved(&client, &sql).await, 6);
+
+    // Not the same rows as Cassandra's first n: nothing is limited.
+    for sql in [
+        // Against the stored order.
+        top("readings", "site, day", "ORDER BY ts DESC", "rn <= 2"),
+        // Part of the key only.
+        top("readings", "site", "ORDER BY ts", "rn <= 2"),
+        // A filter Vivace runs under the window.
+        "SELECT * FROM (SELECT site, day, ts, row_number() OVER (PARTITION BY site, day ORDER BY ts) AS rn \
+         FROM readings WHERE v > 4) t WHERE rn <= 2"
+            .to_string(),
+    ] {
+        let got = both_ways(&client, &sql).await;
+        assert!(!got.is_empty());
+        assert!(!explain(&client, &sql).await.contains("PER PARTITION"), "{sql}");
+    }
+    let got = both_ways(
+        &client,
+        &top("readings", "site, day", "ORDER BY ts DESC", "rn <= 2"),
+    )
+    .await;
+    assert!(got.iter().all(|r| r[2] == "8" || r[2] == "9"), "{got:?}");
+
+    // A table clustered descending: its newest rows are its first.
+    let sql = top("latest", "k", "ORDER BY ts DESC", "rn <= 3");
+    let got = both_ways(&client, &sql).await;
+    assert_eq!(got.len(), 15);
+    assert!(
+        got.iter().all(|r| ["7", "8", "9"].contains(&r[1].as_str())),
+        "{got:?}"
+    );
+    assert_eq!(rows_moved(&client, &sql).await, 15);
+    let sql = top("latest", "k", "ORDER BY ts", "rn <= 3");
+    let got = both_ways(&client, &sql).await;
+    assert!(
+        got.iter().all(|r| ["0", "1", "2"].contains(&r[1].as_str())),
+        "{got:?}"
+    );
+    assert!(!explain(&client, &sql).await.contains("PER PARTITION"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn token_ranges_cover_every_row_once_on_one_and_two_workers() {
     let cass = Cassandra::shared();
     let session = cass.session().await;

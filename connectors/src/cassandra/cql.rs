@@ -10,6 +10,7 @@
 //! | then `=` / `IN` on a prefix of the clustering columns, and one range on the next | `ck1 = ? AND ck2 IN (?, ?) AND ck3 > ?` | yes (floats: re-checked) |
 //! | any comparison on another scalar column, when the table says `allow_filtering` | `c = ?` … `ALLOW FILTERING` | no: Vivace re-checks |
 //! | `LIMIT n` (when every filter is exact) | `LIMIT n` on each read | — |
+//! | `row_number() OVER (PARTITION BY <partition key> [ORDER BY <clustering prefix, stored order>]) <= n` over exact filters | `PER PARTITION LIMIT n` ([`super::per_partition`]) | — |
 //!
 //! A scan that fixes no partition reads token ranges: `token(pk) > ? AND
 //! token(pk) <= ?`, one request per split. Values are always bound
@@ -415,6 +416,16 @@ pub struct Plan {
     pub split_on: Option<String>,
 }
 
+/// The limits a scan pushes: rows in all (`LIMIT`) and rows of each
+/// partition (`PER PARTITION LIMIT`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Most rows each request reads.
+    pub rows: Option<u64>,
+    /// Most rows each request reads of any one partition.
+    pub per_partition: Option<u64>,
+}
+
 /// Most requests the partition reads of one scan are grouped into.
 const MAX_PARTITION_REQUESTS: usize = 16;
 
@@ -428,9 +439,10 @@ pub fn plan(
     columns: &[Column],
     projected: &[&Column],
     r: &Restrictions,
-    limit: Option<u64>,
+    limits: Limits,
     ranges: &[Vec<(i64, i64)>],
 ) -> Plan {
+    let limit = limits.rows;
     let select: Vec<String> = if projected.is_empty() {
         // count(*): read the smallest thing every row has.
         columns
@@ -459,6 +471,9 @@ pub fn plan(
         tail_values.push(value.clone());
     }
     let mut end = String::new();
+    if let Some(n) = limits.per_partition {
+        end.push_str(&format!(" PER PARTITION LIMIT {n}"));
+    }
     if let Some(n) = limit {
         end.push_str(&format!(" LIMIT {n}"));
     }
@@ -611,6 +626,7 @@ mod tests {
             data_type,
             role,
             cql_type: cql.into(),
+            descending: false,
         };
         vec![
             c("user_id", DataType::Utf8, Role::PartitionKey, "text"),
@@ -656,7 +672,7 @@ mod tests {
             &cols,
             &projected,
             &r,
-            None,
+            Limits::default(),
             &token_groups(&[], 4),
         );
         assert_eq!(p.requests.len(), 6);
@@ -678,12 +694,15 @@ mod tests {
             &cols,
             &projected,
             &r,
-            Some(7),
+            Limits {
+                rows: Some(7),
+                per_partition: Some(2),
+            },
             &token_groups(&[], 2),
         );
         assert_eq!(
             p.requests[1].cql,
-            "SELECT \"device\" FROM \"app\".\"s\" WHERE token(\"user_id\", \"day\") > ? AND token(\"user_id\", \"day\") <= ? AND \"device\" = ? LIMIT 7 ALLOW FILTERING"
+            "SELECT \"device\" FROM \"app\".\"s\" WHERE token(\"user_id\", \"day\") > ? AND token(\"user_id\", \"day\") <= ? AND \"device\" = ? PER PARTITION LIMIT 2 LIMIT 7 ALLOW FILTERING"
         );
     }
 

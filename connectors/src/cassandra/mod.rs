@@ -12,17 +12,20 @@
 //! (opening sessions, the driver's errors), `schema` (columns and their Arrow
 //! types), `decode` (rows as Arrow batches), `cql` (which filters Cassandra
 //! answers, and the requests of a scan), `source` (the `RemoteSource`:
-//! prepared statements, paging, cancel) and `provider` (the table DataFusion
-//! scans).
+//! prepared statements, paging, cancel), `provider` (the table DataFusion
+//! scans) and `per_partition` (`PER PARTITION LIMIT` for top rows per
+//! partition).
 
 mod cql;
 mod decode;
 mod options;
+mod per_partition;
 mod provider;
 mod schema;
 mod session;
 mod source;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,7 +88,46 @@ impl CassandraConnector {
                 ),
             ));
         };
-        schema::columns(&format!("{}.{table}", source.options().keyspace), found)
+        let mut columns =
+            schema::columns(&format!("{}.{table}", source.options().keyspace), found)?;
+        let descending = self.descending_columns(source).await?;
+        mark_descending(&mut columns, table, &descending);
+        Ok(columns)
+    }
+
+    /// (table, column) of every clustering column of the keyspace stored in
+    /// descending order (the driver's schema does not say).
+    async fn descending_columns(
+        &self,
+        source: &CassandraSource,
+    ) -> ConnectorResult<HashSet<(String, String)>> {
+        let session = source.session().await?;
+        let cannot = |e: &dyn std::fmt::Display| {
+            ConnectorError::new(
+                ConnectorErrorKind::Unreachable,
+                format!("cannot read Cassandra's schema: {e}"),
+            )
+        };
+        let rows = session
+            .query_unpaged(
+                "SELECT table_name, column_name, clustering_order FROM system_schema.columns WHERE keyspace_name = ?",
+                (source.options().keyspace.as_str(),),
+            )
+            .await
+            .map_err(|e| cannot(&e))?
+            .into_rows_result()
+            .map_err(|e| cannot(&e))?;
+        let mut descending = HashSet::new();
+        for row in rows
+            .rows::<(String, String, String)>()
+            .map_err(|e| cannot(&e))?
+        {
+            let (table, column, order) = row.map_err(|e| cannot(&e))?;
+            if order.eq_ignore_ascii_case("desc") {
+                descending.insert((table, column));
+            }
+        }
+        Ok(descending)
     }
 
     async fn keyspace(
@@ -108,6 +150,18 @@ impl CassandraConnector {
                 format!("Cassandra has no keyspace \"{keyspace}\""),
             )
         })
+    }
+}
+
+/// Mark the clustering columns of `table` that `descending` lists.
+fn mark_descending(
+    columns: &mut [schema::Column],
+    table: &str,
+    descending: &HashSet<(String, String)>,
+) {
+    for column in columns {
+        column.descending = column.role == schema::Role::Clustering
+            && descending.contains(&(table.to_string(), column.name.clone()));
     }
 }
 
@@ -151,11 +205,13 @@ impl Connector for CassandraConnector {
         let mut names: Vec<&String> = keyspace.tables.keys().collect();
         names.sort();
         let mut defs = Vec::with_capacity(names.len());
+        let descending = self.descending_columns(&source).await?;
         for name in names {
-            let columns = schema::columns(
+            let mut columns = schema::columns(
                 &format!("{}.{name}", source.options().keyspace),
                 &keyspace.tables[name],
             )?;
+            mark_descending(&mut columns, name, &descending);
             defs.push(request.mounted(name, "table", schema::to_definitions(&columns)));
         }
         if defs.is_empty() {
@@ -189,6 +245,7 @@ impl Connector for CassandraConnector {
             Arc::new(plain),
             Arc::new(pushing),
             Some(key),
+            vec![Arc::new(per_partition::PerPartitionLimit)],
         ))
     }
 

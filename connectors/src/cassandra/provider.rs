@@ -38,6 +38,8 @@ pub struct CassandraTable {
     columns: Arc<Vec<Column>>,
     schema: SchemaRef,
     pushdown: bool,
+    /// `PER PARTITION LIMIT` to push ([`super::per_partition`]).
+    per_partition_limit: Option<u64>,
 }
 
 impl CassandraTable {
@@ -49,6 +51,25 @@ impl CassandraTable {
             schema: schema::schema(&columns),
             columns: Arc::new(columns),
             pushdown: false,
+            per_partition_limit: None,
+        }
+    }
+
+    /// The table's columns, key first.
+    pub fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    /// Whether this is the pushing form.
+    pub fn is_pushing(&self) -> bool {
+        self.pushdown
+    }
+
+    /// The same table reading at most `n` rows of each partition.
+    pub fn with_per_partition_limit(&self, n: u64) -> Self {
+        Self {
+            per_partition_limit: Some(n),
+            ..self.clone()
         }
     }
 
@@ -178,7 +199,10 @@ impl TableProvider for CassandraTable {
             &self.columns,
             &projected,
             &restrictions,
-            limit,
+            cql::Limits {
+                rows: limit,
+                per_partition: self.per_partition_limit.filter(|_| self.pushdown),
+            },
             &ranges,
         );
         let requests: Vec<String> = plan

@@ -20,7 +20,8 @@
 //! | vector<t, n> | FixedSizeList(t, n) |
 //!
 //! The catalog keeps each column's role and CQL type (`source_type`, e.g.
-//! `partition_key text`), so `open` knows the key without I/O.
+//! `partition_key text`, `clustering_desc bigint`), so `open` knows the key
+//! and its clustering order without I/O.
 
 use std::sync::Arc;
 
@@ -36,6 +37,10 @@ use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult};
 
 /// Scale of `decimal` columns.
 pub const DECIMAL_SCALE: i8 = 10;
+
+/// The stored role of a clustering column kept in descending order
+/// (`clustering` alone: ascending).
+const DESCENDING: &str = "clustering_desc";
 
 /// A column's place in the table's key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -82,6 +87,8 @@ pub struct Column {
     pub role: Role,
     /// Its CQL type as CQL writes it (`map<text, int>`).
     pub cql_type: String,
+    /// A clustering column whose rows are stored in descending order.
+    pub descending: bool,
 }
 
 impl Column {
@@ -128,6 +135,7 @@ pub fn columns(table_name: &str, table: &Table) -> ConnectorResult<Vec<Column>> 
             })?,
             role,
             cql_type: cql_name(&column.typ),
+            descending: false,
         });
         Ok(())
     };
@@ -266,7 +274,10 @@ pub fn to_definitions(columns: &[Column]) -> Vec<ColumnDefinition> {
             name: c.name.clone(),
             data_type: c.data_type.to_string(),
             nullable: true,
-            source_type: Some(format!("{} {}", c.role.name(), c.cql_type)),
+            source_type: Some(match (c.role, c.descending) {
+                (Role::Clustering, true) => format!("{DESCENDING} {}", c.cql_type),
+                (role, _) => format!("{} {}", role.name(), c.cql_type),
+            }),
         })
         .collect()
 }
@@ -284,11 +295,14 @@ pub fn from_definitions(defs: &[ColumnDefinition]) -> ConnectorResult<Vec<Column
                     ),
                 )
             };
-            let (role, cql_type) = def
+            let (role, descending, cql_type) = def
                 .source_type
                 .as_deref()
                 .and_then(|s| s.split_once(' '))
-                .and_then(|(role, cql)| Some((Role::parse(role)?, cql)))
+                .and_then(|(role, cql)| match role {
+                    DESCENDING => Some((Role::Clustering, true, cql)),
+                    role => Some((Role::parse(role)?, false, cql)),
+                })
                 .ok_or_else(bad)?;
             let data_type: DataType = def.data_type.parse().map_err(|_| bad())?;
             Ok(Column {
@@ -296,6 +310,7 @@ pub fn from_definitions(defs: &[ColumnDefinition]) -> ConnectorResult<Vec<Column
                 data_type,
                 role,
                 cql_type: cql_type.to_string(),
+                descending,
             })
         })
         .collect()

@@ -51,13 +51,15 @@ impl Switchable {
 }
 
 /// The provider of a table with `plain` and `pushing` forms and the source's
-/// `key`, federated as `name` at `compute_context` (no I/O).
+/// `key`, federated as `name` at `compute_context` (no I/O). `rules` run
+/// after the pushing form is in place (pushdowns over whole sub-plans).
 pub fn table_provider(
     name: &'static str,
     compute_context: String,
     plain: Arc<dyn TableProvider>,
     pushing: Arc<dyn TableProvider>,
     key: Option<SourceKey>,
+    rules: Vec<Arc<dyn OptimizerRule + Send + Sync>>,
 ) -> Arc<dyn TableProvider> {
     let switchable: Arc<dyn TableProvider> = Arc::new(Switchable {
         plain,
@@ -67,7 +69,11 @@ pub fn table_provider(
     federate(
         name,
         compute_context,
-        Arc::new(Optimizer::with_rules(vec![Arc::new(PushDown { name })])),
+        Arc::new(Optimizer::with_rules(
+            std::iter::once(Arc::new(PushDown { name }) as Arc<dyn OptimizerRule + Send + Sync>)
+                .chain(rules)
+                .collect(),
+        )),
         switchable,
     )
 }

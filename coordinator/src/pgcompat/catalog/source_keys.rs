@@ -15,8 +15,8 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 
 use datafusion::arrow::array::{
-    ArrayRef, AsArray, BooleanArray, Int16Array, ListArray, RecordBatch, StringArray,
-    UInt32Array, new_null_array,
+    ArrayRef, AsArray, BooleanArray, Int16Array, ListArray, RecordBatch, StringArray, UInt32Array,
+    new_null_array,
 };
 use datafusion::arrow::compute::{cast, concat_batches, take};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
@@ -81,7 +81,10 @@ impl SourceIndexes {
         let index = indexes.get(&oid)?;
         match column {
             0 => Some(index.statement.clone()),
-            n => index.columns.get(usize::try_from(n).ok()?.checked_sub(1)?).cloned(),
+            n => index
+                .columns
+                .get(usize::try_from(n).ok()?.checked_sub(1)?)
+                .cloned(),
         }
     }
 }
@@ -401,7 +404,10 @@ fn index_rows(schema: SchemaRef, found: &[(i64, KeyedTable)]) -> Result<RecordBa
             "indnatts" | "indnkeyatts" => Some(count()),
             "indisunique" | "indisprimary" | "indimmediate" | "indisvalid" | "indisready"
             | "indislive" => Some(flag(true)),
-            "indnullsnotdistinct" | "indisexclusion" | "indisclustered" | "indcheckxmin"
+            "indnullsnotdistinct"
+            | "indisexclusion"
+            | "indisclustered"
+            | "indcheckxmin"
             | "indisreplident" => Some(flag(false)),
             "indkey" => Some(Arc::new(ListArray::from_iter_primitive::<
                 datafusion::arrow::datatypes::Int16Type,
