@@ -84,3 +84,21 @@ pub struct SchemaDefinition {
     /// The discovered tables, each complete enough to open without I/O.
     pub tables: Vec<TableDefinition>,
 }
+
+/// A view: a query stored by name, planned afresh on every use (so it reads
+/// the tables of the moment, and filters on it reach their sources).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewDefinition {
+    /// Qualified name.
+    pub name: TableName,
+    /// The query, as Vivace prints it back (`SELECT ...`).
+    pub query: String,
+    /// Column names given after the view's name (`CREATE VIEW v (a, b) AS`);
+    /// empty: the query's own names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+    /// The columns it gave when last planned: what it still shows (and
+    /// plans against) while a table it reads is missing.
+    #[serde(default)]
+    pub output: Vec<ColumnDefinition>,
+}

@@ -1,7 +1,7 @@
 //! The Vivace catalog: definitions of external tables and their durable store.
 //!
 //! This crate knows nothing about the wire protocol or query execution. It holds
-//! what an admin registered (`CREATE EXTERNAL TABLE ...`) in a typed form and
+//! what an admin registered (`CREATE EXTERNAL TABLE ...`, `CREATE VIEW ...`) in a typed form and
 //! persists it transactionally in SQLite, so definitions survive restarts and
 //! `kill -9`.
 
@@ -9,7 +9,9 @@ mod definition;
 mod error;
 mod store;
 
-pub use definition::{ColumnDefinition, SchemaDefinition, TableDefinition, TableName};
+pub use definition::{
+    ColumnDefinition, SchemaDefinition, TableDefinition, TableName, ViewDefinition,
+};
 pub use error::{CatalogError, CatalogResult};
 pub use store::CatalogStore;
 

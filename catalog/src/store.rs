@@ -1,4 +1,4 @@
-//! SQLite persistence of table definitions.
+//! SQLite persistence of table, external schema and view definitions.
 //!
 //! Each definition is one row holding its JSON form; every change is a single
 //! transaction with `synchronous=FULL`, so a definition that was acknowledged
@@ -9,7 +9,9 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{CatalogError, CatalogResult, SchemaDefinition, TableDefinition, TableName};
+use crate::{
+    CatalogError, CatalogResult, SchemaDefinition, TableDefinition, TableName, ViewDefinition,
+};
 
 const SCHEMA_SQL: &str = "
 CREATE TABLE IF NOT EXISTS external_tables (
@@ -23,6 +25,13 @@ CREATE TABLE IF NOT EXISTS external_schemas (
     schema_name TEXT PRIMARY KEY,
     definition  TEXT NOT NULL,
     created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE TABLE IF NOT EXISTS views (
+    schema_name TEXT NOT NULL,
+    view_name   TEXT NOT NULL,
+    definition  TEXT NOT NULL,
+    created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (schema_name, view_name)
 );";
 
 /// The durable catalog. Operations are short and rare (DDL), so a mutex around one
@@ -272,5 +281,85 @@ mod tests {
         let store = CatalogStore::open(&path).unwrap();
         assert_eq!(store.list_tables().unwrap(), vec![sample("t")]);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+impl CatalogStore {
+    /// Every stored view, ordered by schema then name (creation order within
+    /// one name is irrelevant: a view is planned when used).
+    pub fn list_views(&self) -> CatalogResult<Vec<ViewDefinition>> {
+        let conn = self.conn()?;
+        let mut stmt =
+            conn.prepare("SELECT definition FROM views ORDER BY schema_name, view_name")?;
+        let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+        rows.map(|json| Ok(serde_json::from_str(&json?)?)).collect()
+    }
+
+    /// Store a view; with `replace`, over one of the same name, otherwise
+    /// failing with [`CatalogError::AlreadyExists`] if the name is taken.
+    pub fn insert_view(&self, def: &ViewDefinition, replace: bool) -> CatalogResult<()> {
+        let json = serde_json::to_string(def)?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let exists: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM views WHERE schema_name = ?1 AND view_name = ?2)",
+            params![def.name.schema, def.name.table],
+            |row| row.get(0),
+        )?;
+        if exists && !replace {
+            return Err(CatalogError::AlreadyExists(def.name.clone()));
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO views (schema_name, view_name, definition) VALUES (?1, ?2, ?3)",
+            params![def.name.schema, def.name.table, json],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Remove a view; fails with [`CatalogError::NotFound`] if there is none.
+    pub fn drop_view(&self, name: &TableName) -> CatalogResult<()> {
+        let conn = self.conn()?;
+        let n = conn.execute(
+            "DELETE FROM views WHERE schema_name = ?1 AND view_name = ?2",
+            params![name.schema, name.table],
+        )?;
+        if n == 0 {
+            return Err(CatalogError::NotFound(name.clone()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod view_tests {
+    use super::*;
+
+    fn view(name: &str, query: &str) -> ViewDefinition {
+        ViewDefinition {
+            name: TableName::new("public", name),
+            query: query.into(),
+            columns: vec![],
+            output: vec![],
+        }
+    }
+
+    #[test]
+    fn views_are_stored_replaced_and_dropped() {
+        let store = CatalogStore::in_memory().unwrap();
+        store.insert_view(&view("v", "SELECT 1"), false).unwrap();
+        assert!(matches!(
+            store.insert_view(&view("v", "SELECT 2"), false),
+            Err(CatalogError::AlreadyExists(_))
+        ));
+        assert_eq!(store.list_views().unwrap()[0].query, "SELECT 1");
+        store.insert_view(&view("v", "SELECT 2"), true).unwrap();
+        assert_eq!(store.list_views().unwrap(), vec![view("v", "SELECT 2")]);
+        store.drop_view(&TableName::new("public", "v")).unwrap();
+        assert!(store.list_views().unwrap().is_empty());
+        assert!(matches!(
+            store.drop_view(&TableName::new("public", "v")),
+            Err(CatalogError::NotFound(_))
+        ));
     }
 }

@@ -51,7 +51,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         &config.data_dir,
         execution,
         config.memory_limit,
-        &pgcompat::PostgresDialect,
+        Arc::new(pgcompat::PostgresDialect),
         config.shown.clone(),
     )
     .await?;

@@ -103,10 +103,7 @@ impl CassandraConnector {
     ) -> ConnectorResult<HashSet<(String, String)>> {
         let session = source.session().await?;
         let cannot = |e: &dyn std::fmt::Display| {
-            ConnectorError::new(
-                ConnectorErrorKind::Unreachable,
-                format!("cannot read Cassandra's schema: {e}"),
-            )
+            session::request_error(source.options(), "system_schema.columns", &e.to_string())
         };
         let rows = session
             .query_unpaged(

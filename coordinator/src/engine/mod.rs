@@ -9,6 +9,7 @@ pub mod planning;
 mod query;
 mod state;
 mod tables;
+mod views;
 
 pub use state::SqlDialect;
 
@@ -81,6 +82,8 @@ impl std::str::FromStr for RetryPolicy {
 /// Shared coordinator state.
 pub struct Engine {
     store: CatalogStore,
+    /// Plans stored views.
+    dialect: Arc<dyn SqlDialect>,
     connectors: ConnectorRegistry,
     template: SessionState,
     tables: Arc<dyn SchemaProvider>,
@@ -110,7 +113,7 @@ impl Engine {
         data_dir: &Path,
         execution: Execution,
         memory_limit: Option<usize>,
-        dialect: &dyn SqlDialect,
+        dialect: Arc<dyn SqlDialect>,
         server_settings: Vec<(String, String)>,
     ) -> anyhow::Result<Arc<Self>> {
         std::fs::create_dir_all(data_dir)
@@ -118,7 +121,8 @@ impl Engine {
         let store = CatalogStore::open(&data_dir.join("catalog.db"))
             .context("cannot open the catalog database")?;
         let connectors = ConnectorRegistry::default();
-        let template = state::template(execution, memory_limit, &connectors, dialect).await?;
+        let template =
+            state::template(execution, memory_limit, &connectors, dialect.as_ref()).await?;
         let ctx = template.ctx;
         let tables = ctx
             .catalog(DATABASE)
@@ -126,6 +130,7 @@ impl Engine {
             .context("default schema missing")?;
         let engine = Self {
             store,
+            dialect,
             connectors,
             template: ctx.state(),
             tables,
@@ -137,6 +142,10 @@ impl Engine {
         };
         engine.register_stored_tables()?;
         engine.register_stored_schemas()?;
+        engine
+            .refresh_views()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot register the stored views: {}", e.message))?;
         Ok(Arc::new(engine))
     }
 

@@ -9,6 +9,8 @@ use anyhow::Context;
 use async_trait::async_trait;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_distributed::{DistributedExt, SessionStateBuilderExt};
@@ -21,6 +23,7 @@ use super::{
     SYSTEM_SCHEMA, planning,
 };
 use crate::cluster::{LiveWorkers, Membership, NodesTable};
+use crate::error::SqlResult;
 
 /// What a SQL dialect adds to the session template: rules that run before
 /// DataFusion's type coercion, and functions and catalog schemas.
@@ -31,6 +34,10 @@ pub trait SqlDialect: Send + Sync {
 
     /// Register functions and catalog schemas on the template's context.
     async fn install(&self, ctx: &SessionContext) -> anyhow::Result<()>;
+
+    /// Plan a stored view's query (the text `CREATE VIEW` kept) on `state`,
+    /// with the column names the dialect gives its results.
+    async fn plan_view(&self, state: &SessionState, query: &str) -> SqlResult<LogicalPlan>;
 }
 
 /// The template's context, the live worker set (when distributed) and how

@@ -100,6 +100,7 @@ impl Engine {
             .register_schema(&def.name, provider)
             .map_err(SqlError::from)?;
         tracing::info!(schema = %def.name, tables = def.tables.len(), "external schema created");
+        self.refresh_views().await?;
         Ok(DdlOutcome::Done)
     }
 
@@ -121,6 +122,7 @@ impl Engine {
             .register_schema(&def.name, provider)
             .map_err(SqlError::from)?;
         tracing::info!(schema = %def.name, tables = def.tables.len(), "external schema refreshed");
+        self.refresh_views().await?;
         Ok(())
     }
 
@@ -136,6 +138,7 @@ impl Engine {
             .deregister_schema(name, true)
             .map_err(SqlError::from)?;
         tracing::info!(schema = %name, "external schema dropped");
+        self.refresh_views().await?;
         Ok(DdlOutcome::Done)
     }
 
@@ -203,7 +206,7 @@ impl Engine {
     ) -> SqlResult<DdlOutcome> {
         check_schema(&request.name)?;
         let _guard = self.ddl.lock().await;
-        if self.store.get_table(&request.name)?.is_some() {
+        if self.store.get_table(&request.name)?.is_some() || self.is_view(&request.name)? {
             if if_not_exists {
                 return Ok(DdlOutcome::Skipped);
             }
@@ -221,6 +224,7 @@ impl Engine {
             .register_table(def.name.table.clone(), provider)
             .map_err(SqlError::from)?;
         tracing::info!(table = %def.name, connector = %def.connector, "external table created");
+        self.refresh_views().await?;
         Ok(DdlOutcome::Done)
     }
 
@@ -242,6 +246,7 @@ impl Engine {
             .deregister_table(&name.table)
             .map_err(SqlError::from)?;
         tracing::info!(table = %name, "external table dropped");
+        self.refresh_views().await?;
         Ok(DdlOutcome::Done)
     }
 
@@ -268,7 +273,7 @@ impl Engine {
     }
 }
 
-fn check_schema(name: &TableName) -> SqlResult<()> {
+pub(super) fn check_schema(name: &TableName) -> SqlResult<()> {
     if name.schema == DEFAULT_SCHEMA {
         Ok(())
     } else {

@@ -95,6 +95,10 @@ pub mod sqlstate {
     pub const INVALID_REGULAR_EXPRESSION: &str = "2201B";
     /// undefined_parameter
     pub const UNDEFINED_PARAMETER: &str = "42P02";
+    /// wrong_object_type: DROP VIEW of a table
+    pub const WRONG_OBJECT_TYPE: &str = "42809";
+    /// invalid_object_definition: a view that reads itself
+    pub const INVALID_OBJECT_DEFINITION: &str = "42P17";
     /// invalid_sql_statement_name: no prepared statement of that name
     pub const INVALID_SQL_STATEMENT_NAME: &str = "26000";
     /// duplicate_prepared_statement

@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
@@ -22,7 +24,7 @@ use datafusion_pg_catalog::setup_pg_catalog;
 use vivace_catalog::DATABASE;
 
 use crate::engine::SqlDialect;
-use crate::error::SqlResult;
+use crate::error::{SqlError, SqlResult};
 
 pub mod catalog;
 pub mod functions;
@@ -91,7 +93,7 @@ impl SqlDialect for PostgresDialect {
             )),
         )?;
         let pg_catalog = catalog.schema("pg_catalog").context("pg_catalog missing")?;
-        let indexes = catalog::source_keys::SourceIndexes::default();
+        let indexes = catalog::source_keys::RelationDefinitions::default();
         catalog.register_schema(
             "pg_catalog",
             Arc::new(
@@ -103,9 +105,9 @@ impl SqlDialect for PostgresDialect {
                 .await?,
             ),
         )?;
-        ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(
-            indexes.pg_get_indexdef(),
-        ));
+        for function in [indexes.pg_get_indexdef(), indexes.pg_get_viewdef()] {
+            ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(function));
+        }
         for function in functions::template_functions(ctx, ctx.state().catalog_list().clone())
             .await?
             .into_iter()
@@ -125,5 +127,37 @@ impl SqlDialect for PostgresDialect {
         }
 
         Ok(())
+    }
+
+    async fn plan_view(&self, state: &SessionState, query: &str) -> SqlResult<LogicalPlan> {
+        let mut statements = datafusion_pg_catalog::sql::PostgresCompatibilityParser::new()
+            .parse(query)
+            .map_err(SqlError::from)?;
+        let (Some(mut statement), true) = (statements.pop(), statements.is_empty()) else {
+            return Err(SqlError::new(
+                crate::error::sqlstate::SYNTAX_ERROR,
+                "a view's query must be one statement",
+            ));
+        };
+        crate::engine::nesting::balance(&mut statement)?;
+        incoming_query(&mut statement);
+        let plan::NamedPlan { plan, names } = plan::plan_query(state, Box::new(statement)).await?;
+        match names {
+            // PostgreSQL's names for its result columns (`count`, `?column?`).
+            Some(names) => {
+                let columns = plan.schema().columns();
+                let renamed = columns
+                    .into_iter()
+                    .zip(names)
+                    .map(|(column, name)| {
+                        datafusion::logical_expr::Expr::Column(column).alias(name)
+                    })
+                    .collect::<Vec<_>>();
+                Ok(datafusion::logical_expr::LogicalPlanBuilder::from(plan)
+                    .project(renamed)?
+                    .build()?)
+            }
+            None => Ok(plan),
+        }
     }
 }

@@ -649,6 +649,26 @@ impl Session {
                     notice: None,
                 })
             }
+            Command::CreateView(def, or_replace) => {
+                self.engine.create_view(def, or_replace).await?;
+                Ok(Outcome::Tag {
+                    tag: "CREATE VIEW",
+                    notice: None,
+                })
+            }
+            Command::DropViews { names, if_exists } => {
+                let mut skipped = Vec::new();
+                for name in &names {
+                    if self.engine.drop_view(name, if_exists).await? == DdlOutcome::Skipped {
+                        skipped.push(format!("view \"{}\" does not exist, skipping", name.table));
+                    }
+                }
+                Ok(Outcome::Tag {
+                    tag: "DROP VIEW",
+                    notice: (!skipped.is_empty())
+                        .then(|| SqlError::new("00000", skipped.join("; "))),
+                })
+            }
             Command::DropTables { names, if_exists } => {
                 let mut last = DdlOutcome::Done;
                 let mut skipped = Vec::new();

@@ -17,7 +17,7 @@ use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
-use vivace_catalog::TableName;
+use vivace_catalog::{TableName, ViewDefinition};
 use vivace_connectors::SchemaRequest;
 
 use crate::error::{SqlError, SqlResult, sqlstate};
@@ -52,6 +52,15 @@ pub enum Command {
     /// `DROP [EXTERNAL] TABLE [IF EXISTS] name, ...`
     DropTables {
         /// Tables to drop.
+        names: Vec<TableName>,
+        /// `IF EXISTS` given.
+        if_exists: bool,
+    },
+    /// `CREATE [OR REPLACE] VIEW name [(columns)] AS query`
+    CreateView(ViewDefinition, bool),
+    /// `DROP VIEW [IF EXISTS] name, ...`
+    DropViews {
+        /// Views to drop.
         names: Vec<TableName>,
         /// `IF EXISTS` given.
         if_exists: bool,
@@ -346,6 +355,18 @@ fn classify(stmt: Statement) -> SqlResult<Command> {
                 .collect::<SqlResult<_>>()?,
             if_exists,
         },
+        Statement::Drop {
+            object_type: ObjectType::View,
+            if_exists,
+            names,
+            ..
+        } => Command::DropViews {
+            names: names
+                .into_iter()
+                .map(table_name)
+                .collect::<SqlResult<_>>()?,
+            if_exists,
+        },
         Statement::Drop { object_type, .. } => {
             return Err(SqlError::not_supported(format!(
                 "DROP {object_type} is not supported; Vivace manages external tables only"
@@ -441,9 +462,10 @@ fn classify(stmt: Statement) -> SqlResult<Command> {
             legacy_options,
         )?),
         Statement::CreateTable(table) if table.temporary => temp_table(table)?,
-        Statement::CreateTable(_) | Statement::CreateView(_) => {
+        Statement::CreateView(view) => create_view(view)?,
+        Statement::CreateTable(_) => {
             return Err(SqlError::not_supported(
-                "CREATE TABLE and CREATE VIEW are not supported; register data with CREATE EXTERNAL TABLE",
+                "CREATE TABLE is not supported; register data with CREATE EXTERNAL TABLE",
             ));
         }
         // Only a session's temp tables take rows; the session checks the target.
@@ -458,6 +480,40 @@ fn classify(stmt: Statement) -> SqlResult<Command> {
             Command::Query(Box::new(other))
         }
     })
+}
+
+/// `CREATE [OR REPLACE] VIEW`: the query is kept as text (after the
+/// statement stage's rewrites; the query stage's run when it is planned).
+fn create_view(view: datafusion::sql::sqlparser::ast::CreateView) -> SqlResult<Command> {
+    if view.materialized || view.temporary {
+        return Err(SqlError::not_supported(format!(
+            "CREATE {}VIEW is not supported; views are stored and planned on every use",
+            if view.materialized {
+                "MATERIALIZED "
+            } else {
+                "TEMPORARY "
+            }
+        )));
+    }
+    if view.columns.iter().any(|c| c.data_type.is_some()) {
+        return Err(SqlError::new(
+            sqlstate::SYNTAX_ERROR,
+            "a view's column list takes names only",
+        ));
+    }
+    Ok(Command::CreateView(
+        ViewDefinition {
+            name: table_name(view.name)?,
+            query: view.query.to_string(),
+            columns: view
+                .columns
+                .into_iter()
+                .map(|c| ident_name(c.name))
+                .collect(),
+            output: vec![],
+        },
+        view.or_replace,
+    ))
 }
 
 /// A temp table's CREATE, stripped of what DataFusion refuses (TEMPORARY, ON
@@ -649,6 +705,20 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        match one("CREATE OR REPLACE VIEW V (a, b) AS SELECT x, y FROM t WHERE x > 1") {
+            Command::CreateView(def, or_replace) => {
+                assert!(or_replace);
+                assert_eq!(def.name, TableName::new("public", "v"));
+                assert_eq!(def.columns, ["a", "b"]);
+                assert_eq!(def.query, "SELECT x, y FROM t WHERE x > 1");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            one("DROP VIEW IF EXISTS a, b"),
+            Command::DropViews { names, if_exists: true } if names.len() == 2
+        ));
+        assert!(p.parse("CREATE MATERIALIZED VIEW m AS SELECT 1").is_err());
         assert!(matches!(one("SHOW TABLES"), Command::ShowTables));
         assert!(
             matches!(one("show create table public.t"), Command::ShowCreateTable(n) if n.table == "t")

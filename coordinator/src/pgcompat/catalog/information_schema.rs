@@ -4,7 +4,8 @@
 //! `Utf8View`) and has no `udt_name`, `udt_schema` or `is_identity`; the constraint
 //! views (`table_constraints`, `key_column_usage`, ...) do not exist. Metabase,
 //! DBeaver and SQLAlchemy read all of these. This schema wraps DataFusion's:
-//! `columns` becomes a view with PostgreSQL's type names and extra columns, the
+//! `columns` becomes a view with PostgreSQL's type names and extra columns,
+//! `views` lists views only, with PostgreSQL's columns, the
 //! constraint views are added (empty: external tables have no constraints), and
 //! every other table is DataFusion's. DataFusion's built-in interception of the
 //! `information_schema` name is switched off so that this one is found.
@@ -125,6 +126,7 @@ impl SchemaProvider for PgInformationSchema {
         }
         match self.inner.table(&lower).await? {
             Some(columns) if lower == "columns" => Ok(Some(postgres_columns(columns)?)),
+            Some(views) if lower == "views" => Ok(Some(postgres_views(views)?)),
             other => Ok(other),
         }
     }
@@ -133,6 +135,33 @@ impl SchemaProvider for PgInformationSchema {
         let lower = name.to_ascii_lowercase();
         CONSTRAINT_VIEWS.iter().any(|(n, _)| *n == lower) || self.inner.table_exist(&lower)
     }
+}
+
+/// DataFusion's `views` (every table, a NULL definition for the others) as
+/// PostgreSQL's: views only, `view_definition`, and the flags of a view that
+/// takes no writes.
+fn postgres_views(views: Arc<dyn TableProvider>) -> Result<Arc<dyn TableProvider>> {
+    let mut columns = vec![
+        col("table_catalog"),
+        col("table_schema"),
+        col("table_name"),
+        col("definition").alias("view_definition"),
+        lit("NONE").alias("check_option"),
+    ];
+    for flag in [
+        "is_updatable",
+        "is_insertable_into",
+        "is_trigger_updatable",
+        "is_trigger_deletable",
+        "is_trigger_insertable_into",
+    ] {
+        columns.push(lit("NO").alias(flag));
+    }
+    let plan = LogicalPlanBuilder::scan("views", provider_as_source(views), None)?
+        .filter(col("definition").is_not_null())?
+        .project(columns)?
+        .build()?;
+    Ok(Arc::new(ViewTable::new(plan, None)))
 }
 
 fn empty_view(columns: &[&str]) -> Result<Arc<dyn TableProvider>> {

@@ -9,7 +9,8 @@
 //! the array columns typed as PostgreSQL types them; `pg_class` gains a NULL
 //! `reloptions`; `pg_settings` gains the read-only server limits drivers and
 //! DBeaver look up there (`max_index_keys`, `max_identifier_length`, ...);
-//! `pg_database` states the `C` locale Vivace compares strings by.
+//! `pg_database` states the `C` locale Vivace compares strings by; `pg_views`
+//! lists the views.
 //! Everything else is the crate's. (A wrapper rather than a fork:
 //! the rest of the crate is used as it is.)
 
@@ -18,12 +19,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::catalog::information_schema::InformationSchemaProvider;
 use datafusion::catalog::{CatalogProviderList, SchemaProvider, TableProvider};
 use datafusion::common::Result;
 use datafusion::datasource::{MemTable, ViewTable, provider_as_source};
 use datafusion::logical_expr::{LogicalPlanBuilder, col, lit};
 
-use super::source_keys::{KeyedView, SourceIndexes, View};
+use super::source_keys::{KeyedView, RelationDefinitions, View};
 
 /// Columns that PostgreSQL types as arrays, with their element types.
 const ARRAY_COLUMNS: &[(&str, DataType)] = &[
@@ -46,7 +48,7 @@ pub struct PgCatalogOverlay {
     inner: Arc<dyn SchemaProvider>,
     replaced: HashMap<&'static str, Arc<dyn TableProvider>>,
     catalogs: Arc<dyn CatalogProviderList>,
-    indexes: SourceIndexes,
+    indexes: RelationDefinitions,
 }
 
 impl PgCatalogOverlay {
@@ -55,7 +57,7 @@ impl PgCatalogOverlay {
     pub async fn new(
         inner: Arc<dyn SchemaProvider>,
         catalogs: Arc<dyn CatalogProviderList>,
-        indexes: SourceIndexes,
+        indexes: RelationDefinitions,
     ) -> Result<Self> {
         let mut replaced: HashMap<&'static str, Arc<dyn TableProvider>> = HashMap::new();
         for name in ["pg_index", "pg_constraint"] {
@@ -180,6 +182,30 @@ fn empty_with_arrays(schema: &Schema) -> Result<Arc<dyn TableProvider>> {
     )?))
 }
 
+/// `pg_views` from DataFusion's `information_schema.views`: every view with
+/// its query (the crate's is empty).
+async fn pg_views(catalogs: &Arc<dyn CatalogProviderList>) -> Result<Arc<dyn TableProvider>> {
+    let Some(views) = InformationSchemaProvider::new(Arc::clone(catalogs))
+        .table("views")
+        .await?
+    else {
+        return Ok(Arc::new(MemTable::try_new(
+            Arc::new(Schema::empty()),
+            vec![vec![]],
+        )?));
+    };
+    let plan = LogicalPlanBuilder::scan("views", provider_as_source(views), None)?
+        .filter(col("definition").is_not_null())?
+        .project(vec![
+            col("table_schema").alias("schemaname"),
+            col("table_name").alias("viewname"),
+            lit("vivace").alias("viewowner"),
+            col("definition"),
+        ])?
+        .build()?;
+    Ok(Arc::new(ViewTable::new(plan, None)))
+}
+
 /// pg_database with the locale Vivace actually sorts and compares by: `C`
 /// (byte order, as DataFusion compares strings) from the `libc` provider,
 /// spelled `c` as in PostgreSQL, where the crate says `en_US.UTF-8` and `libc`.
@@ -216,6 +242,9 @@ impl SchemaProvider for PgCatalogOverlay {
         }
         if name_lower == "pg_index" {
             return self.keyed(View::Index).await;
+        }
+        if name_lower == "pg_views" {
+            return Ok(Some(pg_views(&self.catalogs).await?));
         }
         if name_lower == "pg_database" {
             return match self.inner.table(name).await? {

@@ -5,6 +5,8 @@
 //! `CREATE UNIQUE INDEX t_pkey ON s.t USING cassandra ((user_id, day), ts)`.
 //! psql's `\d` then prints `"t_pkey" PRIMARY KEY, cassandra ((user_id, day), ts)`.
 //!
+//! The same scan records each view's query, for `pg_get_viewdef`.
+//!
 //! Keys come from the tables themselves ([`vivace_connectors::remote::source_key`]):
 //! nothing is stored for them. Index oids are the table's oid with bit 30 set,
 //! far above the oids datafusion-pg-catalog counts up from 16384.
@@ -51,12 +53,21 @@ struct IndexDefinition {
     columns: Vec<String>,
 }
 
-/// The indexes of the latest catalog query, by oid: shared by the catalog
-/// views that list them and `pg_get_indexdef`, which describes them.
-#[derive(Debug, Clone, Default)]
-pub struct SourceIndexes(Arc<RwLock<HashMap<i64, IndexDefinition>>>);
+/// What the latest scan of `pg_class` found to describe, by oid: the keys'
+/// indexes (for `pg_get_indexdef`) and the views' queries (for
+/// `pg_get_viewdef`).
+#[derive(Debug, Default)]
+struct Described {
+    indexes: HashMap<i64, IndexDefinition>,
+    views: HashMap<i64, String>,
+}
 
-impl SourceIndexes {
+/// [`Described`], shared by the catalog views that fill it and the
+/// functions that read it.
+#[derive(Debug, Clone, Default)]
+pub struct RelationDefinitions(Arc<RwLock<Described>>);
+
+impl RelationDefinitions {
     /// `pg_get_indexdef(oid [, column, pretty])`: the statement, or with a
     /// column number above 0 that key column's name; NULL for an unknown oid.
     pub fn pg_get_indexdef(&self) -> RowFunction {
@@ -75,10 +86,27 @@ impl SourceIndexes {
         )
     }
 
+    /// `pg_get_viewdef(oid [, pretty])`: the view's query; NULL for an
+    /// unknown oid.
+    pub fn pg_get_viewdef(&self) -> RowFunction {
+        let described = self.clone();
+        RowFunction::new(
+            "pg_get_viewdef",
+            &[1, 2],
+            Volatility::Stable,
+            DataType::Utf8,
+            move |args| {
+                let view = oid(&args[0])
+                    .and_then(|view| described.0.read().ok()?.views.get(&view).cloned());
+                Ok(ScalarValue::Utf8(view))
+            },
+        )
+    }
+
     /// The statement of index `oid` (`column` 0), or its `column`th key column.
     fn describe(&self, oid: i64, column: i64) -> Option<String> {
-        let indexes = self.0.read().ok()?;
-        let index = indexes.get(&oid)?;
+        let described = self.0.read().ok()?;
+        let index = described.indexes.get(&oid)?;
         match column {
             0 => Some(index.statement.clone()),
             n => index
@@ -109,7 +137,7 @@ pub struct KeyedView {
     catalogs: Arc<dyn CatalogProviderList>,
     pg_class: Arc<dyn TableProvider>,
     pg_namespace: Arc<dyn TableProvider>,
-    indexes: SourceIndexes,
+    indexes: RelationDefinitions,
 }
 
 impl KeyedView {
@@ -121,7 +149,7 @@ impl KeyedView {
         pg_class: Arc<dyn TableProvider>,
         pg_namespace: Arc<dyn TableProvider>,
         index_schema: SchemaRef,
-        indexes: SourceIndexes,
+        indexes: RelationDefinitions,
     ) -> Self {
         let schema = match view {
             View::Class => {
@@ -158,14 +186,14 @@ impl KeyedView {
 
     /// The view's rows as of now; fills `indexes` for `pg_get_indexdef`.
     async fn rows(&self) -> Result<RecordBatch> {
-        let keyed = keyed_tables(&self.catalogs).await?;
+        let (keyed, views) = described_tables(&self.catalogs).await?;
         let ctx = SessionContext::new();
         ctx.register_table("c", Arc::clone(&self.pg_class))?;
         ctx.register_table("n", Arc::clone(&self.pg_namespace))?;
         let classes = ctx.table("c").await?.collect().await?;
         let classes = concat_batches(&self.pg_class.schema(), &classes)?;
-        let found = if keyed.is_empty() {
-            Vec::new()
+        let oids = if keyed.is_empty() && views.is_empty() {
+            HashMap::new()
         } else {
             let names = ctx
                 .sql(
@@ -175,9 +203,17 @@ impl KeyedView {
                 .await?
                 .collect()
                 .await?;
-            with_oids(keyed, &names)?
+            relation_oids(&names)?
         };
-        self.remember(&found);
+        let found: Vec<(i64, KeyedTable)> = keyed
+            .into_iter()
+            .filter_map(|t| Some((*oids.get(&(t.schema.clone(), t.table.clone()))?, t)))
+            .collect();
+        let views = views
+            .into_iter()
+            .filter_map(|(schema, table, query)| Some((*oids.get(&(schema, table))?, query)))
+            .collect();
+        self.remember(&found, views);
         match self.view {
             View::Class => {
                 let classes = with_index_classes(&classes, &found)?;
@@ -190,8 +226,9 @@ impl KeyedView {
         }
     }
 
-    /// Describe the keyed tables' indexes to `pg_get_indexdef`.
-    fn remember(&self, found: &[(i64, KeyedTable)]) {
+    /// Describe the keyed tables' indexes to `pg_get_indexdef`, and the
+    /// views to `pg_get_viewdef`.
+    fn remember(&self, found: &[(i64, KeyedTable)], views: HashMap<i64, String>) {
         let definitions = found
             .iter()
             .map(|(oid, table)| {
@@ -209,7 +246,10 @@ impl KeyedView {
             })
             .collect();
         if let Ok(mut shared) = self.indexes.0.write() {
-            *shared = definitions;
+            *shared = Described {
+                indexes: definitions,
+                views,
+            };
         }
     }
 }
@@ -238,9 +278,8 @@ impl TableProvider for KeyedView {
     }
 }
 
-/// The keyed tables that `names` (oid, schema, table rows) lists, with their
-/// oids.
-fn with_oids(keyed: Vec<KeyedTable>, names: &[RecordBatch]) -> Result<Vec<(i64, KeyedTable)>> {
+/// The oid of every relation `names` (oid, schema, table rows) lists.
+fn relation_oids(names: &[RecordBatch]) -> Result<HashMap<(String, String), i64>> {
     let mut oids = HashMap::new();
     for batch in names {
         let oid = cast(batch.column(0), &DataType::Int64)?;
@@ -255,13 +294,7 @@ fn with_oids(keyed: Vec<KeyedTable>, names: &[RecordBatch]) -> Result<Vec<(i64, 
             );
         }
     }
-    Ok(keyed
-        .into_iter()
-        .filter_map(|table| {
-            let oid = *oids.get(&(table.schema.clone(), table.table.clone()))?;
-            Some((oid, table))
-        })
-        .collect())
+    Ok(oids)
 }
 
 /// `t_pkey`, as PostgreSQL names a primary key's index.
@@ -272,9 +305,13 @@ fn index_name(table: &str) -> String {
 /// Schemas of catalog views, never of sources.
 const CATALOG_SCHEMAS: &[&str] = &["pg_catalog", "information_schema"];
 
-/// Every table of every catalog whose source declares a key.
-async fn keyed_tables(catalogs: &Arc<dyn CatalogProviderList>) -> Result<Vec<KeyedTable>> {
+/// Every table of every catalog whose source declares a key, and every view
+/// with its query (schema, name, query).
+async fn described_tables(
+    catalogs: &Arc<dyn CatalogProviderList>,
+) -> Result<(Vec<KeyedTable>, Vec<(String, String, String)>)> {
     let mut keyed = Vec::new();
+    let mut views = Vec::new();
     for catalog_name in catalogs.catalog_names() {
         let Some(catalog) = catalogs.catalog(&catalog_name) else {
             continue;
@@ -292,6 +329,9 @@ async fn keyed_tables(catalogs: &Arc<dyn CatalogProviderList>) -> Result<Vec<Key
                 let Some(provider) = schema.table(&table_name).await? else {
                     continue;
                 };
+                if let Some(query) = provider.get_table_definition() {
+                    views.push((schema_name.clone(), table_name.clone(), query.to_string()));
+                }
                 let Some(key) = source_key(provider.as_ref()) else {
                     continue;
                 };
@@ -311,7 +351,7 @@ async fn keyed_tables(catalogs: &Arc<dyn CatalogProviderList>) -> Result<Vec<Key
             }
         }
     }
-    Ok(keyed)
+    Ok((keyed, views))
 }
 
 /// `classes` with `relhasindex` set on the keyed tables and one index row per
@@ -440,8 +480,8 @@ mod tests {
 
     #[test]
     fn indexdef_answers_the_statement_and_each_column() {
-        let indexes = SourceIndexes::default();
-        indexes.0.write().unwrap().insert(
+        let indexes = RelationDefinitions::default();
+        indexes.0.write().unwrap().indexes.insert(
             7 | INDEX_OID_BIT,
             IndexDefinition {
                 statement: "CREATE UNIQUE INDEX t_pkey ON s.t USING cassandra (a, b)".into(),
