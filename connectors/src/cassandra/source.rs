@@ -89,7 +89,7 @@ impl CassandraSource {
                 let p = session
                     .prepare(cql)
                     .await
-                    .map_err(|e| self.request_error(&e.to_string()))?;
+                    .map_err(|e| self.request_error(&e))?;
                 self.cluster
                     .prepared
                     .lock()
@@ -106,13 +106,13 @@ impl CassandraSource {
         Ok(prepared)
     }
 
-    fn request_error(&self, text: &str) -> ConnectorError {
+    fn request_error(&self, e: &impl session::DriverError) -> ConnectorError {
         let table = format!(
             "{}.{}",
             self.options.keyspace,
             self.options.table.as_deref().unwrap_or("?")
         );
-        session::request_error(&self.options, &table, text)
+        session::request_error(&self.options, &table, e)
     }
 
     /// Run `request`, sending one batch per page into `tx`.
@@ -151,15 +151,15 @@ impl CassandraSource {
                     _ = tx.closed() => return Ok(()),
                     page = session.execute_single_page(&prepared, &values, paging) => page,
                 };
-                let (result, next) = page.map_err(|e| self.request_error(&e.to_string()))?;
+                let (result, next) = page.map_err(|e| self.request_error(&e))?;
                 let rows = result
                     .into_rows_result()
-                    .map_err(|e| self.request_error(&e.to_string()))?;
+                    .map_err(|e| self.request_error(&e))?;
                 let mut decoded: Vec<Row> = rows
                     .rows::<Row>()
-                    .map_err(|e| self.request_error(&e.to_string()))?
+                    .map_err(|e| self.request_error(&e))?
                     .collect::<Result<_, _>>()
-                    .map_err(|e| self.request_error(&e.to_string()))?;
+                    .map_err(|e| self.request_error(&e))?;
                 if let Some(r) = remaining.as_mut() {
                     decoded.truncate((*r).min(decoded.len() as u64) as usize);
                     *r -= decoded.len() as u64;
