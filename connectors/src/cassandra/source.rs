@@ -2,33 +2,31 @@
 //! requests are [`CqlRequest`]s, each prepared once per session and run page
 //! by page (`fetch_size` rows each); every page becomes one batch.
 //!
-//! The read runs in a task that feeds the stream; when the stream is dropped
-//! (the query finished early, was cancelled or timed out) the task stops
-//! before its next page and the in-flight page is abandoned.
+//! The read runs in a task that feeds the stream ([`spawn_batches`]); when the
+//! stream is dropped (the query finished early, was cancelled or timed out)
+//! the task stops before its next page and the in-flight page is abandoned.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, NaiveDate};
-use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::physical_plan::SendableRecordBatchStream;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use scylla::client::session::Session;
 use scylla::frame::response::result::{ColumnType, NativeType};
 use scylla::response::PagingState;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlDate, CqlDecimal, CqlTimestamp, CqlTimeuuid, CqlValue, CqlVarint, Row};
 use serde_json::Value;
-use tokio::sync::{OnceCell, mpsc};
+use tokio::sync::OnceCell;
 
 use super::cql::CqlRequest;
 use super::decode;
 use super::options::CassandraOptions;
 use super::session;
-use crate::remote::{RemoteSource, SourceDefinition};
+use crate::remote::{BatchSender, RemoteSource, SourceDefinition, spawn_batches};
 use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult};
 
 /// A cluster and user: the session (opened on first use) and its prepared
@@ -89,7 +87,7 @@ impl CassandraSource {
                 let p = session
                     .prepare(cql)
                     .await
-                    .map_err(|e| self.request_error(&e.to_string()))?;
+                    .map_err(|e| self.request_error(&e))?;
                 self.cluster
                     .prepared
                     .lock()
@@ -106,13 +104,13 @@ impl CassandraSource {
         Ok(prepared)
     }
 
-    fn request_error(&self, text: &str) -> ConnectorError {
+    fn request_error(&self, e: &impl session::DriverError) -> ConnectorError {
         let table = format!(
             "{}.{}",
             self.options.keyspace,
             self.options.table.as_deref().unwrap_or("?")
         );
-        session::request_error(&self.options, &table, text)
+        session::request_error(&self.options, &table, e)
     }
 
     /// Run `request`, sending one batch per page into `tx`.
@@ -120,7 +118,7 @@ impl CassandraSource {
         &self,
         request: &CqlRequest,
         schema: &SchemaRef,
-        tx: &mpsc::Sender<DFResult<RecordBatch>>,
+        tx: &BatchSender,
     ) -> ConnectorResult<()> {
         let session = tokio::select! {
             _ = tx.closed() => return Ok(()),
@@ -151,15 +149,15 @@ impl CassandraSource {
                     _ = tx.closed() => return Ok(()),
                     page = session.execute_single_page(&prepared, &values, paging) => page,
                 };
-                let (result, next) = page.map_err(|e| self.request_error(&e.to_string()))?;
+                let (result, next) = page.map_err(|e| self.request_error(&e))?;
                 let rows = result
                     .into_rows_result()
-                    .map_err(|e| self.request_error(&e.to_string()))?;
+                    .map_err(|e| self.request_error(&e))?;
                 let mut decoded: Vec<Row> = rows
                     .rows::<Row>()
-                    .map_err(|e| self.request_error(&e.to_string()))?
+                    .map_err(|e| self.request_error(&e))?
                     .collect::<Result<_, _>>()
-                    .map_err(|e| self.request_error(&e.to_string()))?;
+                    .map_err(|e| self.request_error(&e))?;
                 if let Some(r) = remaining.as_mut() {
                     decoded.truncate((*r).min(decoded.len() as u64) as usize);
                     *r -= decoded.len() as u64;
@@ -200,18 +198,11 @@ impl RemoteSource for CassandraSource {
         let request: CqlRequest = serde_json::from_str(request).map_err(|e| {
             DataFusionError::Plan(format!("bad CQL request from the coordinator: {e}"))
         })?;
-        let (tx, rx) = mpsc::channel::<DFResult<RecordBatch>>(2);
         let source = self.clone();
         let batch_schema = Arc::clone(&schema);
-        tokio::spawn(async move {
-            if let Err(e) = source.read(&request, &batch_schema, &tx).await {
-                let _ = tx.send(Err(e.into())).await;
-            }
-        });
-        let stream = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+        Ok(spawn_batches(schema, move |tx| async move {
+            source.read(&request, &batch_schema, &tx).await
+        }))
     }
 }
 

@@ -3,27 +3,24 @@
 //! time and `search_after` (sorted by `_shard_doc`), so no 10,000-hit window
 //! applies and no scroll context is left open.
 //!
-//! The read runs in a task that feeds the stream; when the stream is dropped
-//! (the query finished early, was cancelled or timed out) the task stops
-//! before its next request — an in-flight request is abandoned — and closes
-//! the point in time.
+//! The read runs in a task that feeds the stream ([`spawn_batches`]); when the
+//! stream is dropped (the query finished early, was cancelled or timed out)
+//! the task stops before its next request — an in-flight request is
+//! abandoned — and closes the point in time.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::physical_plan::SendableRecordBatchStream;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
 use super::buckets;
 use super::client::{EsClient, PIT_KEEP_ALIVE};
 use super::hits::HitDecoder;
 use super::options::ElasticsearchOptions;
 use super::request::{Output, SearchRequest};
-use crate::remote::{RemoteSource, SourceDefinition};
+use crate::remote::{BatchSender, RemoteSource, SourceDefinition, spawn_batches};
 use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult};
 
 /// A search server and user, and the client its requests go through.
@@ -67,25 +64,17 @@ impl RemoteSource for ElasticsearchSource {
         let request: SearchRequest = serde_json::from_str(request).map_err(|e| {
             DataFusionError::Plan(format!("bad search request from the coordinator: {e}"))
         })?;
-        let (tx, rx) = mpsc::channel::<DFResult<RecordBatch>>(2);
         let client = Arc::clone(&self.client);
         let batch_schema = Arc::clone(&schema);
-        tokio::spawn(async move {
-            let result = match &request.buckets {
+        Ok(spawn_batches(schema, move |tx| async move {
+            match &request.buckets {
                 Some(outputs) => read_buckets(&client, &request, outputs, &batch_schema, &tx).await,
                 None => {
                     let decoder = HitDecoder::new(batch_schema, &request.columns);
                     read(&client, &request, &decoder, &tx).await
                 }
-            };
-            if let Err(e) = result {
-                let _ = tx.send(Err(e.into())).await;
             }
-        });
-        let stream = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+        }))
     }
 }
 
@@ -96,7 +85,7 @@ async fn read_buckets(
     request: &SearchRequest,
     outputs: &[Output],
     schema: &SchemaRef,
-    tx: &mpsc::Sender<DFResult<RecordBatch>>,
+    tx: &BatchSender,
 ) -> ConnectorResult<()> {
     let mut body = request.body.clone();
     loop {
@@ -139,7 +128,7 @@ async fn read(
     client: &EsClient,
     request: &SearchRequest,
     decoder: &HitDecoder,
-    tx: &mpsc::Sender<DFResult<RecordBatch>>,
+    tx: &BatchSender,
 ) -> ConnectorResult<()> {
     if request.limit == Some(0) {
         return Ok(());
@@ -157,7 +146,7 @@ async fn pages(
     client: &EsClient,
     request: &SearchRequest,
     decoder: &HitDecoder,
-    tx: &mpsc::Sender<DFResult<RecordBatch>>,
+    tx: &BatchSender,
     pit: &mut String,
 ) -> ConnectorResult<()> {
     let mut remaining = request.limit;

@@ -12,6 +12,8 @@
 //!   definition, requests, schema), rebuilt there by the connector of the same
 //!   name over the worker's own connections.
 //! - [`PoolCache`]: a connector's connections (or clients), keyed once.
+//! - [`spawn_batches`]: a request's batches produced by a task that reads page
+//!   after page (Cassandra, Elasticsearch); dropping the stream stops it.
 //!
 //! A connector for such a source implements [`RemoteSource`], plans its reads
 //! as [`RemoteScanExec`]s and opens sources from definitions
@@ -22,6 +24,7 @@ mod codec;
 pub mod distribution;
 mod key;
 mod pools;
+mod producer;
 pub mod pushdown;
 mod scan;
 
@@ -34,6 +37,7 @@ use datafusion::physical_plan::SendableRecordBatchStream;
 pub use codec::{RemoteScanCodec, SourceOpener};
 pub use key::{SourceKey, source_key};
 pub use pools::PoolCache;
+pub use producer::{BatchSender, spawn_batches};
 pub use scan::RemoteScanExec;
 
 /// A source as the catalog stores it: the connector's name, `LOCATION` and
