@@ -102,26 +102,26 @@ impl CassandraConnector {
         source: &CassandraSource,
     ) -> ConnectorResult<HashSet<(String, String)>> {
         let session = source.session().await?;
-        let cannot = |e: &dyn std::fmt::Display| {
-            session::request_error(source.options(), "system_schema.columns", &e.to_string())
-        };
+        let options = source.options();
+        let table = "system_schema.columns";
         let rows = session
             .query_unpaged(
                 "SELECT table_name, column_name, clustering_order FROM system_schema.columns WHERE keyspace_name = ?",
                 (source.options().keyspace.as_str(),),
             )
             .await
-            .map_err(|e| cannot(&e))?
+            .map_err(|e| session::request_error(options, table, &e))?
             .into_rows_result()
-            .map_err(|e| cannot(&e))?;
+            .map_err(|e| session::request_error(options, table, &e))?;
         let mut descending = HashSet::new();
         for row in rows
             .rows::<(String, String, String)>()
-            .map_err(|e| cannot(&e))?
+            .map_err(|e| session::request_error(options, table, &e))?
         {
-            let (table, column, order) = row.map_err(|e| cannot(&e))?;
+            let (name, column, order) =
+                row.map_err(|e| session::request_error(options, table, &e))?;
             if order.eq_ignore_ascii_case("desc") {
-                descending.insert((table, column));
+                descending.insert((name, column));
             }
         }
         Ok(descending)
