@@ -2,13 +2,6 @@
 //! (`\d` in psql shows it as the table's primary-key index): Cassandra's
 //! partition and clustering columns, a PostgreSQL table's primary key.
 
-use std::any::Any;
-
-use datafusion::catalog::TableProvider;
-use datafusion_federation::FederatedTableProviderAdaptor;
-
-use super::pushdown::Switchable;
-
 /// A table's key: the columns that locate its rows (a partition key), then
 /// those that order rows inside one location (clustering columns).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,19 +40,6 @@ impl SourceKey {
             .join(", ");
         format!("{} ({columns})", self.method)
     }
-}
-
-/// The key of a table a connector opened, when its source declared one.
-pub fn source_key(provider: &dyn TableProvider) -> Option<&SourceKey> {
-    let any = provider as &dyn Any;
-    let switchable = match any.downcast_ref::<Switchable>() {
-        Some(switchable) => switchable,
-        None => {
-            let adaptor = any.downcast_ref::<FederatedTableProviderAdaptor>()?;
-            (adaptor.table_provider.as_ref()?.as_ref() as &dyn Any).downcast_ref::<Switchable>()?
-        }
-    };
-    switchable.key()
 }
 
 #[cfg(test)]

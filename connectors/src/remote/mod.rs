@@ -35,9 +35,10 @@ use datafusion::error::Result as DFResult;
 use datafusion::physical_plan::SendableRecordBatchStream;
 
 pub use codec::{RemoteScanCodec, SourceOpener};
-pub use key::{SourceKey, source_key};
+pub use key::SourceKey;
 pub use pools::PoolCache;
 pub use producer::{BatchSender, spawn_batches};
+pub use pushdown::source_key;
 pub use scan::RemoteScanExec;
 
 /// A source as the catalog stores it: the connector's name, `LOCATION` and

@@ -100,6 +100,19 @@ pub fn federate(
     ))
 }
 
+/// The key of a table a connector opened, when its source declared one.
+pub fn source_key(provider: &dyn TableProvider) -> Option<&SourceKey> {
+    let any = provider as &dyn Any;
+    let switchable = match any.downcast_ref::<Switchable>() {
+        Some(switchable) => switchable,
+        None => {
+            let adaptor = any.downcast_ref::<FederatedTableProviderAdaptor>()?;
+            (adaptor.table_provider.as_ref()?.as_ref() as &dyn Any).downcast_ref::<Switchable>()?
+        }
+    };
+    switchable.key()
+}
+
 /// The plain form of a table [`table_provider`] made, or `provider` itself.
 pub fn plain_form(provider: &dyn TableProvider) -> &dyn TableProvider {
     let any = provider as &dyn Any;

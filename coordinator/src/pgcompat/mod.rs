@@ -105,7 +105,7 @@ impl SqlDialect for PostgresDialect {
                 .await?,
             ),
         )?;
-        for function in [indexes.pg_get_indexdef(), indexes.pg_get_viewdef()] {
+        for function in functions::describe::relation_definitions(indexes) {
             ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(function));
         }
         for function in functions::template_functions(ctx, ctx.state().catalog_list().clone())

@@ -23,14 +23,12 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::{cast, concat_batches, take};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use datafusion::catalog::{CatalogProviderList, Session, TableProvider};
-use datafusion::common::{Result, ScalarValue};
+use datafusion::common::Result;
 use datafusion::datasource::MemTable;
-use datafusion::logical_expr::{Expr, TableType, Volatility};
+use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use vivace_connectors::remote::{SourceKey, source_key};
-
-use crate::pgcompat::functions::{RowFunction, oid};
 
 /// Index oid = table oid with this bit set.
 const INDEX_OID_BIT: i64 = 1 << 30;
@@ -68,43 +66,13 @@ struct Described {
 pub struct RelationDefinitions(Arc<RwLock<Described>>);
 
 impl RelationDefinitions {
-    /// `pg_get_indexdef(oid [, column, pretty])`: the statement, or with a
-    /// column number above 0 that key column's name; NULL for an unknown oid.
-    pub fn pg_get_indexdef(&self) -> RowFunction {
-        let indexes = self.clone();
-        RowFunction::new(
-            "pg_get_indexdef",
-            &[1, 3],
-            Volatility::Stable,
-            DataType::Utf8,
-            move |args| {
-                let column = args.get(1).and_then(oid).unwrap_or(0);
-                Ok(ScalarValue::Utf8(
-                    oid(&args[0]).and_then(|index| indexes.describe(index, column)),
-                ))
-            },
-        )
-    }
-
-    /// `pg_get_viewdef(oid [, pretty])`: the view's query; NULL for an
-    /// unknown oid.
-    pub fn pg_get_viewdef(&self) -> RowFunction {
-        let described = self.clone();
-        RowFunction::new(
-            "pg_get_viewdef",
-            &[1, 2],
-            Volatility::Stable,
-            DataType::Utf8,
-            move |args| {
-                let view = oid(&args[0])
-                    .and_then(|view| described.0.read().ok()?.views.get(&view).cloned());
-                Ok(ScalarValue::Utf8(view))
-            },
-        )
+    /// The query of view `oid`, if the latest `pg_class` scan listed it.
+    pub fn view(&self, oid: i64) -> Option<String> {
+        self.0.read().ok()?.views.get(&oid).cloned()
     }
 
     /// The statement of index `oid` (`column` 0), or its `column`th key column.
-    fn describe(&self, oid: i64, column: i64) -> Option<String> {
+    pub fn index(&self, oid: i64, column: i64) -> Option<String> {
         let described = self.0.read().ok()?;
         let index = described.indexes.get(&oid)?;
         match column {
@@ -490,12 +458,12 @@ mod tests {
         );
         let index = 7 | INDEX_OID_BIT;
         assert_eq!(
-            indexes.describe(index, 0).as_deref(),
+            indexes.index(index, 0).as_deref(),
             Some("CREATE UNIQUE INDEX t_pkey ON s.t USING cassandra (a, b)")
         );
-        assert_eq!(indexes.describe(index, 2).as_deref(), Some("b"));
-        assert_eq!(indexes.describe(index, 3), None);
-        assert_eq!(indexes.describe(index, -1), None);
-        assert_eq!(indexes.describe(7, 0), None);
+        assert_eq!(indexes.index(index, 2).as_deref(), Some("b"));
+        assert_eq!(indexes.index(index, 3), None);
+        assert_eq!(indexes.index(index, -1), None);
+        assert_eq!(indexes.index(7, 0), None);
     }
 }

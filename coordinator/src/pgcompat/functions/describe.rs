@@ -7,7 +7,8 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Volatility;
 
-use super::{RowFunction, text, utf8};
+use super::{RowFunction, oid, text, utf8};
+use crate::pgcompat::catalog::source_keys::RelationDefinitions;
 use crate::pgcompat::settings::SERVER_VERSION;
 
 /// What `version()` returns: PostgreSQL-shaped first (drivers parse the leading
@@ -77,6 +78,33 @@ pub fn functions() -> Vec<RowFunction> {
                     _ => "",
                 }))
             },
+        ),
+    ]
+}
+
+/// `pg_get_indexdef(oid [, column, pretty])` and `pg_get_viewdef(oid [,
+/// pretty])`, answered from what the latest `pg_class` scan described.
+pub fn relation_definitions(described: RelationDefinitions) -> Vec<RowFunction> {
+    let views = described.clone();
+    vec![
+        RowFunction::new(
+            "pg_get_indexdef",
+            &[1, 3],
+            Volatility::Stable,
+            DataType::Utf8,
+            move |args| {
+                let column = args.get(1).and_then(oid).unwrap_or(0);
+                Ok(ScalarValue::Utf8(
+                    oid(&args[0]).and_then(|index| described.index(index, column)),
+                ))
+            },
+        ),
+        RowFunction::new(
+            "pg_get_viewdef",
+            &[1, 2],
+            Volatility::Stable,
+            DataType::Utf8,
+            move |args| Ok(ScalarValue::Utf8(oid(&args[0]).and_then(|v| views.view(v)))),
         ),
     ]
 }
