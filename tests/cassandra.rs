@@ -443,15 +443,13 @@ async fn top_rows_of_each_partition_read_with_per_partition_limit() {
     assert_eq!(both_ways(&client, &sql).await.len(), 24);
     assert_eq!(rows_moved(&client, &sql).await, 36);
     // With the partitions fixed too.
-    let sql = format!(
-        "SELECT ts FROM (SELECT site, day, ts, row_number() OVER (PARTITION BY site, day ORDER BY ts) AS rn \
-         FROM readings WHERE site = 'b' AND day IN (2, 3)) t WHERE rn <= 3 ORDER BY ts"
-    );
+    let sql = "SELECT ts FROM (SELECT site, day, ts, row_number() OVER (PARTITION BY site, day ORDER BY ts) AS rn \
+               FROM readings WHERE site = 'b' AND day IN (2, 3)) t WHERE rn <= 3 ORDER BY ts";
     assert_eq!(
-        both_ways(&client, &sql).await,
+        both_ways(&client, sql).await,
         [["0"], ["0"], ["1"], ["1"], ["2"], ["2"]]
     );
-    assert_eq!(rows_moved(&client, &sql).await, 6);
+    assert_eq!(rows_moved(&client, sql).await, 6);
 
     // Not the same rows as Cassandra's first n: nothing is limited.
     for sql in [

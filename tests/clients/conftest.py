@@ -131,9 +131,14 @@ class Postgres:
                        capture_output=True)
 
 
+# A view over `items`, on both servers of the pair.
+ITEMS_VIEW = "CREATE VIEW big_items AS SELECT id, name FROM items WHERE qty > 5"
+
+
 @pytest.fixture(scope="session")
 def pair():
-    """(vivace, postgres): both serving table `items` with the same rows."""
+    """(vivace, postgres): both serving table `items` with the same rows, and
+    the view `big_items` over it."""
     with tempfile.TemporaryDirectory(prefix="vivace-pair-") as tmp:
         root = Path(tmp)
         os.chmod(root, 0o755)
@@ -147,7 +152,9 @@ def pair():
             with psycopg2.connect(vivace.dsn()) as conn, conn.cursor() as cur:
                 cur.execute(f"CREATE EXTERNAL TABLE items ({ITEMS_COLUMNS}) STORED AS CSV "
                             f"LOCATION '{csv.parent}/'")
+                cur.execute(ITEMS_VIEW)
             pg.psql(f"CREATE TABLE items ({ITEMS_COLUMNS})", db="vivace", user="vivace")
+            pg.psql(ITEMS_VIEW, db="vivace", user="vivace")
             pg.psql(f"COPY items FROM '{csv}' WITH (FORMAT csv, HEADER true)", db="vivace")
             yield vivace, pg
         finally:

@@ -27,6 +27,7 @@ def test_metadata_prepared_streaming_and_cancel_match_postgres(pair, pgjdbc):
     ours = run_probe(vivace.port, jar)
     assert ours["driver_version"] == jar_version(jar)
     assert ours["tables"] == [["public", "items", "TABLE"]]
+    assert ours["views"] == [["public", "big_items", "VIEW"]]
     assert [c[0] for c in ours["columns"]] == ["id", "name", "qty", "price", "created", "active"]
     assert ours["prepared"] == [[2, "pear", "2024-01-02"], [3, "plum's", "2024-02-29"]]
     assert ours["streamed"] == [20000, 200010000]

@@ -33,4 +33,8 @@ def test_inspection_and_core_select_match_postgres(pair, driver):
     assert ours["tables"] == ["items"]
     assert [c["name"] for c in ours["columns"]] == ["id", "name", "qty", "price", "created", "active"]
     assert ours["select"] == [["apple", 3, "2024-01-01"], ["plum's", 12, "2024-02-29"]]
+    assert ours["views"] == ["big_items"]
+    assert ours["view_definition_reads"] == [True, True]
+    assert ours["view_columns"] == ["id", "name"]
+    assert [r[1] for r in ours["view_rows"]] == ["plum's"]
     assert ours == run_probe(pg.port, driver)

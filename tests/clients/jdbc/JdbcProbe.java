@@ -43,6 +43,7 @@ public class JdbcProbe {
             out.put("product", q(md.getDatabaseProductName()));
             out.put("driver_version", q(md.getDriverVersion()));
             out.put("tables", step(() -> rows(md.getTables(null, "public", "%", new String[] {"TABLE"}), "TABLE_SCHEM", "TABLE_NAME", "TABLE_TYPE")));
+            out.put("views", step(() -> rows(md.getTables(null, "public", "%", new String[] {"VIEW"}), "TABLE_SCHEM", "TABLE_NAME", "TABLE_TYPE")));
             out.put("columns", step(() -> rows(md.getColumns(null, "public", "items", "%"), "COLUMN_NAME", "DATA_TYPE", "TYPE_NAME", "NULLABLE", "ORDINAL_POSITION")));
             out.put("primary_keys", step(() -> rows(md.getPrimaryKeys(null, "public", "items"), "COLUMN_NAME")));
             out.put("indexes", step(() -> rows(md.getIndexInfo(null, "public", "items", false, true), "INDEX_NAME")));

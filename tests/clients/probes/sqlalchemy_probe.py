@@ -13,6 +13,10 @@ inspector = sa.inspect(engine)
 out["schemas_include_public"] = "public" in inspector.get_schema_names()
 out["tables"] = inspector.get_table_names(schema="public")
 out["views"] = inspector.get_view_names(schema="public")
+# Each server prints a view's query its own way: what it reads is compared.
+definition = inspector.get_view_definition("big_items", schema="public").lower()
+out["view_definition_reads"] = ["items" in definition, "qty > 5" in definition]
+out["view_columns"] = [c["name"] for c in inspector.get_columns("big_items", schema="public")]
 out["columns"] = [
     {"name": c["name"], "type": str(c["type"]), "nullable": c["nullable"]}
     for c in inspector.get_columns("items", schema="public")
@@ -31,4 +35,6 @@ with engine.connect() as conn:
     rows = conn.execute(query, {"least": 1, "skip": "kiwi"}).all()
     out["select"] = [[r[0], r[1], r[2].isoformat()] for r in rows]
     out["count"] = conn.execute(sa.select(sa.func.count()).select_from(items)).scalar()
+    big = sa.Table("big_items", sa.MetaData(), autoload_with=engine, schema="public")
+    out["view_rows"] = [list(r) for r in conn.execute(sa.select(big).order_by(big.c.id)).all()]
 print(json.dumps(out, sort_keys=True))
