@@ -160,6 +160,23 @@ async fn views_fold_facts_push_filters_and_survive_restarts() {
         .simple_query("CREATE OR REPLACE VIEW big_spends AS SELECT user_id, amount, dt FROM events WHERE amount > 20")
         .await
         .unwrap();
+    // A view cannot read itself (planned without the one it replaces), and
+    // the failed replacement leaves the old one in place.
+    let (code, message) = sql_error(
+        &client,
+        "CREATE OR REPLACE VIEW big_spends AS SELECT * FROM big_spends",
+    )
+    .await;
+    assert_eq!(code, "42P01", "{message}");
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT count(*) FROM big_spends WHERE amount <= 20"
+        )
+        .await,
+        table(&[&["0"]])
+    );
+
     // Survive kill -9.
     let before = text_rows(&client, current).await;
     let spends = text_rows(&client, "SELECT count(*) FROM big_spends").await;

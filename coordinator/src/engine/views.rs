@@ -13,7 +13,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::ViewTable;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::logical_expr::{Expr, LogicalPlan, TableType};
@@ -42,16 +41,17 @@ impl Engine {
                 format!("relation \"{}\" already exists", def.name.table),
             ));
         }
-        let plan = self.plan_view(&def).await?;
-        if reads(&plan, &def.name) {
-            return Err(SqlError::new(
-                sqlstate::INVALID_OBJECT_DEFINITION,
-                format!(
-                    "infinite recursion: view \"{}\" reads itself",
-                    def.name.table
-                ),
-            ));
+        // Planned without the view it replaces: a view cannot read itself.
+        if exists {
+            let _ = self.tables.deregister_table(&def.name.table);
         }
+        let plan = match self.plan_view(&def).await {
+            Ok(plan) => plan,
+            Err(e) => {
+                self.refresh_views().await?;
+                return Err(e);
+            }
+        };
         def.output = output(plan.schema().as_arrow());
         self.store.insert_view(&def, or_replace)?;
         tracing::info!(view = %def.name, "view created");
@@ -186,22 +186,6 @@ impl Engine {
             .map_err(SqlError::from)?;
         Ok(())
     }
-}
-
-/// Whether `plan` scans the relation `name` (before views are inlined).
-fn reads(plan: &LogicalPlan, name: &TableName) -> bool {
-    let mut found = false;
-    let _ = plan.apply(|node| {
-        if let LogicalPlan::TableScan(scan) = node
-            && scan.table_name.table() == name.table
-            && scan.table_name.schema().is_none_or(|s| s == name.schema)
-        {
-            found = true;
-            return Ok(TreeNodeRecursion::Stop);
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    found
 }
 
 /// A plan's columns as the catalog stores them.

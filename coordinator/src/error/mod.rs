@@ -97,7 +97,7 @@ pub mod sqlstate {
     pub const UNDEFINED_PARAMETER: &str = "42P02";
     /// wrong_object_type: DROP VIEW of a table
     pub const WRONG_OBJECT_TYPE: &str = "42809";
-    /// invalid_object_definition: a view that reads itself
+    /// invalid_object_definition: a stored view that no longer plans
     pub const INVALID_OBJECT_DEFINITION: &str = "42P17";
     /// invalid_sql_statement_name: no prepared statement of that name
     pub const INVALID_SQL_STATEMENT_NAME: &str = "26000";
