@@ -5,6 +5,7 @@
 //! answers is the [`Connector`] trait.
 
 pub mod cassandra;
+pub mod columns;
 mod connector;
 pub mod elasticsearch;
 mod error;

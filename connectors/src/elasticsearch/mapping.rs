@@ -335,7 +335,7 @@ pub fn to_definitions(columns: &[Column]) -> Vec<ColumnDefinition> {
 
 /// Columns back from the catalog.
 pub fn from_definitions(columns: &[ColumnDefinition]) -> ConnectorResult<Vec<Column>> {
-    let schema = crate::files::schema::from_columns(columns)?;
+    let schema = crate::columns::from_columns(columns)?;
     Ok(columns
         .iter()
         .zip(schema.fields())

@@ -68,7 +68,7 @@ impl Connector for FileConnector {
             name: request.name,
             connector: self.kind.name().to_string(),
             location: request.location,
-            columns: schema::to_columns(&schema),
+            columns: crate::columns::to_columns(&schema),
             declared_columns: request.declared_schema.is_some(),
             partition_columns: request.partition_columns,
             options: request.options,
@@ -82,7 +82,7 @@ impl Connector for FileConnector {
     ) -> ConnectorResult<Arc<dyn TableProvider>> {
         let options = FileOptions::parse(self.kind, &def.location, &def.options)?;
         let table_url = store::register(&def.location, &options, state.runtime_env())?;
-        let schema = schema::from_columns(&def.columns)?;
+        let schema = crate::columns::from_columns(&def.columns)?;
         provider::listing_table(table_url, &options, schema, &def.partition_columns)
     }
 

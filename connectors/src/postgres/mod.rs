@@ -151,7 +151,7 @@ impl Connector for PostgresConnector {
             name: request.name,
             connector: self.flavor.name.to_string(),
             location: request.location,
-            columns: schema::to_columns(&schema),
+            columns: crate::columns::to_columns(&schema),
             declared_columns: request.declared_schema.is_some(),
             partition_columns: vec![],
             options: request.options,
@@ -209,7 +209,7 @@ impl Connector for PostgresConnector {
                 name: TableName::new(request.name.clone(), table),
                 connector: self.flavor.name.to_string(),
                 location: request.location.clone(),
-                columns: schema::to_columns(&schema),
+                columns: crate::columns::to_columns(&schema),
                 declared_columns: false,
                 partition_columns: vec![],
                 options,
@@ -224,7 +224,7 @@ impl Connector for PostgresConnector {
         _state: &SessionState,
     ) -> ConnectorResult<Arc<dyn TableProvider>> {
         let options = self.parse(&def.location, &def.options)?;
-        let schema = schema::from_columns(&def.columns)?;
+        let schema = crate::columns::from_columns(&def.columns)?;
         Ok(provider::table_provider(
             &self.source(&options, Side::Coordinator),
             &options.table,

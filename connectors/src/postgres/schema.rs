@@ -10,10 +10,8 @@
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::TableReference;
-use vivace_catalog::ColumnDefinition;
 
 use super::client::LazyPool;
-use crate::files::schema as file_schema;
 use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult};
 
 /// The columns of `table` as the server reports them now. A table the server
@@ -69,14 +67,4 @@ pub fn check_partition_column(schema: &SchemaRef, column: &str) -> ConnectorResu
             "option 'partition_column': column \"{column}\" is {other}; range splits need an integer, date or timestamp column"
         ))),
     }
-}
-
-/// Catalog columns for a discovered schema.
-pub fn to_columns(schema: &SchemaRef) -> Vec<ColumnDefinition> {
-    file_schema::to_columns(schema)
-}
-
-/// The Arrow schema of stored catalog columns.
-pub fn from_columns(columns: &[ColumnDefinition]) -> ConnectorResult<SchemaRef> {
-    file_schema::from_columns(columns)
 }

@@ -52,7 +52,7 @@ impl Engine {
                 return Err(e);
             }
         };
-        def.output = output(plan.schema().as_arrow());
+        def.output = vivace_connectors::columns::to_columns(plan.schema().as_arrow());
         self.store.insert_view(&def, or_replace)?;
         tracing::info!(view = %def.name, "view created");
         self.refresh_views().await
@@ -188,20 +188,6 @@ impl Engine {
     }
 }
 
-/// A plan's columns as the catalog stores them.
-fn output(schema: &Schema) -> Vec<ColumnDefinition> {
-    schema
-        .fields()
-        .iter()
-        .map(|f| ColumnDefinition {
-            name: f.name().clone(),
-            data_type: f.data_type().to_string(),
-            nullable: f.is_nullable(),
-            source_type: None,
-        })
-        .collect()
-}
-
 /// A view that cannot be planned now (a table it reads is gone): listed
 /// with its last columns; reading it fails with why.
 #[derive(Debug)]
@@ -213,22 +199,13 @@ pub struct UnreadableView {
 
 impl UnreadableView {
     fn new(def: ViewDefinition, error: SqlError) -> Self {
-        let fields: Vec<Field> = def
-            .output
-            .iter()
-            .map(|c| {
-                Field::new(
-                    &c.name,
-                    c.data_type.parse::<DataType>().unwrap_or(DataType::Utf8),
-                    true,
-                )
-            })
-            .collect();
-        Self {
-            schema: Arc::new(Schema::new(fields)),
-            def,
-            error,
-        }
+        // Types the catalog wrote itself read back; should one not, the
+        // view still lists (its columns as text) and still fails when read.
+        let schema = vivace_connectors::columns::from_columns(&def.output).unwrap_or_else(|_| {
+            let text = |c: &ColumnDefinition| Field::new(&c.name, DataType::Utf8, true);
+            Arc::new(Schema::new(def.output.iter().map(text).collect::<Vec<_>>()))
+        });
+        Self { schema, def, error }
     }
 }
 
