@@ -188,15 +188,25 @@ async fn views_fold_facts_push_filters_and_survive_restarts() {
         spends
     );
 
-    // A dropped table: its views stay listed and fail with 42P01 naming it;
-    // back when the table is.
+    // A dropped table: its views (and views of them) stay listed and fail
+    // with 42P01 naming it; back when the table is.
+    client
+        .simple_query("CREATE VIEW uni AS SELECT provider_id FROM providers_current WHERE email LIKE '%@uni.pt'")
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT * FROM uni ORDER BY 1").await,
+        table(&[&["1"], &["3"]])
+    );
     client
         .simple_query("DROP TABLE provider_facts")
         .await
         .unwrap();
-    let (code, message) = sql_error(&client, current).await;
-    assert_eq!(code, "42P01", "{message}");
-    assert!(message.contains("provider_facts"), "{message}");
+    for sql in [current, "SELECT * FROM uni"] {
+        let (code, message) = sql_error(&client, sql).await;
+        assert_eq!(code, "42P01", "{message}");
+        assert!(message.contains("provider_facts"), "{message}");
+    }
     let (out, _, _) = server.psql(&["-c", "\\dv"]);
     assert!(out.contains("providers_current"), "{out}");
     server.restart().await;
@@ -212,9 +222,13 @@ async fn views_fold_facts_push_filters_and_survive_restarts() {
         .await
         .unwrap();
     assert_eq!(text_rows(&client, current).await, before);
+    assert_eq!(
+        text_rows(&client, "SELECT * FROM uni ORDER BY 1").await,
+        table(&[&["1"], &["3"]])
+    );
 
     client
-        .simple_query("DROP VIEW providers_current, fact_age")
+        .simple_query("DROP VIEW uni, providers_current, fact_age")
         .await
         .unwrap();
     let (code, _) = sql_error(&client, current).await;

@@ -8,6 +8,7 @@
 //! with the columns it last had, and a query that reads it fails with 42P01
 //! naming what is missing, until the table is back.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -17,7 +18,10 @@ use datafusion::datasource::ViewTable;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::logical_expr::{Expr, LogicalPlan, TableType};
 use datafusion::physical_plan::ExecutionPlan;
-use vivace_catalog::{ColumnDefinition, TableName, ViewDefinition};
+use datafusion::sql::parser::DFParser;
+use datafusion::sql::resolve::resolve_table_references;
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use vivace_catalog::{ColumnDefinition, DEFAULT_SCHEMA, TableName, ViewDefinition};
 
 use super::{DdlOutcome, Engine};
 use crate::error::{SqlError, SqlResult, sqlstate};
@@ -127,45 +131,124 @@ impl Engine {
     }
 
     /// Re-plan every stored view over the tables of the moment (call with
-    /// the DDL lock held). Views that read views are planned once what they
-    /// read is; a view that cannot be planned is registered as
-    /// [`UnreadableView`].
+    /// the DDL lock held), each after the views it reads, replacing its
+    /// registration in place (queries running meanwhile see the old plan or
+    /// the new one, never no view). A view that cannot be planned is
+    /// registered as [`UnreadableView`]; a view over one plans against its
+    /// columns and fails, when read, with what the other misses.
     pub(super) async fn refresh_views(&self) -> SqlResult<()> {
-        let views = self.store.list_views()?;
-        for view in &views {
-            // Stale plans must not be read while views are planned again.
-            let _ = self.tables.deregister_table(&view.name.table);
-        }
-        let mut pending = views;
-        loop {
-            let mut failed = Vec::new();
-            let planned_before = pending.len();
-            for view in pending {
-                match self.plan_view(&view).await {
-                    Ok(plan) => self.register_view(&view, plan)?,
-                    Err(e) => failed.push((view, e)),
-                }
-            }
-            if failed.is_empty() {
-                return Ok(());
-            }
-            if failed.len() == planned_before {
-                for (view, error) in &failed {
+        for (view, cycle) in reading_order(self.store.list_views()?) {
+            let planned = match cycle {
+                Some(error) => Err(error),
+                None => self.plan_view(&view).await,
+            };
+            match planned {
+                Ok(plan) => self.register_view(&view, plan)?,
+                Err(error) => {
                     tracing::debug!(view = %view.name, error = %error.message, "view unreadable");
-                    self.register_unreadable(view, error)?;
+                    self.register_unreadable(&view, &error)?;
                 }
-                // A view over an unreadable view plans against its columns
-                // and fails, when read, with what the other misses.
-                for (view, _) in failed {
-                    if let Ok(plan) = self.plan_view(&view).await {
-                        self.register_view(&view, plan)?;
-                    }
-                }
-                return Ok(());
             }
-            pending = failed.into_iter().map(|(view, _)| view).collect();
         }
+        Ok(())
     }
+}
+
+/// `views`, each after the views its query reads; the views of a cycle
+/// (made by replacing a view to read one that reads it) come with the error
+/// they fail with.
+fn reading_order(views: Vec<ViewDefinition>) -> Vec<(ViewDefinition, Option<SqlError>)> {
+    let index: HashMap<TableName, usize> = views
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.name.clone(), i))
+        .collect();
+    let reads: Vec<Vec<usize>> = views
+        .iter()
+        .map(|v| {
+            relations_read(&v.query)
+                .iter()
+                .filter_map(|name| index.get(name).copied())
+                .collect()
+        })
+        .collect();
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Visiting,
+        Done,
+    }
+    fn visit(
+        i: usize,
+        reads: &[Vec<usize>],
+        marks: &mut [Mark],
+        order: &mut Vec<usize>,
+        cyclic: &mut HashSet<usize>,
+    ) {
+        match marks[i] {
+            Mark::Done => return,
+            Mark::Visiting => {
+                cyclic.insert(i);
+                return;
+            }
+            Mark::New => {}
+        }
+        marks[i] = Mark::Visiting;
+        for &next in &reads[i] {
+            visit(next, reads, marks, order, cyclic);
+            if cyclic.contains(&next) && marks[next] == Mark::Visiting {
+                cyclic.insert(i);
+            }
+        }
+        marks[i] = Mark::Done;
+        order.push(i);
+    }
+    let mut marks = vec![Mark::New; views.len()];
+    let mut order = Vec::with_capacity(views.len());
+    let mut cyclic = HashSet::new();
+    for i in 0..views.len() {
+        visit(i, &reads, &mut marks, &mut order, &mut cyclic);
+    }
+    let mut views: Vec<Option<ViewDefinition>> = views.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .filter_map(|i| {
+            let view = views[i].take()?;
+            let error = cyclic.contains(&i).then(|| {
+                SqlError::new(
+                    sqlstate::INVALID_OBJECT_DEFINITION,
+                    format!(
+                        "infinite recursion: view \"{}\" reads a view that reads it",
+                        view.name.table
+                    ),
+                )
+            });
+            Some((view, error))
+        })
+        .collect()
+}
+
+/// The relations a view's query names (unqualified: in the default
+/// schema); none when it does not parse (planning then says why).
+fn relations_read(query: &str) -> Vec<TableName> {
+    let Ok(mut statements) = DFParser::parse_sql_with_dialect(query, &PostgreSqlDialect {}) else {
+        return vec![];
+    };
+    let Some(statement) = statements.pop_front() else {
+        return vec![];
+    };
+    let Ok((relations, _ctes)) = resolve_table_references(&statement, true) else {
+        return vec![];
+    };
+    relations
+        .into_iter()
+        .map(|r| {
+            TableName::new(
+                r.schema().unwrap_or(DEFAULT_SCHEMA).to_string(),
+                r.table().to_string(),
+            )
+        })
+        .collect()
 }
 
 impl Engine {
@@ -242,5 +325,50 @@ impl TableProvider for UnreadableView {
                 self.def.name.table, self.error.message
             ),
         ))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(name: &str, query: &str) -> ViewDefinition {
+        ViewDefinition {
+            name: TableName::new(DEFAULT_SCHEMA, name),
+            query: query.into(),
+            columns: vec![],
+            output: vec![],
+        }
+    }
+
+    fn order(views: Vec<ViewDefinition>) -> Vec<(String, bool)> {
+        reading_order(views)
+            .into_iter()
+            .map(|(v, e)| (v.name.table, e.is_some()))
+            .collect()
+    }
+
+    #[test]
+    fn views_come_after_what_they_read() {
+        let got = order(vec![
+            view("a", "SELECT * FROM b JOIN events ON true"),
+            view("b", "SELECT * FROM public.c"),
+            view("c", "SELECT 1"),
+        ]);
+        let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["c", "b", "a"]);
+        assert!(got.iter().all(|(_, cyclic)| !cyclic));
+    }
+
+    #[test]
+    fn views_reading_each_other_are_refused() {
+        let got = order(vec![
+            view("a", "SELECT * FROM b"),
+            view("b", "SELECT * FROM a"),
+            view("c", "SELECT * FROM events"),
+        ]);
+        assert_eq!(got.len(), 3);
+        assert!(got.contains(&("a".into(), true)) && got.contains(&("b".into(), true)));
+        assert!(got.contains(&("c".into(), false)));
     }
 }
