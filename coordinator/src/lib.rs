@@ -34,6 +34,12 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         Some(path) => ClusterSecret::from_file(path)?,
         None => ClusterSecret::random(),
     };
+    // The client port is taken first: embedded workers and the cluster
+    // listener bind ports the system picks, which could otherwise be the one
+    // configured here. Clients that connect early wait until serving starts.
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let distributed = config.workers > 0 || config.cluster_listen.is_some();
     let membership = Arc::new(Membership::new(config.listen.to_string()));
     let local = vivace_worker::LocalWorkers::default();
@@ -71,9 +77,6 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     if config.demo {
         demo::install(&engine, &config.data_dir, config.demo_scale_factor).await?;
     }
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(
         tls = tls.is_some(),
