@@ -20,6 +20,15 @@ fn write_facts(dir: &std::path::Path) {
     .unwrap();
 }
 
+/// `CREATE EXTERNAL TABLE provider_facts` over [`write_facts`]'s folder.
+fn create_facts(dir: &std::path::Path) -> String {
+    format!(
+        "CREATE EXTERNAL TABLE provider_facts (provider_id INT, name VARCHAR, email VARCHAR, ts TIMESTAMP) \
+         STORED AS CSV LOCATION '{}/' OPTIONS ('header' 'true')",
+        dir.display()
+    )
+}
+
 #[tokio::test]
 async fn views_fold_facts_push_filters_and_survive_restarts() {
     let dir = TempDir::new("views");
@@ -33,14 +42,7 @@ async fn views_fold_facts_push_filters_and_survive_restarts() {
         .simple_query(&data::create_events_sql(&format!("{}/", events.display())))
         .await
         .unwrap();
-    client
-        .simple_query(&format!(
-            "CREATE EXTERNAL TABLE provider_facts (provider_id INT, name VARCHAR, email VARCHAR, ts TIMESTAMP) \
-             STORED AS CSV LOCATION '{}/' OPTIONS ('header' 'true')",
-            facts.display()
-        ))
-        .await
-        .unwrap();
+    client.simple_query(&create_facts(&facts)).await.unwrap();
 
     // Immutable facts folded into current state: DISTINCT ON, a window
     // function and date arithmetic in views.
@@ -213,14 +215,7 @@ async fn views_fold_facts_push_filters_and_survive_restarts() {
     let client = server.client().await;
     let (code, _) = sql_error(&client, current).await;
     assert_eq!(code, "42P01");
-    client
-        .simple_query(&format!(
-            "CREATE EXTERNAL TABLE provider_facts (provider_id INT, name VARCHAR, email VARCHAR, ts TIMESTAMP) \
-             STORED AS CSV LOCATION '{}/' OPTIONS ('header' 'true')",
-            facts.display()
-        ))
-        .await
-        .unwrap();
+    client.simple_query(&create_facts(&facts)).await.unwrap();
     assert_eq!(text_rows(&client, current).await, before);
     assert_eq!(
         text_rows(&client, "SELECT * FROM uni ORDER BY 1").await,
