@@ -156,6 +156,8 @@ async fn views_fold_facts_push_filters_and_survive_restarts() {
     assert_eq!(code, "42P01");
     let (code, _) = sql_error(&client, "DROP VIEW events").await;
     assert_eq!(code, "42809");
+    let (code, _) = sql_error(&client, "DROP TABLE big_spends").await;
+    assert_eq!(code, "42809");
     let (code, _) = sql_error(&client, "CREATE MATERIALIZED VIEW m AS SELECT 1").await;
     assert_eq!(code, "0A000");
     client

@@ -233,6 +233,12 @@ impl Engine {
         check_schema(name)?;
         let _guard = self.ddl.lock().await;
         if self.store.get_table(name)?.is_none() {
+            if self.is_view(name)? {
+                return Err(SqlError::new(
+                    sqlstate::WRONG_OBJECT_TYPE,
+                    format!("\"{}\" is not a table; use DROP VIEW", name.table),
+                ));
+            }
             if if_exists {
                 return Ok(DdlOutcome::Skipped);
             }
