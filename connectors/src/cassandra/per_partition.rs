@@ -207,21 +207,17 @@ fn limited_scan(
     {
         return Ok(None);
     }
-    Ok(numbered_in_stored_order(table, window).then(|| {
+    Ok(numbered_in_stored_order(table, window).map(|()| {
         let mut scan = scan.clone();
         scan.source = provider_as_source(Arc::new(table.with_per_partition_limit(n)));
         scan
     }))
 }
 
-/// Whether `window` is a row number over `table`'s partitions in the order
-/// Cassandra stores their rows (or in no order).
-fn numbered_in_stored_order(table: &CassandraTable, window: &Expr) -> bool {
-    numbering(table, window).is_some()
-}
-
-/// The checks of [`numbered_in_stored_order`]: `None` at the first that fails.
-fn numbering(table: &CassandraTable, window: &Expr) -> Option<()> {
+/// `Some` when `window` is a row number over `table`'s partitions in the
+/// order Cassandra stores their rows (or in no order); `None` at the first
+/// check that fails.
+fn numbered_in_stored_order(table: &CassandraTable, window: &Expr) -> Option<()> {
     let Expr::WindowFunction(function) = window else {
         return None;
     };

@@ -11,7 +11,7 @@
 //! nothing is stored for them. Index oids are the table's oid with bit 30 set,
 //! far above the oids datafusion-pg-catalog counts up from 16384.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
@@ -160,6 +160,10 @@ impl KeyedView {
         ctx.register_table("n", Arc::clone(&self.pg_namespace))?;
         let classes = ctx.table("c").await?.collect().await?;
         let classes = concat_batches(&self.pg_class.schema(), &classes)?;
+        // The names are joined to the rows just read, not to pg_class read
+        // again (it lists every table of every catalog).
+        ctx.deregister_table("c")?;
+        ctx.register_batch("c", classes.clone())?;
         let oids = if keyed.is_empty() && views.is_empty() {
             HashMap::new()
         } else {
@@ -331,12 +335,17 @@ fn with_index_classes(classes: &RecordBatch, found: &[(i64, KeyedTable)]) -> Res
     let row_of: HashMap<i64, u32> = (0..classes.num_rows())
         .map(|row| (oid_column.value(row), row as u32))
         .collect();
-    let rows: Vec<u32> = found
+    let found_rows: Vec<&(i64, KeyedTable)> = found
         .iter()
-        .filter_map(|(oid, _)| row_of.get(oid).copied())
+        .filter(|(oid, _)| row_of.contains_key(oid))
         .collect();
-    let keyed_oids: Vec<i64> = found.iter().map(|(oid, _)| *oid).collect();
-    let copied = UInt32Array::from(rows.clone());
+    let copied = UInt32Array::from(
+        found_rows
+            .iter()
+            .map(|(oid, _)| row_of[oid])
+            .collect::<Vec<_>>(),
+    );
+    let keyed_oids: HashSet<i64> = found_rows.iter().map(|(oid, _)| *oid).collect();
     let mut columns = Vec::with_capacity(schema.fields().len());
     for (i, field) in schema.fields().iter().enumerate() {
         let original = classes.column(i);
@@ -349,10 +358,6 @@ fn with_index_classes(classes: &RecordBatch, found: &[(i64, KeyedTable)]) -> Res
             )) as ArrayRef,
             _ => Arc::clone(original),
         };
-        let found_rows = found
-            .iter()
-            .filter(|(oid, _)| row_of.contains_key(oid))
-            .collect::<Vec<_>>();
         let replaced: Option<ArrayRef> = match field.name().as_str() {
             "oid" | "relfilenode" => Some(Arc::new(datafusion::arrow::array::Int64Array::from(
                 found_rows
