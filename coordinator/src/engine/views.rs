@@ -32,14 +32,8 @@ impl Engine {
     pub async fn create_view(&self, mut def: ViewDefinition, or_replace: bool) -> SqlResult<()> {
         super::tables::check_schema(&def.name)?;
         let _guard = self.ddl.lock().await;
-        if self.store.get_table(&def.name)?.is_some() {
-            return Err(SqlError::new(
-                sqlstate::DUPLICATE_TABLE,
-                format!("relation \"{}\" already exists", def.name.table),
-            ));
-        }
-        let exists = self.view(&def.name)?.is_some();
-        if exists && !or_replace {
+        let exists = self.is_view(&def.name)?;
+        if self.store.get_table(&def.name)?.is_some() || (exists && !or_replace) {
             return Err(SqlError::new(
                 sqlstate::DUPLICATE_TABLE,
                 format!("relation \"{}\" already exists", def.name.table),
@@ -66,7 +60,7 @@ impl Engine {
     pub async fn drop_view(&self, name: &TableName, if_exists: bool) -> SqlResult<DdlOutcome> {
         super::tables::check_schema(name)?;
         let _guard = self.ddl.lock().await;
-        if self.view(name)?.is_none() {
+        if !self.is_view(name)? {
             if self.store.get_table(name)?.is_some() {
                 return Err(SqlError::new(
                     sqlstate::WRONG_OBJECT_TYPE,
@@ -92,15 +86,7 @@ impl Engine {
 
     /// Whether `name` is a stored view.
     pub fn is_view(&self, name: &TableName) -> SqlResult<bool> {
-        Ok(self.view(name)?.is_some())
-    }
-
-    fn view(&self, name: &TableName) -> SqlResult<Option<ViewDefinition>> {
-        Ok(self
-            .store
-            .list_views()?
-            .into_iter()
-            .find(|v| &v.name == name))
+        Ok(self.store.list_views()?.iter().any(|v| &v.name == name))
     }
 
     /// The view's plan over the tables registered now, its columns named as
