@@ -7,6 +7,7 @@
 
 mod definition;
 mod error;
+mod journal;
 mod store;
 
 pub use definition::{

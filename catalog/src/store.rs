@@ -1,4 +1,5 @@
-//! SQLite persistence of table, external schema and view definitions.
+//! SQLite persistence of table, external schema and view definitions (and,
+//! in [`crate::journal`], of writes in progress).
 //!
 //! Each definition is one row holding its JSON form; every change is a single
 //! transaction with `synchronous=FULL`, so a definition that was acknowledged
@@ -32,6 +33,11 @@ CREATE TABLE IF NOT EXISTS views (
     definition  TEXT NOT NULL,
     created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     PRIMARY KEY (schema_name, view_name)
+);
+CREATE TABLE IF NOT EXISTS writes (
+    write_id   TEXT PRIMARY KEY,
+    journal    TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );";
 
 /// The durable catalog. Operations are short and rare (DDL), so a mutex around one
@@ -62,7 +68,7 @@ impl CatalogStore {
         })
     }
 
-    fn conn(&self) -> CatalogResult<std::sync::MutexGuard<'_, Connection>> {
+    pub(crate) fn conn(&self) -> CatalogResult<std::sync::MutexGuard<'_, Connection>> {
         self.conn
             .lock()
             .map_err(|_| CatalogError::Storage("catalog lock poisoned".into()))

@@ -27,6 +27,7 @@ use vivace_catalog::TableDefinition;
 
 use crate::options::OptionSpec;
 use crate::remote::{RemoteSource, SourceDefinition};
+use crate::write::{TableWrite, WriteKind};
 use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult, SchemaRequest, TableRequest};
 
 /// Which side of the cluster opens a source: it names the connections a
@@ -97,6 +98,30 @@ pub trait Connector: Send + Sync {
         def: &TableDefinition,
         state: &SessionState,
     ) -> ConnectorResult<Arc<dyn TableProvider>>;
+
+    /// Begin a write into `def` (a new table for [`WriteKind::Create`]).
+    /// Tables of connectors that take no writes are read-only.
+    async fn begin_write(
+        &self,
+        def: &TableDefinition,
+        _kind: WriteKind,
+        _state: &SessionState,
+    ) -> ConnectorResult<Box<dyn TableWrite>> {
+        Err(ConnectorError::new(
+            ConnectorErrorKind::Unsupported,
+            format!(
+                "{} tables are read-only",
+                def.connector.to_ascii_uppercase()
+            ),
+        ))
+    }
+
+    /// Finish publishing (or discard) a write a stopped coordinator left in
+    /// its journal, from what [`TableWrite::journal`] or
+    /// [`TableWrite::commit`] recorded.
+    async fn recover_write(&self, _journal: &str, _state: &SessionState) -> ConnectorResult<()> {
+        Ok(())
+    }
 
     /// What a worker must prepare to scan this table.
     fn worker_needs(&self, _def: &TableDefinition) -> ConnectorResult<Vec<WorkerNeed>> {

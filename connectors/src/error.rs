@@ -37,6 +37,12 @@ pub enum ConnectorErrorKind {
     TimedOut,
     /// A source's value does not fit the column's type.
     OutOfRange,
+    /// Files could not be written (or published) at the table's location.
+    WriteFailed,
+    /// A new table's location already holds files.
+    LocationNotEmpty,
+    /// A value a write cannot store (a NULL partition value).
+    NullValue,
 }
 
 /// A connector failure with a message fit for the user (never contains a secret).
@@ -74,7 +80,7 @@ impl From<ConnectorError> for DataFusionError {
 const TAG: &str = "vivace-connector-error[";
 
 impl ConnectorErrorKind {
-    const ALL: [ConnectorErrorKind; 14] = [
+    const ALL: [ConnectorErrorKind; 17] = [
         ConnectorErrorKind::InvalidOption,
         ConnectorErrorKind::UnknownConnector,
         ConnectorErrorKind::Unreachable,
@@ -89,6 +95,9 @@ impl ConnectorErrorKind {
         ConnectorErrorKind::SchemaNotFound,
         ConnectorErrorKind::TimedOut,
         ConnectorErrorKind::OutOfRange,
+        ConnectorErrorKind::WriteFailed,
+        ConnectorErrorKind::LocationNotEmpty,
+        ConnectorErrorKind::NullValue,
     ];
 }
 
@@ -109,6 +118,18 @@ impl ConnectorError {
             .into_iter()
             .find(|k| format!("{k:?}") == kind)?;
         Some(Self::new(kind, message))
+    }
+}
+
+/// A connector error as tagged text, so that its kind (the SQLSTATE the client
+/// gets) survives the trip back from a worker.
+pub(crate) fn tag_connector_error(e: DataFusionError) -> DataFusionError {
+    match e.find_root() {
+        DataFusionError::External(inner) => match inner.downcast_ref::<ConnectorError>() {
+            Some(c) => DataFusionError::Execution(c.to_tagged_text()),
+            None => e,
+        },
+        _ => e,
     }
 }
 

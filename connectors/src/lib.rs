@@ -15,6 +15,7 @@ pub mod postgres;
 mod registry;
 pub mod remote;
 mod request;
+pub mod write;
 
 pub use connector::{Connector, Side, WorkerNeed};
 pub use error::{ConnectorError, ConnectorErrorKind, ConnectorResult};

@@ -15,7 +15,7 @@ use datafusion_distributed::{
     DesiredTaskCountEvent, DesiredTaskCountEventResponse, DesiredTaskCountHandler,
     ScaleUpLeafNodeEvent, ScaleUpLeafNodeEventResponse, ScaleUpLeafNodeHandler,
 };
-use datafusion_proto::physical_plan::PhysicalExtensionCodec;
+use datafusion_proto::physical_plan::{ComposedPhysicalExtensionCodec, PhysicalExtensionCodec};
 use vivace_catalog::TableDefinition;
 
 use crate::remote::{self, RemoteScanCodec};
@@ -80,13 +80,18 @@ impl ConnectorRegistry {
             .collect()
     }
 
-    /// The codec of shipped scans, whose decoded scans open their sources on
-    /// `side`. Install it on the coordinator and on every worker.
+    /// The codec of shipped plan nodes: remote scans, whose decoded scans
+    /// open their sources on `side`, and file writes. Install it on the
+    /// coordinator and on every worker.
     pub fn codec(&self, side: Side) -> Arc<dyn PhysicalExtensionCodec> {
         let registry = self.clone();
-        Arc::new(RemoteScanCodec::new(Arc::new(move |def| {
+        let scans = Arc::new(RemoteScanCodec::new(Arc::new(move |def| {
             registry.get(&def.connector)?.remote_source(def, side)
-        })))
+        })));
+        Arc::new(ComposedPhysicalExtensionCodec::new(vec![
+            scans,
+            Arc::new(files::write::FileWriteCodec),
+        ]))
     }
 
     /// Whether the scans of `provider` can run on workers: `Some` for a

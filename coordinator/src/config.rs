@@ -145,6 +145,14 @@ pub const SETTINGS: &[Setting] = &[
         default: WhenAbsent::Unset { example: "\"8G\"" },
     },
     Setting {
+        key: "read_only",
+        kind: Kind::Bool,
+        help: "Refuse every write (CREATE TABLE … AS, INSERT) with SQLSTATE 42501",
+        doc: "Refuse every write (CREATE TABLE … AS, INSERT INTO, INSERT OVERWRITE) with\n\
+              SQLSTATE 42501; reads and registering external tables still work.",
+        default: WhenAbsent::Value("false"),
+    },
+    Setting {
         key: "tls_cert_file",
         kind: Kind::Text,
         help: "PEM certificate chain: serve TLS (with --tls-key-file) [default: no TLS]",
@@ -241,6 +249,8 @@ pub struct ServeConfig {
     /// Memory all queries of this process may hold at once, in bytes
     /// (`memory_limit`).
     pub memory_limit: Option<usize>,
+    /// Refuse every write.
+    pub read_only: bool,
     /// Every setting's effective value as text, by key, for `SHOW` (the
     /// users' verifiers are never among them).
     pub shown: Vec<(String, String)>,
@@ -425,6 +435,7 @@ impl ServeConfig {
             tls_cert_file,
             tls_key_file,
             memory_limit,
+            read_only: values.require("read_only")?,
             shown: Vec::new(),
         })
     }

@@ -57,6 +57,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         &config.data_dir,
         execution,
         config.memory_limit,
+        config.read_only,
         Arc::new(pgcompat::PostgresDialect),
         config.shown.clone(),
     )

@@ -32,13 +32,13 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *args: str):
         self.root = root
         self.port = free_port()
         self.log = open(root / "server.log", "w")
         self.proc = subprocess.Popen(
             [str(vivace_binary()), "serve", "--listen", f"127.0.0.1:{self.port}",
-             "--data-dir", str(root / "data")],
+             "--data-dir", str(root / "data"), *args],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
         deadline = time.time() + 60
@@ -138,14 +138,15 @@ ITEMS_VIEW = "CREATE VIEW big_items AS SELECT id, name FROM items WHERE qty > 5"
 @pytest.fixture(scope="session")
 def pair():
     """(vivace, postgres): both serving table `items` with the same rows, and
-    the view `big_items` over it."""
+    the view `big_items` over it. Vivace runs read-only: the rows stay the
+    same whatever a test tries."""
     with tempfile.TemporaryDirectory(prefix="vivace-pair-") as tmp:
         root = Path(tmp)
         os.chmod(root, 0o755)
         csv = write_items_csv(root / "items")
         os.chmod(root / "items", 0o755)
         os.chmod(csv, 0o644)
-        vivace = Server(root)
+        vivace = Server(root, "--read-only")
         pg = Postgres(root / "pg")
         try:
             import psycopg2

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 
@@ -13,8 +14,13 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 /// exhausted" (SQLSTATE 53200), naming the three largest consumers. The pool
 /// shares memory fairly among the operators that can spill: with a greedy pool
 /// one sorter starved the others.
+///
+/// Directory listings are not cached: a table's files change under it (its
+/// own writes, or another tool's), and DataFusion's default cache never
+/// expires, so a query would not see files added since the first one.
 pub fn runtime_env(memory_limit: Option<usize>) -> anyhow::Result<Arc<RuntimeEnv>> {
-    let mut builder = RuntimeEnvBuilder::new();
+    let mut builder = RuntimeEnvBuilder::new()
+        .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0));
     if let Some(limit) = memory_limit {
         builder = builder.with_memory_pool(Arc::new(TrackConsumersPool::new(
             FairSpillPool::new(limit),

@@ -9,6 +9,7 @@ mod options;
 mod provider;
 pub(crate) mod schema;
 mod store;
+pub mod write;
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ pub use options::{FileFormatKind, FileOptions, S3Options};
 pub use store::S3StoreSpec;
 
 use crate::options::OptionSpec;
+use crate::write::{TableWrite, WriteKind};
 use crate::{Connector, ConnectorError, ConnectorResult, TableRequest, WorkerNeed};
 
 /// The connectors of this folder, one per format, by `STORED AS` name.
@@ -84,6 +86,21 @@ impl Connector for FileConnector {
         let table_url = store::register(&def.location, &options, state.runtime_env())?;
         let schema = crate::columns::from_columns(&def.columns)?;
         provider::listing_table(table_url, &options, schema, &def.partition_columns)
+    }
+
+    async fn begin_write(
+        &self,
+        def: &TableDefinition,
+        kind: WriteKind,
+        state: &SessionState,
+    ) -> ConnectorResult<Box<dyn TableWrite>> {
+        Ok(Box::new(
+            write::FileTableWrite::begin(def, kind, state).await?,
+        ))
+    }
+
+    async fn recover_write(&self, journal: &str, state: &SessionState) -> ConnectorResult<()> {
+        write::recover(journal, state).await
     }
 
     /// The table's bucket, if it is on S3: workers open it themselves, with

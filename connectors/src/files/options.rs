@@ -108,7 +108,14 @@ pub struct FileOptions {
     pub file_extension: String,
     /// S3 connection settings (`aws.*` keys).
     pub s3: S3Options,
+    /// `target_file_size`: writes roll to a new file past this many bytes.
+    pub target_file_size: u64,
+    /// `sorted_by`: writes sort each file by these columns (`SORTED BY`).
+    pub sorted_by: Vec<String>,
 }
+
+/// Files a write rolls over at unless `target_file_size` says otherwise.
+pub const DEFAULT_TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
 
 /// The `OPTIONS` keys of file tables (Parquet, CSV, JSON, Avro).
 pub const OPTIONS: &[OptionSpec] = &[
@@ -130,6 +137,15 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec::key(
         "file_extension",
         "only files ending with this are read (default from format and compression, e.g. .csv.gz; '' reads every file)",
+    ),
+    OptionSpec::with_default(
+        "target_file_size",
+        "writes: start a new file past this size (e.g. 256MB, 1GiB)",
+        "128MiB",
+    ),
+    OptionSpec::key(
+        "sorted_by",
+        "writes: sort each written file by these comma-separated columns (SORTED BY)",
     ),
     OptionSpec::key("aws.region", "s3:// only: the bucket's region"),
     OptionSpec::key(
@@ -194,8 +210,55 @@ impl FileOptions {
             compression,
             file_extension,
             s3: parse_s3(options)?,
+            target_file_size: match get("target_file_size") {
+                Some(text) => parse_size("target_file_size", text)?,
+                None => DEFAULT_TARGET_FILE_SIZE,
+            },
+            sorted_by: get("sorted_by")
+                .map(|list| {
+                    list.split(',')
+                        .map(|c| c.trim().to_string())
+                        .filter(|c| !c.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
+}
+
+/// A size in bytes: `1048576`, `64KB`, `256MB`, `1.5GiB` (K, M, G are
+/// binary multiples, with or without `B`/`iB`).
+pub fn parse_size(key: &str, text: &str) -> ConnectorResult<u64> {
+    let bad = || {
+        ConnectorError::invalid_option(format!(
+            "option '{key}' must be a size such as 256MB or 1GiB, not '{text}'"
+        ))
+    };
+    let lower = text.trim().to_ascii_lowercase();
+    let digits_end = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(lower.len());
+    let (number, unit) = lower.split_at(digits_end);
+    let number: f64 = number.parse().map_err(|_| bad())?;
+    let unit = unit.trim();
+    let unit = unit
+        .strip_suffix("ib")
+        .or_else(|| unit.strip_suffix('b'))
+        .unwrap_or(unit);
+    let multiple: u64 = match unit {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    let bytes = (number * multiple as f64) as u64;
+    if bytes < 1024 {
+        return Err(ConnectorError::invalid_option(format!(
+            "option '{key}' must be at least 1KB, not '{text}'"
+        )));
+    }
+    Ok(bytes)
 }
 
 /// Whether a declared key applies to this format and location.
@@ -288,6 +351,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(o.file_extension, ".json.gz");
+    }
+
+    #[test]
+    fn sizes_read_as_binary_multiples() {
+        assert_eq!(parse_size("s", "256MB").unwrap(), 256 << 20);
+        assert_eq!(parse_size("s", "1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_size("s", "64k").unwrap(), 64 << 10);
+        assert_eq!(parse_size("s", "1.5m").unwrap(), 3 << 19);
+        assert_eq!(parse_size("s", "4096").unwrap(), 4096);
+        assert!(parse_size("s", "12 parsecs").is_err());
+        assert!(parse_size("s", "10").is_err());
     }
 
     #[test]

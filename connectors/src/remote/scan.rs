@@ -20,7 +20,7 @@ use datafusion_federation::schema_cast::record_convert::try_cast_to;
 use futures::StreamExt;
 
 use super::RemoteSource;
-use crate::ConnectorError;
+use crate::error::tag_connector_error;
 
 /// Requests on one source, one per output partition (partitions past the last
 /// request are empty), whose rows are cast to `schema`.
@@ -199,17 +199,5 @@ impl ExecutionPlan for RemoteScanExec {
 
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
-    }
-}
-
-/// A connector error as tagged text, so that its kind (the SQLSTATE the client
-/// gets) survives the trip back from a worker.
-fn tag_connector_error(e: DataFusionError) -> DataFusionError {
-    match e.find_root() {
-        DataFusionError::External(inner) => match inner.downcast_ref::<ConnectorError>() {
-            Some(c) => DataFusionError::Execution(c.to_tagged_text()),
-            None => e,
-        },
-        _ => e,
     }
 }

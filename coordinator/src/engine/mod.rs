@@ -10,6 +10,7 @@ mod query;
 mod state;
 mod tables;
 mod views;
+mod writes;
 
 pub use state::SqlDialect;
 
@@ -93,6 +94,10 @@ pub struct Engine {
     worker_needs: std::sync::RwLock<std::collections::BTreeMap<(String, String), WorkerNeed>>,
     /// Serialises DDL so "check, validate, persist, register" is atomic per name.
     ddl: Mutex<()>,
+    /// Serialises the commit and publication of writes.
+    publishing: Mutex<()>,
+    /// Every write is refused (`read_only = true`).
+    read_only: bool,
     /// The server's configured settings, by key, for `SHOW`.
     server_settings: Vec<(String, String)>,
 }
@@ -113,6 +118,7 @@ impl Engine {
         data_dir: &Path,
         execution: Execution,
         memory_limit: Option<usize>,
+        read_only: bool,
         dialect: Arc<dyn SqlDialect>,
         server_settings: Vec<(String, String)>,
     ) -> anyhow::Result<Arc<Self>> {
@@ -138,9 +144,12 @@ impl Engine {
             retries: template.retries,
             worker_needs: Default::default(),
             ddl: Mutex::new(()),
+            publishing: Mutex::new(()),
+            read_only,
             server_settings,
         };
         engine.register_stored_tables()?;
+        engine.recover_writes().await?;
         engine.register_stored_schemas()?;
         engine
             .refresh_views()

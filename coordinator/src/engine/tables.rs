@@ -165,7 +165,7 @@ impl Engine {
         })
     }
 
-    fn open_table(&self, def: &TableDefinition) -> SqlResult<()> {
+    pub(super) fn open_table(&self, def: &TableDefinition) -> SqlResult<()> {
         let connector = self.connectors.get(&def.connector)?;
         let provider = connector.open(def, &self.template)?;
         self.remember_worker_needs(def)?;
@@ -175,7 +175,7 @@ impl Engine {
         Ok(())
     }
 
-    fn remember_worker_needs(&self, def: &TableDefinition) -> SqlResult<()> {
+    pub(super) fn remember_worker_needs(&self, def: &TableDefinition) -> SqlResult<()> {
         let needs = self.connectors.worker_needs(def)?;
         let mut known = self.worker_needs.write().unwrap_or_else(|p| p.into_inner());
         for need in needs {

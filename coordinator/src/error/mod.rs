@@ -49,6 +49,10 @@ pub mod sqlstate {
     pub const BAD_FILE_FORMAT: &str = "22P04";
     /// undefined_file: a location with no data files
     pub const UNDEFINED_FILE: &str = "58P01";
+    /// `io_error`: files could not be written.
+    pub const IO_ERROR: &str = "58030";
+    /// `insufficient_privilege`: the user may not do this.
+    pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
     /// sqlclient_unable_to_establish_sqlconnection: a source that cannot be reached
     pub const CONNECTION_FAILURE: &str = "08001";
     /// feature_not_supported
@@ -165,6 +169,9 @@ impl From<ConnectorError> for SqlError {
             ConnectorErrorKind::SchemaNotFound => sqlstate::INVALID_SCHEMA_NAME,
             ConnectorErrorKind::TimedOut => sqlstate::QUERY_CANCELED,
             ConnectorErrorKind::OutOfRange => sqlstate::NUMERIC_OUT_OF_RANGE,
+            ConnectorErrorKind::WriteFailed => sqlstate::IO_ERROR,
+            ConnectorErrorKind::LocationNotEmpty => sqlstate::DUPLICATE_TABLE,
+            ConnectorErrorKind::NullValue => sqlstate::NULL_VALUE_NOT_ALLOWED,
         };
         Self::new(code, e.message)
     }

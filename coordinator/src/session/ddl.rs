@@ -12,7 +12,7 @@ use vivace_connectors::TableRequest;
 
 use crate::error::{SqlError, SqlResult};
 use crate::pgcompat::functions::text::quote_ident;
-use crate::session::statement::table_reference_to_name;
+use crate::session::sql_text::table_reference_to_name;
 
 /// Build a connector request from DataFusion's planned `CREATE EXTERNAL TABLE`.
 pub fn table_request(cmd: &CreateExternalTable) -> SqlResult<TableRequest> {

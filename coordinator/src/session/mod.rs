@@ -8,8 +8,10 @@
 pub mod copy;
 pub mod cursor;
 pub mod ddl;
+pub mod sql_text;
 pub mod statement;
 pub mod temp_tables;
+pub mod writes;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -145,6 +147,7 @@ pub enum Outcome {
     Transaction(TransactionOp),
     /// Rows inserted into a temp table.
     Inserted(u64),
+    Selected(u64),
 }
 
 /// Per-connection state.
@@ -292,30 +295,29 @@ impl Session {
         Ok(Prepared::Plan(QueryPlan::new(self.batch_plan(batch)?)))
     }
 
-    /// Plan an INSERT, which only a temp table of this session accepts.
+    /// Plan an INSERT into a temp table of this session; an INSERT into a
+    /// table is a write, run as a command ([`writes`]).
     async fn plan_insert(&self, stmt: Statement) -> SqlResult<Prepared> {
-        use datafusion::logical_expr::{DmlStatement, WriteOp};
+        use datafusion::sql::sqlparser::ast::{Insert, TableObject};
+        let temp = match &stmt {
+            Statement::Insert(Insert {
+                table: TableObject::TableName(name),
+                ..
+            }) => crate::session::sql_text::table_name(name.clone()).is_ok_and(|n| {
+                matches!(n.schema.as_str(), DEFAULT_SCHEMA | TEMP_SCHEMA)
+                    && self.catalogs.has_temp(&n.table)
+            }),
+            _ => false,
+        };
+        if !temp {
+            return Ok(Prepared::Command(Command::Insert(Box::new(stmt))));
+        }
         let plan = self
             .ctx
             .state()
             .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
             .await?;
-        match &plan {
-            LogicalPlan::Dml(DmlStatement {
-                table_name,
-                op: WriteOp::Insert(_),
-                ..
-            }) if matches!(
-                table_name.schema(),
-                None | Some(DEFAULT_SCHEMA) | Some(TEMP_SCHEMA)
-            ) && self.catalogs.has_temp(table_name.table()) =>
-            {
-                Ok(Prepared::Insert(type_cast_placeholders(plan)?))
-            }
-            _ => Err(SqlError::not_supported(
-                "INSERT is supported only into temporary tables; external tables are read-only",
-            )),
-        }
+        Ok(Prepared::Insert(type_cast_placeholders(plan)?))
     }
 
     /// Plan `PREPARE name [(types)] AS query`: the query, its `$n` typed as
@@ -649,6 +651,8 @@ impl Session {
                     notice: None,
                 })
             }
+            Command::CreateTableAs(request) => self.create_table_as(*request).await,
+            Command::Insert(stmt) => self.insert_into_table(*stmt).await,
             Command::CreateView(def, or_replace) => {
                 self.engine.create_view(def, or_replace).await?;
                 Ok(Outcome::Tag {
@@ -789,7 +793,6 @@ impl Session {
             | Command::DeclareCursor { .. }
             | Command::Fetch { .. }
             | Command::Copy(_)
-            | Command::Insert(_)
             | Command::PrepareStatement { .. }
             | Command::ExecuteStatement { .. }
             | Command::DriverQuery { .. }
@@ -919,8 +922,10 @@ fn ensure_read_only(plan: &LogicalPlan) -> SqlResult<()> {
             ddl.name()
         ))),
         LogicalPlan::Dml(_) | LogicalPlan::Copy(_) => Err(SqlError::not_supported(
-            "writes are not supported; Vivace tables are read-only",
+            "this write is not supported: write with CREATE TABLE … AS, INSERT INTO or INSERT OVERWRITE",
         )),
+        LogicalPlan::Explain(explain) => ensure_read_only(&explain.plan),
+        LogicalPlan::Analyze(analyze) => ensure_read_only(&analyze.input),
         _ => Ok(()),
     }
 }

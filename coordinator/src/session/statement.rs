@@ -5,12 +5,10 @@
 //! rewrites the catalog queries psql and BI tools send into SQL DataFusion runs.
 //! `CREATE EXTERNAL TABLE` goes through DataFusion's own parser, which knows it.
 
-use datafusion::common::TableReference;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
-use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast::{
-    CloseCursor, Declare, FetchDirection, Ident, ObjectName, ObjectType, Reset, Set,
-    ShowCreateObject, Statement, Value, ValueWithSpan,
+    CloseCursor, Declare, FetchDirection, ObjectName, ObjectType, Reset, Set, ShowCreateObject,
+    Statement, Value, ValueWithSpan,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -24,7 +22,8 @@ use crate::error::{SqlError, SqlResult, sqlstate};
 use crate::pgcompat::IncomingText;
 use crate::session::copy::CopyRequest;
 use crate::session::cursor::FetchCount;
-use vivace_catalog::{DATABASE, DEFAULT_SCHEMA};
+use crate::session::sql_text::{byte_offset, ident_name, line_starts, parse_options, table_name};
+use crate::session::writes;
 
 /// One statement, classified.
 #[derive(Debug, Clone)]
@@ -56,6 +55,8 @@ pub enum Command {
         /// `IF EXISTS` given.
         if_exists: bool,
     },
+    /// `CREATE TABLE name STORED AS … LOCATION … AS query`
+    CreateTableAs(Box<crate::session::writes::CreateTableAs>),
     /// `CREATE [OR REPLACE] VIEW name [(columns)] AS query`
     CreateView(ViewDefinition, bool),
     /// `DROP VIEW [IF EXISTS] name, ...`
@@ -111,7 +112,8 @@ pub enum Command {
         /// `$1..$n` as the driver expects them described.
         parameter_types: &'static [pgwire::api::Type],
     },
-    /// `INSERT INTO temp_table ...`.
+    /// `INSERT [OVERWRITE] [INTO] table ...`: into a session's temp table,
+    /// or a write into a table.
     Insert(Box<Statement>),
     /// `PREPARE name [(types)] AS query`.
     PrepareStatement {
@@ -193,6 +195,20 @@ impl StatementParser {
             ["CREATE", "EXTERNAL", "SCHEMA", ..]
             | ["DROP", "EXTERNAL", "SCHEMA", ..]
             | ["REFRESH", "EXTERNAL", "SCHEMA", ..] => Ok(vec![parse_schema_command(text)?]),
+            ["CREATE", "TABLE", ..] if let Some(ctas) = writes::parse_create_table_as(text)? => {
+                Ok(vec![Command::CreateTableAs(Box::new(ctas))])
+            }
+            ["INSERT", ..]
+                if let Some((rest, partition)) = writes::split_partition_clause(text)? =>
+            {
+                let mut commands = self.parse_one(&rest)?;
+                if let [Command::Insert(stmt)] = commands.as_mut_slice()
+                    && let Statement::Insert(insert) = stmt.as_mut()
+                {
+                    insert.partitioned = Some(partition);
+                }
+                Ok(commands)
+            }
             ["DROP", "EXTERNAL", "TABLE", ..] => {
                 let rest = text.trim_start()[4..].trim_start()[8..].to_string();
                 self.parse_one(&format!("DROP{rest}"))
@@ -240,19 +256,11 @@ fn parse_schema_command(text: &str) -> SqlResult<Command> {
             let connector = p.parse_identifier()?.value.to_ascii_lowercase();
             p.expect_keyword(Keyword::LOCATION)?;
             let location = p.parse_literal_string()?;
-            let mut options = std::collections::BTreeMap::new();
-            if p.parse_keyword(Keyword::OPTIONS) {
-                p.expect_token(&Token::LParen)?;
-                loop {
-                    let key = p.parse_literal_string()?.to_ascii_lowercase();
-                    let value = p.parse_literal_string()?;
-                    options.insert(key, value);
-                    if !p.consume_token(&Token::Comma) {
-                        break;
-                    }
-                }
-                p.expect_token(&Token::RParen)?;
-            }
+            let options = if p.parse_keyword(Keyword::OPTIONS) {
+                parse_options(&mut p)?
+            } else {
+                Default::default()
+            };
             Command::CreateExternalSchema {
                 request: SchemaRequest {
                     name,
@@ -281,32 +289,14 @@ fn parse_schema_command(text: &str) -> SqlResult<Command> {
     Ok(command)
 }
 
-/// An identifier as PostgreSQL names it: unquoted folds to lower case.
-fn ident_name(ident: Ident) -> String {
-    match ident.quote_style {
-        Some(_) => ident.value,
-        None => ident.value.to_ascii_lowercase(),
-    }
-}
-
 /// Split `sql` at top-level semicolons, using the tokenizer so that semicolons in
 /// strings, identifiers and comments do not split. Slices keep the original text.
 pub fn split_statements(sql: &str) -> SqlResult<Vec<&str>> {
     let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
         .tokenize_with_location()
         .map_err(|e| SqlError::new(sqlstate::SYNTAX_ERROR, format!("syntax error: {e}")))?;
-    let line_starts: Vec<usize> = std::iter::once(0)
-        .chain(sql.match_indices('\n').map(|(i, _)| i + 1))
-        .collect();
-    let offset = |t: &TokenWithSpan| -> usize {
-        let line = (t.span.start.line as usize).saturating_sub(1);
-        let start = line_starts.get(line).copied().unwrap_or(sql.len());
-        let col = (t.span.start.column as usize).saturating_sub(1);
-        sql[start..]
-            .char_indices()
-            .nth(col)
-            .map_or(sql.len(), |(i, _)| start + i)
-    };
+    let line_starts = line_starts(sql);
+    let offset = |t: &TokenWithSpan| byte_offset(sql, &line_starts, t.span.start);
     let mut pieces = Vec::new();
     let mut begin = 0;
     for t in tokens.iter().filter(|t| t.token == Token::SemiColon) {
@@ -465,10 +455,9 @@ fn classify(stmt: Statement) -> SqlResult<Command> {
         Statement::CreateView(view) => create_view(view)?,
         Statement::CreateTable(_) => {
             return Err(SqlError::not_supported(
-                "CREATE TABLE is not supported; register data with CREATE EXTERNAL TABLE",
+                "CREATE TABLE needs AS query and a LOCATION (CREATE TABLE t STORED AS PARQUET LOCATION '…' AS SELECT …); register existing data with CREATE EXTERNAL TABLE",
             ));
         }
-        // Only a session's temp tables take rows; the session checks the target.
         insert @ Statement::Insert(_) => Command::Insert(Box::new(insert)),
         Statement::Update(_) | Statement::Delete(_) => {
             return Err(SqlError::not_supported(
@@ -646,30 +635,6 @@ fn expr_text(e: &datafusion::sql::sqlparser::ast::Expr) -> String {
         Expr::Identifier(i) => i.value.clone(),
         other => other.to_string(),
     }
-}
-
-/// Resolve a (possibly qualified) object name to a catalog table name.
-pub fn table_name(name: ObjectName) -> SqlResult<TableName> {
-    let reference = object_name_to_table_reference(name, true).map_err(SqlError::from)?;
-    table_reference_to_name(&reference)
-}
-
-/// Resolve a DataFusion table reference to a catalog table name in `vivace`.
-pub fn table_reference_to_name(reference: &TableReference) -> SqlResult<TableName> {
-    if let Some(catalog) = reference.catalog()
-        && catalog != DATABASE
-    {
-        return Err(SqlError::new(
-            sqlstate::INVALID_SCHEMA_NAME,
-            format!(
-                "cross-database references are not implemented: database \"{catalog}\" (this is \"{DATABASE}\")"
-            ),
-        ));
-    }
-    Ok(TableName::new(
-        reference.schema().unwrap_or(DEFAULT_SCHEMA),
-        reference.table(),
-    ))
 }
 
 #[cfg(test)]

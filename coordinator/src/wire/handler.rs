@@ -75,6 +75,9 @@ impl QueryHandler {
             Outcome::Inserted(rows) => {
                 Response::Execution(Tag::new("INSERT").with_oid(0).with_rows(rows as usize))
             }
+            Outcome::Selected(rows) => {
+                Response::Execution(Tag::new("SELECT").with_rows(rows as usize))
+            }
             Outcome::Transaction(TransactionOp::Begin) => {
                 Response::TransactionStart(Tag::new("BEGIN"))
             }

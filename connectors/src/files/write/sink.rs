@@ -1,0 +1,306 @@
+//! The writers of one task: one open file per partition it receives, each
+//! rolled over to a new file past the target size.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::{cast, take_record_batch};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::parquet::arrow::AsyncArrowWriter;
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::properties::WriterProperties;
+use object_store::ObjectStore;
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use tokio::io::AsyncWriteExt;
+
+use super::{WrittenFile, hive, write_failed};
+use crate::files::{FileFormatKind, FileOptions};
+use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult};
+
+/// How one task's writers are set up.
+pub(super) struct SinkSettings {
+    /// Where the task's files go (the write's staging folder).
+    pub staging: Path,
+    /// Names every file of this task: `part-<tag>-<n>.<ext>`.
+    pub tag: String,
+    /// Format and its options (CSV header and delimiter).
+    pub options: FileOptions,
+    /// The input's schema: file columns, then partition columns.
+    pub input_schema: SchemaRef,
+    /// How many trailing input columns are partition columns.
+    pub partition_count: usize,
+    /// The input arrives sorted by partition: a new partition closes the last.
+    pub sorted: bool,
+}
+
+/// The files one task writes.
+pub(super) struct TaskSink {
+    store: Arc<dyn ObjectStore>,
+    settings: SinkSettings,
+    file_schema: SchemaRef,
+    partition_names: Vec<String>,
+    converter: Option<RowConverter>,
+    open: HashMap<String, OpenFile>,
+    last_partition: Option<String>,
+    next_file: usize,
+    written: Vec<WrittenFile>,
+}
+
+impl TaskSink {
+    /// Writers into `store` as `settings` say.
+    pub fn new(store: Arc<dyn ObjectStore>, settings: SinkSettings) -> ConnectorResult<Self> {
+        let fields = settings.input_schema.fields();
+        let split = fields.len() - settings.partition_count;
+        let file_schema = Arc::new(datafusion::arrow::datatypes::Schema::new(
+            fields[..split].to_vec(),
+        ));
+        let partition_names = fields[split..].iter().map(|f| f.name().clone()).collect();
+        let converter = (settings.partition_count > 0)
+            .then(|| {
+                RowConverter::new(
+                    fields[split..]
+                        .iter()
+                        .map(|f| SortField::new(f.data_type().clone()))
+                        .collect(),
+                )
+            })
+            .transpose()
+            .map_err(write_failed)?;
+        Ok(Self {
+            store,
+            settings,
+            file_schema,
+            partition_names,
+            converter,
+            open: HashMap::new(),
+            last_partition: None,
+            next_file: 0,
+            written: vec![],
+        })
+    }
+
+    /// Write one input batch.
+    pub async fn write(&mut self, batch: &RecordBatch) -> ConnectorResult<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let split = batch.num_columns() - self.settings.partition_count;
+        let Some(converter) = &self.converter else {
+            return self
+                .write_to(
+                    String::new(),
+                    batch.project(&(0..split).collect::<Vec<_>>()),
+                )
+                .await;
+        };
+        let rows = converter
+            .convert_columns(&batch.columns()[split..])
+            .map_err(write_failed)?;
+        // Rows of each partition, in order of first appearance.
+        let mut groups: Vec<Vec<u32>> = vec![];
+        let mut by_key: HashMap<&[u8], usize> = HashMap::new();
+        for i in 0..batch.num_rows() {
+            let key = rows.row(i);
+            let group = *by_key.entry(key.data()).or_insert_with(|| {
+                groups.push(vec![]);
+                groups.len() - 1
+            });
+            groups[group].push(i as u32);
+        }
+        for rows in groups {
+            let first = rows[0] as usize;
+            let folder = self.folder(batch, split, first)?;
+            let part = if rows.len() == batch.num_rows() {
+                batch.clone()
+            } else {
+                take_record_batch(batch, &UInt32Array::from(rows)).map_err(write_failed)?
+            };
+            self.write_to(folder, part.project(&(0..split).collect::<Vec<_>>()))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The partition folder of row `row`.
+    fn folder(&self, batch: &RecordBatch, split: usize, row: usize) -> ConnectorResult<String> {
+        let mut values = Vec::with_capacity(self.partition_names.len());
+        for (name, column) in self.partition_names.iter().zip(&batch.columns()[split..]) {
+            let one = column.slice(row, 1);
+            if one.is_null(0) {
+                return Err(ConnectorError::new(
+                    ConnectorErrorKind::NullValue,
+                    format!(
+                        "partition column \"{name}\" is NULL in a written row; a Hive partition folder cannot hold NULL"
+                    ),
+                ));
+            }
+            let text = cast(&one, &DataType::Utf8).map_err(write_failed)?;
+            let text = text
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::StringArray>()
+                .map(|a| a.value(0).to_string())
+                .unwrap_or_default();
+            values.push(text);
+        }
+        Ok(hive::partition_folder(
+            self.partition_names
+                .iter()
+                .map(String::as_str)
+                .zip(values.iter().map(String::as_str)),
+        ))
+    }
+
+    async fn write_to(
+        &mut self,
+        folder: String,
+        batch: Result<RecordBatch, datafusion::arrow::error::ArrowError>,
+    ) -> ConnectorResult<()> {
+        let batch = batch.map_err(write_failed)?;
+        if self.settings.sorted && self.last_partition.as_ref() != Some(&folder) {
+            // Sorted input: the last partition is complete.
+            if let Some(last) = self.last_partition.replace(folder.clone())
+                && let Some(file) = self.open.remove(&last)
+            {
+                self.written.push(file.finish().await?);
+            }
+        }
+        if !self.open.contains_key(&folder) {
+            let file = self.create(&folder)?;
+            self.open.insert(folder.clone(), file);
+        }
+        let file = self.open.get_mut(&folder).expect("just opened");
+        file.write(&batch).await?;
+        if file.size() >= self.settings.options.target_file_size {
+            let file = self.open.remove(&folder).expect("open");
+            self.written.push(file.finish().await?);
+        }
+        Ok(())
+    }
+
+    fn create(&mut self, folder: &str) -> ConnectorResult<OpenFile> {
+        let options = &self.settings.options;
+        let extension = match options.file_extension.as_str() {
+            "" => format!(".{}", options.kind.name()),
+            ext => ext.to_string(),
+        };
+        let name = format!(
+            "part-{}-{:05}{extension}",
+            self.settings.tag, self.next_file
+        );
+        self.next_file += 1;
+        let relative = format!("{folder}{name}");
+        let path = super::join(&self.settings.staging, &relative);
+        let out = BufWriter::new(self.store.clone(), path);
+        let writer = match options.kind {
+            FileFormatKind::Parquet => {
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::SNAPPY)
+                    .build();
+                FormatWriter::Parquet(Box::new(
+                    AsyncArrowWriter::try_new(out, self.file_schema.clone(), Some(props))
+                        .map_err(write_failed)?,
+                ))
+            }
+            FileFormatKind::Csv | FileFormatKind::Json => FormatWriter::Text {
+                out: Box::new(out),
+                bytes: 0,
+                header: options.kind == FileFormatKind::Csv && options.header,
+            },
+            FileFormatKind::Avro => {
+                return Err(write_failed("AVRO tables cannot be written"));
+            }
+        };
+        Ok(OpenFile {
+            writer,
+            kind: options.kind,
+            delimiter: options.delimiter,
+            relative,
+            partition: folder.to_string(),
+            rows: 0,
+        })
+    }
+
+    /// Close every open file and return what was written.
+    pub async fn finish(mut self) -> ConnectorResult<Vec<WrittenFile>> {
+        for (_, file) in std::mem::take(&mut self.open) {
+            self.written.push(file.finish().await?);
+        }
+        Ok(self.written)
+    }
+}
+
+/// One file being written.
+struct OpenFile {
+    writer: FormatWriter,
+    kind: FileFormatKind,
+    delimiter: u8,
+    relative: String,
+    partition: String,
+    rows: u64,
+}
+
+enum FormatWriter {
+    Parquet(Box<AsyncArrowWriter<BufWriter>>),
+    /// CSV or JSON lines, encoded batch by batch.
+    Text {
+        out: Box<BufWriter>,
+        bytes: u64,
+        /// A CSV header is still to be written.
+        header: bool,
+    },
+}
+
+impl OpenFile {
+    async fn write(&mut self, batch: &RecordBatch) -> ConnectorResult<()> {
+        self.rows += batch.num_rows() as u64;
+        match &mut self.writer {
+            FormatWriter::Parquet(w) => w.write(batch).await.map_err(write_failed),
+            FormatWriter::Text { out, bytes, header } => {
+                let mut buf = Vec::new();
+                if self.kind == FileFormatKind::Csv {
+                    let mut w = datafusion::arrow::csv::WriterBuilder::new()
+                        .with_header(std::mem::take(header))
+                        .with_delimiter(self.delimiter)
+                        .build(&mut buf);
+                    w.write(batch).map_err(write_failed)?;
+                } else {
+                    let mut w = datafusion::arrow::json::LineDelimitedWriter::new(&mut buf);
+                    w.write(batch).map_err(write_failed)?;
+                    w.finish().map_err(write_failed)?;
+                }
+                *bytes += buf.len() as u64;
+                out.write_all(&buf).await.map_err(write_failed)
+            }
+        }
+    }
+
+    /// Bytes written so far, buffered ones included.
+    fn size(&self) -> u64 {
+        match &self.writer {
+            FormatWriter::Parquet(w) => (w.bytes_written() + w.in_progress_size()) as u64,
+            FormatWriter::Text { bytes, .. } => *bytes,
+        }
+    }
+
+    async fn finish(self) -> ConnectorResult<WrittenFile> {
+        let bytes = match self.writer {
+            FormatWriter::Parquet(mut w) => {
+                w.finish().await.map_err(write_failed)?;
+                w.bytes_written() as u64
+            }
+            FormatWriter::Text { mut out, bytes, .. } => {
+                out.shutdown().await.map_err(write_failed)?;
+                bytes
+            }
+        };
+        Ok(WrittenFile {
+            relative: self.relative,
+            partition: self.partition,
+            rows: self.rows,
+            bytes,
+        })
+    }
+}

@@ -1,0 +1,201 @@
+//! Writes: `CREATE TABLE … AS`, `INSERT INTO` and `INSERT OVERWRITE` into the
+//! tables of connectors that take them.
+//!
+//! The engine drives a connector's [`TableWrite`]: it journals the write in
+//! the catalog, runs the write plan (a DataFusion DML statement against the
+//! write's target table, so writes run on workers like any plan), then —
+//! one publication at a time — journals the commit (registering a new table
+//! in the same transaction) and publishes. A write that fails or is cancelled
+//! before its commit is aborted; one interrupted by a crash is finished or
+//! discarded from the journal when the coordinator starts.
+
+use std::sync::Arc;
+
+use datafusion::common::TableReference;
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
+use datafusion::prelude::SessionContext;
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use vivace_catalog::{CatalogError, TableDefinition};
+use vivace_connectors::write::{TableWrite, WriteKind};
+
+use super::cancel::QueryCancel;
+use super::tables::check_schema;
+use super::{DdlOutcome, Engine};
+use crate::error::{SqlError, SqlResult, sqlstate};
+
+/// A journal entry: the connector's own journal, and which connector reads it.
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    connector: String,
+    journal: String,
+}
+
+impl Entry {
+    fn text(connector: &str, journal: String) -> SqlResult<String> {
+        serde_json::to_string(&Entry {
+            connector: connector.to_string(),
+            journal,
+        })
+        .map_err(|e| SqlError::new(sqlstate::INTERNAL_ERROR, format!("cannot journal: {e}")))
+    }
+}
+
+impl Engine {
+    /// `CREATE TABLE name … AS query`: write `source` as the new table `def`
+    /// and register it; nothing is left behind if it fails.
+    pub async fn create_table_as(
+        &self,
+        ctx: &SessionContext,
+        def: TableDefinition,
+        source: LogicalPlan,
+        if_not_exists: bool,
+        cancel: &QueryCancel,
+    ) -> SqlResult<(DdlOutcome, u64)> {
+        check_schema(&def.name)?;
+        if self.read_only {
+            return Err(SqlError::new(
+                sqlstate::INSUFFICIENT_PRIVILEGE,
+                "cannot create a table from a query: this server is read-only (read_only = true)",
+            ));
+        }
+        if self.store.get_table(&def.name)?.is_some() || self.is_view(&def.name)? {
+            if if_not_exists {
+                return Ok((DdlOutcome::Skipped, 0));
+            }
+            return Err(SqlError::new(
+                sqlstate::DUPLICATE_TABLE,
+                format!("relation \"{}\" already exists", def.name.table),
+            ));
+        }
+        let connector = self.connectors.get(&def.connector)?;
+        // Options are checked before any file is written.
+        connector.open(&def, &self.template)?;
+        let rows = self
+            .write(ctx, &def, WriteKind::Create, source, cancel)
+            .await?;
+        let _guard = self.ddl.lock().await;
+        self.open_table(&def)?;
+        tracing::info!(table = %def.name, rows, "table created from a query");
+        self.refresh_views().await?;
+        Ok((DdlOutcome::Done, rows))
+    }
+
+    /// Write `source` (the table's columns, in order) into `def` as `kind`
+    /// says; the rows written.
+    pub async fn write(
+        &self,
+        ctx: &SessionContext,
+        def: &TableDefinition,
+        kind: WriteKind,
+        source: LogicalPlan,
+        cancel: &QueryCancel,
+    ) -> SqlResult<u64> {
+        if self.read_only {
+            return Err(SqlError::new(
+                sqlstate::INSUFFICIENT_PRIVILEGE,
+                format!(
+                    "cannot write to \"{}\": this server is read-only (read_only = true)",
+                    def.name.table
+                ),
+            ));
+        }
+        let connector = self.connectors.get(&def.connector)?;
+        let creates = kind == WriteKind::Create;
+        let mut write = connector.begin_write(def, kind, &self.template).await?;
+        // Workers writing to S3 register the bucket, as for reads.
+        self.remember_worker_needs(def)?;
+        let id = write.id().to_string();
+        self.store
+            .begin_write(&id, &Entry::text(&def.connector, write.journal()?)?)?;
+        match self
+            .run_write(ctx, def, creates, write.as_mut(), source, cancel)
+            .await
+        {
+            Ok(rows) => Ok(rows),
+            Err(e) => {
+                match write.abort().await {
+                    Ok(()) => self.store.end_write(&id)?,
+                    // Left in the journal: discarded at the next start.
+                    Err(abort) => {
+                        tracing::warn!(write = %id, error = %abort.message, "a failed write could not be cleaned up")
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn run_write(
+        &self,
+        ctx: &SessionContext,
+        def: &TableDefinition,
+        creates: bool,
+        write: &mut dyn TableWrite,
+        source: LogicalPlan,
+        cancel: &QueryCancel,
+    ) -> SqlResult<u64> {
+        let plan = LogicalPlan::Dml(DmlStatement::new(
+            TableReference::partial(def.name.schema.as_str(), def.name.table.as_str()),
+            provider_as_source(write.target()?),
+            WriteOp::Insert(InsertOp::Append),
+            Arc::new(source),
+        ));
+        let stream = self.start(ctx, plan, cancel).await?;
+        let output: Vec<_> = cancel.guard(stream).try_collect().await?;
+        // One publication at a time: an overwrite lists the files it
+        // replaces under the same lock that publishes them.
+        let _publishing = self.publishing.lock().await;
+        let commit = write.commit(&output).await?;
+        let journal = Entry::text(&def.connector, commit.journal)?;
+        match self
+            .store
+            .commit_write(write.id(), &journal, creates.then_some(def))
+        {
+            Err(CatalogError::AlreadyExists(name)) => {
+                return Err(SqlError::new(
+                    sqlstate::DUPLICATE_TABLE,
+                    format!("relation \"{}\" already exists", name.table),
+                ));
+            }
+            other => other?,
+        }
+        // Committed: from here on the write happens, now or at restart.
+        match write.publish().await {
+            Ok(()) => self.store.end_write(write.id())?,
+            Err(e) => {
+                tracing::warn!(write = %write.id(), error = %e.message, "a committed write is published at the next start");
+                return Err(e.into());
+            }
+        }
+        Ok(commit.rows)
+    }
+
+    /// Finish or discard the writes a stopped coordinator left in the journal.
+    pub(super) async fn recover_writes(&self) -> anyhow::Result<()> {
+        for (id, text) in self.store.pending_writes()? {
+            let recovered = match serde_json::from_str::<Entry>(&text) {
+                Ok(entry) => match self.connectors.get(&entry.connector) {
+                    Ok(connector) => connector
+                        .recover_write(&entry.journal, &self.template)
+                        .await
+                        .map_err(|e| e.message),
+                    Err(e) => Err(e.message),
+                },
+                Err(e) => Err(e.to_string()),
+            };
+            match recovered {
+                Ok(()) => {
+                    self.store.end_write(&id)?;
+                    tracing::info!(write = %id, "an interrupted write was finished or discarded");
+                }
+                Err(e) => {
+                    tracing::warn!(write = %id, error = %e, "an interrupted write stays in the journal")
+                }
+            }
+        }
+        Ok(())
+    }
+}
