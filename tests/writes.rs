@@ -461,17 +461,136 @@ async fn a_read_only_server_refuses_writes_and_touches_nothing() {
     .await;
     assert_eq!(code, "42501", "{message}");
     assert!(!target.exists());
-    std::fs::create_dir_all(&target).unwrap();
+    let events = dir.path().join("events");
+    common::data::write_partitioned_parquet(&events);
     client
-        .simple_query(&format!(
-            "CREATE EXTERNAL TABLE t (a BIGINT) STORED AS PARQUET LOCATION '{}/'",
-            target.display()
-        ))
+        .simple_query(&common::data::create_events_sql(&format!(
+            "{}/",
+            events.display()
+        )))
         .await
         .unwrap();
+    let before = files(&events);
     assert_eq!(
-        sql_error(&client, "INSERT INTO t SELECT 1").await.0,
+        sql_error(&client, "INSERT INTO events SELECT * FROM events")
+            .await
+            .0,
         "42501"
     );
-    assert!(files(&target).is_empty());
+    assert_eq!(files(&events), before);
+}
+
+/// psql as `user` with `password`: (stdout, stderr, success).
+fn psql_as(port: u16, user: &str, password: &str, sql: &str) -> (String, String, bool) {
+    let out = std::process::Command::new("psql")
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            &format!("host=127.0.0.1 port={port} user={user} dbname=vivace"),
+            "-c",
+            sql,
+        ])
+        .env("PGPASSWORD", password)
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
+}
+
+#[tokio::test]
+async fn only_users_granted_can_write_may_write() {
+    let dir = TempDir::new("write-users");
+    let verifier = |user: &str, password: &str| {
+        let line = common::credentials::users_line(user, password);
+        line.split_once(" = ").unwrap().1.to_string()
+    };
+    let config = dir.path().join("vivace.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[users]\nanalyst = {}\n[users.loader]\npassword = {}\ncan_write = true\n",
+            verifier("analyst", "a-pass"),
+            verifier("loader", "l-pass")
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(&dir, &["--config", config.to_str().unwrap()], &[]).await;
+    let target = dir.path().join("t");
+    let ctas = format!(
+        "CREATE TABLE t STORED AS PARQUET LOCATION '{}/' AS SELECT 1 AS a",
+        target.display()
+    );
+    let (_, err, ok) = psql_as(server.port, "analyst", "a-pass", &ctas);
+    assert!(!ok);
+    assert!(
+        err.contains("permission denied") && err.contains("can_write"),
+        "{err}"
+    );
+    assert!(!target.exists());
+    let (out, err, ok) = psql_as(server.port, "loader", "l-pass", &ctas);
+    assert!(ok, "{err}");
+    assert_eq!(out, "SELECT 1");
+    let (_, err, ok) = psql_as(server.port, "analyst", "a-pass", "INSERT INTO t SELECT 2");
+    assert!(!ok && err.contains("permission denied"), "{err}");
+    let (out, err, ok) = psql_as(server.port, "analyst", "a-pass", "SELECT count(*) FROM t");
+    assert!(ok, "{err}");
+    assert_eq!(out, "1");
+}
+
+#[tokio::test]
+async fn concurrent_inserts_all_land_and_unwritable_locations_fail_cleanly() {
+    let dir = TempDir::new("write-concurrent");
+    let server = Server::start(&dir).await;
+    let client = server.client().await;
+    let lake = dir.path().join("c");
+    tag_rows(
+        &client,
+        &format!(
+            "CREATE TABLE c STORED AS PARQUET PARTITIONED BY (k) LOCATION '{}/' AS \
+             SELECT value AS id, value % 3 AS k FROM generate_series(1, 300)",
+            lake.display()
+        ),
+    )
+    .await;
+    let mut inserts = vec![];
+    for i in 0..4 {
+        let writer = server.client().await;
+        inserts.push(tokio::spawn(async move {
+            let sql = format!(
+                "INSERT INTO c SELECT value + {}, value % 3 FROM generate_series(1, 1000)",
+                (i + 1) * 10000
+            );
+            tag_rows(&writer, &sql).await
+        }));
+    }
+    for insert in inserts {
+        assert_eq!(insert.await.unwrap(), 1000);
+    }
+    assert_eq!(
+        text_rows(&client, "SELECT count(*), count(DISTINCT id) FROM c").await,
+        vec![vec!["4300".to_string(), "4300".into()]]
+    );
+    // Five writes, three partitions: fifteen files.
+    assert_eq!(files(&lake).len(), 15, "{:?}", files(&lake));
+
+    // A location below a file cannot be written: 58030, nothing registered.
+    let blocker = dir.path().join("blocker");
+    std::fs::write(&blocker, "not a folder").unwrap();
+    let (code, message) = sql_error(
+        &client,
+        &format!(
+            "CREATE TABLE u STORED AS PARQUET LOCATION '{}/u/' AS SELECT 1 AS a",
+            blocker.display()
+        ),
+    )
+    .await;
+    assert_eq!(code, "58030", "{message}");
+    assert_eq!(sql_error(&client, "SELECT * FROM u").await.0, "42P01");
+    assert_eq!(std::fs::read_to_string(&blocker).unwrap(), "not a folder");
 }

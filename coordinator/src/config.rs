@@ -178,7 +178,9 @@ pub const SETTINGS: &[Setting] = &[
         doc: "Users, each with a SCRAM-SHA-256 verifier (never a clear-text password):\n\
               `echo -n 'their password' | vivace password analyst` prints the line, and\n\
               PostgreSQL's pg_authid.rolpassword values work as they are. With users\n\
-              configured, every client must log in with a password, from any address.",
+              configured, every client must log in with a password, from any address,\n\
+              and only users granted writes may write (CREATE TABLE … AS, INSERT): give\n\
+              such a user a table, `[users.loader]`, with keys password and can_write.",
         default: WhenAbsent::Unset {
             example: "analyst = \"SCRAM-SHA-256$4096:...$...:...\"",
         },
@@ -242,6 +244,8 @@ pub struct ServeConfig {
     /// Users and their SCRAM-SHA-256 verifiers (`[users]`). None configured:
     /// loopback clients only, without passwords.
     pub users: BTreeMap<String, String>,
+    /// The users that may write (`[users.NAME] can_write = true`).
+    pub writers: BTreeSet<String>,
     /// PEM certificate chain for TLS (`tls_cert_file`).
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key for TLS (`tls_key_file`).
@@ -266,6 +270,7 @@ pub type ServeOverrides = BTreeMap<String, String>;
 struct Values {
     given: BTreeMap<String, String>,
     users: BTreeMap<String, String>,
+    writers: BTreeSet<String>,
     read: Mutex<BTreeSet<&'static str>>,
 }
 
@@ -273,6 +278,7 @@ impl Values {
     fn new(overrides: ServeOverrides, file: Option<&Path>) -> anyhow::Result<Self> {
         let mut given = BTreeMap::new();
         let mut users = BTreeMap::new();
+        let mut writers = BTreeSet::new();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read config file {}", path.display()))?;
@@ -284,12 +290,40 @@ impl Values {
                     .with_context(|| format!("invalid config file {}", path.display()))?;
                 match (setting.kind, value) {
                     (Kind::Users, toml::Value::Table(table)) => {
-                        for (user, verifier) in table {
-                            let toml::Value::String(verifier) = verifier else {
-                                bail!(
-                                    "invalid config file {}: users.{user} must be a string",
+                        for (user, entry) in table {
+                            let verifier = match entry {
+                                toml::Value::String(verifier) => verifier,
+                                toml::Value::Table(mut fields) => {
+                                    match fields.remove("can_write") {
+                                        None | Some(toml::Value::Boolean(false)) => {}
+                                        Some(toml::Value::Boolean(true)) => {
+                                            writers.insert(user.clone());
+                                        }
+                                        Some(_) => bail!(
+                                            "invalid config file {}: users.{user}.can_write must be true or false",
+                                            path.display()
+                                        ),
+                                    }
+                                    let Some(toml::Value::String(verifier)) =
+                                        fields.remove("password")
+                                    else {
+                                        bail!(
+                                            "invalid config file {}: users.{user}.password must be a SCRAM-SHA-256 verifier",
+                                            path.display()
+                                        );
+                                    };
+                                    if let Some(key) = fields.keys().next() {
+                                        bail!(
+                                            "invalid config file {}: users.{user}.{key} is not a user setting (password, can_write)",
+                                            path.display()
+                                        );
+                                    }
+                                    verifier
+                                }
+                                _ => bail!(
+                                    "invalid config file {}: users.{user} must be a verifier or a table",
                                     path.display()
-                                );
+                                ),
                             };
                             users.insert(user, verifier);
                         }
@@ -327,6 +361,7 @@ impl Values {
         Ok(Self {
             given,
             users,
+            writers,
             read: Mutex::default(),
         })
     }
@@ -432,6 +467,7 @@ impl ServeConfig {
             cluster_secret_file,
             retry_policy: values.require("retry_policy")?,
             users: values.users.clone(),
+            writers: values.writers.clone(),
             tls_cert_file,
             tls_key_file,
             memory_limit,
@@ -507,6 +543,31 @@ mod tests {
     }
 
     #[test]
+    fn users_may_be_granted_writes() {
+        let dir = std::env::temp_dir().join(format!("vivace-cfg-writers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("v.toml");
+        std::fs::write(
+            &path,
+            "[users]\nanalyst = \"SCRAM-a\"\n[users.loader]\npassword = \"SCRAM-b\"\ncan_write = true\n",
+        )
+        .unwrap();
+        let c = ServeConfig::resolve(ServeOverrides::default(), Some(&path)).unwrap();
+        assert_eq!(c.users.len(), 2);
+        assert_eq!(c.users["loader"], "SCRAM-b");
+        assert_eq!(c.writers, BTreeSet::from(["loader".to_string()]));
+        std::fs::write(
+            &path,
+            "[users.loader]\npassword = \"x\"\ncan_write = \"yes\"\n",
+        )
+        .unwrap();
+        assert!(ServeConfig::resolve(ServeOverrides::default(), Some(&path)).is_err());
+        std::fs::write(&path, "[users.loader]\ncan_write = true\n").unwrap();
+        assert!(ServeConfig::resolve(ServeOverrides::default(), Some(&path)).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn every_declared_setting_is_read_and_shown_but_users() {
         let dir = std::env::temp_dir().join(format!("vivace-cfg-all-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -524,6 +585,7 @@ mod tests {
         assert_eq!(c.workers, 2);
         assert_eq!(c.memory_limit, Some(8 << 30));
         assert_eq!(c.users.len(), 1);
+        assert!(c.writers.is_empty());
         let shown: Vec<&str> = c.shown.iter().map(|(k, _)| k.as_str()).collect();
         let declared: Vec<&str> = SETTINGS
             .iter()

@@ -57,7 +57,10 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         &config.data_dir,
         execution,
         config.memory_limit,
-        config.read_only,
+        engine::WriteAccess {
+            read_only: config.read_only,
+            writers: (!config.users.is_empty()).then(|| config.writers.clone()),
+        },
         Arc::new(pgcompat::PostgresDialect),
         config.shown.clone(),
     )

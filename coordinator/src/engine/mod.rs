@@ -12,6 +12,8 @@ mod tables;
 mod views;
 mod writes;
 
+pub use writes::WriteAccess;
+
 pub use state::SqlDialect;
 
 use std::path::Path;
@@ -96,8 +98,8 @@ pub struct Engine {
     ddl: Mutex<()>,
     /// Serialises the commit and publication of writes.
     publishing: Mutex<()>,
-    /// Every write is refused (`read_only = true`).
-    read_only: bool,
+    /// Who may write.
+    access: WriteAccess,
     /// The server's configured settings, by key, for `SHOW`.
     server_settings: Vec<(String, String)>,
 }
@@ -118,7 +120,7 @@ impl Engine {
         data_dir: &Path,
         execution: Execution,
         memory_limit: Option<usize>,
-        read_only: bool,
+        access: WriteAccess,
         dialect: Arc<dyn SqlDialect>,
         server_settings: Vec<(String, String)>,
     ) -> anyhow::Result<Arc<Self>> {
@@ -145,7 +147,7 @@ impl Engine {
             worker_needs: Default::default(),
             ddl: Mutex::new(()),
             publishing: Mutex::new(()),
-            read_only,
+            access,
             server_settings,
         };
         engine.register_stored_tables()?;

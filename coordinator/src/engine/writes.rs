@@ -26,6 +26,40 @@ use super::tables::check_schema;
 use super::{DdlOutcome, Engine};
 use crate::error::{SqlError, SqlResult, sqlstate};
 
+/// Who may write.
+#[derive(Debug, Clone, Default)]
+pub struct WriteAccess {
+    /// Every write is refused (`read_only = true`).
+    pub read_only: bool,
+    /// With users configured, those who may write (`can_write = true`);
+    /// `None` without users, when every (loopback) client may.
+    pub writers: Option<std::collections::BTreeSet<String>>,
+}
+
+impl WriteAccess {
+    /// Refuse `user`'s write into `table` unless it is allowed: 42501.
+    fn check(&self, user: Option<&str>, table: &str) -> SqlResult<()> {
+        let refused = |why: String| {
+            Err(SqlError::new(
+                sqlstate::INSUFFICIENT_PRIVILEGE,
+                format!("permission denied to write to \"{table}\": {why}"),
+            ))
+        };
+        if self.read_only {
+            return refused("this server is read-only (read_only = true)".into());
+        }
+        match (&self.writers, user) {
+            (None, _) => Ok(()),
+            (Some(writers), Some(user)) if writers.contains(user) => Ok(()),
+            (Some(_), user) => refused(format!(
+                "user \"{}\" may not write (grant it with can_write = true under [users.{}])",
+                user.unwrap_or_default(),
+                user.unwrap_or("NAME")
+            )),
+        }
+    }
+}
+
 /// A journal entry: the connector's own journal, and which connector reads it.
 #[derive(Serialize, Deserialize)]
 struct Entry {
@@ -52,15 +86,11 @@ impl Engine {
         def: TableDefinition,
         source: LogicalPlan,
         if_not_exists: bool,
+        user: Option<&str>,
         cancel: &QueryCancel,
     ) -> SqlResult<(DdlOutcome, u64)> {
         check_schema(&def.name)?;
-        if self.read_only {
-            return Err(SqlError::new(
-                sqlstate::INSUFFICIENT_PRIVILEGE,
-                "cannot create a table from a query: this server is read-only (read_only = true)",
-            ));
-        }
+        self.access.check(user, &def.name.table)?;
         if self.store.get_table(&def.name)?.is_some() || self.is_view(&def.name)? {
             if if_not_exists {
                 return Ok((DdlOutcome::Skipped, 0));
@@ -74,7 +104,7 @@ impl Engine {
         // Options are checked before any file is written.
         connector.open(&def, &self.template)?;
         let rows = self
-            .write(ctx, &def, WriteKind::Create, source, cancel)
+            .write(ctx, &def, WriteKind::Create, source, user, cancel)
             .await?;
         let _guard = self.ddl.lock().await;
         self.open_table(&def)?;
@@ -91,17 +121,10 @@ impl Engine {
         def: &TableDefinition,
         kind: WriteKind,
         source: LogicalPlan,
+        user: Option<&str>,
         cancel: &QueryCancel,
     ) -> SqlResult<u64> {
-        if self.read_only {
-            return Err(SqlError::new(
-                sqlstate::INSUFFICIENT_PRIVILEGE,
-                format!(
-                    "cannot write to \"{}\": this server is read-only (read_only = true)",
-                    def.name.table
-                ),
-            ));
-        }
+        self.access.check(user, &def.name.table)?;
         let connector = self.connectors.get(&def.connector)?;
         let creates = kind == WriteKind::Create;
         let mut write = connector.begin_write(def, kind, &self.template).await?;

@@ -66,6 +66,8 @@ pub struct Settings {
     /// What `RESET` restores: the defaults, with the client's start-up
     /// parameters applied.
     session_defaults: BTreeMap<String, String>,
+    /// The user the client logged in as.
+    user: Option<String>,
 }
 
 impl Default for Settings {
@@ -77,6 +79,7 @@ impl Default for Settings {
         Self {
             session_defaults: values.clone(),
             values,
+            user: None,
         }
     }
 }
@@ -183,7 +186,8 @@ impl Settings {
     ) {
         for (name, value) in parameters {
             match name.as_str() {
-                "user" | "database" | "replication" => {}
+                "user" => self.user = Some(value.clone()),
+                "database" | "replication" => {}
                 "options" => {
                     for (name, value) in command_line_options(value) {
                         self.set_from_client(&name, &value);
@@ -193,6 +197,11 @@ impl Settings {
             }
         }
         self.session_defaults = self.values.clone();
+    }
+
+    /// The user the client logged in as (its start-up `user`).
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
     }
 
     /// `RESET ALL`: every setting back to its session default.

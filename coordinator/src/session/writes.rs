@@ -214,9 +214,17 @@ impl Session {
         };
         let table = def.name.table.clone();
         let cancel = self.cancel.current();
+        let user = self.user()?;
         let (outcome, rows) = self
             .engine
-            .create_table_as(&self.ctx, def, plan, request.if_not_exists, &cancel)
+            .create_table_as(
+                &self.ctx,
+                def,
+                plan,
+                request.if_not_exists,
+                user.as_deref(),
+                &cancel,
+            )
             .await?;
         Ok(match outcome {
             DdlOutcome::Done => Outcome::Selected(rows),
@@ -304,11 +312,31 @@ impl Session {
             (true, false) => Replace::Partition(statics.folder),
         };
         let cancel = self.cancel.current();
+        let user = self.user()?;
         let rows = self
             .engine
-            .write(&self.ctx, &def, WriteKind::Insert(replace), plan, &cancel)
+            .write(
+                &self.ctx,
+                &def,
+                WriteKind::Insert(replace),
+                plan,
+                user.as_deref(),
+                &cancel,
+            )
             .await?;
         Ok(Outcome::Inserted(rows))
+    }
+}
+
+impl Session {
+    /// The user this session logged in as.
+    fn user(&self) -> SqlResult<Option<String>> {
+        Ok(self
+            .settings
+            .lock()
+            .map_err(|_| SqlError::new(sqlstate::INTERNAL_ERROR, "session settings poisoned"))?
+            .user()
+            .map(str::to_string))
     }
 }
 

@@ -174,6 +174,22 @@ pub async fn discard_staging(spec: &WriteSpec, store: &dyn ObjectStore) -> Conne
             Err(e) => return Err(unwritable(spec, e)),
         }
     }
+    // On local disk a file cut off mid-write is left as `name#n`, which the
+    // store does not list; the folder goes as a whole. (On S3 an unfinished
+    // upload is never an object; a bucket lifecycle rule reclaims its parts.)
+    if let Some(root) = local_root(spec)? {
+        let staging = root.join(STAGING_FOLDER).join(&spec.write_id);
+        match std::fs::remove_dir_all(&staging) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(write_failed(format!(
+                    "cannot remove {}: {e}",
+                    staging.display()
+                )));
+            }
+        }
+    }
     remove_empty_local_folders(spec)
 }
 
@@ -181,11 +197,7 @@ pub async fn discard_staging(spec: &WriteSpec, store: &dyn ObjectStore) -> Conne
 /// folders, and partition folders an overwrite emptied. (Object stores have
 /// no empty folders.)
 fn remove_empty_local_folders(spec: &WriteSpec) -> ConnectorResult<()> {
-    let url = spec.table_url()?;
-    if url.scheme() != "file" {
-        return Ok(());
-    }
-    let Ok(root) = url.get_url().to_file_path() else {
+    let Some(root) = local_root(spec)? else {
         return Ok(());
     };
     fn prune(dir: &std::path::Path) {
@@ -213,15 +225,19 @@ pub async fn discard(
     new_table: bool,
 ) -> ConnectorResult<()> {
     discard_staging(spec, store).await?;
-    let url = spec.table_url()?;
-    if new_table
-        && url.scheme() == "file"
-        && let Ok(root) = url.get_url().to_file_path()
-    {
+    if new_table && let Some(root) = local_root(spec)? {
         // Fails, as it should, when not empty.
         let _ = std::fs::remove_dir(root);
     }
     Ok(())
+}
+
+/// The table's folder, when it is on local disk.
+fn local_root(spec: &WriteSpec) -> ConnectorResult<Option<std::path::PathBuf>> {
+    let url = spec.table_url()?;
+    Ok((url.scheme() == "file")
+        .then(|| url.get_url().to_file_path().ok())
+        .flatten())
 }
 
 fn unwritable(spec: &WriteSpec, e: object_store::Error) -> ConnectorError {
