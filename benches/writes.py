@@ -86,12 +86,16 @@ class VivaceWriter:
     def write(self, out: Path):
         self.runs += 1
         self.table = f"li_{self.runs}"
-        self.vivace.rows(f"CREATE TABLE {self.table} STORED AS PARQUET PARTITIONED BY (ship_month) "
-                         f"LOCATION '{out}/' AS SELECT *, {MONTH} AS ship_month FROM lineitem")
+        self.execute(f"CREATE TABLE {self.table} STORED AS PARQUET PARTITIONED BY (ship_month) "
+                     f"LOCATION '{out}/' AS SELECT *, {MONTH} AS ship_month FROM lineitem")
+
+    def execute(self, sql):
+        with self.vivace.conn.cursor() as cur:
+            cur.execute(sql)
 
     def count(self, out: Path) -> int:
         n = self.vivace.rows(f"SELECT count(*) FROM {self.table}")[0][0]
-        self.vivace.rows(f"DROP TABLE {self.table}")
+        self.execute(f"DROP TABLE {self.table}")
         return n
 
     def stop(self):

@@ -99,6 +99,16 @@ async fn ctas_insert_and_overwrite_partitioned_parquet() {
         );
     }
 
+    // EXPLAIN shows the write's plan and writes nothing.
+    let plan = common::explain(
+        &client,
+        "INSERT INTO events_pq SELECT id, amount, dt FROM events_pq",
+    )
+    .await;
+    assert!(plan.contains("FileWriteExec: parquet"), "{plan}");
+    assert!(plan.contains("partitioned by [dt]"), "{plan}");
+    assert_eq!(files(&lake), written);
+
     // INSERT INTO appends.
     let inserted = tag_rows(
         &client,

@@ -15,6 +15,7 @@ use datafusion::common::TableReference;
 use datafusion::datasource::provider_as_source;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,20 @@ use super::cancel::QueryCancel;
 use super::tables::check_schema;
 use super::{DdlOutcome, Engine};
 use crate::error::{SqlError, SqlResult, sqlstate};
+
+/// The DML statement that runs `write` with the rows of `source`.
+fn dml(
+    def: &TableDefinition,
+    write: &dyn TableWrite,
+    source: LogicalPlan,
+) -> SqlResult<LogicalPlan> {
+    Ok(LogicalPlan::Dml(DmlStatement::new(
+        TableReference::partial(def.name.schema.as_str(), def.name.table.as_str()),
+        provider_as_source(write.target()?),
+        WriteOp::Insert(InsertOp::Append),
+        Arc::new(source),
+    )))
+}
 
 /// Who may write.
 #[derive(Debug, Clone, Default)]
@@ -151,6 +166,21 @@ impl Engine {
         }
     }
 
+    /// The physical plan a write into `def` would run; nothing is journaled
+    /// or written (`EXPLAIN`).
+    pub async fn write_plan(
+        &self,
+        ctx: &SessionContext,
+        def: &TableDefinition,
+        kind: WriteKind,
+        source: LogicalPlan,
+    ) -> SqlResult<Arc<dyn ExecutionPlan>> {
+        let connector = self.connectors.get(&def.connector)?;
+        let write = connector.begin_write(def, kind, &self.template).await?;
+        let plan = dml(def, write.as_ref(), source)?;
+        Ok(ctx.state().create_physical_plan(&plan).await?)
+    }
+
     async fn run_write(
         &self,
         ctx: &SessionContext,
@@ -160,12 +190,7 @@ impl Engine {
         source: LogicalPlan,
         cancel: &QueryCancel,
     ) -> SqlResult<u64> {
-        let plan = LogicalPlan::Dml(DmlStatement::new(
-            TableReference::partial(def.name.schema.as_str(), def.name.table.as_str()),
-            provider_as_source(write.target()?),
-            WriteOp::Insert(InsertOp::Append),
-            Arc::new(source),
-        ));
+        let plan = dml(def, write, source)?;
         let stream = self.start(ctx, plan, cancel).await?;
         let output: Vec<_> = cancel.guard(stream).try_collect().await?;
         // One publication at a time: an overwrite lists the files it

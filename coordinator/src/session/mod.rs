@@ -290,6 +290,7 @@ impl Session {
                 ddl::describe_batch(&provider.schema(), &partitions)?
             }
             Command::Show(name) => self.show_batch(&name)?,
+            Command::ExplainWrite(write) => self.explain_write(write).await?,
             other => return Ok(Prepared::Command(other)),
         };
         Ok(Prepared::Plan(QueryPlan::new(self.batch_plan(batch)?)))
@@ -793,6 +794,7 @@ impl Session {
             | Command::DeclareCursor { .. }
             | Command::Fetch { .. }
             | Command::Copy(_)
+            | Command::ExplainWrite(_)
             | Command::PrepareStatement { .. }
             | Command::ExecuteStatement { .. }
             | Command::DriverQuery { .. }

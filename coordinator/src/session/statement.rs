@@ -57,6 +57,8 @@ pub enum Command {
     },
     /// `CREATE TABLE name STORED AS … LOCATION … AS query`
     CreateTableAs(Box<crate::session::writes::CreateTableAs>),
+    /// `EXPLAIN` of a write (`CREATE TABLE … AS`, `INSERT`).
+    ExplainWrite(writes::WriteStatement),
     /// `CREATE [OR REPLACE] VIEW name [(columns)] AS query`
     CreateView(ViewDefinition, bool),
     /// `DROP VIEW [IF EXISTS] name, ...`
@@ -197,6 +199,22 @@ impl StatementParser {
             | ["REFRESH", "EXTERNAL", "SCHEMA", ..] => Ok(vec![parse_schema_command(text)?]),
             ["CREATE", "TABLE", ..] if let Some(ctas) = writes::parse_create_table_as(text)? => {
                 Ok(vec![Command::CreateTableAs(Box::new(ctas))])
+            }
+            ["EXPLAIN", "CREATE" | "INSERT", ..] => {
+                let trimmed = text.trim_start();
+                let inner = trimmed.get(7..).unwrap_or_default();
+                let mut commands = self.parse_one(inner)?;
+                match (commands.pop(), commands.is_empty()) {
+                    (Some(Command::CreateTableAs(ctas)), true) => Ok(vec![Command::ExplainWrite(
+                        writes::WriteStatement::CreateTableAs(ctas),
+                    )]),
+                    (Some(Command::Insert(insert)), true) => Ok(vec![Command::ExplainWrite(
+                        writes::WriteStatement::Insert(insert),
+                    )]),
+                    _ => Err(SqlError::not_supported(
+                        "EXPLAIN of this statement is not supported",
+                    )),
+                }
             }
             ["INSERT", ..]
                 if let Some((rest, partition)) = writes::split_partition_clause(text)? =>

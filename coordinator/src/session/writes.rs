@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::{Column, ScalarValue};
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast, lit};
@@ -151,9 +152,88 @@ fn column_list(p: &mut Parser) -> SqlResult<Vec<String>> {
     Ok(columns.into_iter().map(ident_name).collect())
 }
 
+/// A write statement, as `EXPLAIN` takes it.
+#[derive(Debug, Clone)]
+pub enum WriteStatement {
+    /// `CREATE TABLE … AS`.
+    CreateTableAs(Box<CreateTableAs>),
+    /// `INSERT [OVERWRITE] …` into a table.
+    Insert(Box<Statement>),
+}
+
+/// A write planned from SQL: the table, what the write does, and the query
+/// giving the table's columns in order.
+struct PlannedWrite {
+    def: TableDefinition,
+    kind: WriteKind,
+    plan: LogicalPlan,
+}
+
 impl Session {
     /// Run a `CREATE TABLE … AS`.
     pub(super) async fn create_table_as(&self, request: CreateTableAs) -> SqlResult<Outcome> {
+        let if_not_exists = request.if_not_exists;
+        let PlannedWrite { def, plan, .. } = self.plan_create_table_as(request).await?;
+        let table = def.name.table.clone();
+        let cancel = self.cancel.current();
+        let user = self.user()?;
+        let (outcome, rows) = self
+            .engine
+            .create_table_as(
+                &self.ctx,
+                def,
+                plan,
+                if_not_exists,
+                user.as_deref(),
+                &cancel,
+            )
+            .await?;
+        Ok(match outcome {
+            DdlOutcome::Done => Outcome::Selected(rows),
+            DdlOutcome::Skipped => Outcome::Tag {
+                tag: "CREATE TABLE AS",
+                notice: Some(SqlError::new(
+                    sqlstate::DUPLICATE_TABLE,
+                    format!("relation \"{table}\" already exists, skipping"),
+                )),
+            },
+        })
+    }
+
+    /// Run an `INSERT [OVERWRITE]` into a table (not a temporary one).
+    pub(super) async fn insert_into_table(&self, stmt: Statement) -> SqlResult<Outcome> {
+        let PlannedWrite { def, kind, plan } = self.plan_table_insert(stmt).await?;
+        let cancel = self.cancel.current();
+        let user = self.user()?;
+        let rows = self
+            .engine
+            .write(&self.ctx, &def, kind, plan, user.as_deref(), &cancel)
+            .await?;
+        Ok(Outcome::Inserted(rows))
+    }
+
+    /// `EXPLAIN` of a `CREATE TABLE … AS` or an `INSERT`: the physical plan
+    /// the write would run (its stages and tasks when distributed); nothing
+    /// is written.
+    pub(super) async fn explain_write(&self, write: WriteStatement) -> SqlResult<RecordBatch> {
+        let PlannedWrite { def, kind, plan } = match write {
+            WriteStatement::CreateTableAs(request) => self.plan_create_table_as(*request).await?,
+            WriteStatement::Insert(stmt) => self.plan_table_insert(*stmt).await?,
+        };
+        let physical = self.engine.write_plan(&self.ctx, &def, kind, plan).await?;
+        super::ddl::text_batch(
+            &["plan_type", "plan"],
+            vec![
+                vec!["physical_plan".into()],
+                vec![datafusion_distributed::display_plan_ascii(
+                    physical.as_ref(),
+                    false,
+                )],
+            ],
+        )
+    }
+
+    async fn plan_create_table_as(&self, request: CreateTableAs) -> SqlResult<PlannedWrite> {
         let named = pgcompat::plan::plan_query(&self.ctx.state(), request.query).await?;
         ensure_read_only(&named.plan)?;
         let schema = named.plan.schema().clone();
@@ -212,34 +292,14 @@ impl Session {
             partition_columns: request.partition_columns,
             options,
         };
-        let table = def.name.table.clone();
-        let cancel = self.cancel.current();
-        let user = self.user()?;
-        let (outcome, rows) = self
-            .engine
-            .create_table_as(
-                &self.ctx,
-                def,
-                plan,
-                request.if_not_exists,
-                user.as_deref(),
-                &cancel,
-            )
-            .await?;
-        Ok(match outcome {
-            DdlOutcome::Done => Outcome::Selected(rows),
-            DdlOutcome::Skipped => Outcome::Tag {
-                tag: "CREATE TABLE AS",
-                notice: Some(SqlError::new(
-                    sqlstate::DUPLICATE_TABLE,
-                    format!("relation \"{table}\" already exists, skipping"),
-                )),
-            },
+        Ok(PlannedWrite {
+            def,
+            kind: WriteKind::Create,
+            plan,
         })
     }
 
-    /// Run an `INSERT [OVERWRITE]` into a table (not a temporary one).
-    pub(super) async fn insert_into_table(&self, stmt: Statement) -> SqlResult<Outcome> {
+    async fn plan_table_insert(&self, stmt: Statement) -> SqlResult<PlannedWrite> {
         let Statement::Insert(insert) = stmt else {
             return Err(SqlError::new(sqlstate::INTERNAL_ERROR, "not an INSERT"));
         };
@@ -311,20 +371,11 @@ impl Session {
             (true, false) if statics.folder.is_empty() => Replace::All,
             (true, false) => Replace::Partition(statics.folder),
         };
-        let cancel = self.cancel.current();
-        let user = self.user()?;
-        let rows = self
-            .engine
-            .write(
-                &self.ctx,
-                &def,
-                WriteKind::Insert(replace),
-                plan,
-                user.as_deref(),
-                &cancel,
-            )
-            .await?;
-        Ok(Outcome::Inserted(rows))
+        Ok(PlannedWrite {
+            def,
+            kind: WriteKind::Insert(replace),
+            plan,
+        })
     }
 }
 
