@@ -250,6 +250,24 @@ async fn joins_with_parquet_quoting_and_types() {
         vec!["2".to_string(), "100.00".into(), "2".into()],
     ];
     assert_eq!(text_rows(&client, join).await, expected);
+    // The cross-source join lands in Parquet; PostgreSQL tables take no rows.
+    client
+        .simple_query(&format!(
+            "CREATE TABLE tier_totals STORED AS PARQUET LOCATION '{}/' AS {join}",
+            dir.path().join("tier_totals").display()
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT * FROM tier_totals ORDER BY tier").await,
+        expected
+    );
+    let (code, message) = sql_error(&client, "INSERT INTO orders SELECT * FROM orders").await;
+    assert_eq!(code, "0A000", "{message}");
+    assert!(
+        message.contains("POSTGRES tables are read-only"),
+        "{message}"
+    );
     client
         .simple_query("SET vivace.pushdown = off")
         .await

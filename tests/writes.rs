@@ -358,6 +358,29 @@ async fn a_killed_write_leaves_the_table_as_it_was_or_fully_written() {
     )
     .await;
     let before = files(&table_dir);
+    // A long INSERT cancelled by statement_timeout changes nothing.
+    client
+        .simple_query("SET statement_timeout = '300ms'")
+        .await
+        .unwrap();
+    assert_eq!(
+        sql_error(
+            &client,
+            "INSERT INTO big SELECT value, value % 10 FROM generate_series(1, 30000000)"
+        )
+        .await
+        .0,
+        "57014"
+    );
+    client
+        .simple_query("RESET statement_timeout")
+        .await
+        .unwrap();
+    assert_eq!(files(&table_dir), before);
+    assert_eq!(
+        text_rows(&client, "SELECT count(*) FROM big").await,
+        vec![vec!["1000".to_string()]]
+    );
     // A long INSERT, killed while it writes.
     let writer = server.client().await;
     let insert = tokio::spawn(async move {
