@@ -627,3 +627,98 @@ async fn concurrent_inserts_all_land_and_unwritable_locations_fail_cleanly() {
     assert_eq!(sql_error(&client, "SELECT * FROM u").await.0, "42P01");
     assert_eq!(std::fs::read_to_string(&blocker).unwrap(), "not a folder");
 }
+
+#[tokio::test]
+async fn the_memory_limit_bounds_buffered_row_groups_not_file_counts() {
+    let dir = TempDir::new("write-memory");
+    let server = Server::start_with(&dir, &["--memory-limit", "16M"], &[]).await;
+    let client = server.client().await;
+    let out = dir.path().join("m");
+    // Two partitions of ~400k rows (~30 MB of digests each) under a 16 MB
+    // pool: row groups (1M rows at most) cannot be held whole.
+    tag_rows(
+        &client,
+        &format!(
+            "CREATE TABLE m STORED AS PARQUET PARTITIONED BY (k) LOCATION '{}/' \
+             OPTIONS ('target_file_size' '1GB') AS \
+             SELECT value AS id, md5(CAST(value AS VARCHAR)) || md5(CAST(-value AS VARCHAR)) AS digest, \
+             value % 2 AS k FROM generate_series(1, 800000)",
+            out.display()
+        ),
+    )
+    .await;
+    let written = files(&out);
+    assert_eq!(written.len(), 2, "{written:?}");
+    for (rel, _) in &written {
+        let file = std::fs::File::open(out.join(rel)).unwrap();
+        let reader = datafusion::parquet::file::reader::SerializedFileReader::new(file).unwrap();
+        use datafusion::parquet::file::reader::FileReader;
+        let meta = reader.metadata();
+        assert_eq!(meta.file_metadata().num_rows(), 400000);
+        assert!(
+            meta.num_row_groups() > 1,
+            "{rel}: one row group held 400k rows"
+        );
+    }
+    assert_eq!(
+        text_rows(&client, "SELECT count(*), sum(id) FROM m").await,
+        vec![vec!["800000".to_string(), "320000400000".into()]]
+    );
+}
+
+#[tokio::test]
+async fn partition_values_with_reserved_characters_round_trip() {
+    let dir = TempDir::new("write-escape");
+    let server = Server::start(&dir).await;
+    let client = server.client().await;
+    tag_rows(
+        &client,
+        &format!(
+            "CREATE TABLE esc STORED AS PARQUET PARTITIONED BY (k) LOCATION '{}/' AS \
+             SELECT * FROM (VALUES (1, 'a/b'), (2, '100%'), (3, 'x y=z:w'), (4, 'São Paulo'), (5, 'q?#')) AS t(id, k)",
+            dir.path().join("esc").display()
+        ),
+    )
+    .await;
+    let all = "SELECT id, k FROM esc ORDER BY id";
+    let expected = vec![
+        vec!["1".to_string(), "a/b".into()],
+        vec!["2".to_string(), "100%".into()],
+        vec!["3".to_string(), "x y=z:w".into()],
+        vec!["4".to_string(), "São Paulo".into()],
+        vec!["5".to_string(), "q?#".into()],
+    ];
+    assert_eq!(text_rows(&client, all).await, expected);
+    // Five folders, the slash escaped rather than nesting folders.
+    assert_eq!(files(&dir.path().join("esc")).len(), 5);
+    tag_rows(
+        &client,
+        "INSERT OVERWRITE esc PARTITION (k = 'a/b') SELECT 10",
+    )
+    .await;
+    assert_eq!(
+        text_rows(&client, "SELECT id FROM esc WHERE k = 'a/b'").await,
+        vec![vec!["10".to_string()]]
+    );
+    assert_eq!(
+        text_rows(&client, "SELECT count(*) FROM esc").await[0][0],
+        "5"
+    );
+    // PARTITION (k) with no value replaces only the partitions written.
+    tag_rows(
+        &client,
+        "INSERT OVERWRITE esc PARTITION (k) SELECT 20, '100%' UNION ALL SELECT 21, 'new'",
+    )
+    .await;
+    assert_eq!(
+        text_rows(&client, "SELECT id, k FROM esc ORDER BY id").await,
+        vec![
+            vec!["3".to_string(), "x y=z:w".into()],
+            vec!["4".to_string(), "São Paulo".into()],
+            vec!["5".to_string(), "q?#".into()],
+            vec!["10".to_string(), "a/b".into()],
+            vec!["20".to_string(), "100%".into()],
+            vec!["21".to_string(), "new".into()],
+        ]
+    );
+}

@@ -11,6 +11,7 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::TaskContext;
+use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::expressions::Column;
@@ -246,8 +247,10 @@ impl ExecutionPlan for FileWriteExec {
             partition_count: spec.partition_columns.len(),
             sorted,
         };
+        let reservation = MemoryConsumer::new(format!("FileWriteExec[{partition}]"))
+            .register(context.memory_pool());
         let written = async move {
-            let mut sink = TaskSink::new(store, settings)?;
+            let mut sink = TaskSink::new(store, reservation, settings)?;
             while let Some(batch) = input.next().await {
                 sink.write(&batch?).await?;
             }

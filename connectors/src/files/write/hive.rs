@@ -1,30 +1,18 @@
-//! Hive-style partition folders: `col=value/`, the value escaped as Hive's
-//! `FileUtils.escapePathName` does (`%XX` for `/`, `=`, `:`, `%` and the other
-//! characters a path cannot hold), which DataFusion decodes when it reads.
+//! Hive-style partition folders: `col=value/`, each folder name encoded as
+//! an object-store path segment — `/`, `%`, `#`, `?`, `*`, control and the
+//! other characters object stores reserve become `%XX`, as Hive escapes them —
+//! which DataFusion (and Hive, Spark, pyarrow) decode when they read.
 
-/// Characters Hive escapes in a partition value, besides control characters.
-const ESCAPED: &[char] = &[
-    '"', '#', '%', '\'', '*', '/', ':', '=', '?', '\\', '\u{7f}', '{', '[', ']', '^',
-];
+use object_store::path::PathPart;
 
-/// A partition value as Hive writes it in a folder name.
-pub fn escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        if (c as u32) < 0x20 || ESCAPED.contains(&c) {
-            out.push_str(&format!("%{:02X}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// The folders of one partition, `a=1/b=x/`, from its columns and values.
+/// The folders of one partition, `a=1/b=x%2Fy/`, from its columns and values.
 pub fn partition_folder<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     pairs
         .into_iter()
-        .map(|(column, value)| format!("{}={}/", escape(column), escape(value)))
+        .map(|(column, value)| {
+            let segment = format!("{column}={value}");
+            format!("{}/", PathPart::from(segment.as_str()).as_ref())
+        })
         .collect()
 }
 
@@ -33,15 +21,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn values_are_escaped_as_hive_escapes_them() {
-        assert_eq!(escape("2024-03-05"), "2024-03-05");
-        assert_eq!(escape("a/b=c:d"), "a%2Fb%3Dc%3Ad");
-        assert_eq!(escape("100%"), "100%25");
-        assert_eq!(escape("new\nline"), "new%0Aline");
-        assert_eq!(escape("São Paulo"), "São Paulo");
+    fn values_are_escaped_in_folder_names() {
+        assert_eq!(partition_folder([("dt", "2024-03-05")]), "dt=2024-03-05/");
         assert_eq!(
             partition_folder([("dt", "2024-03-05"), ("kind", "x/y")]),
             "dt=2024-03-05/kind=x%2Fy/"
         );
+        assert_eq!(partition_folder([("k", "100%")]), "k=100%25/");
+        assert_eq!(partition_folder([("k", "new\nline?")]), "k=new%0Aline%3F/");
+        // Non-ASCII is percent-encoded too (UTF-8 bytes); readers decode it.
+        assert_eq!(partition_folder([("k", "São Paulo")]), "k=S%C3%A3o Paulo/");
     }
 }

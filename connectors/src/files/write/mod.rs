@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::datasource::listing::ListingTableUrl;
-use object_store::path::Path;
+use object_store::path::{Path, PathPart};
 use serde::{Deserialize, Serialize};
 use vivace_catalog::{ColumnDefinition, TableDefinition};
 
@@ -148,12 +148,17 @@ pub struct WrittenFile {
     pub bytes: u64,
 }
 
-/// `relative` (`a=1/b=2/file`) below `base`.
+/// `relative` (`a=1/b=x%2Fy/file`, segments already encoded as
+/// [`hive::partition_folder`] writes them) below `base`.
 pub(crate) fn join(base: &Path, relative: &str) -> Path {
     relative
         .split('/')
         .filter(|part| !part.is_empty())
-        .fold(base.clone(), |path, part| path.join(part))
+        .fold(base.clone(), |path, part| match PathPart::parse(part) {
+            Ok(part) => path.join(part),
+            // Not an encoded segment: encode it.
+            Err(_) => path.join(part),
+        })
 }
 
 /// A fresh write id: time-ordered, unique across coordinators.

@@ -8,6 +8,8 @@ use datafusion::arrow::array::{Array, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{cast, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::error::Result as DFResult;
+use datafusion::execution::memory_pool::MemoryReservation;
 use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
@@ -37,8 +39,14 @@ pub(super) struct SinkSettings {
 }
 
 /// The files one task writes.
+///
+/// Buffered row groups count against the query's memory pool (so
+/// `memory_limit` bounds them): when the pool refuses more, the largest
+/// buffered row group is written out early — a smaller row group in the same
+/// file, never an extra file.
 pub(super) struct TaskSink {
     store: Arc<dyn ObjectStore>,
+    reservation: MemoryReservation,
     settings: SinkSettings,
     file_schema: SchemaRef,
     partition_names: Vec<String>,
@@ -51,7 +59,11 @@ pub(super) struct TaskSink {
 
 impl TaskSink {
     /// Writers into `store` as `settings` say.
-    pub fn new(store: Arc<dyn ObjectStore>, settings: SinkSettings) -> ConnectorResult<Self> {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        reservation: MemoryReservation,
+        settings: SinkSettings,
+    ) -> ConnectorResult<Self> {
         let fields = settings.input_schema.fields();
         let split = fields.len() - settings.partition_count;
         let file_schema = Arc::new(datafusion::arrow::datatypes::Schema::new(
@@ -71,6 +83,7 @@ impl TaskSink {
             .map_err(write_failed)?;
         Ok(Self {
             store,
+            reservation,
             settings,
             file_schema,
             partition_names,
@@ -83,7 +96,28 @@ impl TaskSink {
     }
 
     /// Write one input batch.
-    pub async fn write(&mut self, batch: &RecordBatch) -> ConnectorResult<()> {
+    pub async fn write(&mut self, batch: &RecordBatch) -> DFResult<()> {
+        self.write_rows(batch).await?;
+        self.bound_memory().await
+    }
+
+    /// Hold a reservation for the buffered row groups, writing the largest
+    /// out while the pool refuses it.
+    async fn bound_memory(&mut self) -> DFResult<()> {
+        loop {
+            let held: usize = self.open.values().map(OpenFile::memory).sum();
+            let refused = match self.reservation.try_resize(held) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            match self.open.values_mut().max_by_key(|f| f.memory()) {
+                Some(largest) if largest.memory() > 0 => largest.flush().await?,
+                _ => return Err(refused),
+            }
+        }
+    }
+
+    async fn write_rows(&mut self, batch: &RecordBatch) -> ConnectorResult<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -274,6 +308,22 @@ impl OpenFile {
                 *bytes += buf.len() as u64;
                 out.write_all(&buf).await.map_err(write_failed)
             }
+        }
+    }
+
+    /// Memory the buffered row group holds.
+    fn memory(&self) -> usize {
+        match &self.writer {
+            FormatWriter::Parquet(w) => w.memory_size(),
+            FormatWriter::Text { .. } => 0,
+        }
+    }
+
+    /// Write the buffered rows out as a row group.
+    async fn flush(&mut self) -> ConnectorResult<()> {
+        match &mut self.writer {
+            FormatWriter::Parquet(w) => w.flush().await.map_err(write_failed),
+            FormatWriter::Text { .. } => Ok(()),
         }
     }
 
