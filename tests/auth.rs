@@ -4,23 +4,8 @@ mod common;
 
 use std::process::Command;
 
-use common::credentials::{make_certificates, users_line};
+use common::credentials::{make_certificates, psql_with_password as psql, users_line};
 use common::{Server, TempDir};
-
-/// psql with a full connection string and a password; (stdout, stderr, success).
-fn psql(conninfo: &str, password: &str, sql: &str) -> (String, String, bool) {
-    let out = Command::new("psql")
-        .args(["-X", "-A", "-t", conninfo, "-c", sql])
-        .env("PGPASSWORD", password)
-        .env("PGCONNECT_TIMEOUT", "10")
-        .output()
-        .unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.success(),
-    )
-}
 
 #[tokio::test]
 async fn scram_users_and_tls_from_the_config_file() {

@@ -65,6 +65,15 @@ async fn tag_rows(client: &tokio_postgres::Client, sql: &str) -> u64 {
 const EVENTS: &str = "SELECT value AS id, value * 3 AS amount, \
      '2024-03-0' || CAST(1 + value % 5 AS VARCHAR) AS dt FROM generate_series(1, 20000)";
 
+/// `n` rows of `id`, a 64-character hex `digest` (barely compressible) and
+/// `k` in 0 and 1.
+fn digests(n: u64) -> String {
+    format!(
+        "SELECT value AS id, md5(CAST(value AS VARCHAR)) || md5(CAST(-value AS VARCHAR)) AS digest, \
+         value % 2 AS k FROM generate_series(1, {n})"
+    )
+}
+
 const DAILY: &str = "SELECT dt, count(*), sum(amount) FROM events_pq GROUP BY dt ORDER BY dt";
 
 #[tokio::test]
@@ -315,10 +324,9 @@ async fn one_file_per_partition_rolled_at_the_target_size() {
         &client,
         &format!(
             "CREATE TABLE rolled STORED AS PARQUET PARTITIONED BY (k) LOCATION '{}/' \
-             OPTIONS ('target_file_size' '1MB') AS \
-             SELECT value AS id, md5(CAST(value AS VARCHAR)) || md5(CAST(-value AS VARCHAR)) AS digest, \
-             value % 2 AS k FROM generate_series(1, 400000)",
-            rolled.display()
+             OPTIONS ('target_file_size' '1MB') AS {}",
+            rolled.display(),
+            digests(400000)
         ),
     )
     .await;
@@ -515,24 +523,10 @@ async fn a_read_only_server_refuses_writes_and_touches_nothing() {
 
 /// psql as `user` with `password`: (stdout, stderr, success).
 fn psql_as(port: u16, user: &str, password: &str, sql: &str) -> (String, String, bool) {
-    let out = std::process::Command::new("psql")
-        .args([
-            "-X",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            &format!("host=127.0.0.1 port={port} user={user} dbname=vivace"),
-            "-c",
-            sql,
-        ])
-        .env("PGPASSWORD", password)
-        .output()
-        .unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.success(),
+    common::credentials::psql_with_password(
+        &format!("host=127.0.0.1 port={port} user={user} dbname=vivace"),
+        password,
+        sql,
     )
 }
 
@@ -640,10 +634,9 @@ async fn the_memory_limit_bounds_buffered_row_groups_not_file_counts() {
         &client,
         &format!(
             "CREATE TABLE m STORED AS PARQUET PARTITIONED BY (k) LOCATION '{}/' \
-             OPTIONS ('target_file_size' '1GB') AS \
-             SELECT value AS id, md5(CAST(value AS VARCHAR)) || md5(CAST(-value AS VARCHAR)) AS digest, \
-             value % 2 AS k FROM generate_series(1, 800000)",
-            out.display()
+             OPTIONS ('target_file_size' '1GB') AS {}",
+            out.display(),
+            digests(800000)
         ),
     )
     .await;

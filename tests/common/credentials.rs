@@ -1,5 +1,5 @@
-//! Credentials for tests: `[users]` lines made by the real binary, and a test
-//! CA with a server certificate for TLS.
+//! Credentials for tests: `[users]` lines made by the real binary, a test
+//! CA with a server certificate for TLS, and psql logging in with a password.
 
 use std::path::Path;
 use std::process::Command;
@@ -87,4 +87,20 @@ pub fn make_certificates(dir: &Path) {
         "-extfile",
         "ext.cnf",
     ]);
+}
+
+/// The real psql with a full connection string and a password, one
+/// statement, unaligned tuples only: (stdout, stderr, success).
+pub fn psql_with_password(conninfo: &str, password: &str, sql: &str) -> (String, String, bool) {
+    let out = Command::new("psql")
+        .args(["-X", "-A", "-t", conninfo, "-c", sql])
+        .env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
 }
