@@ -715,3 +715,50 @@ async fn partition_values_with_reserved_characters_round_trip() {
         ]
     );
 }
+
+#[tokio::test]
+async fn csv_and_json_tables_are_written_too() {
+    let dir = TempDir::new("write-text");
+    let server = Server::start(&dir).await;
+    let client = server.client().await;
+    let expected = text_rows(
+        &client,
+        &format!("SELECT dt, count(*), sum(amount) FROM ({EVENTS}) GROUP BY dt ORDER BY dt"),
+    )
+    .await;
+    for format in ["csv", "json"] {
+        let out = dir.path().join(format);
+        let created = tag_rows(
+            &client,
+            &format!(
+                "CREATE TABLE events_{format} STORED AS {format} PARTITIONED BY (dt) LOCATION '{}/' AS {EVENTS}",
+                out.display()
+            ),
+        )
+        .await;
+        assert_eq!(created, 20000);
+        assert_eq!(
+            text_rows(
+                &client,
+                &format!(
+                    "SELECT dt, count(*), sum(amount) FROM events_{format} GROUP BY dt ORDER BY dt"
+                )
+            )
+            .await,
+            expected
+        );
+        let written = files(&out);
+        assert_eq!(written.len(), 5, "{written:?}");
+        assert!(
+            written
+                .iter()
+                .all(|(rel, _)| rel.ends_with(&format!(".{format}")))
+        );
+        let first = std::fs::read_to_string(out.join(&written[0].0)).unwrap();
+        let line = first.lines().next().unwrap();
+        match format {
+            "csv" => assert_eq!(line, "id,amount"),
+            _ => assert!(line.starts_with("{\"id\":"), "{line}"),
+        }
+    }
+}

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::{cast, take_record_batch};
+use datafusion::arrow::compute::{cast, concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::error::Result as DFResult;
@@ -254,6 +254,8 @@ impl TaskSink {
             relative,
             partition: folder.to_string(),
             rows: 0,
+            pending: vec![],
+            pending_rows: 0,
         })
     }
 
@@ -274,7 +276,14 @@ struct OpenFile {
     relative: String,
     partition: String,
     rows: u64,
+    /// Slices of input batches not encoded yet: a partition's share of one
+    /// batch is often a few rows, and encoding pays per call.
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
 }
+
+/// Rows gathered before a file encodes them.
+const ENCODE_ROWS: usize = 8192;
 
 enum FormatWriter {
     Parquet(Box<AsyncArrowWriter<BufWriter>>),
@@ -290,6 +299,29 @@ enum FormatWriter {
 impl OpenFile {
     async fn write(&mut self, batch: &RecordBatch) -> ConnectorResult<()> {
         self.rows += batch.num_rows() as u64;
+        if self.pending.is_empty() && batch.num_rows() >= ENCODE_ROWS {
+            return self.encode(batch).await;
+        }
+        self.pending.push(batch.clone());
+        self.pending_rows += batch.num_rows();
+        if self.pending_rows >= ENCODE_ROWS {
+            self.drain().await?;
+        }
+        Ok(())
+    }
+
+    /// Encode the pending rows.
+    async fn drain(&mut self) -> ConnectorResult<()> {
+        let Some(first) = self.pending.first() else {
+            return Ok(());
+        };
+        let batch = concat_batches(&first.schema(), &self.pending).map_err(write_failed)?;
+        self.pending.clear();
+        self.pending_rows = 0;
+        self.encode(&batch).await
+    }
+
+    async fn encode(&mut self, batch: &RecordBatch) -> ConnectorResult<()> {
         match &mut self.writer {
             FormatWriter::Parquet(w) => w.write(batch).await.map_err(write_failed),
             FormatWriter::Text { out, bytes, header } => {
@@ -311,16 +343,23 @@ impl OpenFile {
         }
     }
 
-    /// Memory the buffered row group holds.
+    /// Memory the pending rows and the buffered row group hold.
     fn memory(&self) -> usize {
-        match &self.writer {
-            FormatWriter::Parquet(w) => w.memory_size(),
-            FormatWriter::Text { .. } => 0,
-        }
+        let pending: usize = self
+            .pending
+            .iter()
+            .map(RecordBatch::get_array_memory_size)
+            .sum();
+        pending
+            + match &self.writer {
+                FormatWriter::Parquet(w) => w.memory_size(),
+                FormatWriter::Text { .. } => 0,
+            }
     }
 
     /// Write the buffered rows out as a row group.
     async fn flush(&mut self) -> ConnectorResult<()> {
+        self.drain().await?;
         match &mut self.writer {
             FormatWriter::Parquet(w) => w.flush().await.map_err(write_failed),
             FormatWriter::Text { .. } => Ok(()),
@@ -335,7 +374,8 @@ impl OpenFile {
         }
     }
 
-    async fn finish(self) -> ConnectorResult<WrittenFile> {
+    async fn finish(mut self) -> ConnectorResult<WrittenFile> {
+        self.drain().await?;
         let bytes = match self.writer {
             FormatWriter::Parquet(mut w) => {
                 w.finish().await.map_err(write_failed)?;
