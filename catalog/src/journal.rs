@@ -6,6 +6,7 @@
 
 use rusqlite::params;
 
+use crate::store::insert_table_in;
 use crate::{CatalogError, CatalogResult, CatalogStore, TableDefinition};
 
 impl CatalogStore {
@@ -31,18 +32,7 @@ impl CatalogStore {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         if let Some(def) = new_table {
-            let exists: bool = tx.query_row(
-                "SELECT EXISTS(SELECT 1 FROM external_tables WHERE schema_name = ?1 AND table_name = ?2)",
-                params![def.name.schema, def.name.table],
-                |row| row.get(0),
-            )?;
-            if exists {
-                return Err(CatalogError::AlreadyExists(def.name.clone()));
-            }
-            tx.execute(
-                "INSERT INTO external_tables (schema_name, table_name, definition) VALUES (?1, ?2, ?3)",
-                params![def.name.schema, def.name.table, serde_json::to_string(def)?],
-            )?;
+            insert_table_in(&tx, def)?;
         }
         let n = tx.execute(
             "UPDATE writes SET journal = ?2 WHERE write_id = ?1",

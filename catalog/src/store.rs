@@ -98,21 +98,9 @@ impl CatalogStore {
 
     /// Register a new table; fails with [`CatalogError::AlreadyExists`] if the name is taken.
     pub fn insert_table(&self, def: &TableDefinition) -> CatalogResult<()> {
-        let json = serde_json::to_string(def)?;
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
-        let exists: bool = tx.query_row(
-            "SELECT EXISTS(SELECT 1 FROM external_tables WHERE schema_name = ?1 AND table_name = ?2)",
-            params![def.name.schema, def.name.table],
-            |row| row.get(0),
-        )?;
-        if exists {
-            return Err(CatalogError::AlreadyExists(def.name.clone()));
-        }
-        tx.execute(
-            "INSERT INTO external_tables (schema_name, table_name, definition) VALUES (?1, ?2, ?3)",
-            params![def.name.schema, def.name.table, json],
-        )?;
+        insert_table_in(&tx, def)?;
         tx.commit()?;
         Ok(())
     }
@@ -288,6 +276,26 @@ mod tests {
         assert_eq!(store.list_tables().unwrap(), vec![sample("t")]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
+}
+
+/// Insert `def` within `tx`; [`CatalogError::AlreadyExists`] if the name is taken.
+pub(crate) fn insert_table_in(
+    tx: &rusqlite::Transaction<'_>,
+    def: &TableDefinition,
+) -> CatalogResult<()> {
+    let exists: bool = tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM external_tables WHERE schema_name = ?1 AND table_name = ?2)",
+        params![def.name.schema, def.name.table],
+        |row| row.get(0),
+    )?;
+    if exists {
+        return Err(CatalogError::AlreadyExists(def.name.clone()));
+    }
+    tx.execute(
+        "INSERT INTO external_tables (schema_name, table_name, definition) VALUES (?1, ?2, ?3)",
+        params![def.name.schema, def.name.table, serde_json::to_string(def)?],
+    )?;
+    Ok(())
 }
 
 impl CatalogStore {
