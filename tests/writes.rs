@@ -605,6 +605,17 @@ async fn concurrent_inserts_all_land_and_unwritable_locations_fail_cleanly() {
     );
     // Five writes, three partitions: fifteen files.
     assert_eq!(files(&lake).len(), 15, "{:?}", files(&lake));
+    // A sort column that does not exist is refused when the table is registered.
+    let (code, message) = sql_error(
+        &client,
+        &format!(
+            "CREATE EXTERNAL TABLE c2 STORED AS PARQUET PARTITIONED BY (k) LOCATION '{}/' OPTIONS ('sorted_by' 'nope')",
+            lake.display()
+        ),
+    )
+    .await;
+    assert_eq!(code, "42P16", "{message}");
+    assert!(message.contains("sorted_by"), "{message}");
 
     // A location below a file cannot be written: 58030, nothing registered.
     let blocker = dir.path().join("blocker");

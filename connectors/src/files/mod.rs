@@ -66,6 +66,16 @@ impl Connector for FileConnector {
         let options = FileOptions::parse(self.kind, &request.location, &request.options)?;
         let table_url = store::register(&request.location, &options, state.runtime_env())?;
         let schema = schema::resolve(&request, &options, &table_url, state).await?;
+        if let Some(missing) = options
+            .sorted_by
+            .iter()
+            .find(|c| schema.field_with_name(c).is_err())
+        {
+            return Err(ConnectorError::new(
+                crate::ConnectorErrorKind::SchemaMismatch,
+                format!("option 'sorted_by' names \"{missing}\", which is not a column"),
+            ));
+        }
         Ok(TableDefinition {
             name: request.name,
             connector: self.kind.name().to_string(),
