@@ -118,6 +118,46 @@ async fn ctas_insert_and_overwrite_partitioned_parquet() {
     assert!(plan.contains("partitioned by [dt]"), "{plan}");
     assert_eq!(files(&lake), written);
 
+    // With the scan split across both workers, the write runs on them: its
+    // node sits in a stage of two tasks, each writing its own files.
+    client
+        .simple_query("SET distributed.file_scan_config_bytes_per_partition = 1")
+        .await
+        .unwrap();
+    let copy = format!(
+        "CREATE TABLE events_copy STORED AS PARQUET PARTITIONED BY (dt) LOCATION '{}/' \
+         AS SELECT id, amount, dt FROM events_pq",
+        dir.path().join("events_copy").display()
+    );
+    let plan = common::explain(&client, &copy).await;
+    let stage = plan
+        .lines()
+        .position(|l| l.contains("Stage") && l.contains("── tasks=2"))
+        .unwrap_or_else(|| panic!("no stage of two tasks: {plan}"));
+    let write = plan
+        .lines()
+        .position(|l| l.contains("FileWriteExec"))
+        .unwrap();
+    assert!(
+        write == stage + 1,
+        "the write is not in the workers' stage: {plan}"
+    );
+    // Written by two workers, still one file per partition.
+    assert_eq!(tag_rows(&client, &copy).await, 20000);
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT dt, count(*), sum(amount) FROM events_copy GROUP BY dt ORDER BY dt"
+        )
+        .await,
+        expected
+    );
+    assert_eq!(files(&dir.path().join("events_copy")).len(), 5);
+    client
+        .simple_query("RESET distributed.file_scan_config_bytes_per_partition")
+        .await
+        .unwrap();
+
     // INSERT INTO appends.
     let inserted = tag_rows(
         &client,
