@@ -47,3 +47,34 @@ def test_pyarrow_and_duckdb_read_what_vivace_wrote(server, tmp_path):
         user_ids = pq.read_table(f).column("user_id").to_pylist()
         assert user_ids == sorted(user_ids), f
     conn.close()
+
+
+def test_parameterised_inserts_type_their_parameters_as_the_columns(server, tmp_path):
+    """asyncpg sends `$n` as the types the server describes: VALUES parameters
+    take their column's type, as PostgreSQL infers them."""
+    import asyncio
+    import datetime
+
+    import asyncpg
+
+    async def run():
+        conn = await asyncpg.connect(host="127.0.0.1", port=server.port, user="vivace", database="vivace")
+        try:
+            await conn.execute(f"CREATE TABLE t STORED AS PARQUET PARTITIONED BY (b) LOCATION '{tmp_path}/t/' "
+                               "AS SELECT 1::bigint AS a, DATE '2024-01-01' AS d, 'x' AS b")
+            assert await conn.execute("INSERT INTO t VALUES ($1, $2, $3)",
+                                      2, datetime.date(2024, 1, 2), "y") == "INSERT 0 1"
+            await conn.executemany("INSERT INTO t (a, d, b) VALUES ($1, $2, $3)",
+                                   [(10, datetime.date(2024, 2, 1), "m"), (11, datetime.date(2024, 2, 2), "m")])
+            assert await conn.execute("INSERT OVERWRITE t PARTITION (b = 'y') VALUES ($1, $2)",
+                                      5, datetime.date(2024, 1, 5)) == "INSERT 0 1"
+            return [tuple(r) for r in await conn.fetch("SELECT a, d, b FROM t ORDER BY a")]
+        finally:
+            await conn.close()
+
+    assert asyncio.run(run()) == [
+        (1, datetime.date(2024, 1, 1), "x"),
+        (5, datetime.date(2024, 1, 5), "y"),
+        (10, datetime.date(2024, 2, 1), "m"),
+        (11, datetime.date(2024, 2, 2), "m"),
+    ]

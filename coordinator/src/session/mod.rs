@@ -66,6 +66,8 @@ pub enum Prepared {
     },
     /// `INSERT` into one of the session's temp tables.
     Insert(LogicalPlan),
+    /// `INSERT [OVERWRITE]` into a table: a write, its `$n` bound at execution.
+    Write(Box<writes::PlannedWrite>),
     /// `PREPARE name AS query`: the planned query, stored under `name` when run.
     Store {
         /// The statement's name.
@@ -311,7 +313,9 @@ impl Session {
             _ => false,
         };
         if !temp {
-            return Ok(Prepared::Command(Command::Insert(Box::new(stmt))));
+            let mut write = self.plan_table_insert(stmt).await?;
+            write.plan = type_cast_placeholders(write.plan)?;
+            return Ok(Prepared::Write(Box::new(write)));
         }
         let plan = self
             .ctx
@@ -552,6 +556,7 @@ impl Session {
                     .unwrap_or(0);
                 Ok(Outcome::Inserted(count))
             }
+            Prepared::Write(write) => self.insert_into_table(*write).await,
             Prepared::Store { name, query } => {
                 let mut statements = self.statements.lock().map_err(|_| poisoned())?;
                 if statements.contains_key(&name) {
@@ -653,7 +658,6 @@ impl Session {
                 })
             }
             Command::CreateTableAs(request) => self.create_table_as(*request).await,
-            Command::Insert(stmt) => self.insert_into_table(*stmt).await,
             Command::CreateView(def, or_replace) => {
                 self.engine.create_view(def, or_replace).await?;
                 Ok(Outcome::Tag {
@@ -794,6 +798,7 @@ impl Session {
             | Command::DeclareCursor { .. }
             | Command::Fetch { .. }
             | Command::Copy(_)
+            | Command::Insert(_)
             | Command::ExplainWrite(_)
             | Command::PrepareStatement { .. }
             | Command::ExecuteStatement { .. }

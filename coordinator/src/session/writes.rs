@@ -162,11 +162,13 @@ pub enum WriteStatement {
 }
 
 /// A write planned from SQL: the table, what the write does, and the query
-/// giving the table's columns in order.
-struct PlannedWrite {
-    def: TableDefinition,
-    kind: WriteKind,
-    plan: LogicalPlan,
+/// giving the table's columns in order (its `$n` bound at execution).
+#[derive(Debug, Clone)]
+pub struct PlannedWrite {
+    pub(crate) def: TableDefinition,
+    pub(crate) kind: WriteKind,
+    /// The rows to write.
+    pub plan: LogicalPlan,
 }
 
 impl Session {
@@ -201,8 +203,8 @@ impl Session {
     }
 
     /// Run an `INSERT [OVERWRITE]` into a table (not a temporary one).
-    pub(super) async fn insert_into_table(&self, stmt: Statement) -> SqlResult<Outcome> {
-        let PlannedWrite { def, kind, plan } = self.plan_table_insert(stmt).await?;
+    pub(super) async fn insert_into_table(&self, write: PlannedWrite) -> SqlResult<Outcome> {
+        let PlannedWrite { def, kind, plan } = write;
         let cancel = self.cancel.current();
         let user = self.user()?;
         let rows = self
@@ -299,7 +301,8 @@ impl Session {
         })
     }
 
-    async fn plan_table_insert(&self, stmt: Statement) -> SqlResult<PlannedWrite> {
+    /// Plan an `INSERT [OVERWRITE]` into a table.
+    pub(super) async fn plan_table_insert(&self, stmt: Statement) -> SqlResult<PlannedWrite> {
         let Statement::Insert(insert) = stmt else {
             return Err(SqlError::new(sqlstate::INTERNAL_ERROR, "not an INSERT"));
         };
@@ -328,10 +331,6 @@ impl Session {
         let def = self.engine.definition(&name)?;
         let schema = vivace_connectors::columns::from_columns(&def.columns)?;
         let statics = static_partitions(&def, &schema, partitioned.as_deref().unwrap_or(&[]))?;
-        let named =
-            pgcompat::plan::plan_query(&self.ctx.state(), Box::new(Statement::Query(source)))
-                .await?;
-        ensure_read_only(&named.plan)?;
         // The table columns the query fills, in its order.
         let targets: Vec<String> = if columns.is_empty() {
             schema
@@ -364,6 +363,12 @@ impl Session {
                 })
                 .collect::<SqlResult<_>>()?
         };
+        let mut source = source;
+        type_value_parameters(&mut source, &schema, &targets)?;
+        let named =
+            pgcompat::plan::plan_query(&self.ctx.state(), Box::new(Statement::Query(source)))
+                .await?;
+        ensure_read_only(&named.plan)?;
         let plan = fit_to_table(named.plan, &schema, &targets, &statics.values)?;
         let replace = match (overwrite, statics.dynamic) {
             (false, _) => Replace::Nothing,
@@ -389,6 +394,45 @@ impl Session {
             .user()
             .map(str::to_string))
     }
+}
+
+/// `VALUES ($1, $2, …)`: each bare parameter typed as the column it fills,
+/// as PostgreSQL infers it, so drivers send it as that type.
+fn type_value_parameters(
+    query: &mut datafusion::sql::sqlparser::ast::Query,
+    table: &Schema,
+    targets: &[String],
+) -> SqlResult<()> {
+    use datafusion::sql::sqlparser::ast::SetExpr;
+    let SetExpr::Values(values) = query.body.as_mut() else {
+        return Ok(());
+    };
+    for row in &mut values.rows {
+        for (expr, target) in row.iter_mut().zip(targets) {
+            let SqlExpr::Value(v) = expr else { continue };
+            if !matches!(v.value, Value::Placeholder(_)) {
+                continue;
+            }
+            let Ok(field) = table.field_with_name(target) else {
+                continue;
+            };
+            let type_name = pg_type_name(field.data_type());
+            let Ok(data_type) = Parser::new(&PostgreSqlDialect {})
+                .try_with_sql(&type_name)
+                .and_then(|mut p| p.parse_data_type())
+            else {
+                continue;
+            };
+            *expr = SqlExpr::Cast {
+                kind: datafusion::sql::sqlparser::ast::CastKind::DoubleColon,
+                expr: Box::new(expr.clone()),
+                data_type,
+                array: false,
+                format: None,
+            };
+        }
+    }
+    Ok(())
 }
 
 fn name_of(def: &TableDefinition) -> &str {

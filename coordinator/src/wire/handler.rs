@@ -167,6 +167,11 @@ impl ExtendedQueryHandler for QueryHandler {
                 parameter_types: query.parameter_types,
             }),
             Prepared::Insert(plan) => Prepared::Insert(bind_parameters(plan, portal)?),
+            Prepared::Write(write) => {
+                let mut bound = write.clone();
+                bound.plan = bind_parameters(&write.plan, portal)?;
+                Prepared::Write(bound)
+            }
             command => command.clone(),
         };
         if let Prepared::Plan(query) | Prepared::Copy { query, .. } = &prepared {
@@ -297,8 +302,10 @@ impl QueryParser for StatementPreparer {
         {
             return Ok(types.to_vec());
         }
-        let (Prepared::Plan(QueryPlan { plan, .. }) | Prepared::Insert(plan)) = stmt else {
-            return Ok(vec![]);
+        let plan = match stmt {
+            Prepared::Plan(QueryPlan { plan, .. }) | Prepared::Insert(plan) => plan,
+            Prepared::Write(write) => &write.plan,
+            _ => return Ok(vec![]),
         };
         crate::session::parameter_types(plan)
             .map_err(to_pg_error)?
@@ -335,7 +342,8 @@ impl QueryParser for StatementPreparer {
             | Prepared::Store { .. }
             | Prepared::Declare { .. }
             | Prepared::Copy { .. }
-            | Prepared::Insert(_) => Ok(vec![]),
+            | Prepared::Insert(_)
+            | Prepared::Write(_) => Ok(vec![]),
         }
     }
 }
