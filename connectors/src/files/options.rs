@@ -93,7 +93,7 @@ impl S3Options {
 }
 
 /// Typed options of a file table.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct FileOptions {
     /// Which format the files are in.
     pub kind: FileFormatKind,

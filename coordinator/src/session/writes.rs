@@ -343,13 +343,11 @@ impl Session {
             columns
                 .iter()
                 .map(|c| {
-                    let name = c.to_string();
-                    let name = ident_name(
+                    let name =
                         c.0.last()
                             .and_then(|p| p.as_ident())
                             .cloned()
-                            .unwrap_or_else(|| name.as_str().into()),
-                    );
+                            .map_or_else(|| c.to_string(), ident_name);
                     if schema.field_with_name(&name).is_err() {
                         return Err(SqlError::new(
                             sqlstate::UNDEFINED_COLUMN,

@@ -30,6 +30,7 @@ use super::sink::{SinkSettings, TaskSink};
 use super::{WriteSpec, WrittenFile};
 use crate::ConnectorError;
 use crate::error::tag_connector_error;
+use crate::files::FileOptions;
 
 /// The columns a [`FileWriteExec`] answers with: one row per file written.
 pub fn written_files_schema() -> SchemaRef {
@@ -88,6 +89,12 @@ fn files_batch(files: &[WrittenFile]) -> DFResult<RecordBatch> {
 pub struct FileWriteExec {
     input: Arc<dyn ExecutionPlan>,
     spec: WriteSpec,
+    /// The table's options, parsed once.
+    options: FileOptions,
+    /// What the input must be partitioned by: the partition columns.
+    distribution: Distribution,
+    /// What each input partition must be sorted by, with `sorted_by`.
+    ordering: Option<OrderingRequirements>,
     props: Arc<PlanProperties>,
 }
 
@@ -103,6 +110,37 @@ impl FileWriteExec {
                 input.schema().fields().len()
             )));
         }
+        let options = spec.file_options()?;
+        let input_schema = input.schema();
+        let column = |name: &String| -> DFResult<Arc<dyn PhysicalExpr>> {
+            Ok(Arc::new(Column::new(name, input_schema.index_of(name)?)))
+        };
+        let distribution = if spec.partition_columns.is_empty() {
+            Distribution::SinglePartition
+        } else {
+            Distribution::KeyPartitioned(
+                spec.partition_columns
+                    .iter()
+                    .map(column)
+                    .collect::<DFResult<_>>()?,
+            )
+        };
+        let ordering = if options.sorted_by.is_empty() {
+            None
+        } else {
+            let requirement = spec
+                .partition_columns
+                .iter()
+                .chain(&options.sorted_by)
+                .map(|c| {
+                    Ok(PhysicalSortRequirement::new(
+                        column(c)?,
+                        Some(Default::default()),
+                    ))
+                })
+                .collect::<DFResult<Vec<_>>>()?;
+            LexRequirement::new(requirement).map(OrderingRequirements::new)
+        };
         let props = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(written_files_schema()),
             Partitioning::UnknownPartitioning(
@@ -111,23 +149,19 @@ impl FileWriteExec {
             EmissionType::Final,
             Boundedness::Bounded,
         ));
-        Ok(Self { input, spec, props })
+        Ok(Self {
+            input,
+            spec,
+            options,
+            distribution,
+            ordering,
+            props,
+        })
     }
 
     /// What this node writes.
     pub fn spec(&self) -> &WriteSpec {
         &self.spec
-    }
-
-    /// Columns of the input, by name.
-    fn column(&self, name: &str) -> DFResult<Arc<dyn PhysicalExpr>> {
-        let schema = self.input.schema();
-        let index = schema.index_of(name)?;
-        Ok(Arc::new(Column::new(name, index)))
-    }
-
-    fn sorted_by(&self) -> DFResult<Vec<String>> {
-        Ok(self.spec.file_options()?.sorted_by)
     }
 }
 
@@ -179,44 +213,11 @@ impl ExecutionPlan for FileWriteExec {
     }
 
     fn required_input_distribution(&self) -> Vec<Distribution> {
-        if self.spec.partition_columns.is_empty() {
-            return vec![Distribution::SinglePartition];
-        }
-        match self
-            .spec
-            .partition_columns
-            .iter()
-            .map(|c| self.column(c))
-            .collect::<DFResult<Vec<_>>>()
-        {
-            Ok(keys) => vec![Distribution::KeyPartitioned(keys)],
-            Err(_) => vec![Distribution::SinglePartition],
-        }
+        vec![self.distribution.clone()]
     }
 
     fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
-        let Ok(sorted_by) = self.sorted_by() else {
-            return vec![None];
-        };
-        if sorted_by.is_empty() {
-            return vec![None];
-        }
-        let requirement = self
-            .spec
-            .partition_columns
-            .iter()
-            .chain(&sorted_by)
-            .map(|c| {
-                self.column(c)
-                    .map(|e| PhysicalSortRequirement::new(e, Some(Default::default())))
-            })
-            .collect::<DFResult<Vec<_>>>();
-        vec![
-            requirement
-                .ok()
-                .and_then(LexRequirement::new)
-                .map(OrderingRequirements::new),
-        ]
+        vec![self.ordering.clone()]
     }
 
     fn benefits_from_input_partitioning(&self) -> Vec<bool> {
@@ -229,8 +230,7 @@ impl ExecutionPlan for FileWriteExec {
         context: Arc<TaskContext>,
     ) -> DFResult<SendableRecordBatchStream> {
         let mut input = self.input.execute(partition, context.clone())?;
-        let spec = self.spec.clone();
-        let sorted = !self.sorted_by()?.is_empty();
+        let spec = &self.spec;
         let table_url = spec.table_url()?;
         let store = context
             .runtime_env()
@@ -242,10 +242,10 @@ impl ExecutionPlan for FileWriteExec {
                 spec.write_id,
                 &uuid::Uuid::new_v4().simple().to_string()[..8]
             ),
-            options: spec.file_options()?,
+            options: self.options.clone(),
             input_schema: self.input.schema(),
             partition_count: spec.partition_columns.len(),
-            sorted,
+            sorted: self.ordering.is_some(),
         };
         let reservation = MemoryConsumer::new(format!("FileWriteExec[{partition}]"))
             .register(context.memory_pool());

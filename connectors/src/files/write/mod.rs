@@ -154,10 +154,9 @@ pub(crate) fn join(base: &Path, relative: &str) -> Path {
     relative
         .split('/')
         .filter(|part| !part.is_empty())
-        .fold(base.clone(), |path, part| match PathPart::parse(part) {
-            Ok(part) => path.join(part),
-            // Not an encoded segment: encode it.
-            Err(_) => path.join(part),
+        .fold(base.clone(), |path, part| {
+            // Not an encoded segment (never one of ours): encode it.
+            path.join(PathPart::parse(part).unwrap_or_else(|_| PathPart::from(part)))
         })
 }
 

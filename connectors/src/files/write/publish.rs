@@ -146,7 +146,7 @@ pub async fn publish(
         .iter()
         .map(|p| Path::parse(p).unwrap_or_else(|_| Path::from(p.as_str())))
         .collect();
-    futures::stream::iter(replaced)
+    futures::stream::iter(replaced.clone())
         .map(|path| async move {
             match store.delete(&path).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
@@ -156,27 +156,35 @@ pub async fn publish(
         .buffer_unordered(CONCURRENT_MOVES)
         .try_collect::<Vec<()>>()
         .await?;
+    // On local disk, the partition folders an overwrite emptied go too
+    // (object stores have no empty folders).
+    if let Some(root) = local_root(spec)? {
+        for path in &replaced {
+            let Some(relative) = path.prefix_match(&table) else {
+                continue;
+            };
+            let parts: Vec<_> = relative.collect();
+            let mut folder = root.clone();
+            let mut folders = vec![];
+            for part in &parts[..parts.len().saturating_sub(1)] {
+                folder = folder.join(part.as_ref());
+                folders.push(folder.clone());
+            }
+            // Innermost first; stops at the first that is not empty.
+            for folder in folders.iter().rev() {
+                if std::fs::remove_dir(folder).is_err() {
+                    break;
+                }
+            }
+        }
+    }
     discard_staging(spec, store).await
 }
 
 /// Delete the write's staging folder and whatever is in it.
 pub async fn discard_staging(spec: &WriteSpec, store: &dyn ObjectStore) -> ConnectorResult<()> {
-    let staging = spec.staging()?;
-    let listed: Vec<_> = store
-        .list(Some(&staging))
-        .map_ok(|meta| meta.location)
-        .try_collect()
-        .await
-        .map_err(|e| unwritable(spec, e))?;
-    for path in listed {
-        match store.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(unwritable(spec, e)),
-        }
-    }
-    // On local disk a file cut off mid-write is left as `name#n`, which the
-    // store does not list; the folder goes as a whole. (On S3 an unfinished
-    // upload is never an object; a bucket lifecycle rule reclaims its parts.)
+    // On local disk the folder goes as a whole: a file cut off mid-write is
+    // left as `name#n`, which the store does not list.
     if let Some(root) = local_root(spec)? {
         let staging = root.join(STAGING_FOLDER).join(&spec.write_id);
         match std::fs::remove_dir_all(&staging) {
@@ -189,31 +197,24 @@ pub async fn discard_staging(spec: &WriteSpec, store: &dyn ObjectStore) -> Conne
                 )));
             }
         }
-    }
-    remove_empty_local_folders(spec)
-}
-
-/// On local disk, remove the folders a write leaves empty: the staging
-/// folders, and partition folders an overwrite emptied. (Object stores have
-/// no empty folders.)
-fn remove_empty_local_folders(spec: &WriteSpec) -> ConnectorResult<()> {
-    let Some(root) = local_root(spec)? else {
+        // Fails, as it should, while another write stages.
+        let _ = std::fs::remove_dir(root.join(STAGING_FOLDER));
         return Ok(());
-    };
-    fn prune(dir: &std::path::Path) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                prune(&entry.path());
-                // Fails, as it should, when not empty.
-                let _ = std::fs::remove_dir(entry.path());
-            }
+    }
+    // On S3 an unfinished upload is never an object; a bucket lifecycle
+    // rule reclaims its parts.
+    let listed: Vec<_> = store
+        .list(Some(&spec.staging()?))
+        .map_ok(|meta| meta.location)
+        .try_collect()
+        .await
+        .map_err(|e| unwritable(spec, e))?;
+    for path in listed {
+        match store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(unwritable(spec, e)),
         }
     }
-    prune(&root);
-    let _ = std::fs::remove_dir(root.join(STAGING_FOLDER));
     Ok(())
 }
 

@@ -49,6 +49,8 @@ pub(super) struct TaskSink {
     reservation: MemoryReservation,
     settings: SinkSettings,
     file_schema: SchemaRef,
+    /// The input columns a file holds (all but the partition columns).
+    file_columns: Vec<usize>,
     partition_names: Vec<String>,
     converter: Option<RowConverter>,
     open: HashMap<String, OpenFile>,
@@ -86,6 +88,7 @@ impl TaskSink {
             reservation,
             settings,
             file_schema,
+            file_columns: (0..split).collect(),
             partition_names,
             converter,
             open: HashMap::new(),
@@ -123,12 +126,7 @@ impl TaskSink {
         }
         let split = batch.num_columns() - self.settings.partition_count;
         let Some(converter) = &self.converter else {
-            return self
-                .write_to(
-                    String::new(),
-                    batch.project(&(0..split).collect::<Vec<_>>()),
-                )
-                .await;
+            return self.write_to(String::new(), batch).await;
         };
         let rows = converter
             .convert_columns(&batch.columns()[split..])
@@ -152,8 +150,7 @@ impl TaskSink {
             } else {
                 take_record_batch(batch, &UInt32Array::from(rows)).map_err(write_failed)?
             };
-            self.write_to(folder, part.project(&(0..split).collect::<Vec<_>>()))
-                .await?;
+            self.write_to(folder, &part).await?;
         }
         Ok(())
     }
@@ -187,12 +184,9 @@ impl TaskSink {
         ))
     }
 
-    async fn write_to(
-        &mut self,
-        folder: String,
-        batch: Result<RecordBatch, datafusion::arrow::error::ArrowError>,
-    ) -> ConnectorResult<()> {
-        let batch = batch.map_err(write_failed)?;
+    /// Write the rows of `batch` (all of one partition) to its file.
+    async fn write_to(&mut self, folder: String, batch: &RecordBatch) -> ConnectorResult<()> {
+        let batch = batch.project(&self.file_columns).map_err(write_failed)?;
         if self.settings.sorted && self.last_partition.as_ref() != Some(&folder) {
             // Sorted input: the last partition is complete.
             if let Some(last) = self.last_partition.replace(folder.clone())
