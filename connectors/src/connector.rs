@@ -19,7 +19,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::catalog::TableProvider;
+use chrono::{DateTime, Utc};
+use datafusion::catalog::{TableFunctionImpl, TableProvider};
 use datafusion::execution::context::SessionState;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::ScalarUDF;
@@ -38,6 +39,18 @@ pub enum Side {
     Coordinator,
     /// A worker, running shipped scans: connections are kept while in use.
     Worker,
+}
+
+/// Which version of a table to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum At {
+    /// The newest.
+    #[default]
+    Latest,
+    /// `VERSION AS OF n`.
+    Version(u64),
+    /// `TIMESTAMP AS OF '…'`: the newest version made at or before it.
+    Timestamp(DateTime<Utc>),
 }
 
 /// Something a worker must prepare before it runs a table's scans, described by
@@ -64,6 +77,24 @@ pub trait Connector: Send + Sync {
     /// registered in every session; calling them elsewhere is an error.
     fn functions(&self) -> Vec<Arc<ScalarUDF>> {
         vec![]
+    }
+
+    /// Table functions only this connector's tables answer (a Delta table's
+    /// history), by name, registered in every session.
+    fn table_functions(&self) -> Vec<(&'static str, Arc<dyn TableFunctionImpl>)> {
+        vec![]
+    }
+
+    /// `provider`, one of this connector's tables, as it was `at` a version or
+    /// a point in time (`VERSION AS OF`, `TIMESTAMP AS OF`): `None` when
+    /// `provider` is not one of this connector's tables, or they keep no
+    /// versions.
+    async fn travel(
+        &self,
+        _provider: Arc<dyn TableProvider>,
+        _at: At,
+    ) -> Option<ConnectorResult<Arc<dyn TableProvider>>> {
+        None
     }
 
     /// Check a new registration against the source and resolve its full schema.

@@ -7,6 +7,7 @@
 pub mod cassandra;
 pub mod columns;
 mod connector;
+pub mod delta;
 pub mod elasticsearch;
 mod error;
 pub mod files;
@@ -15,9 +16,10 @@ pub mod postgres;
 mod registry;
 pub mod remote;
 mod request;
+pub mod time_travel;
 pub mod write;
 
-pub use connector::{Connector, Side, WorkerNeed};
+pub use connector::{At, Connector, Side, WorkerNeed};
 pub use error::{ConnectorError, ConnectorErrorKind, ConnectorResult};
 pub use options::{OptionSpec, OptionValues};
 pub use registry::{ConnectorRegistry, WORKER_NEEDS_HEADER};

@@ -55,6 +55,26 @@ impl OptionSpec {
     }
 }
 
+/// The keys of `a` then those of `b`, as one list (`N` = `A + B`): how
+/// connectors share groups of keys (the `aws.*` keys of S3 locations).
+pub const fn concat<const A: usize, const B: usize, const N: usize>(
+    a: [OptionSpec; A],
+    b: [OptionSpec; B],
+) -> [OptionSpec; N] {
+    assert!(A + B == N, "N must be A + B");
+    let mut out = [OptionSpec::key("", ""); N];
+    let mut i = 0;
+    while i < A {
+        out[i] = a[i];
+        i += 1;
+    }
+    while i < N {
+        out[i] = b[i - A];
+        i += 1;
+    }
+    out
+}
+
 /// `OPTIONS` of one table, checked against its connector's declaration.
 #[derive(Debug, Clone, Copy)]
 pub struct OptionValues<'a> {

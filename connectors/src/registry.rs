@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::catalog::TableProvider;
+use datafusion::catalog::{TableFunctionImpl, TableProvider};
 use datafusion::error::Result as DFResult;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::ScalarUDF;
@@ -21,13 +21,14 @@ use vivace_catalog::TableDefinition;
 use crate::remote::{self, RemoteScanCodec};
 use crate::{
     Connector, ConnectorError, ConnectorErrorKind, ConnectorResult, Side, WorkerNeed, cassandra,
-    elasticsearch, files, postgres,
+    delta, elasticsearch, files, postgres,
 };
 
 /// Every connector, by `STORED AS` name: one line per folder.
 fn all() -> Vec<(&'static str, Arc<dyn Connector>)> {
     [
         files::connectors(),
+        delta::connectors(),
         postgres::connectors(),
         elasticsearch::connectors(),
         cassandra::connectors(),
@@ -91,6 +92,7 @@ impl ConnectorRegistry {
         Arc::new(ComposedPhysicalExtensionCodec::new(vec![
             scans,
             Arc::new(files::write::FileWriteCodec),
+            Arc::new(delta::DeltaScanCodec),
         ]))
     }
 
@@ -110,6 +112,21 @@ impl ConnectorRegistry {
             }
         }
         functions.into_values().collect()
+    }
+
+    /// The table functions of every connector, and `table_at` (time travel),
+    /// to register in every session.
+    pub fn table_functions(&self) -> Vec<(&'static str, Arc<dyn TableFunctionImpl>)> {
+        let mut functions: Vec<(&'static str, Arc<dyn TableFunctionImpl>)> = vec![(
+            crate::time_travel::TABLE_AT,
+            Arc::new(crate::time_travel::TableAt::new(
+                self.connectors.values().cloned().collect(),
+            )),
+        )];
+        for connector in self.connectors.values() {
+            functions.extend(connector.table_functions());
+        }
+        functions
     }
 
     /// What workers must prepare to scan `def`.

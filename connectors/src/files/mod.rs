@@ -5,10 +5,10 @@
 //! predicates into Parquet row groups; this module adds option parsing, validation
 //! at CREATE time and a stored schema so start-up needs no I/O.
 
-mod options;
+pub(crate) mod options;
 mod provider;
 pub(crate) mod schema;
-mod store;
+pub(crate) mod store;
 pub mod write;
 
 use std::sync::Arc;
@@ -21,6 +21,7 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use vivace_catalog::TableDefinition;
 
 pub use options::{FileFormatKind, FileOptions, S3Options};
+pub(crate) use provider::file_schema;
 pub use store::S3StoreSpec;
 
 use crate::options::OptionSpec;
@@ -64,7 +65,7 @@ impl Connector for FileConnector {
         state: &SessionState,
     ) -> ConnectorResult<TableDefinition> {
         let options = FileOptions::parse(self.kind, &request.location, &request.options)?;
-        let table_url = store::register(&request.location, &options, state.runtime_env())?;
+        let table_url = store::register(&request.location, &options.s3, state.runtime_env())?;
         let schema = schema::resolve(&request, &options, &table_url, state).await?;
         if let Some(missing) = options
             .sorted_by
@@ -93,7 +94,7 @@ impl Connector for FileConnector {
         state: &SessionState,
     ) -> ConnectorResult<Arc<dyn TableProvider>> {
         let options = FileOptions::parse(self.kind, &def.location, &def.options)?;
-        let table_url = store::register(&def.location, &options, state.runtime_env())?;
+        let table_url = store::register(&def.location, &options.s3, state.runtime_env())?;
         let schema = crate::columns::from_columns(&def.columns)?;
         provider::listing_table(table_url, &options, schema, &def.partition_columns)
     }
@@ -117,28 +118,11 @@ impl Connector for FileConnector {
     /// credentials from their own environment.
     fn worker_needs(&self, def: &TableDefinition) -> ConnectorResult<Vec<WorkerNeed>> {
         let options = FileOptions::parse(self.kind, &def.location, &def.options)?;
-        store::locate(&def.location, &options)?
-            .1
-            .into_iter()
-            .map(|spec| {
-                Ok(WorkerNeed {
-                    connector: self.kind.name().to_string(),
-                    key: spec.bucket.clone(),
-                    value: serde_json::to_value(&spec).map_err(|e| {
-                        ConnectorError::invalid_option(format!("cannot describe a bucket: {e}"))
-                    })?,
-                })
-            })
-            .collect()
+        store::bucket_needs(self.kind.name(), &def.location, &options.s3)
     }
 
     fn prepare_worker(&self, need: &WorkerNeed, runtime: &RuntimeEnv) -> ConnectorResult<()> {
-        let spec: S3StoreSpec = serde_json::from_value(need.value.clone()).map_err(|e| {
-            ConnectorError::invalid_option(format!(
-                "bad bucket description from the coordinator: {e}"
-            ))
-        })?;
-        spec.register(runtime)
+        store::prepare_bucket(need, runtime)
     }
 
     /// File scans are DataFusion's own, which datafusion-distributed ships.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use datafusion::common::GetExt;
 use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
 
-use crate::options::{OptionSpec, OptionValues, parse_bool, read_env};
+use crate::options::{OptionSpec, OptionValues, concat, parse_bool, read_env};
 use crate::{ConnectorError, ConnectorResult};
 
 /// The file formats Vivace reads.
@@ -118,35 +118,46 @@ pub struct FileOptions {
 pub const DEFAULT_TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
 
 /// The `OPTIONS` keys of file tables (Parquet, CSV, JSON, Avro).
-pub const OPTIONS: &[OptionSpec] = &[
-    OptionSpec::with_default(
-        "header",
-        "CSV only: the files start with a header line",
-        "true",
-    ),
-    OptionSpec::with_default(
-        "delimiter",
-        "CSV only: the field separator, one ASCII character ('\\t' for tab)",
-        ",",
-    ),
-    OptionSpec::with_default(
-        "compression",
-        "CSV and JSON only: gzip, bzip2, xz, zstd or none",
-        "none",
-    ),
-    OptionSpec::key(
-        "file_extension",
-        "only files ending with this are read (default from format and compression, e.g. .csv.gz; '' reads every file)",
-    ),
-    OptionSpec::with_default(
-        "target_file_size",
-        "writes: start a new file past this size (e.g. 256MB, 1GiB)",
-        "128MiB",
-    ),
-    OptionSpec::key(
-        "sorted_by",
-        "writes: sort each written file by these comma-separated columns (SORTED BY)",
-    ),
+pub const OPTIONS: &[OptionSpec] = &concat::<6, 10, 16>(
+    [
+        OptionSpec::with_default(
+            "header",
+            "CSV only: the files start with a header line",
+            "true",
+        ),
+        OptionSpec::with_default(
+            "delimiter",
+            "CSV only: the field separator, one ASCII character ('\\t' for tab)",
+            ",",
+        ),
+        OptionSpec::with_default(
+            "compression",
+            "CSV and JSON only: gzip, bzip2, xz, zstd or none",
+            "none",
+        ),
+        OptionSpec::key(
+            "file_extension",
+            "only files ending with this are read (default from format and compression, e.g. .csv.gz; '' reads every file)",
+        ),
+        TARGET_FILE_SIZE,
+        OptionSpec::key(
+            "sorted_by",
+            "writes: sort each written file by these comma-separated columns (SORTED BY)",
+        ),
+    ],
+    S3_OPTIONS,
+);
+
+/// `target_file_size`, of every table Vivace writes files into.
+pub const TARGET_FILE_SIZE: OptionSpec = OptionSpec::with_default(
+    "target_file_size",
+    "writes: start a new file past this size (e.g. 256MB, 1GiB)",
+    "128MiB",
+);
+
+/// The `aws.*` keys of tables on S3 (files and Delta), each refused at a
+/// local location.
+pub const S3_OPTIONS: [OptionSpec; 10] = [
     OptionSpec::key("aws.region", "s3:// only: the bucket's region"),
     OptionSpec::key(
         "aws.endpoint",
@@ -269,6 +280,11 @@ fn check_applies(kind: FileFormatKind, location: &str, key: &str) -> ConnectorRe
             "option '{key}' is only valid for CSV tables"
         )));
     }
+    check_s3_key(location, key)
+}
+
+/// Refuse an `aws.*` key at a location that is not on S3.
+pub fn check_s3_key(location: &str, key: &str) -> ConnectorResult<()> {
     if key.starts_with("aws.") && !location.starts_with("s3://") {
         return Err(ConnectorError::invalid_option(format!(
             "option '{key}' only applies to s3:// locations"
@@ -301,7 +317,8 @@ fn parse_compression(value: Option<&str>) -> ConnectorResult<FileCompressionType
     }
 }
 
-fn parse_s3(options: &BTreeMap<String, String>) -> ConnectorResult<S3Options> {
+/// The `aws.*` settings among `options`, credential variables checked.
+pub fn parse_s3(options: &BTreeMap<String, String>) -> ConnectorResult<S3Options> {
     let get = |k: &str| options.get(k).cloned();
     let endpoint = get("aws.endpoint");
     let http_endpoint = endpoint

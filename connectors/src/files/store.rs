@@ -17,7 +17,6 @@ use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::FileOptions;
 use super::options::S3Options;
 use crate::{ConnectorError, ConnectorResult};
 
@@ -87,7 +86,7 @@ impl S3StoreSpec {
 /// (`None` for local files).
 pub fn locate(
     location: &str,
-    options: &FileOptions,
+    s3: &S3Options,
 ) -> ConnectorResult<(ListingTableUrl, Option<S3StoreSpec>)> {
     let table_url = ListingTableUrl::parse(location).map_err(|e| {
         ConnectorError::invalid_option(format!(
@@ -106,7 +105,7 @@ pub fn locate(
                 })?;
             Some(S3StoreSpec {
                 bucket: bucket.to_string(),
-                settings: options.s3.clone(),
+                settings: s3.clone(),
             })
         }
         other => {
@@ -121,12 +120,42 @@ pub fn locate(
 /// Parse `location` and make sure its object store is registered on `runtime`.
 pub fn register(
     location: &str,
-    options: &FileOptions,
+    s3: &S3Options,
     runtime: &Arc<RuntimeEnv>,
 ) -> ConnectorResult<ListingTableUrl> {
-    let (table_url, spec) = locate(location, options)?;
+    let (table_url, spec) = locate(location, s3)?;
     if let Some(spec) = spec {
         spec.register(runtime)?;
     }
     Ok(table_url)
+}
+
+/// What workers must prepare to read `location`: its bucket, if it is on S3
+/// (credentials named, never given), described by `connector`.
+pub fn bucket_needs(
+    connector: &str,
+    location: &str,
+    s3: &S3Options,
+) -> ConnectorResult<Vec<crate::WorkerNeed>> {
+    locate(location, s3)?
+        .1
+        .into_iter()
+        .map(|spec| {
+            Ok(crate::WorkerNeed {
+                connector: connector.to_string(),
+                key: spec.bucket.clone(),
+                value: serde_json::to_value(&spec).map_err(|e| {
+                    ConnectorError::invalid_option(format!("cannot describe a bucket: {e}"))
+                })?,
+            })
+        })
+        .collect()
+}
+
+/// Register on this worker's `runtime` the bucket a need describes.
+pub fn prepare_bucket(need: &crate::WorkerNeed, runtime: &RuntimeEnv) -> ConnectorResult<()> {
+    let spec: S3StoreSpec = serde_json::from_value(need.value.clone()).map_err(|e| {
+        ConnectorError::invalid_option(format!("bad bucket description from the coordinator: {e}"))
+    })?;
+    spec.register(runtime)
 }

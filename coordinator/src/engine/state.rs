@@ -92,6 +92,15 @@ pub(super) async fn template(
         .scalar_functions()
         .get_or_insert_with(Vec::new)
         .extend(connectors.functions());
+    // Table functions: time travel (`table_at`) and the connectors' own
+    // (`delta_history`).
+    builder
+        .table_functions()
+        .get_or_insert_with(Default::default)
+        .extend(connectors.table_functions().into_iter().map(|(name, f)| {
+            let function = datafusion::catalog::TableFunction::new(name.to_string(), f);
+            (name.to_string(), Arc::new(function))
+        }));
     let ships = connectors.clone();
     let (state, membership, retries) = match execution {
         Execution::Local => (builder.build(), None, 0),

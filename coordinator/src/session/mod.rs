@@ -10,6 +10,7 @@ pub mod cursor;
 pub mod ddl;
 pub mod sql_text;
 pub mod statement;
+pub mod table_functions;
 pub mod temp_tables;
 pub mod writes;
 

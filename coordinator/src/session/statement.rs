@@ -172,7 +172,7 @@ impl StatementParser {
         crate::engine::nesting::check(sql)?;
         split_statements(sql)?
             .into_iter()
-            .map(|text| self.parse_one(text))
+            .map(|text| self.parse_one(&super::table_functions::rewrite(text)))
             .collect::<SqlResult<Vec<Vec<Command>>>>()
             .map(|v| v.into_iter().flatten().collect())
     }
@@ -253,6 +253,7 @@ impl StatementParser {
                     .map(|mut stmt| {
                         crate::engine::nesting::balance(&mut stmt)?;
                         crate::pgcompat::incoming_statement(&mut stmt)?;
+                        super::table_functions::unqualify(&mut stmt);
                         classify(stmt)
                     })
                     .collect(),

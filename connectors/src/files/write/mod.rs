@@ -99,7 +99,7 @@ impl WriteSpec {
 
     /// The table's folder as a listing URL.
     pub fn table_url(&self) -> ConnectorResult<ListingTableUrl> {
-        Ok(super::store::locate(&self.location, &self.file_options()?)?.0)
+        Ok(super::store::locate(&self.location, &self.file_options()?.s3)?.0)
     }
 
     /// The staging folder of this write.

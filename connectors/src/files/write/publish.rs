@@ -50,7 +50,7 @@ pub struct Publication {
 
 /// The object store of the write's table, registered on `runtime`.
 pub fn store(spec: &WriteSpec, runtime: &Arc<RuntimeEnv>) -> ConnectorResult<Arc<dyn ObjectStore>> {
-    let url = crate::files::store::register(&spec.location, &spec.file_options()?, runtime)?;
+    let url = crate::files::store::register(&spec.location, &spec.file_options()?.s3, runtime)?;
     runtime
         .object_store(url.object_store())
         .map_err(|e| write_failed(format!("no store for {}: {e}", spec.location)))

@@ -1,0 +1,95 @@
+"""Delta tables written by the Python `deltalake` package (delta-rs), for
+tests/delta.rs: several versions of a partitioned table (appends, a delete, a
+schema change), and what that package reads back at each version.
+
+    python3 delta_tables.py URI [STORAGE_OPTIONS_JSON]
+
+prints one JSON object: per version, the row count, sum(amount), rows per
+`dt`, and the commit time (UTC); and the history's operations, newest first.
+"""
+
+import json
+import os
+import sys
+import time
+from datetime import datetime, timezone
+
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+
+
+def events(first, last, days):
+    ids = list(range(first, last + 1))
+    return pa.table(
+        {
+            "id": pa.array(ids, pa.int64()),
+            "amount": pa.array([i * 3 for i in ids], pa.int64()),
+            "dt": pa.array([days[i % len(days)] for i in ids], pa.string()),
+        }
+    )
+
+
+def main():
+    uri = sys.argv[1]
+    options = json.loads(sys.argv[2]) if len(sys.argv) > 2 else None
+    # v0: three days; v1: two more days, appended; v2: a delete; v3: a new column.
+    write_deltalake(
+        uri,
+        events(1, 3000, ["2024-03-01", "2024-03-02", "2024-03-03"]),
+        partition_by=["dt"],
+        storage_options=options,
+    )
+    time.sleep(1.1)
+    write_deltalake(
+        uri,
+        events(3001, 5000, ["2024-03-04", "2024-03-05"]),
+        mode="append",
+        storage_options=options,
+    )
+    time.sleep(1.1)
+    DeltaTable(uri, storage_options=options).delete("id % 10 = 0")
+    time.sleep(1.1)
+    with_note = events(5001, 5500, ["2024-03-05"]).append_column(
+        "note", pa.array([f"n{i}" for i in range(500)], pa.string())
+    )
+    write_deltalake(
+        uri, with_note, mode="append", schema_mode="merge", storage_options=options
+    )
+
+    latest = DeltaTable(uri, storage_options=options)
+    history = latest.history()
+    stamps = {h["version"]: h["timestamp"] for h in history}
+    versions = []
+    for v in range(latest.version() + 1):
+        t = DeltaTable(uri, version=v, storage_options=options).to_pyarrow_table()
+        per_day = {}
+        for dt in t.column("dt").to_pylist():
+            per_day[dt] = per_day.get(dt, 0) + 1
+        versions.append(
+            {
+                "version": v,
+                "rows": t.num_rows,
+                "amount": sum(t.column("amount").to_pylist()),
+                "per_day": sorted(per_day.items()),
+                "columns": t.column_names,
+                "timestamp": datetime.fromtimestamp(stamps[v] / 1000, timezone.utc).strftime(
+                    "%Y-%m-%d %H:%M:%S.%f"
+                ),
+            }
+        )
+    print(
+        json.dumps(
+            {
+                "versions": versions,
+                "operations": [h["operation"] for h in history],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
+    sys.stdout.flush()
+    # delta-rs's runtime threads abort the interpreter's normal shutdown
+    # ("terminate called without an active exception"): leave at once.
+    os._exit(0)

@@ -1,0 +1,391 @@
+//! Delta Lake tables (`STORED AS DELTA`) written by the Python `deltalake`
+//! package (delta-rs, from PyPI): every version read back and compared with
+//! what that package reads; time travel by version and by timestamp; the
+//! history; file skipping shown by EXPLAIN ANALYZE; scans split over two
+//! workers equal to one; the same on the suite's S3 server; and the errors.
+
+mod common;
+
+use std::process::Command;
+
+use common::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
+use common::{Server, TempDir, sql_error, text_rows};
+use serde_json::Value;
+
+/// Write the test table at `uri` with delta-rs; what delta-rs reads back.
+fn write_with_delta_rs(uri: &str, storage_options: Option<Value>) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/delta_tables.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(script).arg(uri);
+    if let Some(options) = storage_options {
+        cmd.arg(options.to_string());
+    }
+    let out = cmd.output().expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "delta_tables.py failed (scripts/test installs deltalake from PyPI): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("delta_tables.py prints JSON")
+}
+
+/// What delta-rs read at each version: rows, sum(amount) and rows per day,
+/// as Vivace's text rows.
+fn expected(version: &Value) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
+    let totals = vec![vec![
+        version["rows"].to_string(),
+        version["amount"].to_string(),
+    ]];
+    let days = version["per_day"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| vec![d[0].as_str().unwrap().to_string(), d[1].to_string()])
+        .collect();
+    (totals, days)
+}
+
+const TOTALS: &str = "SELECT count(*), sum(amount) FROM events";
+const DAYS: &str = "SELECT dt, count(*) FROM events GROUP BY dt ORDER BY dt";
+
+/// Every version, at `VERSION AS OF`, equals what delta-rs read; the latest
+/// equals the last.
+async fn check_versions(client: &tokio_postgres::Client, written: &Value) {
+    let versions = written["versions"].as_array().unwrap();
+    for version in versions {
+        let v = version["version"].as_u64().unwrap();
+        let (totals, days) = expected(version);
+        let at = format!(" VERSION AS OF {v}");
+        assert_eq!(
+            text_rows(client, &format!("{TOTALS}{at}")).await,
+            totals,
+            "v{v}"
+        );
+        assert_eq!(
+            text_rows(
+                client,
+                &format!("SELECT dt, count(*) FROM events{at} GROUP BY dt ORDER BY dt")
+            )
+            .await,
+            days,
+            "v{v}"
+        );
+    }
+    let (totals, days) = expected(versions.last().unwrap());
+    assert_eq!(text_rows(client, TOTALS).await, totals);
+    assert_eq!(text_rows(client, DAYS).await, days);
+}
+
+#[tokio::test]
+async fn reads_every_version_of_a_table_delta_rs_wrote() {
+    let dir = TempDir::new("delta");
+    let lake = dir.path().join("events");
+    let written = write_with_delta_rs(lake.to_str().unwrap(), None);
+    let server = Server::start(&dir).await;
+    let client = server.client().await;
+    client
+        .simple_query(&format!(
+            "CREATE EXTERNAL TABLE events STORED AS DELTA LOCATION '{}'",
+            lake.display()
+        ))
+        .await
+        .unwrap();
+    // The columns and partitioning come from the log's latest version.
+    let columns: Vec<String> = text_rows(
+        &client,
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'events' ORDER BY ordinal_position",
+    )
+    .await
+    .concat();
+    assert_eq!(columns, ["id", "amount", "dt", "note"]);
+    check_versions(&client, &written).await;
+
+    // Each version has its own columns: `note` came in version 3.
+    let first = written["versions"][0]["columns"].as_array().unwrap().len();
+    let star = text_rows(&client, "SELECT * FROM events VERSION AS OF 0 LIMIT 1").await;
+    assert_eq!(star[0].len(), first);
+    let (code, _) = sql_error(&client, "SELECT note FROM events VERSION AS OF 0").await;
+    assert_eq!(code, "42703");
+    let last = written["versions"].as_array().unwrap().last().unwrap();
+    let (_, days) = expected(last);
+    let fifth = days.iter().find(|d| d[0] == "2024-03-05").unwrap()[1].clone();
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT count(note), count(*) FROM events WHERE dt = '2024-03-05'"
+        )
+        .await,
+        vec![vec!["500".to_string(), fifth]]
+    );
+
+    // TIMESTAMP AS OF a commit's time reads that commit; an alias and a
+    // join of two versions work as for any table.
+    let when = written["versions"][1]["timestamp"].as_str().unwrap();
+    let (totals, _) = expected(&written["versions"][1]);
+    assert_eq!(
+        text_rows(
+            &client,
+            &format!("SELECT count(*), sum(e.amount) FROM events TIMESTAMP AS OF '{when}' AS e")
+        )
+        .await,
+        totals
+    );
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT count(*) FROM events VERSION AS OF 1 a JOIN events VERSION AS OF 2 b ON a.id = b.id"
+        )
+        .await,
+        vec![vec![written["versions"][2]["rows"].to_string()]]
+    );
+
+    // The history, newest first, as delta-rs wrote it.
+    let history = text_rows(
+        &client,
+        "SELECT version, operation FROM vivace.delta_history('events')",
+    )
+    .await;
+    let operations = written["operations"].as_array().unwrap();
+    assert_eq!(history.len(), operations.len());
+    for (i, (row, op)) in history.iter().zip(operations).enumerate() {
+        assert_eq!(row[0], (operations.len() - 1 - i).to_string());
+        assert_eq!(row[1], op.as_str().unwrap());
+    }
+
+    // Errors: a version that does not exist, time travel on a table that
+    // keeps no versions, a history of a table that has none.
+    let (code, message) = sql_error(&client, "SELECT count(*) FROM events VERSION AS OF 99").await;
+    assert_eq!(code, "22023", "{message}");
+    assert!(message.contains("version 99"), "{message}");
+    let (code, _) = sql_error(
+        &client,
+        "SELECT count(*) FROM events TIMESTAMP AS OF '2001-01-01 00:00:00'",
+    )
+    .await;
+    assert_eq!(code, "22023");
+    client
+        .simple_query(&format!(
+            "CREATE EXTERNAL TABLE plain STORED AS PARQUET LOCATION '{}/dt=2024-03-01/'",
+            lake.display()
+        ))
+        .await
+        .unwrap();
+    let (code, message) = sql_error(&client, "SELECT count(*) FROM plain VERSION AS OF 1").await;
+    assert_eq!(code, "0A000", "{message}");
+    let (code, _) = sql_error(&client, "SELECT * FROM vivace.delta_history('plain')").await;
+    assert_eq!(code, "0A000");
+    let (code, _) = sql_error(&client, "SELECT * FROM vivace.delta_history('nothing')").await;
+    assert_eq!(code, "42P01");
+}
+
+#[tokio::test]
+async fn skips_files_by_partition_and_statistics_and_splits_over_workers() {
+    let dir = TempDir::new("delta-skip");
+    let lake = dir.path().join("events");
+    let written = write_with_delta_rs(lake.to_str().unwrap(), None);
+    let server = Server::start(&dir).await;
+    let client = server.client().await;
+    client
+        .simple_query(&format!(
+            "CREATE EXTERNAL TABLE events STORED AS DELTA LOCATION '{}'",
+            lake.display()
+        ))
+        .await
+        .unwrap();
+    let scan_line = |plan: String| {
+        plan.lines()
+            .find(|l| l.contains("DeltaScanExec"))
+            .unwrap_or_else(|| panic!("no Delta scan: {plan}"))
+            .to_string()
+    };
+    let analyze = |sql: &str| format!("EXPLAIN ANALYZE {sql}");
+    let all = scan_line(
+        text_rows(&client, &analyze("SELECT sum(amount) FROM events"))
+            .await
+            .concat()
+            .join("\n"),
+    );
+    let files: usize = field(&all, "of ");
+    assert!(files >= 5, "{all}");
+    assert!(all.contains(&format!("files={files} of {files}")), "{all}");
+    // A partition value: only that day's file(s).
+    let one_day = scan_line(
+        text_rows(
+            &client,
+            &analyze("SELECT sum(amount) FROM events WHERE dt = '2024-03-02'"),
+        )
+        .await
+        .concat()
+        .join("\n"),
+    );
+    assert!(one_day.contains("files=1 of"), "{one_day}");
+    // The log's min/max of `id`: no file holds ids past 5500.
+    let none = scan_line(
+        text_rows(
+            &client,
+            &analyze("SELECT sum(amount) FROM events WHERE id > 6000"),
+        )
+        .await
+        .concat()
+        .join("\n"),
+    );
+    assert!(none.contains("files=0 of"), "{none}");
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT count(*), sum(amount) FROM events WHERE id > 6000"
+        )
+        .await,
+        vec![vec!["0".to_string(), "NULL".to_string()]]
+    );
+    let day = text_rows(
+        &client,
+        "SELECT count(*) FROM events WHERE dt = '2024-03-02'",
+    )
+    .await;
+
+    // Split over both workers: a stage of two tasks reads the files, and
+    // the rows are those of one.
+    let one = (
+        text_rows(&client, TOTALS).await,
+        text_rows(&client, DAYS).await,
+    );
+    client
+        .simple_query("SET distributed.file_scan_config_bytes_per_partition = 1")
+        .await
+        .unwrap();
+    let plan = common::explain(&client, TOTALS).await;
+    assert!(
+        plan.lines()
+            .any(|l| l.contains("Stage") && l.contains("── tasks=2")),
+        "{plan}"
+    );
+    assert_eq!(
+        (
+            text_rows(&client, TOTALS).await,
+            text_rows(&client, DAYS).await,
+        ),
+        one
+    );
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT count(*) FROM events WHERE dt = '2024-03-02'"
+        )
+        .await,
+        day
+    );
+    check_versions(&client, &written).await;
+}
+
+/// The number after `key` in `line`.
+fn field(line: &str, key: &str) -> usize {
+    let at = line
+        .find(key)
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+        + key.len();
+    line[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn tables_on_s3_and_the_errors_of_create() {
+    let s3 = S3Server::start();
+    s3.create_bucket("lake");
+    let written = write_with_delta_rs(
+        "s3://lake/events",
+        Some(serde_json::json!({
+            "AWS_ENDPOINT_URL": s3.endpoint,
+            "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
+        })),
+    );
+    let dir = TempDir::new("delta-s3");
+    let server = Server::start_with(&dir, &[], &[("LAKE_SECRET", SECRET_KEY)]).await;
+    let client = server.client().await;
+    let options = format!(
+        "OPTIONS ('aws.endpoint' '{}', 'aws.region' 'us-east-1', \
+         'aws.access_key_id' '{ACCESS_KEY}', 'aws.secret_access_key_env' 'LAKE_SECRET')",
+        s3.endpoint
+    );
+    client
+        .simple_query(&format!(
+            "CREATE EXTERNAL TABLE events STORED AS DELTA LOCATION 's3://lake/events/' {options}"
+        ))
+        .await
+        .unwrap();
+    check_versions(&client, &written).await;
+    client
+        .simple_query("SET distributed.file_scan_config_bytes_per_partition = 1")
+        .await
+        .unwrap();
+    check_versions(&client, &written).await;
+
+    // Not a Delta table: 42P01, and nothing is stored.
+    s3.put("lake", "plain/part-0.parquet", b"not parquet".to_vec())
+        .await;
+    let (code, message) = sql_error(
+        &client,
+        &format!(
+            "CREATE EXTERNAL TABLE plain STORED AS DELTA LOCATION 's3://lake/plain/' {options}"
+        ),
+    )
+    .await;
+    assert_eq!(code, "42P01", "{message}");
+    assert!(message.contains("not a Delta table"), "{message}");
+    // An unreachable store: 08001.
+    let (code, message) = sql_error(
+        &client,
+        &format!(
+            "CREATE EXTERNAL TABLE gone STORED AS DELTA LOCATION 's3://lake/events/' {}",
+            options.replace(&s3.endpoint, "http://127.0.0.1:1")
+        ),
+    )
+    .await;
+    assert_eq!(code, "08001", "{message}");
+    assert!(!message.contains(SECRET_KEY));
+    // Options that are not Delta's.
+    let (code, _) = sql_error(
+        &client,
+        "CREATE EXTERNAL TABLE bad STORED AS DELTA LOCATION '/tmp/x' OPTIONS ('header' 'true')",
+    )
+    .await;
+    assert_eq!(code, "22023");
+    let tables: Vec<String> = common::table_names(&client).await;
+    assert_eq!(tables, ["events"]);
+}
+
+#[tokio::test]
+async fn refuses_a_table_feature_it_does_not_read() {
+    let dir = TempDir::new("delta-feature");
+    let lake = dir.path().join("events");
+    write_with_delta_rs(lake.to_str().unwrap(), None);
+    // A later commit asks readers for a feature Vivace does not know.
+    std::fs::write(
+        lake.join("_delta_log/00000000000000000004.json"),
+        r#"{"commitInfo":{"timestamp":1796117900000,"operation":"SET TBLPROPERTIES"}}
+{"protocol":{"minReaderVersion":3,"minWriterVersion":7,"readerFeatures":["futureFeature"],"writerFeatures":["futureFeature"]}}
+"#,
+    )
+    .unwrap();
+    let server = Server::start(&dir).await;
+    let client = server.client().await;
+    let (code, message) = sql_error(
+        &client,
+        &format!(
+            "CREATE EXTERNAL TABLE events STORED AS DELTA LOCATION '{}'",
+            lake.display()
+        ),
+    )
+    .await;
+    assert_eq!(code, "0A000", "{message}");
+    assert!(message.contains("futureFeature"), "{message}");
+    assert!(common::table_names(&client).await.is_empty());
+}
