@@ -14,9 +14,18 @@ use serde_json::Value;
 
 /// Write the test table at `uri` with delta-rs; what delta-rs reads back.
 fn write_with_delta_rs(uri: &str, storage_options: Option<Value>) -> Value {
+    delta_rs("write", uri, storage_options)
+}
+
+/// What delta-rs reads of the table at `uri`, version by version.
+fn read_with_delta_rs(uri: &str) -> Value {
+    delta_rs("read", uri, None)
+}
+
+fn delta_rs(mode: &str, uri: &str, storage_options: Option<Value>) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/delta_tables.py");
     let mut cmd = Command::new("python3");
-    cmd.arg(script).arg(uri);
+    cmd.arg(script).arg(mode).arg(uri);
     if let Some(options) = storage_options {
         cmd.arg(options.to_string());
     }
@@ -388,4 +397,136 @@ async fn refuses_a_table_feature_it_does_not_read() {
     assert_eq!(code, "0A000", "{message}");
     assert!(message.contains("futureFeature"), "{message}");
     assert!(common::table_names(&client).await.is_empty());
+}
+
+/// The rows count a statement's command tag reports.
+async fn tag_rows(client: &tokio_postgres::Client, sql: &str) -> u64 {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+        .into_iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::CommandComplete(n) => Some(n),
+            _ => None,
+        })
+        .unwrap()
+}
+
+/// Events over five days: `id`, `amount`, `dt`.
+const EVENTS: &str = "SELECT value AS id, value * 3 AS amount, \
+     '2024-03-0' || CAST(1 + value % 5 AS VARCHAR) AS dt FROM generate_series(1, 20000)";
+
+#[tokio::test]
+async fn writes_are_delta_commits_that_delta_rs_reads_back() {
+    let dir = TempDir::new("delta-write");
+    let lake = dir.path().join("events");
+    let mut server = Server::start(&dir).await;
+    let client = server.client().await;
+    // CTAS: version 0, partitioned, split over both workers.
+    client
+        .simple_query("SET distributed.file_scan_config_bytes_per_partition = 1")
+        .await
+        .unwrap();
+    let created = tag_rows(
+        &client,
+        &format!(
+            "CREATE TABLE events STORED AS DELTA PARTITIONED BY (dt) LOCATION '{}/' AS {EVENTS}",
+            lake.display()
+        ),
+    )
+    .await;
+    assert_eq!(created, 20000);
+    assert!(lake.join("_delta_log/00000000000000000000.json").exists());
+    let read = read_with_delta_rs(lake.to_str().unwrap());
+    check_versions(&client, &read).await;
+    assert_eq!(read["versions"][0]["rows"], 20000);
+
+    // INSERT INTO: version 1, an append.
+    assert_eq!(
+        tag_rows(
+            &client,
+            &format!("INSERT INTO events SELECT id + 20000, amount, dt FROM ({EVENTS})")
+        )
+        .await,
+        20000
+    );
+    // INSERT OVERWRITE one partition: version 2; the other days keep their files.
+    assert_eq!(
+        tag_rows(
+            &client,
+            "INSERT OVERWRITE events PARTITION (dt = '2024-03-01') SELECT id, amount FROM events WHERE dt = '2024-03-01' AND id % 2 = 0"
+        )
+        .await,
+        4000
+    );
+    let read = read_with_delta_rs(lake.to_str().unwrap());
+    assert_eq!(read["versions"].as_array().unwrap().len(), 3);
+    assert_eq!(read["operations"][0], "WRITE");
+    check_versions(&client, &read).await;
+    let day = |v: usize, d: &str| {
+        read["versions"][v]["per_day"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p[0] == d)
+            .map(|p| p[1].as_u64().unwrap())
+    };
+    assert_eq!(day(1, "2024-03-01"), Some(8000));
+    assert_eq!(day(2, "2024-03-01"), Some(4000));
+    assert_eq!(day(2, "2024-03-02"), day(1, "2024-03-02"));
+
+    // A write that fails halfway commits nothing.
+    let (code, _) = sql_error(
+        &client,
+        "INSERT INTO events SELECT id, amount / (id - 30000), dt FROM events",
+    )
+    .await;
+    assert_eq!(code, "22012");
+    // Two appends at once both commit; two overwrites at once either both
+    // commit or one is refused with 40001; the log stays readable.
+    let (a, b) = (server.client().await, server.client().await);
+    let append =
+        "INSERT INTO events SELECT id, amount, dt FROM events VERSION AS OF 0 WHERE id <= 100";
+    let (ra, rb) = tokio::join!(a.simple_query(append), b.simple_query(append));
+    ra.unwrap();
+    rb.unwrap();
+    let overwrite = "INSERT OVERWRITE events PARTITION (dt = '2024-03-02') SELECT id, amount FROM events VERSION AS OF 0 WHERE dt = '2024-03-02'";
+    let (ra, rb) = tokio::join!(a.simple_query(overwrite), b.simple_query(overwrite));
+    let mut committed = 0;
+    for r in [ra, rb] {
+        match r {
+            Ok(_) => committed += 1,
+            Err(e) => assert_eq!(e.as_db_error().unwrap().code().code(), "40001", "{e:?}"),
+        }
+    }
+    assert!(committed >= 1);
+    let read = read_with_delta_rs(lake.to_str().unwrap());
+    assert_eq!(read["versions"].as_array().unwrap().len(), 5 + committed);
+    check_versions(&client, &read).await;
+
+    // kill -9 in the middle of a write: no new version.
+    let versions = read["versions"].as_array().unwrap().len();
+    let writer = server.client().await;
+    let insert = tokio::spawn(async move {
+        writer
+            .simple_query(
+                "INSERT INTO events SELECT value, value, '2024-03-09' FROM generate_series(1, 30000000)",
+            )
+            .await
+    });
+    let staging = lake.join("_vivace_staging");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !staging.exists() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(staging.exists(), "the write never started staging");
+    server.kill();
+    let _ = insert.await;
+    server.restart().await;
+    let client = server.client().await;
+    let read = read_with_delta_rs(lake.to_str().unwrap());
+    assert_eq!(read["versions"].as_array().unwrap().len(), versions);
+    check_versions(&client, &read).await;
+    assert!(!staging.exists());
 }

@@ -43,6 +43,8 @@ pub enum ConnectorErrorKind {
     LocationNotEmpty,
     /// A value a write cannot store (a NULL partition value).
     NullValue,
+    /// A concurrent write committed first, and this one cannot follow it.
+    Conflict,
 }
 
 /// A connector failure with a message fit for the user (never contains a secret).
@@ -80,7 +82,7 @@ impl From<ConnectorError> for DataFusionError {
 const TAG: &str = "vivace-connector-error[";
 
 impl ConnectorErrorKind {
-    const ALL: [ConnectorErrorKind; 17] = [
+    const ALL: [ConnectorErrorKind; 18] = [
         ConnectorErrorKind::InvalidOption,
         ConnectorErrorKind::UnknownConnector,
         ConnectorErrorKind::Unreachable,
@@ -98,6 +100,7 @@ impl ConnectorErrorKind {
         ConnectorErrorKind::WriteFailed,
         ConnectorErrorKind::LocationNotEmpty,
         ConnectorErrorKind::NullValue,
+        ConnectorErrorKind::Conflict,
     ];
 }
 

@@ -2,10 +2,12 @@
 tests/delta.rs: several versions of a partitioned table (appends, a delete, a
 schema change), and what that package reads back at each version.
 
-    python3 delta_tables.py URI [STORAGE_OPTIONS_JSON]
+    python3 delta_tables.py write URI [STORAGE_OPTIONS_JSON]
+    python3 delta_tables.py read URI [STORAGE_OPTIONS_JSON]
 
-prints one JSON object: per version, the row count, sum(amount), rows per
-`dt`, and the commit time (UTC); and the history's operations, newest first.
+`write` writes the table, then both print one JSON object: per version, the
+row count, sum(amount), rows per `dt`, the columns and the commit time (UTC);
+and the history's operations, newest first.
 """
 
 import json
@@ -29,9 +31,7 @@ def events(first, last, days):
     )
 
 
-def main():
-    uri = sys.argv[1]
-    options = json.loads(sys.argv[2]) if len(sys.argv) > 2 else None
+def write(uri, options):
     # v0: three days; v1: two more days, appended; v2: a delete; v3: a new column.
     write_deltalake(
         uri,
@@ -56,6 +56,9 @@ def main():
         uri, with_note, mode="append", schema_mode="merge", storage_options=options
     )
 
+
+
+def describe(uri, options):
     latest = DeltaTable(uri, storage_options=options)
     history = latest.history()
     stamps = {h["version"]: h["timestamp"] for h in history}
@@ -77,14 +80,18 @@ def main():
                 ),
             }
         )
-    print(
-        json.dumps(
-            {
-                "versions": versions,
-                "operations": [h["operation"] for h in history],
-            }
-        )
-    )
+    return {
+        "versions": versions,
+        "operations": [h["operation"] for h in history],
+    }
+
+
+def main():
+    mode, uri = sys.argv[1], sys.argv[2]
+    options = json.loads(sys.argv[3]) if len(sys.argv) > 3 else None
+    if mode == "write":
+        write(uri, options)
+    print(json.dumps(describe(uri, options)))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoArrow;
-use deltalake_core::logstore::{StorageConfig, default_logstore};
+use deltalake_core::logstore::{LogStoreRef, StorageConfig, default_logstore};
 use deltalake_core::table::state::DeltaTableState;
 use deltalake_core::{DeltaTable, DeltaTableError};
 use futures::TryStreamExt;
@@ -69,19 +69,24 @@ impl DeltaLocation {
         self.url.prefix()
     }
 
-    /// A table handle on this location, with nothing loaded yet.
-    fn table(&self) -> ConnectorResult<DeltaTable> {
+    /// The table's log, read and written through the location's store.
+    pub fn log_store(&self) -> ConnectorResult<LogStoreRef> {
         let config = StorageConfig::default();
         let table_url = self.url.get_url();
         let prefixed = config
             .decorate_store(Arc::clone(&self.store), table_url)
             .map_err(|e| delta_error(self.url.as_str(), e))?;
-        Ok(DeltaTable::new(default_logstore(
+        Ok(default_logstore(
             Arc::from(prefixed),
             Arc::clone(&self.store),
             table_url,
             &config,
-        )))
+        ))
+    }
+
+    /// A table handle on this location, with nothing loaded yet.
+    fn table(&self) -> ConnectorResult<DeltaTable> {
+        Ok(DeltaTable::new(self.log_store()?))
     }
 
     /// Load the table at `at`; errors say what is wrong with the location or

@@ -8,6 +8,7 @@ mod log;
 mod options;
 mod provider;
 mod scan;
+mod write;
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ pub use provider::DeltaTableProvider;
 pub use scan::{DeltaScanCodec, DeltaScanExec, DeltaScanInfo};
 
 use crate::options::OptionSpec;
+use crate::write::{TableWrite, WriteKind};
 use crate::{
     At, Connector, ConnectorError, ConnectorErrorKind, ConnectorResult, TableRequest, WorkerNeed,
 };
@@ -120,6 +122,25 @@ impl Connector for DeltaConnector {
             schema,
             def.partition_columns.clone(),
         )))
+    }
+
+    async fn begin_write(
+        &self,
+        def: &TableDefinition,
+        kind: WriteKind,
+        state: &SessionState,
+    ) -> ConnectorResult<Box<dyn TableWrite>> {
+        let options = DeltaOptions::parse(&def.location, &def.options)?;
+        let location = log::DeltaLocation::open(&def.location, &options.s3, state.runtime_env())?;
+        Ok(Box::new(
+            write::DeltaTableWrite::begin(def, kind, location, state).await?,
+        ))
+    }
+
+    /// A write commits inside [`TableWrite::commit`]; what a stopped
+    /// coordinator left is discarded (or, committed, tidied) as for files.
+    async fn recover_write(&self, journal: &str, state: &SessionState) -> ConnectorResult<()> {
+        crate::files::write::recover(journal, state).await
     }
 
     /// The table's bucket, if it is on S3, as for file tables.

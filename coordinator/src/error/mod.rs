@@ -51,6 +51,8 @@ pub mod sqlstate {
     pub const UNDEFINED_FILE: &str = "58P01";
     /// `io_error`: files could not be written.
     pub const IO_ERROR: &str = "58030";
+    /// serialization_failure: a concurrent write got in first
+    pub const SERIALIZATION_FAILURE: &str = "40001";
     /// `insufficient_privilege`: the user may not do this.
     pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
     /// sqlclient_unable_to_establish_sqlconnection: a source that cannot be reached
@@ -172,6 +174,7 @@ impl From<ConnectorError> for SqlError {
             ConnectorErrorKind::WriteFailed => sqlstate::IO_ERROR,
             ConnectorErrorKind::LocationNotEmpty => sqlstate::DUPLICATE_TABLE,
             ConnectorErrorKind::NullValue => sqlstate::NULL_VALUE_NOT_ALLOWED,
+            ConnectorErrorKind::Conflict => sqlstate::SERIALIZATION_FAILURE,
         };
         Self::new(code, e.message)
     }
