@@ -129,9 +129,18 @@ impl clap::Args for ServeArgs {
 const RUNTIME_STACK_BYTES: usize = 16 << 20;
 
 fn main() -> anyhow::Result<()> {
+    // The Delta kernel logs every snapshot and scan at INFO: it says only
+    // warnings unless VIVACE_LOG names it.
+    let filter = std::env::var("VIVACE_LOG").unwrap_or_else(|_| "info".into());
+    let filter = if filter.contains("buoyant_kernel") {
+        filter
+    } else {
+        format!("{filter},buoyant_kernel=warn")
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_env("VIVACE_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_new(filter)
+                .unwrap_or_else(|_| EnvFilter::new("info,buoyant_kernel=warn")),
         )
         .init();
     let cli = Cli::parse();

@@ -6,88 +6,24 @@
 
 mod common;
 
-use std::process::Command;
-
+use common::delta::{
+    DAYS, TOTALS, active_files, check_versions, delta_rs, expected, field, read_with_delta_rs,
+    tag_rows, write_with_delta_rs,
+};
 use common::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
 use common::{Server, TempDir, sql_error, text_rows};
-use serde_json::Value;
 
-/// Write the test table at `uri` with delta-rs; what delta-rs reads back.
-fn write_with_delta_rs(uri: &str, storage_options: Option<Value>) -> Value {
-    delta_rs("write", uri, storage_options)
-}
-
-/// What delta-rs reads of the table at `uri`, version by version.
-fn read_with_delta_rs(uri: &str) -> Value {
-    delta_rs("read", uri, None)
-}
-
-fn delta_rs(mode: &str, uri: &str, storage_options: Option<Value>) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/delta_tables.py");
-    let mut cmd = Command::new("python3");
-    cmd.arg(script).arg(mode).arg(uri);
-    if let Some(options) = storage_options {
-        cmd.arg(options.to_string());
-    }
-    let out = cmd.output().expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "delta_tables.py failed (scripts/test installs deltalake from PyPI): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("delta_tables.py prints JSON")
-}
-
-/// What delta-rs read at each version: rows, sum(amount) and rows per day,
-/// as Vivace's text rows.
-fn expected(version: &Value) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
-    let totals = vec![vec![
-        version["rows"].to_string(),
-        version["amount"].to_string(),
-    ]];
-    let days = version["per_day"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| vec![d[0].as_str().unwrap().to_string(), d[1].to_string()])
-        .collect();
-    (totals, days)
-}
-
-const TOTALS: &str = "SELECT count(*), sum(amount) FROM events";
-const DAYS: &str = "SELECT dt, count(*) FROM events GROUP BY dt ORDER BY dt";
-
-/// Every version, at `VERSION AS OF`, equals what delta-rs read; the latest
-/// equals the last.
-async fn check_versions(client: &tokio_postgres::Client, written: &Value) {
-    let versions = written["versions"].as_array().unwrap();
-    for version in versions {
-        let v = version["version"].as_u64().unwrap();
-        let (totals, days) = expected(version);
-        let at = format!(" VERSION AS OF {v}");
-        assert_eq!(
-            text_rows(client, &format!("{TOTALS}{at}")).await,
-            totals,
-            "v{v}"
-        );
-        assert_eq!(
-            text_rows(
-                client,
-                &format!("SELECT dt, count(*) FROM events{at} GROUP BY dt ORDER BY dt")
-            )
-            .await,
-            days,
-            "v{v}"
-        );
-    }
-    let (totals, days) = expected(versions.last().unwrap());
-    assert_eq!(text_rows(client, TOTALS).await, totals);
-    assert_eq!(text_rows(client, DAYS).await, days);
-}
-
-#[tokio::test]
-async fn reads_every_version_of_a_table_delta_rs_wrote() {
-    let dir = TempDir::new("delta");
+/// A server with `events` registered: the table delta-rs wrote at `lake`.
+async fn registered_delta_rs_table(
+    name: &str,
+) -> (
+    TempDir,
+    std::path::PathBuf,
+    serde_json::Value,
+    Server,
+    tokio_postgres::Client,
+) {
+    let dir = TempDir::new(name);
     let lake = dir.path().join("events");
     let written = write_with_delta_rs(lake.to_str().unwrap(), None);
     let server = Server::start(&dir).await;
@@ -99,6 +35,12 @@ async fn reads_every_version_of_a_table_delta_rs_wrote() {
         ))
         .await
         .unwrap();
+    (dir, lake, written, server, client)
+}
+
+#[tokio::test]
+async fn reads_every_version_of_a_table_delta_rs_wrote() {
+    let (_dir, lake, written, _server, client) = registered_delta_rs_table("delta").await;
     // The columns and partitioning come from the log's latest version.
     let columns: Vec<String> = text_rows(
         &client,
@@ -108,6 +50,22 @@ async fn reads_every_version_of_a_table_delta_rs_wrote() {
     .concat();
     assert_eq!(columns, ["id", "amount", "dt", "note"]);
     check_versions(&client, &written).await;
+    // SHOW CREATE TABLE re-runs; a column list naming other columns does not.
+    let ddl = text_rows(&client, "SHOW CREATE TABLE events").await[0][1].clone();
+    assert!(ddl.contains("STORED AS DELTA"), "{ddl}");
+    client
+        .simple_query(&ddl.replacen("TABLE events", "TABLE events_again", 1))
+        .await
+        .unwrap();
+    let (code, _) = sql_error(
+        &client,
+        &format!(
+            "CREATE EXTERNAL TABLE wrong (id BIGINT) STORED AS DELTA LOCATION '{}'",
+            lake.display()
+        ),
+    )
+    .await;
+    assert_eq!(code, "42P16");
 
     // Each version has its own columns: `note` came in version 3.
     let first = written["versions"][0]["columns"].as_array().unwrap().len();
@@ -189,18 +147,7 @@ async fn reads_every_version_of_a_table_delta_rs_wrote() {
 
 #[tokio::test]
 async fn skips_files_by_partition_and_statistics_and_splits_over_workers() {
-    let dir = TempDir::new("delta-skip");
-    let lake = dir.path().join("events");
-    let written = write_with_delta_rs(lake.to_str().unwrap(), None);
-    let server = Server::start(&dir).await;
-    let client = server.client().await;
-    client
-        .simple_query(&format!(
-            "CREATE EXTERNAL TABLE events STORED AS DELTA LOCATION '{}'",
-            lake.display()
-        ))
-        .await
-        .unwrap();
+    let (_dir, _lake, written, _server, client) = registered_delta_rs_table("delta-skip").await;
     let scan_line = |plan: String| {
         plan.lines()
             .find(|l| l.contains("DeltaScanExec"))
@@ -287,20 +234,6 @@ async fn skips_files_by_partition_and_statistics_and_splits_over_workers() {
     check_versions(&client, &written).await;
 }
 
-/// The number after `key` in `line`.
-fn field(line: &str, key: &str) -> usize {
-    let at = line
-        .find(key)
-        .unwrap_or_else(|| panic!("no {key} in {line}"))
-        + key.len();
-    line[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn tables_on_s3_and_the_errors_of_create() {
     let s3 = S3Server::start();
@@ -336,6 +269,43 @@ async fn tables_on_s3_and_the_errors_of_create() {
         .await
         .unwrap();
     check_versions(&client, &written).await;
+
+    // A table Vivace writes on S3: two commits, read back by delta-rs.
+    let storage = serde_json::json!({
+        "AWS_ENDPOINT_URL": s3.endpoint,
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_ALLOW_HTTP": "true",
+    });
+    client
+        .simple_query(&format!(
+            "CREATE TABLE copy STORED AS DELTA PARTITIONED BY (dt) LOCATION 's3://lake/copy/' {options} \
+             AS SELECT id, amount, dt FROM events VERSION AS OF 0"
+        ))
+        .await
+        .unwrap();
+    client
+        .simple_query(
+            "INSERT INTO copy SELECT id, amount, dt FROM events VERSION AS OF 1 WHERE id > 3000",
+        )
+        .await
+        .unwrap();
+    let copied = delta_rs("read", "s3://lake/copy", Some(storage));
+    let rows: Vec<u64> = copied["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["rows"].as_u64().unwrap())
+        .collect();
+    let v0 = written["versions"][0]["rows"].as_u64().unwrap();
+    let v1 = written["versions"][1]["rows"].as_u64().unwrap();
+    assert_eq!(rows, [v0, v1]);
+    assert_eq!(
+        text_rows(&client, "SELECT count(*) FROM copy").await,
+        vec![vec![v1.to_string()]]
+    );
+    client.simple_query("DROP TABLE copy").await.unwrap();
 
     // Not a Delta table: 42P01, and nothing is stored.
     s3.put("lake", "plain/part-0.parquet", b"not parquet".to_vec())
@@ -397,20 +367,6 @@ async fn refuses_a_table_feature_it_does_not_read() {
     assert_eq!(code, "0A000", "{message}");
     assert!(message.contains("futureFeature"), "{message}");
     assert!(common::table_names(&client).await.is_empty());
-}
-
-/// The rows count a statement's command tag reports.
-async fn tag_rows(client: &tokio_postgres::Client, sql: &str) -> u64 {
-    client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
-        .into_iter()
-        .find_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::CommandComplete(n) => Some(n),
-            _ => None,
-        })
-        .unwrap()
 }
 
 /// Events over five days: `id`, `amount`, `dt`.
@@ -507,26 +463,82 @@ async fn writes_are_delta_commits_that_delta_rs_reads_back() {
 
     // kill -9 in the middle of a write: no new version.
     let versions = read["versions"].as_array().unwrap().len();
-    let writer = server.client().await;
-    let insert = tokio::spawn(async move {
-        writer
-            .simple_query(
-                "INSERT INTO events SELECT value, value, '2024-03-09' FROM generate_series(1, 30000000)",
-            )
-            .await
-    });
     let staging = lake.join("_vivace_staging");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !staging.exists() && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(staging.exists(), "the write never started staging");
-    server.kill();
-    let _ = insert.await;
-    server.restart().await;
+    common::kill_while_writing(
+        &mut server,
+        "INSERT INTO events SELECT value, value, '2024-03-09' FROM generate_series(1, 30000000)",
+        &staging,
+    )
+    .await;
     let client = server.client().await;
     let read = read_with_delta_rs(lake.to_str().unwrap());
     assert_eq!(read["versions"].as_array().unwrap().len(), versions);
     check_versions(&client, &read).await;
     assert!(!staging.exists());
+}
+
+#[tokio::test]
+async fn optimize_compacts_small_files_in_one_commit() {
+    let dir = TempDir::new("delta-optimize");
+    let lake = dir.path().join("events");
+    let server = Server::start(&dir).await;
+    let client = server.client().await;
+    tag_rows(
+        &client,
+        &format!(
+            "CREATE TABLE events STORED AS DELTA PARTITIONED BY (dt) LOCATION '{}/' AS {EVENTS}",
+            lake.display()
+        ),
+    )
+    .await;
+    for i in 1..=3 {
+        tag_rows(
+            &client,
+            &format!("INSERT INTO events SELECT id + {i} * 20000, amount, dt FROM ({EVENTS})"),
+        )
+        .await;
+    }
+    assert_eq!(active_files(&client).await, 20);
+    let before = read_with_delta_rs(lake.to_str().unwrap());
+    let versions = before["versions"].as_array().unwrap().len();
+    let totals = text_rows(&client, TOTALS).await;
+
+    // One partition: its four files become one; the rows do not change.
+    client
+        .simple_query("OPTIMIZE events WHERE dt = '2024-03-01'")
+        .await
+        .unwrap();
+    assert_eq!(active_files(&client).await, 17);
+    assert_eq!(text_rows(&client, TOTALS).await, totals);
+    // The whole table.
+    client.simple_query("OPTIMIZE events").await.unwrap();
+    assert_eq!(active_files(&client).await, 5);
+    let after = read_with_delta_rs(lake.to_str().unwrap());
+    assert_eq!(after["versions"].as_array().unwrap().len(), versions + 2);
+    assert_eq!(after["operations"][0], "OPTIMIZE");
+    assert_eq!(after["operations"][1], "OPTIMIZE");
+    // Every version, old ones included, still reads as delta-rs reads it.
+    check_versions(&client, &after).await;
+    let last = after["versions"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["rows"], before["versions"][versions - 1]["rows"]);
+    assert_eq!(last["amount"], before["versions"][versions - 1]["amount"]);
+    // Nothing left to compact: no new version.
+    client.simple_query("OPTIMIZE events").await.unwrap();
+    let again = read_with_delta_rs(lake.to_str().unwrap());
+    assert_eq!(again["versions"].as_array().unwrap().len(), versions + 2);
+
+    // Errors: a predicate on a data column, a table that is not Delta.
+    let (code, message) = sql_error(&client, "OPTIMIZE events WHERE amount > 3").await;
+    assert_eq!(code, "0A000", "{message}");
+    client
+        .simple_query(&format!(
+            "CREATE TABLE plain STORED AS PARQUET LOCATION '{}/plain/' AS SELECT 1 AS x",
+            dir.path().display()
+        ))
+        .await
+        .unwrap();
+    let (code, _) = sql_error(&client, "OPTIMIZE plain").await;
+    assert_eq!(code, "0A000");
+    let (code, _) = sql_error(&client, "OPTIMIZE nothing").await;
+    assert_eq!(code, "42P01");
 }

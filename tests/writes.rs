@@ -430,24 +430,14 @@ async fn a_killed_write_leaves_the_table_as_it_was_or_fully_written() {
         vec![vec!["1000".to_string()]]
     );
     // A long INSERT, killed while it writes.
-    let writer = server.client().await;
-    let insert = tokio::spawn(async move {
-        writer
-            .simple_query(
-                "INSERT INTO big SELECT value, value % 10 FROM generate_series(1, 30000000)",
-            )
-            .await
-    });
     let staging = table_dir.join("_vivace_staging");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !staging.exists() && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(staging.exists(), "the write never started staging");
-    server.kill();
-    let _ = insert.await;
+    common::kill_while_writing(
+        &mut server,
+        "INSERT INTO big SELECT value, value % 10 FROM generate_series(1, 30000000)",
+        &staging,
+    )
+    .await;
     // Staged files exist, but readers never list them.
-    server.restart().await;
     let client = server.client().await;
     let count = text_rows(&client, "SELECT count(*) FROM big").await[0][0].clone();
     assert!(

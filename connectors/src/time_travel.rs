@@ -128,7 +128,9 @@ impl TableFunctionImpl for TableAt {
         handle.spawn(async move {
             let _ = tx.send(travel.await);
         });
-        Ok(rx.recv().map_err(|_| {
+        // Wait without holding a runtime worker: the log reader itself waits
+        // on tasks of this runtime, which need a free worker to run.
+        Ok(tokio::task::block_in_place(|| rx.recv()).map_err(|_| {
             ConnectorError::new(
                 ConnectorErrorKind::Unreachable,
                 "reading the table's log stopped",

@@ -35,6 +35,9 @@ pub enum WriteKind {
     Create,
     /// Rows into an existing table, replacing what [`Replace`] says.
     Insert(Replace),
+    /// `OPTIMIZE [WHERE predicate]`: the table's small files rewritten into
+    /// target-sized ones; the predicate (SQL text) names the partitions.
+    Compact(Option<String>),
 }
 
 /// A write's commit: what to journal at the commit point, and what it did.
@@ -59,6 +62,12 @@ pub trait TableWrite: Send + Sync {
     /// that writes (and publishes nothing); its output is what
     /// [`Self::commit`] reads.
     fn target(&self) -> ConnectorResult<Arc<dyn TableProvider>>;
+
+    /// The rows a compaction rewrites (`None` for other writes, whose rows
+    /// come from the statement).
+    fn source(&self) -> Option<Arc<dyn TableProvider>> {
+        None
+    }
 
     /// Decide the commit from the write plan's output.
     async fn commit(&mut self, output: &[RecordBatch]) -> ConnectorResult<Commit>;

@@ -8,6 +8,7 @@ pub mod cassandra;
 pub mod cluster;
 pub mod credentials;
 pub mod data;
+pub mod delta;
 pub mod elasticsearch;
 pub mod netns;
 pub mod opensearch;
@@ -367,4 +368,19 @@ pub async fn explain(client: &Client, sql: &str) -> String {
         .map(|r| r.join(" "))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Start `sql` (a long write) on a connection of its own, wait until its
+/// staging folder `staging` appears, then `kill -9` the server and restart it.
+pub async fn kill_while_writing(server: &mut Server, sql: &'static str, staging: &Path) {
+    let writer = server.client().await;
+    let write = tokio::spawn(async move { writer.simple_query(sql).await });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !staging.exists() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(staging.exists(), "the write never started staging");
+    server.kill();
+    let _ = write.await;
+    server.restart().await;
 }

@@ -3,6 +3,7 @@
 //! as DataFusion Parquet scans that ship to workers; time travel
 //! (`VERSION AS OF`, `TIMESTAMP AS OF`) and `delta_history('table')`.
 
+mod compact;
 mod functions;
 mod log;
 mod options;
@@ -81,11 +82,21 @@ impl Connector for DeltaConnector {
         let snapshot = table.snapshot().map_err(|e| log::delta_error(place, e))?;
         let schema = log::arrow_schema(place, snapshot)?;
         let partition_columns = snapshot.metadata().partition_columns().to_vec();
-        if request.declared_schema.is_some() {
-            return Err(ConnectorError::new(
-                ConnectorErrorKind::SchemaMismatch,
-                "a Delta table's columns come from its log: leave out the column list",
-            ));
+        // A column list (as SHOW CREATE TABLE prints one) must name the log's
+        // columns in order; their types are the log's.
+        if let Some(declared) = &request.declared_schema {
+            let names = |s: &datafusion::arrow::datatypes::Schema| -> Vec<String> {
+                s.fields().iter().map(|f| f.name().clone()).collect()
+            };
+            if names(declared) != names(&schema) {
+                return Err(ConnectorError::new(
+                    ConnectorErrorKind::SchemaMismatch,
+                    format!(
+                        "the Delta table at '{place}' has the columns ({}); leave out the column list or name those",
+                        names(&schema).join(", ")
+                    ),
+                ));
+            }
         }
         if !request.partition_columns.is_empty() && request.partition_columns != partition_columns {
             return Err(ConnectorError::new(

@@ -1,17 +1,19 @@
-//! `OPTIONS (...)` of Delta tables: the `aws.*` keys of S3 locations (shared
-//! with file tables) and the size writes roll files at.
+//! `OPTIONS (...)` of Delta tables: the `aws.*` keys of S3 locations and the
+//! writes' `target_file_size` and `sorted_by`, all shared with file tables
+//! (whose writer writes a Delta table's files).
 
 use std::collections::BTreeMap;
 
 use crate::ConnectorResult;
 use crate::files::S3Options;
 use crate::files::options::{
-    DEFAULT_TARGET_FILE_SIZE, S3_OPTIONS, TARGET_FILE_SIZE, check_s3_key, parse_s3, parse_size,
+    DEFAULT_TARGET_FILE_SIZE, S3_OPTIONS, SORTED_BY, TARGET_FILE_SIZE, check_s3_key, parse_s3,
+    parse_size,
 };
 use crate::options::{OptionSpec, OptionValues, concat};
 
 /// The `OPTIONS` keys of Delta tables.
-pub const OPTIONS: &[OptionSpec] = &concat::<1, 10, 11>([TARGET_FILE_SIZE], S3_OPTIONS);
+pub const OPTIONS: &[OptionSpec] = &concat::<2, 10, 12>([TARGET_FILE_SIZE, SORTED_BY], S3_OPTIONS);
 
 /// Typed options of a Delta table.
 #[derive(Debug, Clone)]

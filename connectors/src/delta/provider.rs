@@ -4,6 +4,7 @@
 //! Parquet scan — which ships to workers like any file scan, each task given
 //! its share of the files.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -42,6 +43,9 @@ pub struct DeltaTableProvider {
     partition_columns: Vec<String>,
     /// The version a time-travel reference loaded when it was planned.
     pinned: Option<Arc<DeltaTable>>,
+    /// Only these files of the version (as the log names them): the files a
+    /// compaction rewrites.
+    only: Option<Arc<HashSet<String>>>,
 }
 
 impl DeltaTableProvider {
@@ -58,6 +62,20 @@ impl DeltaTableProvider {
             schema,
             partition_columns,
             pinned: None,
+            only: None,
+        }
+    }
+
+    /// The files `only` of the version `table` holds, with this table's
+    /// columns (a compaction's input).
+    pub fn files_of(&self, table: DeltaTable, only: HashSet<String>) -> Self {
+        Self {
+            name: self.name.clone(),
+            location: self.location.clone(),
+            schema: Arc::clone(&self.schema),
+            partition_columns: self.partition_columns.clone(),
+            pinned: Some(Arc::new(table)),
+            only: Some(Arc::new(only)),
         }
     }
 
@@ -83,6 +101,7 @@ impl DeltaTableProvider {
             schema: super::log::arrow_schema(place, state)?,
             partition_columns: state.metadata().partition_columns().to_vec(),
             pinned: Some(Arc::new(table)),
+            only: None,
         })
     }
 
@@ -124,7 +143,12 @@ impl DeltaTableProvider {
         let mut total = 0;
         for (i, file) in log.iter().enumerate() {
             total += 1;
-            if keep.as_ref().is_some_and(|keep| !keep[i]) {
+            if keep.as_ref().is_some_and(|keep| !keep[i])
+                || self
+                    .only
+                    .as_ref()
+                    .is_some_and(|only| !only.contains(&*file.path()))
+            {
                 continue;
             }
             if file.deletion_vector_descriptor().is_some() {
@@ -219,7 +243,7 @@ fn object_path(root: &Path, file: &str) -> Path {
 }
 
 /// A partition value from the log (text; `None` for NULL) as the column's type.
-fn partition_value(raw: Option<String>, field: &FieldRef) -> DFResult<ScalarValue> {
+pub(super) fn partition_value(raw: Option<String>, field: &FieldRef) -> DFResult<ScalarValue> {
     match raw {
         None => ScalarValue::try_from(field.data_type()),
         Some(text) => ScalarValue::try_from_string(text, field.data_type()),

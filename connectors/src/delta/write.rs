@@ -14,7 +14,7 @@
 //!
 //! [`FileWriteExec`]: crate::files::write::FileWriteExec
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -32,6 +32,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_perc
 use vivace_catalog::TableDefinition;
 
 use super::log::{DeltaLocation, delta_error};
+use super::provider::DeltaTableProvider;
 use crate::files::write::publish::{self, Publication, WriteJournal};
 use crate::files::write::{WriteSpec, WriteTable, WrittenFile, partition_folder, written_files};
 use crate::write::{Commit, Replace, TableWrite, WriteKind};
@@ -53,6 +54,8 @@ pub struct DeltaTableWrite {
     location: DeltaLocation,
     /// The version the write read (`None` for a new table).
     table: Option<DeltaTable>,
+    /// A compaction: the files it rewrites, and a scan of them.
+    compaction: Option<(HashSet<String>, Arc<DeltaTableProvider>)>,
     committed: Option<u64>,
 }
 
@@ -74,16 +77,30 @@ impl DeltaTableWrite {
         let store = publish::store(&spec, state.runtime_env())?;
         let table = match kind {
             WriteKind::Create => {
+                // Columns Delta cannot hold are refused before any file is written.
+                kernel_schema(spec.schema()?.as_ref())?;
                 publish::check_empty(&spec, store.as_ref()).await?;
                 None
             }
-            WriteKind::Insert(_) => Some(location.load(At::Latest).await?),
+            WriteKind::Insert(_) | WriteKind::Compact(_) => Some(location.load(At::Latest).await?),
+        };
+        let compaction = match (&kind, &table) {
+            (WriteKind::Compact(predicate), Some(table)) => Some(compaction(
+                def,
+                &spec,
+                &location,
+                table,
+                predicate.as_deref(),
+                state,
+            )?),
+            _ => None,
         };
         Ok(Self {
             spec,
             kind,
             location,
             table,
+            compaction,
             committed: None,
         })
     }
@@ -108,6 +125,7 @@ impl DeltaTableWrite {
                 .map_err(|e| delta_error(self.location.url.as_str(), e.into()))?,
             ));
         }
+        let data_change = self.compaction.is_none();
         for file in files {
             actions.push(Action::Add(Add {
                 path: utf8_percent_encode(&decoded(&file.relative), PATH_KEEPS).to_string(),
@@ -117,7 +135,7 @@ impl DeltaTableWrite {
                     .collect(),
                 size: i64::try_from(file.bytes).unwrap_or(i64::MAX),
                 modification_time: now,
-                data_change: true,
+                data_change,
                 stats: Some(serde_json::json!({ "numRecords": file.rows }).to_string()),
                 tags: None,
                 deletion_vector: None,
@@ -132,7 +150,11 @@ impl DeltaTableWrite {
             let replaced = Replaced::of(&self.kind, files);
             for file in state.log_data().iter() {
                 let folder = folder_of(&self.spec.partition_columns, &file.partition_values_map());
-                if replaced.matches(&folder) {
+                if let Some((rewritten, _)) = &self.compaction {
+                    if rewritten.contains(&*file.path()) {
+                        actions.push(Action::Remove(file.remove_action(false)));
+                    }
+                } else if replaced.matches(&folder) {
                     actions.push(Action::Remove(file.remove_action(true)));
                 }
             }
@@ -145,6 +167,15 @@ impl DeltaTableWrite {
         let partition_by =
             (!self.spec.partition_columns.is_empty()).then(|| self.spec.partition_columns.clone());
         let (mode, predicate) = match &self.kind {
+            WriteKind::Compact(predicate) => {
+                return DeltaOperation::Optimize {
+                    predicate: predicate.clone(),
+                    target_size: self
+                        .spec
+                        .file_options()
+                        .map_or(0, |o| i64::try_from(o.target_file_size).unwrap_or(i64::MAX)),
+                };
+            }
             WriteKind::Create => (SaveMode::ErrorIfExists, None),
             WriteKind::Insert(Replace::Nothing) => (SaveMode::Append, None),
             WriteKind::Insert(Replace::All) => (SaveMode::Overwrite, None),
@@ -194,6 +225,54 @@ impl DeltaTableWrite {
     }
 }
 
+/// What a compaction of `table` rewrites: its files, and a scan of them. The
+/// table's columns must be those it was registered with.
+fn compaction(
+    def: &TableDefinition,
+    spec: &WriteSpec,
+    location: &DeltaLocation,
+    table: &DeltaTable,
+    predicate: Option<&str>,
+    session: &SessionState,
+) -> ConnectorResult<(HashSet<String>, Arc<DeltaTableProvider>)> {
+    let place = location.url.as_str();
+    let state = table.snapshot().map_err(|e| delta_error(place, e))?;
+    let schema = crate::columns::from_columns(&def.columns)?;
+    let current = super::log::arrow_schema(place, state)?;
+    if current.fields().len() != schema.fields().len()
+        || current
+            .fields()
+            .iter()
+            .zip(schema.fields())
+            .any(|(a, b)| a.name() != b.name())
+    {
+        return Err(ConnectorError::new(
+            ConnectorErrorKind::SchemaMismatch,
+            format!(
+                "the columns of the Delta table at '{place}' changed since \"{}\" was registered; drop and register it again before OPTIMIZE",
+                def.name
+            ),
+        ));
+    }
+    let target = spec.file_options()?.target_file_size;
+    let files = super::compact::files_to_compact(
+        state,
+        &schema,
+        &def.partition_columns,
+        predicate,
+        target,
+        session,
+    )?;
+    let scan = DeltaTableProvider::new(
+        def.name.to_string(),
+        location.clone(),
+        schema,
+        def.partition_columns.clone(),
+    )
+    .files_of(table.clone(), files.clone());
+    Ok((files, Arc::new(scan)))
+}
+
 /// Which of the table's files an overwrite replaces, by partition folder.
 enum Replaced {
     Nothing,
@@ -207,7 +286,9 @@ enum Replaced {
 impl Replaced {
     fn of(kind: &WriteKind, files: &[WrittenFile]) -> Self {
         match kind {
-            WriteKind::Create | WriteKind::Insert(Replace::Nothing) => Self::Nothing,
+            WriteKind::Create | WriteKind::Insert(Replace::Nothing) | WriteKind::Compact(_) => {
+                Self::Nothing
+            }
             WriteKind::Insert(Replace::All) => Self::All,
             WriteKind::Insert(Replace::Partition(values)) => Self::Prefix(partition_folder(
                 values.iter().map(|(c, v)| (c.as_str(), v.as_str())),
@@ -304,6 +385,14 @@ impl TableWrite for DeltaTableWrite {
 
     fn target(&self) -> ConnectorResult<Arc<dyn TableProvider>> {
         Ok(Arc::new(WriteTable::new(self.spec.clone())?))
+    }
+
+    /// A compaction's files, when it has any to rewrite.
+    fn source(&self) -> Option<Arc<dyn TableProvider>> {
+        self.compaction
+            .as_ref()
+            .filter(|(files, _)| !files.is_empty())
+            .map(|(_, scan)| Arc::clone(scan) as Arc<dyn TableProvider>)
     }
 
     /// Move the files under the table, then commit them to its log.

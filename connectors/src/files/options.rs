@@ -140,10 +140,7 @@ pub const OPTIONS: &[OptionSpec] = &concat::<6, 10, 16>(
             "only files ending with this are read (default from format and compression, e.g. .csv.gz; '' reads every file)",
         ),
         TARGET_FILE_SIZE,
-        OptionSpec::key(
-            "sorted_by",
-            "writes: sort each written file by these comma-separated columns (SORTED BY)",
-        ),
+        SORTED_BY,
     ],
     S3_OPTIONS,
 );
@@ -153,6 +150,12 @@ pub const TARGET_FILE_SIZE: OptionSpec = OptionSpec::with_default(
     "target_file_size",
     "writes: start a new file past this size (e.g. 256MB, 1GiB)",
     "128MiB",
+);
+
+/// `sorted_by`, of every table Vivace writes files into.
+pub const SORTED_BY: OptionSpec = OptionSpec::key(
+    "sorted_by",
+    "writes: sort each written file by these comma-separated columns (SORTED BY)",
 );
 
 /// The `aws.*` keys of tables on S3 (files and Delta), each refused at a

@@ -142,7 +142,49 @@ impl Engine {
         self.access.check(user, &def.name.table)?;
         let connector = self.connectors.get(&def.connector)?;
         let creates = kind == WriteKind::Create;
-        let mut write = connector.begin_write(def, kind, &self.template).await?;
+        let write = connector.begin_write(def, kind, &self.template).await?;
+        self.drive(ctx, def, creates, write, source, cancel).await
+    }
+
+    /// `OPTIMIZE name [WHERE predicate]`: rewrite the table's small files
+    /// into target-sized ones (one commit); the rows rewritten.
+    pub async fn optimize(
+        &self,
+        ctx: &SessionContext,
+        name: &vivace_catalog::TableName,
+        predicate: Option<String>,
+        user: Option<&str>,
+        cancel: &QueryCancel,
+    ) -> SqlResult<u64> {
+        let def = self.definition(name)?;
+        self.access.check(user, &def.name.table)?;
+        let connector = self.connectors.get(&def.connector)?;
+        let write = connector
+            .begin_write(&def, WriteKind::Compact(predicate), &self.template)
+            .await?;
+        let Some(source) = write.source() else {
+            return Ok(0);
+        };
+        let source = datafusion::logical_expr::LogicalPlanBuilder::scan(
+            def.name.table.as_str(),
+            provider_as_source(source),
+            None,
+        )?
+        .build()?;
+        self.drive(ctx, &def, false, write, source, cancel).await
+    }
+
+    /// Run a begun write: journal it, run its plan, commit and publish it, or
+    /// clean up after it.
+    async fn drive(
+        &self,
+        ctx: &SessionContext,
+        def: &TableDefinition,
+        creates: bool,
+        mut write: Box<dyn TableWrite>,
+        source: LogicalPlan,
+        cancel: &QueryCancel,
+    ) -> SqlResult<u64> {
         // Workers writing to S3 register the bucket, as for reads.
         self.remember_worker_needs(def)?;
         let id = write.id().to_string();

@@ -659,6 +659,17 @@ impl Session {
                 })
             }
             Command::CreateTableAs(request) => self.create_table_as(*request).await,
+            Command::Optimize { name, predicate } => {
+                let cancel = self.cancel.current();
+                let user = self.user()?;
+                self.engine
+                    .optimize(&self.ctx, &name, predicate, user.as_deref(), &cancel)
+                    .await?;
+                Ok(Outcome::Tag {
+                    tag: "OPTIMIZE",
+                    notice: None,
+                })
+            }
             Command::CreateView(def, or_replace) => {
                 self.engine.create_view(def, or_replace).await?;
                 Ok(Outcome::Tag {

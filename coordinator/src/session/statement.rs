@@ -57,6 +57,13 @@ pub enum Command {
     },
     /// `CREATE TABLE name STORED AS … LOCATION … AS query`
     CreateTableAs(Box<crate::session::writes::CreateTableAs>),
+    /// `OPTIMIZE [TABLE] name [WHERE predicate]`: compact a table's small files.
+    Optimize {
+        /// The table.
+        name: TableName,
+        /// The partitions to compact, as SQL text.
+        predicate: Option<String>,
+    },
     /// `EXPLAIN` of a write (`CREATE TABLE … AS`, `INSERT`).
     ExplainWrite(writes::WriteStatement),
     /// `CREATE [OR REPLACE] VIEW name [(columns)] AS query`
@@ -227,6 +234,7 @@ impl StatementParser {
                 }
                 Ok(commands)
             }
+            ["OPTIMIZE", ..] => Ok(vec![parse_optimize(text)?]),
             ["DROP", "EXTERNAL", "TABLE", ..] => {
                 let rest = text.trim_start()[4..].trim_start()[8..].to_string();
                 self.parse_one(&format!("DROP{rest}"))
@@ -260,6 +268,30 @@ impl StatementParser {
             },
         }
     }
+}
+
+/// `OPTIMIZE [TABLE] name [WHERE predicate]` (Delta Lake's statement).
+fn parse_optimize(text: &str) -> SqlResult<Command> {
+    let mut p = Parser::new(&PostgreSqlDialect {}).try_with_sql(text)?;
+    p.next_token(); // OPTIMIZE
+    let _ = p.parse_keyword(Keyword::TABLE);
+    let name = table_name(p.parse_object_name(false)?)?;
+    let predicate = if p.peek_keyword(Keyword::WHERE) {
+        let at = p.next_token().span.end;
+        let start = byte_offset(text, &line_starts(text), at);
+        let rest = text[start..].trim().trim_end_matches(';').trim();
+        if rest.is_empty() {
+            return Err(SqlError::new(
+                sqlstate::SYNTAX_ERROR,
+                "OPTIMIZE … WHERE needs a condition on partition columns",
+            ));
+        }
+        Some(rest.to_string())
+    } else {
+        p.expect_token(&Token::EOF)?;
+        None
+    };
+    Ok(Command::Optimize { name, predicate })
 }
 
 /// `CREATE` / `DROP` / `REFRESH EXTERNAL SCHEMA`, which no SQL parser knows.

@@ -384,7 +384,7 @@ impl Session {
 
 impl Session {
     /// The user this session logged in as.
-    fn user(&self) -> SqlResult<Option<String>> {
+    pub(super) fn user(&self) -> SqlResult<Option<String>> {
         Ok(self
             .settings
             .lock()

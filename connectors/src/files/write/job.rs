@@ -31,6 +31,16 @@ impl FileTableWrite {
         kind: WriteKind,
         state: &SessionState,
     ) -> ConnectorResult<Self> {
+        if let WriteKind::Compact(_) = kind {
+            return Err(crate::ConnectorError::new(
+                crate::ConnectorErrorKind::Unsupported,
+                format!(
+                    "OPTIMIZE compacts Delta tables; \"{}\" is a {} table",
+                    def.name,
+                    def.connector.to_ascii_uppercase()
+                ),
+            ));
+        }
         let spec = WriteSpec::new(def)?;
         let store = publish::store(&spec, state.runtime_env())?;
         if kind == WriteKind::Create {
@@ -72,7 +82,9 @@ impl TableWrite for FileTableWrite {
         let files: Vec<_> = output.iter().flat_map(written_files).collect();
         let store = self.store.as_ref();
         let replaced = match &self.kind {
-            WriteKind::Create | WriteKind::Insert(Replace::Nothing) => vec![],
+            WriteKind::Create | WriteKind::Insert(Replace::Nothing) | WriteKind::Compact(_) => {
+                vec![]
+            }
             WriteKind::Insert(Replace::All) => publish::data_files(&self.spec, store, None).await?,
             WriteKind::Insert(Replace::Partition(values)) => {
                 let folder =
