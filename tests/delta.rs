@@ -8,10 +8,10 @@ mod common;
 
 use common::delta::{
     DAYS, TOTALS, active_files, check_versions, delta_rs, expected, field, read_with_delta_rs,
-    tag_rows, write_with_delta_rs,
+    write_with_delta_rs,
 };
 use common::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
-use common::{Server, TempDir, sql_error, text_rows};
+use common::{Server, TempDir, sql_error, tag_rows, text_rows};
 
 /// A server with `events` registered: the table delta-rs wrote at `lake`.
 async fn registered_delta_rs_table(

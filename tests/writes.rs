@@ -8,9 +8,8 @@ mod common;
 use std::path::Path;
 
 use common::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
-use common::{Server, TempDir, sql_error, text_rows};
+use common::{Server, TempDir, sql_error, tag_rows, text_rows};
 use futures::TryStreamExt;
-use tokio_postgres::SimpleQueryMessage;
 
 /// Every file below `dir`, relative path and size, sorted.
 fn files(dir: &Path) -> Vec<(String, u64)> {
@@ -45,20 +44,6 @@ fn partition_files(dir: &Path, folder: &str) -> Vec<(String, Vec<u8>)> {
             )
         })
         .collect()
-}
-
-/// The rows count a statement's command tag reports.
-async fn tag_rows(client: &tokio_postgres::Client, sql: &str) -> u64 {
-    client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
-        .into_iter()
-        .find_map(|m| match m {
-            SimpleQueryMessage::CommandComplete(n) => Some(n),
-            _ => None,
-        })
-        .unwrap()
 }
 
 /// Events over five days: `id`, `amount`, `dt` (`2024-03-01` … `2024-03-05`).

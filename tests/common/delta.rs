@@ -93,20 +93,6 @@ pub fn field(line: &str, key: &str) -> usize {
         .unwrap()
 }
 
-/// The rows count a statement's command tag reports.
-pub async fn tag_rows(client: &tokio_postgres::Client, sql: &str) -> u64 {
-    client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
-        .into_iter()
-        .find_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::CommandComplete(n) => Some(n),
-            _ => None,
-        })
-        .unwrap()
-}
-
 /// The files the latest version of `events` holds, from `EXPLAIN`.
 pub async fn active_files(client: &tokio_postgres::Client) -> usize {
     let plan = super::explain(client, "SELECT sum(amount) FROM events").await;

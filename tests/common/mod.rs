@@ -384,3 +384,17 @@ pub async fn kill_while_writing(server: &mut Server, sql: &'static str, staging:
     let _ = write.await;
     server.restart().await;
 }
+
+/// The rows count a statement's command tag reports.
+pub async fn tag_rows(client: &Client, sql: &str) -> u64 {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+        .into_iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::CommandComplete(n) => Some(n),
+            _ => None,
+        })
+        .unwrap()
+}

@@ -232,9 +232,7 @@ impl DeltaTableProvider {
 /// root (or, as some writers do, by a full URL).
 fn object_path(root: &Path, file: &str) -> Path {
     match url::Url::parse(file) {
-        Ok(url) if url.scheme() != "file" || file.starts_with("file:") => {
-            Path::from_url_path(url.path()).unwrap_or_else(|_| Path::from(url.path()))
-        }
+        Ok(url) => Path::from_url_path(url.path()).unwrap_or_else(|_| Path::from(url.path())),
         _ => {
             let joined = format!("{}/{}", root.as_ref().trim_end_matches('/'), file);
             Path::parse(&joined).unwrap_or_else(|_| Path::from(joined.as_str()))
