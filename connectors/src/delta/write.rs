@@ -34,7 +34,9 @@ use vivace_catalog::TableDefinition;
 use super::log::{DeltaLocation, delta_error};
 use super::provider::DeltaTableProvider;
 use crate::files::write::publish::{self, Publication, WriteJournal};
-use crate::files::write::{WriteSpec, WriteTable, WrittenFile, partition_folder, written_files};
+use crate::files::write::{
+    WriteSpec, WriteTable, WrittenFile, partition_folder, write_failed, written_files,
+};
 use crate::write::{Commit, Replace, TableWrite, WriteKind};
 use crate::{At, ConnectorError, ConnectorErrorKind, ConnectorResult};
 
@@ -74,12 +76,11 @@ impl DeltaTableWrite {
             connector: crate::files::FileFormatKind::Parquet.name().to_string(),
             ..def.clone()
         })?;
-        let store = publish::store(&spec, state.runtime_env())?;
         let table = match kind {
             WriteKind::Create => {
                 // Columns Delta cannot hold are refused before any file is written.
                 kernel_schema(spec.schema()?.as_ref())?;
-                publish::check_empty(&spec, store.as_ref()).await?;
+                publish::check_empty(&spec, location.store.as_ref()).await?;
                 None
             }
             WriteKind::Insert(_) | WriteKind::Compact(_) => Some(location.load(At::Latest).await?),
@@ -221,7 +222,7 @@ impl DeltaTableWrite {
                 replaced: vec![],
             }),
         })
-        .map_err(|e| ConnectorError::new(ConnectorErrorKind::WriteFailed, e.to_string()))
+        .map_err(write_failed)
     }
 }
 
@@ -343,7 +344,7 @@ fn decoded(path: &str) -> String {
 /// which every Delta reader reads.
 fn new_protocol() -> ConnectorResult<Protocol> {
     serde_json::from_value(serde_json::json!({ "minReaderVersion": 1, "minWriterVersion": 2 }))
-        .map_err(|e| ConnectorError::new(ConnectorErrorKind::WriteFailed, e.to_string()))
+        .map_err(write_failed)
 }
 
 /// The table's columns as Delta's schema.
