@@ -89,6 +89,33 @@ impl DeltaLocation {
         Ok(DeltaTable::new(self.log_store()?))
     }
 
+    /// The latest version, starting from `known`, an earlier load of this
+    /// location: when no commit was added since, the log is listed and not
+    /// read again; when some were, only they are applied.
+    pub async fn latest_from(&self, known: Option<&DeltaTable>) -> ConnectorResult<DeltaTable> {
+        let Some(known) = known else {
+            return self.load(At::Latest).await;
+        };
+        let place = self.url.as_str();
+        let latest = known
+            .get_latest_version()
+            .await
+            .map_err(|e| delta_error(place, e))?;
+        match known.version() {
+            Some(version) if version == latest => return Ok(known.clone()),
+            Some(version) if version < latest => {}
+            // The table was replaced by an older-looking one: start over.
+            _ => return self.load(At::Latest).await,
+        }
+        let mut table = known.clone();
+        if table.update_incremental(None).await.is_err() {
+            // Commits cleaned up past a checkpoint, say: read the log afresh.
+            return self.load(At::Latest).await;
+        }
+        check_readable(place, table.snapshot().map_err(|e| delta_error(place, e))?)?;
+        Ok(table)
+    }
+
     /// Load the table at `at`; errors say what is wrong with the location or
     /// the version asked for, and refuse tables with features Vivace would
     /// read wrongly.

@@ -46,6 +46,9 @@ pub struct DeltaTableProvider {
     /// Only these files of the version (as the log names them): the files a
     /// compaction rewrites.
     only: Option<Arc<HashSet<String>>>,
+    /// The latest version as last loaded, brought up to date by each scan
+    /// (a listing of the log when nothing changed, instead of a full read).
+    latest: Arc<std::sync::Mutex<Option<DeltaTable>>>,
 }
 
 impl DeltaTableProvider {
@@ -63,6 +66,7 @@ impl DeltaTableProvider {
             partition_columns,
             pinned: None,
             only: None,
+            latest: Arc::default(),
         }
     }
 
@@ -76,6 +80,7 @@ impl DeltaTableProvider {
             partition_columns: self.partition_columns.clone(),
             pinned: Some(Arc::new(table)),
             only: Some(Arc::new(only)),
+            latest: Arc::default(),
         }
     }
 
@@ -102,6 +107,7 @@ impl DeltaTableProvider {
             partition_columns: state.metadata().partition_columns().to_vec(),
             pinned: Some(Arc::new(table)),
             only: None,
+            latest: Arc::default(),
         })
     }
 
@@ -109,7 +115,12 @@ impl DeltaTableProvider {
     async fn table(&self) -> ConnectorResult<Arc<DeltaTable>> {
         match &self.pinned {
             Some(table) => Ok(Arc::clone(table)),
-            None => Ok(Arc::new(self.location.load(At::Latest).await?)),
+            None => {
+                let known = self.latest.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let table = self.location.latest_from(known.as_ref()).await?;
+                *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(table.clone());
+                Ok(Arc::new(table))
+            }
         }
     }
 
