@@ -77,7 +77,7 @@ impl clap::FromArgMatches for ServeArgs {
         if let Some(config) = matches.get_one::<PathBuf>("config") {
             self.config = Some(config.clone());
         }
-        for setting in SETTINGS.iter().filter(|s| s.kind != Kind::Users) {
+        for setting in SETTINGS.iter().filter(|s| s.kind != Kind::Table) {
             if let Some(value) = matches.get_one::<String>(setting.key) {
                 self.given.insert(setting.key.to_string(), value.clone());
             }
@@ -97,7 +97,7 @@ impl clap::Args for ServeArgs {
         );
         SETTINGS
             .iter()
-            .filter(|s| s.kind != Kind::Users)
+            .filter(|s| s.kind != Kind::Table)
             .fold(cmd, |cmd, setting| {
                 let mut help = setting.help.to_string();
                 if let WhenAbsent::Value(value) = setting.default
@@ -137,12 +137,18 @@ fn main() -> anyhow::Result<()> {
     } else {
         format!("{filter},buoyant_kernel=warn")
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_new(filter)
-                .unwrap_or_else(|_| EnvFilter::new("info,buoyant_kernel=warn")),
-        )
-        .init();
+    let filter =
+        EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info,buoyant_kernel=warn"));
+    // `VIVACE_LOG_FORMAT=json`: one JSON object per line (the query-end lines
+    // carry their fields as keys), for log shippers.
+    if std::env::var("VIVACE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
     let cli = Cli::parse();
     // Deep plans (long flat expressions) are cloned and dropped recursively on
     // these threads too; 2 MiB (tokio's default) is not always enough.

@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use anyhow::{Context, bail};
 
 use crate::engine::RetryPolicy;
+use crate::engine::groups::ResourceGroupSpec;
 
 /// How a setting is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,8 +25,8 @@ pub enum Kind {
     Bool,
     /// A number (TOML integer or float).
     Number,
-    /// The `[users]` table: TOML only, never shown.
-    Users,
+    /// A table (`[users]`, `[resource_groups]`): TOML only, never shown.
+    Table,
 }
 
 /// A setting's value when it is not given.
@@ -172,17 +173,51 @@ pub const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        key: "http_listen",
+        kind: Kind::Text,
+        help: "Address of the HTTP listener: /metrics, /healthz, /readyz, the query page [default: none]",
+        doc: "Address of the HTTP listener: Prometheus /metrics, /healthz, /readyz, the web\n\
+              page of queries and workers and its JSON API. With users configured it asks\n\
+              for their password (HTTP basic); the page then shows a user their own queries,\n\
+              an admin every query. Default: no HTTP listener.",
+        default: WhenAbsent::Unset {
+            example: "\"127.0.0.1:8080\"",
+        },
+    },
+    Setting {
+        key: "query_history",
+        kind: Kind::Number,
+        help: "Finished queries system.queries and the web page keep",
+        doc: "How many finished queries system.queries and the web page keep (the oldest\n\
+              are forgotten first).",
+        default: WhenAbsent::Value("100"),
+    },
+    Setting {
         key: "users",
-        kind: Kind::Users,
+        kind: Kind::Table,
         help: "",
         doc: "Users, each with a SCRAM-SHA-256 verifier (never a clear-text password):\n\
               `echo -n 'their password' | vivace password analyst` prints the line, and\n\
               PostgreSQL's pg_authid.rolpassword values work as they are. With users\n\
               configured, every client must log in with a password, from any address,\n\
               and only users granted writes may write (CREATE TABLE … AS, INSERT): give\n\
-              such a user a table, `[users.loader]`, with keys password and can_write.",
+              such a user a table, `[users.loader]`, with keys password and can_write.\n\
+              An admin (key admin, true, in that table) may see and cancel every query.",
         default: WhenAbsent::Unset {
             example: "analyst = \"SCRAM-SHA-256$4096:...$...:...\"",
+        },
+    },
+    Setting {
+        key: "resource_groups",
+        kind: Kind::Table,
+        help: "",
+        doc: "Resource groups: how many queries of a group run at once (max_running) and\n\
+              wait (max_queued; one more is refused with SQLSTATE 53000). A query joins\n\
+              the group its session names (`SET vivace.resource_group TO adhoc`), else\n\
+              the first group, by name, listing its user or its application_name (`*`\n\
+              matches any text), else `global` (unlimited unless declared here).",
+        default: WhenAbsent::Unset {
+            example: "dashboards = { max_running = 4, max_queued = 100, applications = [\"Metabase*\"] }",
         },
     },
 ];
@@ -205,7 +240,7 @@ pub fn example_file() -> String {
             }
         }
         match (setting.kind, setting.default) {
-            (Kind::Users, WhenAbsent::Unset { example }) => {
+            (Kind::Table, WhenAbsent::Unset { example }) => {
                 out.push_str(&format!("# [{}]\n# {example}\n", setting.key));
             }
             (_, WhenAbsent::Value(value)) => out.push_str(&format!("{} = {value}\n", setting.key)),
@@ -246,6 +281,14 @@ pub struct ServeConfig {
     pub users: BTreeMap<String, String>,
     /// The users that may write (`[users.NAME] can_write = true`).
     pub writers: BTreeSet<String>,
+    /// The users that may see and cancel every query (`[users.NAME] admin = true`).
+    pub admins: BTreeSet<String>,
+    /// Address of the HTTP listener (`http_listen`).
+    pub http_listen: Option<SocketAddr>,
+    /// Finished queries kept for `system.queries` (`query_history`).
+    pub query_history: usize,
+    /// Resource groups, by name (`[resource_groups]`).
+    pub resource_groups: Vec<ResourceGroupSpec>,
     /// PEM certificate chain for TLS (`tls_cert_file`).
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key for TLS (`tls_key_file`).
@@ -271,7 +314,95 @@ struct Values {
     given: BTreeMap<String, String>,
     users: BTreeMap<String, String>,
     writers: BTreeSet<String>,
+    admins: BTreeSet<String>,
+    groups: Vec<ResourceGroupSpec>,
     read: Mutex<BTreeSet<&'static str>>,
+}
+
+/// `[users]`: each user a verifier, or a table of password, can_write and admin.
+fn read_users(
+    table: toml::Table,
+    users: &mut BTreeMap<String, String>,
+    writers: &mut BTreeSet<String>,
+    admins: &mut BTreeSet<String>,
+) -> anyhow::Result<()> {
+    for (user, entry) in table {
+        let verifier = match entry {
+            toml::Value::String(verifier) => verifier,
+            toml::Value::Table(mut fields) => {
+                for (flag, granted) in [("can_write", &mut *writers), ("admin", &mut *admins)] {
+                    match fields.remove(flag) {
+                        None | Some(toml::Value::Boolean(false)) => {}
+                        Some(toml::Value::Boolean(true)) => {
+                            granted.insert(user.clone());
+                        }
+                        Some(_) => bail!("users.{user}.{flag} must be true or false"),
+                    }
+                }
+                let Some(toml::Value::String(verifier)) = fields.remove("password") else {
+                    bail!("users.{user}.password must be a SCRAM-SHA-256 verifier");
+                };
+                if let Some(key) = fields.keys().next() {
+                    bail!("users.{user}.{key} is not a user setting (password, can_write, admin)");
+                }
+                verifier
+            }
+            _ => bail!("users.{user} must be a verifier or a table"),
+        };
+        users.insert(user, verifier);
+    }
+    Ok(())
+}
+
+/// `[resource_groups]`: each group a table of limits and selectors, by name.
+fn read_groups(table: toml::Table) -> anyhow::Result<Vec<ResourceGroupSpec>> {
+    let mut groups = Vec::new();
+    for (name, entry) in table {
+        let toml::Value::Table(mut fields) = entry else {
+            bail!("resource_groups.{name} must be a table");
+        };
+        let mut limit = |key: &str| -> anyhow::Result<Option<usize>> {
+            match fields.remove(key) {
+                None => Ok(None),
+                Some(toml::Value::Integer(n)) if n >= 0 => Ok(Some(n as usize)),
+                Some(_) => bail!("resource_groups.{name}.{key} must be a whole number"),
+            }
+        };
+        let max_running = limit("max_running")?;
+        let max_queued = limit("max_queued")?;
+        anyhow::ensure!(
+            max_running != Some(0),
+            "resource_groups.{name}.max_running must be at least 1"
+        );
+        let mut names = |key: &str| -> anyhow::Result<Vec<String>> {
+            match fields.remove(key) {
+                None => Ok(Vec::new()),
+                Some(toml::Value::Array(items)) => items
+                    .into_iter()
+                    .map(|item| match item {
+                        toml::Value::String(text) => Ok(text),
+                        _ => bail!("resource_groups.{name}.{key} must be a list of text"),
+                    })
+                    .collect(),
+                Some(_) => bail!("resource_groups.{name}.{key} must be a list of text"),
+            }
+        };
+        let users = names("users")?;
+        let applications = names("applications")?;
+        if let Some(key) = fields.keys().next() {
+            bail!(
+                "resource_groups.{name}.{key} is not a group setting (max_running, max_queued, users, applications)"
+            );
+        }
+        groups.push(ResourceGroupSpec {
+            name,
+            max_running,
+            max_queued,
+            users,
+            applications,
+        });
+    }
+    Ok(groups)
 }
 
 impl Values {
@@ -279,6 +410,8 @@ impl Values {
         let mut given = BTreeMap::new();
         let mut users = BTreeMap::new();
         let mut writers = BTreeSet::new();
+        let mut admins = BTreeSet::new();
+        let mut groups = Vec::new();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read config file {}", path.display()))?;
@@ -289,47 +422,16 @@ impl Values {
                 let setting = declared(&key)
                     .with_context(|| format!("invalid config file {}", path.display()))?;
                 match (setting.kind, value) {
-                    (Kind::Users, toml::Value::Table(table)) => {
-                        for (user, entry) in table {
-                            let verifier = match entry {
-                                toml::Value::String(verifier) => verifier,
-                                toml::Value::Table(mut fields) => {
-                                    match fields.remove("can_write") {
-                                        None | Some(toml::Value::Boolean(false)) => {}
-                                        Some(toml::Value::Boolean(true)) => {
-                                            writers.insert(user.clone());
-                                        }
-                                        Some(_) => bail!(
-                                            "invalid config file {}: users.{user}.can_write must be true or false",
-                                            path.display()
-                                        ),
-                                    }
-                                    let Some(toml::Value::String(verifier)) =
-                                        fields.remove("password")
-                                    else {
-                                        bail!(
-                                            "invalid config file {}: users.{user}.password must be a SCRAM-SHA-256 verifier",
-                                            path.display()
-                                        );
-                                    };
-                                    if let Some(key) = fields.keys().next() {
-                                        bail!(
-                                            "invalid config file {}: users.{user}.{key} is not a user setting (password, can_write)",
-                                            path.display()
-                                        );
-                                    }
-                                    verifier
-                                }
-                                _ => bail!(
-                                    "invalid config file {}: users.{user} must be a verifier or a table",
-                                    path.display()
-                                ),
-                            };
-                            users.insert(user, verifier);
-                        }
+                    (Kind::Table, toml::Value::Table(table)) if key == "users" => {
+                        read_users(table, &mut users, &mut writers, &mut admins)
+                            .with_context(|| format!("invalid config file {}", path.display()))?;
                     }
-                    (Kind::Users, _) => bail!(
-                        "invalid config file {}: users must be a table",
+                    (Kind::Table, toml::Value::Table(table)) => {
+                        groups = read_groups(table)
+                            .with_context(|| format!("invalid config file {}", path.display()))?;
+                    }
+                    (Kind::Table, _) => bail!(
+                        "invalid config file {}: {key} must be a table",
                         path.display()
                     ),
                     (_, toml::Value::String(text)) => {
@@ -353,8 +455,8 @@ impl Values {
         for (key, value) in overrides {
             let setting = declared(&key)?;
             anyhow::ensure!(
-                setting.kind != Kind::Users,
-                "users are configured in the TOML file only"
+                setting.kind != Kind::Table,
+                "{key} are configured in the TOML file only"
             );
             given.insert(key, value);
         }
@@ -362,6 +464,8 @@ impl Values {
             given,
             users,
             writers,
+            admins,
+            groups,
             read: Mutex::default(),
         })
     }
@@ -416,12 +520,12 @@ impl ServeConfig {
         let mut config = Self::from_values(&values)?;
         debug_assert_eq!(
             values.read.lock().expect("not poisoned").len(),
-            SETTINGS.len() - 1,
-            "every declared setting but users is read"
+            SETTINGS.iter().filter(|s| s.kind != Kind::Table).count(),
+            "every declared setting but the tables is read"
         );
         config.shown = SETTINGS
             .iter()
-            .filter(|s| s.kind != Kind::Users)
+            .filter(|s| s.kind != Kind::Table)
             .map(|s| {
                 let value = match s.key {
                     "workers" => config.workers.to_string(),
@@ -468,6 +572,10 @@ impl ServeConfig {
             retry_policy: values.require("retry_policy")?,
             users: values.users.clone(),
             writers: values.writers.clone(),
+            admins: values.admins.clone(),
+            http_listen: values.parse("http_listen")?,
+            query_history: values.require("query_history")?,
+            resource_groups: values.groups.clone(),
             tls_cert_file,
             tls_key_file,
             memory_limit,
@@ -525,7 +633,7 @@ mod tests {
         let readme =
             std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
                 .unwrap();
-        for setting in SETTINGS.iter().filter(|s| s.kind != Kind::Users) {
+        for setting in SETTINGS.iter().filter(|s| s.kind != Kind::Table) {
             let row = readme
                 .lines()
                 .find(|l| {
@@ -589,7 +697,7 @@ mod tests {
         let shown: Vec<&str> = c.shown.iter().map(|(k, _)| k.as_str()).collect();
         let declared: Vec<&str> = SETTINGS
             .iter()
-            .filter(|s| s.kind != Kind::Users)
+            .filter(|s| s.kind != Kind::Table)
             .map(|s| s.key)
             .collect();
         assert_eq!(shown, declared);

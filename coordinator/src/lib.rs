@@ -6,8 +6,10 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod http;
 pub mod pgcompat;
 pub mod session;
+pub mod telemetry;
 pub mod wire;
 
 use std::sync::Arc;
@@ -40,6 +42,15 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let http_listener = match config.http_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (http_listen)"))?,
+        ),
+        None => None,
+    };
+    let metrics = telemetry::install();
     let distributed = config.workers > 0 || config.cluster_listen.is_some();
     let membership = Arc::new(Membership::new(config.listen.to_string()));
     let local = vivace_worker::LocalWorkers::default();
@@ -60,6 +71,11 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         engine::WriteAccess {
             read_only: config.read_only,
             writers: (!config.users.is_empty()).then(|| config.writers.clone()),
+        },
+        engine::Operations {
+            query_history: config.query_history,
+            resource_groups: config.resource_groups.clone(),
+            admins: (!config.users.is_empty()).then(|| config.admins.clone()),
         },
         Arc::new(pgcompat::PostgresDialect),
         config.shown.clone(),
@@ -89,6 +105,22 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         addr.ip(),
         addr.port()
     );
+    if let Some(http_listener) = http_listener {
+        tracing::info!(
+            "web page and metrics on http://{}/",
+            http_listener.local_addr()?
+        );
+        let state = http::HttpState {
+            engine: engine.clone(),
+            metrics,
+            users: Arc::new(users.clone()),
+        };
+        tokio::spawn(async move {
+            if let Err(e) = http::serve(http_listener, state).await {
+                tracing::error!(error = %e, "the HTTP listener stopped");
+            }
+        });
+    }
     let gate = Arc::new(wire::Gate::new(users, Default::default()));
     wire::serve(engine, listener, gate, tls).await?;
     Ok(())

@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod data;
 pub mod delta;
 pub mod elasticsearch;
+pub mod http;
 pub mod netns;
 pub mod opensearch;
 pub mod postgres;

@@ -116,7 +116,11 @@ impl DeltaTableProvider {
         match &self.pinned {
             Some(table) => Ok(Arc::clone(table)),
             None => {
-                let known = self.latest.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let known = self
+                    .latest
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
                 let table = self.location.latest_from(known.as_ref()).await?;
                 *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(table.clone());
                 Ok(Arc::new(table))

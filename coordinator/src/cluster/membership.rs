@@ -144,6 +144,7 @@ impl Membership {
             .await;
             if !matches!(probe, Ok(Ok(_))) {
                 tracing::warn!(node_id = %id, %url, "worker unreachable: removed");
+                metrics::counter!(crate::telemetry::WORKERS_LOST).increment(1);
                 let mut nodes = self.nodes.write().unwrap_or_else(|p| p.into_inner());
                 nodes.remove(&id);
             }

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use vivace_worker::membership::{Heartbeat, HeartbeatSink, membership_service};
 use vivace_worker::{ClusterSecret, LocalWorkers, WorkerHandle, WorkerOptions, spawn_worker};
 
-pub use membership::{LiveWorkers, Membership, NodeRole, NodeState};
+pub use membership::{LiveWorkers, Membership, NodeRole, NodeRow, NodeState};
 pub use nodes_table::NodesTable;
 
 /// How the coordinator takes part in a cluster.

@@ -37,11 +37,17 @@ use vivace_connectors::ConnectorRegistry;
 pub struct VivaceOptions {
     /// `vivace.pushdown`: push sub-plans to remote sources (default on).
     pub pushdown: bool,
+    /// `vivace.resource_group`: the resource group the session's queries
+    /// join (default none: chosen by user and application).
+    pub resource_group: String,
 }
 
 impl Default for VivaceOptions {
     fn default() -> Self {
-        Self { pushdown: true }
+        Self {
+            pushdown: true,
+            resource_group: String::new(),
+        }
     }
 }
 
@@ -78,6 +84,10 @@ impl ExtensionOptions for VivaceOptions {
                 };
                 Ok(())
             }
+            "resource_group" => {
+                self.resource_group = value.trim().to_string();
+                Ok(())
+            }
             other => Err(DataFusionError::Configuration(format!(
                 "unrecognized configuration parameter \"vivace.{other}\""
             ))),
@@ -85,11 +95,18 @@ impl ExtensionOptions for VivaceOptions {
     }
 
     fn entries(&self) -> Vec<ConfigEntry> {
-        vec![ConfigEntry {
-            key: "vivace.pushdown".into(),
-            value: Some(if self.pushdown { "on" } else { "off" }.into()),
-            description: "Push filters, joins and aggregates to remote sources",
-        }]
+        vec![
+            ConfigEntry {
+                key: "vivace.pushdown".into(),
+                value: Some(if self.pushdown { "on" } else { "off" }.into()),
+                description: "Push filters, joins and aggregates to remote sources",
+            },
+            ConfigEntry {
+                key: "vivace.resource_group".into(),
+                value: Some(self.resource_group.clone()),
+                description: "The resource group the session's queries join",
+            },
+        ]
     }
 }
 

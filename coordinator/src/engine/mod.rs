@@ -4,11 +4,14 @@
 pub mod cancel;
 pub mod executor;
 pub mod federation;
+pub mod groups;
 pub mod nesting;
 pub mod planning;
 mod query;
 mod state;
+pub mod system_queries;
 mod tables;
+pub mod tracker;
 mod views;
 mod writes;
 
@@ -82,6 +85,18 @@ impl std::str::FromStr for RetryPolicy {
     }
 }
 
+/// How the coordinator keeps, admits and shows queries.
+#[derive(Debug, Clone, Default)]
+pub struct Operations {
+    /// Finished queries kept for `system.queries` (`query_history`).
+    pub query_history: usize,
+    /// The configured resource groups.
+    pub resource_groups: Vec<groups::ResourceGroupSpec>,
+    /// With users configured, those who may see and cancel every query;
+    /// `None` without users, when every (loopback) client may.
+    pub admins: Option<std::collections::BTreeSet<String>>,
+}
+
 /// Shared coordinator state.
 pub struct Engine {
     store: CatalogStore,
@@ -102,6 +117,12 @@ pub struct Engine {
     access: WriteAccess,
     /// The server's configured settings, by key, for `SHOW`.
     server_settings: Vec<(String, String)>,
+    /// Every query, running and recently finished.
+    tracker: Arc<tracker::QueryTracker>,
+    /// Admission of queries.
+    groups: groups::ResourceGroups,
+    /// Who may see every query.
+    admins: Option<std::collections::BTreeSet<String>>,
 }
 
 /// Outcome of a DDL statement that may be a no-op (`IF [NOT] EXISTS`).
@@ -121,6 +142,7 @@ impl Engine {
         execution: Execution,
         memory_limit: Option<usize>,
         access: WriteAccess,
+        operations: Operations,
         dialect: Arc<dyn SqlDialect>,
         server_settings: Vec<(String, String)>,
     ) -> anyhow::Result<Arc<Self>> {
@@ -129,8 +151,15 @@ impl Engine {
         let store = CatalogStore::open(&data_dir.join("catalog.db"))
             .context("cannot open the catalog database")?;
         let connectors = ConnectorRegistry::default();
-        let template =
-            state::template(execution, memory_limit, &connectors, dialect.as_ref()).await?;
+        let tracker = Arc::new(tracker::QueryTracker::new(operations.query_history));
+        let template = state::template(
+            execution,
+            memory_limit,
+            &connectors,
+            tracker.clone(),
+            dialect.as_ref(),
+        )
+        .await?;
         let ctx = template.ctx;
         let tables = ctx
             .catalog(DATABASE)
@@ -149,6 +178,9 @@ impl Engine {
             publishing: Mutex::new(()),
             access,
             server_settings,
+            tracker,
+            groups: groups::ResourceGroups::new(operations.resource_groups),
+            admins: operations.admins,
         };
         engine.register_stored_tables()?;
         engine.recover_writes().await?;
@@ -164,6 +196,44 @@ impl Engine {
     /// vivace.server.<key>`); never a secret.
     pub fn server_settings(&self) -> &[(String, String)] {
         &self.server_settings
+    }
+
+    /// Every query, running and recently finished.
+    pub fn tracker(&self) -> &Arc<tracker::QueryTracker> {
+        &self.tracker
+    }
+
+    /// The resource groups queries are admitted through.
+    pub fn groups(&self) -> &groups::ResourceGroups {
+        &self.groups
+    }
+
+    /// What `user` may see: every query as an admin (or when no users are
+    /// configured), else their own.
+    pub fn viewer(&self, user: Option<&str>) -> system_queries::Viewer {
+        let user = user.unwrap_or_default().to_string();
+        let admin = self
+            .admins
+            .as_ref()
+            .is_none_or(|admins| admins.contains(&user));
+        system_queries::Viewer { user, admin }
+    }
+
+    /// The members of the cluster (none when queries run in this process only).
+    pub fn membership(&self) -> Option<&Arc<Membership>> {
+        self.membership.as_ref()
+    }
+
+    /// Tables, views and schemas in the catalog.
+    pub fn catalog_objects(&self) -> usize {
+        self.store.list_tables().map_or(0, |d| d.len())
+            + self.store.list_views().map_or(0, |v| v.len())
+            + self.store.list_schemas().map_or(0, |s| s.len())
+    }
+
+    /// Whether the catalog database answers.
+    pub fn catalog_ready(&self) -> bool {
+        self.store.list_schemas().is_ok()
     }
 
     /// The connectors (embedded workers share them).

@@ -18,16 +18,19 @@ use futures::StreamExt;
 use super::Engine;
 use super::cancel::QueryCancel;
 use super::planning;
+use super::tracker::QueryRecord;
 use crate::error::{SqlError, SqlResult, is_worker_failure, sqlstate};
 
 impl Engine {
     /// Start `plan` in the session `ctx` and return its batches once the first
-    /// exists (or it failed), unless `cancel` fires first.
+    /// exists (or it failed), unless `cancel` fires first. The physical plan
+    /// is shown on `record` as soon as it starts.
     pub async fn start(
         &self,
         ctx: &SessionContext,
         plan: LogicalPlan,
         cancel: &QueryCancel,
+        record: Option<&QueryRecord>,
     ) -> SqlResult<SendableRecordBatchStream> {
         if self.is_distributed() {
             use datafusion_distributed::DistributedExt;
@@ -45,9 +48,13 @@ impl Engine {
                 Ok(state.create_physical_plan(&logical).await?)
             })
             .await?;
+            if let Some(record) = record {
+                record.executing(physical.clone());
+            }
             match start_on_query_runtime(physical, ctx.task_ctx(), cancel).await {
                 Err(e) if retries_left > 0 && is_worker_failure(&e) => {
                     retries_left -= 1;
+                    metrics::counter!(crate::telemetry::RETRIES).increment(1);
                     tracing::warn!(error = %e, "a worker failed before any row was sent; re-running the query");
                     self.prune_workers().await;
                 }

@@ -18,6 +18,8 @@ use vivace_catalog::{DATABASE, DEFAULT_SCHEMA};
 use vivace_connectors::{ConnectorRegistry, Side};
 
 use super::federation::{self, CoordinatorFederation, VivaceOptions};
+use super::system_queries::QueriesTable;
+use super::tracker::QueryTracker;
 use super::{
     BROADCAST_JOIN_MAX_BYTES, BROADCAST_JOIN_MAX_ROWS, Execution, QUERY_RETRIES, RetryPolicy,
     SYSTEM_SCHEMA, planning,
@@ -53,6 +55,7 @@ pub(super) async fn template(
     execution: Execution,
     memory_limit: Option<usize>,
     connectors: &ConnectorRegistry,
+    tracker: Arc<QueryTracker>,
     dialect: &dyn SqlDialect,
 ) -> anyhow::Result<Template> {
     let mut config = SessionConfig::new()
@@ -139,13 +142,14 @@ pub(super) async fn template(
         ),
     };
     let ctx = SessionContext::new_with_state(state);
+    let system = Arc::new(MemorySchemaProvider::new());
+    system.register_table("queries".into(), Arc::new(QueriesTable::new(tracker)))?;
     if let Some(membership) = membership.clone() {
-        let system = Arc::new(MemorySchemaProvider::new());
         system.register_table("nodes".into(), Arc::new(NodesTable::new(membership)))?;
-        ctx.catalog(DATABASE)
-            .context("default catalog missing")?
-            .register_schema(SYSTEM_SCHEMA, system)?;
     }
+    ctx.catalog(DATABASE)
+        .context("default catalog missing")?
+        .register_schema(SYSTEM_SCHEMA, system)?;
     dialect.install(&ctx).await?;
     Ok(Template {
         ctx,

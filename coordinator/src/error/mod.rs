@@ -71,6 +71,8 @@ pub mod sqlstate {
     pub const QUERY_CANCELED: &str = "57014";
     /// out_of_memory: a query beyond the memory budget
     pub const RESOURCES_EXHAUSTED: &str = "53200";
+    /// A resource group's queue is full.
+    pub const INSUFFICIENT_RESOURCES: &str = "53000";
     /// program_limit_exceeded (more array dimensions than allowed)
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
     /// statement_too_complex: PostgreSQL's `stack depth limit exceeded`

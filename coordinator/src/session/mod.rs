@@ -29,7 +29,10 @@ use datafusion::sql::sqlparser::ast::Statement;
 use futures::StreamExt;
 
 use crate::engine::cancel::{QueryCancel, SessionCancel};
+use crate::engine::groups::Admission;
 use crate::engine::planning;
+use crate::engine::system_queries::{CancelQuery, ViewerSource};
+use crate::engine::tracker::{NewQuery, QueryHandle, QueryRecord};
 use crate::engine::{DdlOutcome, Engine};
 use crate::error::{SqlError, SqlResult, sqlstate};
 use crate::pgcompat::settings::{SERVER_SETTING_PREFIX, Settings};
@@ -126,6 +129,8 @@ pub struct QueryStream {
     pub batches: SendableRecordBatchStream,
     /// Command tag sent after the rows (`SELECT`, `FETCH`).
     pub tag: &'static str,
+    /// The query the rows belong to, told how many rows and bytes were sent.
+    pub record: Option<Arc<QueryRecord>>,
 }
 
 /// What running a statement produced.
@@ -163,6 +168,19 @@ pub struct Session {
     cancel: Arc<SessionCancel>,
     cursors: tokio::sync::Mutex<Cursors>,
     catalogs: Arc<SessionCatalogs>,
+    /// Set once the client has logged in: who `system.queries` shows.
+    viewer_set: std::sync::Once,
+    /// The place in a resource group the statements of the current message
+    /// share, while one of their results is still being read: a message's
+    /// later statements run before its earlier results are sent, so waiting
+    /// for a place of their own could wait for ever.
+    admission: Mutex<(String, std::sync::Weak<Admission>)>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::telemetry::SESSIONS).decrement(1.0);
+    }
 }
 
 impl Session {
@@ -176,6 +194,10 @@ impl Session {
         for function in crate::pgcompat::functions::session_functions(settings.clone()) {
             ctx.register_udf(function);
         }
+        ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(
+            CancelQuery::new(engine.tracker().clone(), viewer_source(&engine, &settings)),
+        ));
+        metrics::gauge!(crate::telemetry::SESSIONS).increment(1.0);
         Self {
             engine,
             statements: Mutex::default(),
@@ -184,7 +206,52 @@ impl Session {
             cancel: Arc::default(),
             cursors: Default::default(),
             catalogs,
+            viewer_set: std::sync::Once::new(),
+            admission: Mutex::default(),
         }
+    }
+
+    /// Start tracking a statement received as `sql` (the message's text),
+    /// before it is planned; [`Session::execute`] runs it under this record,
+    /// or the caller ends it with the planning error.
+    pub fn track(&self, sql: &str) -> QueryHandle {
+        self.viewer_set.call_once(|| {
+            let viewer = (viewer_source(&self.engine, &self.settings).0)();
+            let state = self.ctx.state_ref();
+            state.write().config_mut().set_extension(Arc::new(viewer));
+        });
+        let (user, application) = match self.settings.lock() {
+            Ok(settings) => (
+                settings.user().unwrap_or_default().to_string(),
+                settings.get("application_name").unwrap_or_default(),
+            ),
+            Err(_) => Default::default(),
+        };
+        let group = self
+            .ctx
+            .state_ref()
+            .read()
+            .config_options()
+            .extensions
+            .get::<crate::engine::federation::VivaceOptions>()
+            .map(|o| o.resource_group.clone())
+            .filter(|g| !g.is_empty());
+        // A group named and unknown is refused at admission, with the names.
+        let group = match self
+            .engine
+            .groups()
+            .select(group.as_deref(), &user, &application)
+        {
+            Ok(group) => group.to_string(),
+            Err(_) => group.unwrap_or_default(),
+        };
+        self.engine.tracker().begin(NewQuery {
+            user,
+            application,
+            sql: crate::engine::tracker::mask_secrets(sql),
+            group,
+            cancel: self.cancel.current(),
+        })
     }
 
     /// The session's settings, which start-up parameters fill in.
@@ -512,14 +579,83 @@ impl Session {
             .map_err(|e| SqlError::from(datafusion::error::DataFusionError::from(e)))
     }
 
-    /// Run a prepared statement. Plans run lazily: rows are produced as the
-    /// client reads them.
-    pub async fn execute(&self, prepared: Prepared) -> SqlResult<Outcome> {
+    /// Run a prepared statement, tracked by `query` (see [`Session::track`]).
+    /// Statements that run a plan first wait for a place in their resource
+    /// group. Plans run lazily: rows are produced as the client reads them,
+    /// and the query ends with its last row.
+    pub async fn execute(&self, prepared: Prepared, query: QueryHandle) -> SqlResult<Outcome> {
+        let record = query.record().clone();
+        record.prepared();
+        let runs_a_plan = matches!(
+            prepared,
+            Prepared::Plan(_)
+                | Prepared::Declare { .. }
+                | Prepared::Insert(_)
+                | Prepared::Write(_)
+                | Prepared::Copy { .. }
+        );
+        let admission = if runs_a_plan {
+            match self.admit(&record).await {
+                Ok(admission) => Some(admission),
+                Err(e) => {
+                    query.end(Some(&e));
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
+        record.admitted();
+        let watch = |mut rows: QueryStream, query: QueryHandle, admission| {
+            rows.batches = query.watch(rows.batches, admission);
+            rows.record = Some(record.clone());
+            rows
+        };
+        match self.run(prepared, &record).await {
+            Ok(Outcome::Rows(rows)) => Ok(Outcome::Rows(watch(rows, query, admission))),
+            Ok(Outcome::Copy { rows, options }) => Ok(Outcome::Copy {
+                rows: watch(rows, query, admission),
+                options,
+            }),
+            Ok(outcome) => {
+                query.end(None);
+                Ok(outcome)
+            }
+            Err(e) => {
+                query.end(Some(&e));
+                Err(e)
+            }
+        }
+    }
+
+    /// A place in `record`'s resource group: the one an earlier statement of
+    /// this message still holds, or a new one.
+    async fn admit(&self, record: &QueryRecord) -> SqlResult<Arc<Admission>> {
+        let group = record.info().resource_group;
+        let shared = {
+            let held = self.admission.lock().map_err(|_| poisoned())?;
+            (held.0 == group).then(|| held.1.upgrade()).flatten()
+        };
+        if let Some(admission) = shared {
+            return Ok(admission);
+        }
+        let cancel = self.cancel.current();
+        let admission = Arc::new(
+            self.engine
+                .groups()
+                .admit(&group, &cancel, || record.queued())
+                .await?,
+        );
+        *self.admission.lock().map_err(|_| poisoned())? = (group, Arc::downgrade(&admission));
+        Ok(admission)
+    }
+
+    async fn run(&self, prepared: Prepared, record: &QueryRecord) -> SqlResult<Outcome> {
         match prepared {
-            Prepared::Plan(query) => Ok(Outcome::Rows(self.start(query).await?)),
+            Prepared::Plan(query) => Ok(Outcome::Rows(self.start(query, record).await?)),
             Prepared::Command(command) => self.run_command(command).await,
             Prepared::Declare { name, query, hold } => {
-                let rows = self.start(query).await?;
+                let rows = self.start(query, record).await?;
                 self.cursors
                     .lock()
                     .await
@@ -540,6 +676,7 @@ impl Session {
                     schema: batches.schema(),
                     batches: cancel.guard(batches),
                     tag: "FETCH",
+                    record: None,
                 }))
             }
             Prepared::Insert(plan) => {
@@ -573,7 +710,7 @@ impl Session {
                 })
             }
             Prepared::Copy { query, options } => Ok(Outcome::Copy {
-                rows: self.start(query).await?,
+                rows: self.start(query, record).await?,
                 options,
             }),
         }
@@ -582,10 +719,13 @@ impl Session {
     /// Start `query` (see [`Engine::start`]) and return its rows under
     /// PostgreSQL's column names, ending with the cancel error once the
     /// message's switch fires.
-    async fn start(&self, query: QueryPlan) -> SqlResult<QueryStream> {
+    async fn start(&self, query: QueryPlan, record: &QueryRecord) -> SqlResult<QueryStream> {
         let QueryPlan { plan, names, .. } = query;
         let cancel = self.cancel.current();
-        let started = self.engine.start(&self.ctx, plan, &cancel).await?;
+        let started = self
+            .engine
+            .start(&self.ctx, plan, &cancel, Some(record))
+            .await?;
         let schema = match &names {
             Some(names) => colnames::rename_schema(&started.schema(), names),
             None => started.schema(),
@@ -601,6 +741,7 @@ impl Session {
             schema: schema.clone(),
             batches: cancel.guard(Box::pin(RecordBatchStreamAdapter::new(schema, batches))),
             tag: "SELECT",
+            record: None,
         })
     }
 
@@ -947,4 +1088,18 @@ fn ensure_read_only(plan: &LogicalPlan) -> SqlResult<()> {
         LogicalPlan::Analyze(analyze) => ensure_read_only(&analyze.input),
         _ => Ok(()),
     }
+}
+
+/// Who `session`'s user is, asked each time (the user is known once the
+/// client has logged in).
+fn viewer_source(engine: &Arc<Engine>, settings: &Arc<Mutex<Settings>>) -> ViewerSource {
+    let engine = engine.clone();
+    let settings = settings.clone();
+    ViewerSource(Arc::new(move || {
+        let user = settings
+            .lock()
+            .ok()
+            .and_then(|s| s.user().map(str::to_string));
+        engine.viewer(user.as_deref())
+    }))
 }

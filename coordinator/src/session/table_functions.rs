@@ -4,14 +4,14 @@
 //!   Spark's spelling; Trino's `FOR VERSION AS OF` too), which PostgreSQL's
 //!   grammar lacks: the text becomes a call of the `table_at` table function,
 //!   aliased as the table, before it is parsed ([`rewrite`]);
-//! - `FROM vivace.delta_history(…)`: DataFusion names a table function by the
-//!   first part of its name, so the `vivace.` qualifier is dropped from the
-//!   parsed statement ([`unqualify`]).
+//! - `FROM vivace.delta_history(…)`, `vivace.cancel_query(…)`: DataFusion
+//!   names a function by the first part of its name, so the `vivace.`
+//!   qualifier is dropped from the parsed statement ([`unqualify`]).
 
 use std::borrow::Cow;
 use std::ops::ControlFlow;
 
-use datafusion::sql::sqlparser::ast::{Statement, TableFactor, VisitMut, VisitorMut};
+use datafusion::sql::sqlparser::ast::{Expr, Statement, TableFactor, VisitMut, VisitorMut};
 
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -65,11 +65,24 @@ pub fn rewrite(sql: &str) -> Cow<'_, str> {
     }
 }
 
-/// Drop the `vivace.` qualifier of table function calls in `stmt`.
+/// Drop the `vivace.` qualifier of function calls (`vivace.delta_history(…)`,
+/// `vivace.cancel_query(…)`) in `stmt`.
 pub fn unqualify(stmt: &mut Statement) {
     struct Unqualify;
     impl VisitorMut for Unqualify {
         type Break = ();
+        fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            if let Expr::Function(function) = expr
+                && function.name.0.len() == 2
+                && function.name.0[0].as_ident().is_some_and(|i| {
+                    i.quote_style.is_none()
+                        && i.value.eq_ignore_ascii_case(vivace_catalog::DATABASE)
+                })
+            {
+                function.name.0.remove(0);
+            }
+            ControlFlow::Continue(())
+        }
         fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
             if let TableFactor::Table {
                 name,

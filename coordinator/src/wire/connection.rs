@@ -238,7 +238,7 @@ async fn read_messages(
 }
 
 fn is_authenticated<S>(
-    socket: &Framed<S, PgWireMessageServerCodec<crate::session::Prepared>>,
+    socket: &Framed<S, PgWireMessageServerCodec<super::handler::ParsedStatement>>,
 ) -> bool
 where
     S: 'static,
@@ -254,7 +254,7 @@ where
 /// Whether `message` belongs to the authentication exchange in the
 /// connection's current state.
 fn is_authentication_message<S: 'static>(
-    socket: &Framed<S, PgWireMessageServerCodec<crate::session::Prepared>>,
+    socket: &Framed<S, PgWireMessageServerCodec<super::handler::ParsedStatement>>,
     message: &PgWireFrontendMessage,
 ) -> bool {
     match socket.state() {
@@ -290,7 +290,7 @@ fn message_name(message: &PgWireFrontendMessage) -> &'static str {
 
 /// Send a FATAL error; the caller then closes the connection.
 async fn send_fatal<S>(
-    socket: &mut Framed<S, PgWireMessageServerCodec<crate::session::Prepared>>,
+    socket: &mut Framed<S, PgWireMessageServerCodec<super::handler::ParsedStatement>>,
     code: &str,
     message: &str,
 ) where

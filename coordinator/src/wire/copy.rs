@@ -52,7 +52,7 @@ pub fn encode_copy(
         write_line(&mut header, &names, &options);
     }
     let options = Arc::new(options);
-    let rows = encode_batches(query.batches, fields.clone(), style);
+    let rows = encode_batches(query.batches, fields.clone(), style, query.record);
     // Shared by the row stream (first row takes it) and the tail (an empty
     // result still sends its header or binary signature, counted as one row).
     let header = Arc::new(std::sync::Mutex::new(

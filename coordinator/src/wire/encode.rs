@@ -15,6 +15,7 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
 use pgwire::types::format::FormatOptions;
 
+use crate::engine::tracker::QueryRecord;
 use crate::error::SqlError;
 use crate::session::QueryStream;
 
@@ -86,7 +87,7 @@ pub fn encode_rows(
     let style = TextStyle::of(&options);
     let fields = Arc::new(pg_fields(&query.schema, format, Some(options))?);
     let tag = query.tag;
-    let rows = encode_batches(query.batches, fields.clone(), style);
+    let rows = encode_batches(query.batches, fields.clone(), style, query.record);
     let mut response = QueryResponse::new(fields, rows);
     response.set_command_tag(tag);
     Ok(response)
@@ -99,7 +100,14 @@ pub fn encode_batches(
     batches: SendableRecordBatchStream,
     fields: Arc<Vec<FieldInfo>>,
     style: TextStyle,
+    record: Option<Arc<QueryRecord>>,
 ) -> impl futures::Stream<Item = PgWireResult<DataRow>> + Send + 'static {
+    let sent = move |row: &PgWireResult<DataRow>| {
+        if let (Some(record), Ok(row)) = (&record, row) {
+            // The DataRow message: type byte, length, field count, fields.
+            record.sent(1, row.data.len() as u64 + 7);
+        }
+    };
     batches
         .map(move |batch: datafusion::error::Result<RecordBatch>| {
             let batch = batch.and_then(|b| {
@@ -116,6 +124,7 @@ pub fn encode_batches(
             stream::iter(rows)
         })
         .flatten()
+        .inspect(sent)
 }
 
 /// The fields arrow-pg encodes `batch` with: `fields`, except that an array

@@ -21,6 +21,7 @@ use pgwire::types::format::FormatOptions;
 
 use super::copy::encode_copy;
 use super::encode::{encode_rows, to_notice, to_pg_error};
+use crate::engine::tracker::QueryHandle;
 use crate::error::{SqlError, sqlstate};
 use crate::session::statement::TransactionOp;
 use crate::session::{Outcome, Prepared, QueryPlan, Session};
@@ -46,13 +47,18 @@ impl QueryHandler {
         &self,
         client: &mut C,
         prepared: Prepared,
+        query: QueryHandle,
         format: &Format,
     ) -> PgWireResult<Response>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let outcome = self.session.execute(prepared).await.map_err(to_pg_error)?;
+        let outcome = self
+            .session
+            .execute(prepared, query)
+            .await
+            .map_err(to_pg_error)?;
         Ok(match outcome {
             Outcome::Rows(query) => {
                 let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
@@ -103,16 +109,28 @@ impl SimpleQueryHandler for QueryHandler {
         let _cancel = self.session.begin_message();
         let commands = match self.session.parse(query).await {
             Ok(commands) => commands,
-            Err(e) => return Ok(vec![error_response(e)]),
+            Err(e) => {
+                self.session.track(query).end(Some(&e));
+                return Ok(vec![error_response(e)]);
+            }
         };
         if commands.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
         }
         let mut responses = Vec::with_capacity(commands.len());
         for command in commands {
+            // Each statement is a query of its own, shown with the message's
+            // text (as PostgreSQL's pg_stat_activity shows it).
+            let tracked = self.session.track(query);
             let result = match self.session.prepare(command).await {
-                Ok(prepared) => self.respond(client, prepared, &Format::UnifiedText).await,
-                Err(e) => Err(to_pg_error(e)),
+                Ok(prepared) => {
+                    self.respond(client, prepared, tracked, &Format::UnifiedText)
+                        .await
+                }
+                Err(e) => {
+                    tracked.end(Some(&e));
+                    Err(to_pg_error(e))
+                }
             };
             match result {
                 Ok(response) => responses.push(response),
@@ -137,7 +155,7 @@ fn error_response(e: SqlError) -> Response {
 
 #[async_trait]
 impl ExtendedQueryHandler for QueryHandler {
-    type Statement = Prepared;
+    type Statement = ParsedStatement;
     type QueryParser = StatementPreparer;
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
@@ -157,7 +175,8 @@ impl ExtendedQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let _cancel = self.session.begin_message();
-        let prepared = match &portal.statement.statement {
+        let tracked = self.session.track(&portal.statement.statement.sql);
+        let prepared = match &portal.statement.statement.prepared {
             Prepared::Plan(query) => Prepared::Plan(QueryPlan {
                 plan: match query.parameter_types {
                     Some(types) => bind_declared_parameters(&query.plan, types, portal)?,
@@ -180,13 +199,16 @@ impl ExtendedQueryHandler for QueryHandler {
                 query.output_schema().fields().len(),
             )?;
         }
-        self.respond(client, prepared, &portal.result_column_format)
+        self.respond(client, prepared, tracked, &portal.result_column_format)
             .await
     }
 }
 
 /// Substitute the portal's bound values for `$n` placeholders.
-fn bind_parameters(plan: &LogicalPlan, portal: &Portal<Prepared>) -> PgWireResult<LogicalPlan> {
+fn bind_parameters(
+    plan: &LogicalPlan,
+    portal: &Portal<ParsedStatement>,
+) -> PgWireResult<LogicalPlan> {
     let types = crate::session::parameter_types(plan).map_err(to_pg_error)?;
     if types.is_empty() {
         return Ok(plan.clone());
@@ -203,7 +225,7 @@ fn bind_parameters(plan: &LogicalPlan, portal: &Portal<Prepared>) -> PgWireResul
 fn bind_declared_parameters(
     plan: &LogicalPlan,
     types: &[Type],
-    portal: &Portal<Prepared>,
+    portal: &Portal<ParsedStatement>,
 ) -> PgWireResult<LogicalPlan> {
     use datafusion::common::ParamValues;
     use datafusion::common::ScalarValue;
@@ -259,6 +281,15 @@ fn check_result_formats(format: &Format, columns: usize) -> PgWireResult<()> {
     }
 }
 
+/// A statement of the extended protocol: planned at Parse, kept with its text.
+#[derive(Debug, Clone)]
+pub struct ParsedStatement {
+    /// The planned statement.
+    pub prepared: Prepared,
+    /// Its text, for `system.queries`.
+    pub sql: String,
+}
+
 /// The extended protocol's Parse step: classify and plan one statement.
 pub struct StatementPreparer {
     session: Arc<Session>,
@@ -266,7 +297,7 @@ pub struct StatementPreparer {
 
 #[async_trait]
 impl QueryParser for StatementPreparer {
-    type Statement = Prepared;
+    type Statement = ParsedStatement;
 
     async fn parse_sql<C>(
         &self,
@@ -279,22 +310,34 @@ impl QueryParser for StatementPreparer {
     {
         // Parse is a message of its own: statement_timeout and CancelRequest apply.
         let _cancel = self.session.begin_message();
-        let mut commands = self.session.parse(sql).await.map_err(to_pg_error)?;
-        if commands.len() > 1 {
-            return Err(to_pg_error(SqlError::new(
-                sqlstate::SYNTAX_ERROR,
-                "cannot insert multiple commands into a prepared statement",
-            )));
-        }
-        match commands.pop() {
-            None => Ok(None),
-            Some(command) => Ok(Some(
-                self.session.prepare(command).await.map_err(to_pg_error)?,
-            )),
+        let prepared = async {
+            let mut commands = self.session.parse(sql).await?;
+            if commands.len() > 1 {
+                return Err(SqlError::new(
+                    sqlstate::SYNTAX_ERROR,
+                    "cannot insert multiple commands into a prepared statement",
+                ));
+            }
+            match commands.pop() {
+                None => Ok(None),
+                Some(command) => self.session.prepare(command).await.map(Some),
+            }
+        };
+        match prepared.await {
+            Ok(prepared) => Ok(prepared.map(|prepared| ParsedStatement {
+                prepared,
+                sql: sql.to_string(),
+            })),
+            Err(e) => {
+                // A statement that fails to plan is a failed query too.
+                self.session.track(sql).end(Some(&e));
+                Err(to_pg_error(e))
+            }
         }
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        let stmt = &stmt.prepared;
         if let Prepared::Plan(QueryPlan {
             parameter_types: Some(types),
             ..
@@ -319,6 +362,7 @@ impl QueryParser for StatementPreparer {
         stmt: &Self::Statement,
         column_format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
+        let stmt = &stmt.prepared;
         let columns = match stmt {
             Prepared::Plan(query) => query.output_schema().fields().len(),
             Prepared::Fetch { schema, .. } => schema.fields().len(),

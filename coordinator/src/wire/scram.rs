@@ -123,6 +123,19 @@ impl Verifier {
         }
     }
 
+    /// Whether `password` is the one this verifier was made from (HTTP basic
+    /// logins to the web page), compared in constant time.
+    pub fn accepts(&self, password: &str) -> bool {
+        let candidate = Self::derive(password, &self.salt, self.iterations);
+        candidate
+            .stored_key
+            .iter()
+            .zip(self.stored_key.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+            && self.stored_key != [0; 32]
+    }
+
     /// A verifier no password matches, used for unknown users so that they go
     /// through the same exchange and fail at the same step as a wrong password.
     pub fn impossible() -> Self {
@@ -298,6 +311,14 @@ mod tests {
             let result = exchange.finish(client_final(password, &first, bare).as_bytes());
             assert_eq!(result.is_ok(), ok, "{password}");
         }
+    }
+
+    #[test]
+    fn a_verifier_accepts_its_password_only() {
+        let verifier = Verifier::generate("correct horse");
+        assert!(verifier.accepts("correct horse"));
+        assert!(!verifier.accepts("correct horsf"));
+        assert!(!Verifier::impossible().accepts(""));
     }
 
     #[test]

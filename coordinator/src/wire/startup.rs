@@ -57,6 +57,18 @@ impl Users {
     pub fn is_empty(&self) -> bool {
         self.verifiers.is_empty()
     }
+
+    /// Whether `user` is configured and `password` is theirs (an unknown
+    /// user costs the same work as a wrong password).
+    pub fn check_password(&self, user: &str, password: &str) -> bool {
+        match self.verifiers.get(user) {
+            Some(verifier) => verifier.accepts(password),
+            None => {
+                Verifier::impossible().accepts(password);
+                false
+            }
+        }
+    }
 }
 
 /// Shared by the start-up handlers of all connections.

@@ -1,0 +1,623 @@
+//! Every query the coordinator runs, from admission to its last row: what
+//! `system.queries`, the web page, `vivace.cancel_query`, the metrics and the
+//! query-end log line are made of. Running queries are kept until they end;
+//! the last `query_history` finished ones after that.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::error::DataFusionError;
+use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::metrics::MetricValue;
+use futures::Stream;
+
+use super::cancel::{CancelReason, QueryCancel};
+use super::groups::Admission;
+use crate::error::{SqlError, sqlstate};
+use crate::telemetry as m;
+
+/// Where a query is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueryState {
+    /// Waiting for a place in its resource group.
+    Queued,
+    /// Admitted; its physical plan is being made.
+    Planning,
+    /// Producing rows.
+    Running,
+    /// Ended without error.
+    Finished,
+    /// Ended with an error.
+    Failed,
+    /// Stopped by a cancel, a timeout or the client going away.
+    Cancelled,
+}
+
+impl QueryState {
+    /// The state as `system.queries` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Planning => "planning",
+            Self::Running => "running",
+            Self::Finished => "finished",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the query has ended.
+    pub fn is_done(self) -> bool {
+        matches!(self, Self::Finished | Self::Failed | Self::Cancelled)
+    }
+}
+
+/// Who runs a new query, and what.
+#[derive(Debug, Clone)]
+pub struct NewQuery {
+    /// The session's user (empty when none logged in).
+    pub user: String,
+    /// The client's `application_name`.
+    pub application: String,
+    /// The statement's text, secrets masked ([`mask_secrets`]).
+    pub sql: String,
+    /// Its resource group.
+    pub group: String,
+    /// The switch that stops it.
+    pub cancel: QueryCancel,
+}
+
+#[derive(Debug, Default)]
+struct Timeline {
+    state: Option<QueryState>,
+    prepared: Option<Instant>,
+    admitted: Option<Instant>,
+    executing: Option<Instant>,
+    ended: Option<Instant>,
+    error: Option<(String, String)>,
+}
+
+/// One query, live or finished.
+pub struct QueryRecord {
+    /// `YYYYMMDD_HHMMSS_NNNNN`, as Trino numbers queries.
+    pub id: String,
+    query: NewQuery,
+    created: SystemTime,
+    began: Instant,
+    timeline: Mutex<Timeline>,
+    rows: AtomicU64,
+    bytes: AtomicU64,
+    plan: Mutex<Option<Arc<dyn ExecutionPlan>>>,
+}
+
+/// A query as `system.queries` and the JSON API show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QueryInfo {
+    /// Its id.
+    pub query_id: String,
+    /// Who ran it.
+    pub user_name: String,
+    /// The client's application_name.
+    pub application_name: String,
+    /// Where it is in its life.
+    pub state: QueryState,
+    /// When it was received, in milliseconds since 1970.
+    pub created_ms: i64,
+    /// Milliseconds waiting for its resource group.
+    pub queued_ms: u64,
+    /// Milliseconds making its physical plan and starting it.
+    pub planning_ms: u64,
+    /// Milliseconds producing rows.
+    pub execution_ms: u64,
+    /// Milliseconds since it was received, or that it lasted.
+    pub elapsed_ms: u64,
+    /// Rows sent to the client so far.
+    pub rows: u64,
+    /// Bytes of rows sent to the client so far.
+    pub bytes: u64,
+    /// Rows the plan's scans have read so far (those the coordinator sees).
+    pub rows_scanned: u64,
+    /// Bytes the plan's file scans have read so far (those the coordinator sees).
+    pub bytes_scanned: u64,
+    /// Its SQLSTATE, when it failed or was cancelled.
+    pub error_code: Option<String>,
+    /// Its error message.
+    pub error_message: Option<String>,
+    /// Its resource group.
+    pub resource_group: String,
+    /// Its SQL, secrets masked.
+    pub query: String,
+}
+
+impl QueryRecord {
+    /// The query's state now.
+    pub fn state(&self) -> QueryState {
+        self.lock().state.unwrap_or(QueryState::Planning)
+    }
+
+    /// The user who ran it.
+    pub fn user(&self) -> &str {
+        &self.query.user
+    }
+
+    /// Stop the query (`vivace.cancel_query`, the page's cancel button).
+    pub fn cancel(&self) {
+        self.query.cancel.cancel(CancelReason::UserRequest);
+    }
+
+    /// The statement is planned (its logical plan made); admission follows.
+    pub fn prepared(&self) {
+        self.lock().prepared.get_or_insert_with(Instant::now);
+    }
+
+    /// The query waits for its resource group.
+    pub fn queued(&self) {
+        self.lock().state = Some(QueryState::Queued);
+    }
+
+    /// The query has its place and is being planned.
+    pub fn admitted(&self) {
+        metrics::counter!(m::QUERIES_STARTED, "resource_group" => self.query.group.clone())
+            .increment(1);
+        let mut timeline = self.lock();
+        timeline.state = Some(QueryState::Planning);
+        timeline.admitted = Some(Instant::now());
+    }
+
+    /// The query runs `plan` (again, after a retry).
+    pub fn executing(&self, plan: Arc<dyn ExecutionPlan>) {
+        *self.plan.lock().unwrap_or_else(|p| p.into_inner()) = Some(plan);
+        let mut timeline = self.lock();
+        if !timeline.state.is_some_and(QueryState::is_done) {
+            timeline.state = Some(QueryState::Running);
+            timeline.executing.get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// `rows` more rows, of `bytes` on the wire, went to the client.
+    pub fn sent(&self, rows: u64, bytes: u64) {
+        self.rows.fetch_add(rows, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// The physical plan, for the detail page.
+    pub fn plan(&self) -> Option<Arc<dyn ExecutionPlan>> {
+        self.plan.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The query as shown now.
+    pub fn info(&self) -> QueryInfo {
+        let timeline = self.lock();
+        let now = Instant::now();
+        let end = timeline.ended.unwrap_or(now);
+        let ms = |from: Option<Instant>, to: Option<Instant>| -> u64 {
+            match (from, to) {
+                (Some(from), Some(to)) => to.saturating_duration_since(from).as_millis() as u64,
+                _ => 0,
+            }
+        };
+        let (rows_scanned, bytes_scanned) = self.plan().map_or((0, 0), |p| scanned(p.as_ref()));
+        QueryInfo {
+            query_id: self.id.clone(),
+            user_name: self.query.user.clone(),
+            application_name: self.query.application.clone(),
+            state: timeline.state.unwrap_or(QueryState::Planning),
+            created_ms: self
+                .created
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            queued_ms: ms(
+                timeline.prepared.or(Some(self.began)),
+                timeline.admitted.or(Some(end)),
+            ),
+            planning_ms: ms(Some(self.began), timeline.prepared)
+                + ms(timeline.admitted, timeline.executing.or(Some(end))),
+            execution_ms: ms(timeline.executing, Some(end)),
+            elapsed_ms: ms(Some(self.began), Some(end)),
+            rows: self.rows.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            rows_scanned,
+            bytes_scanned,
+            error_code: timeline.error.as_ref().map(|(code, _)| code.clone()),
+            error_message: timeline.error.as_ref().map(|(_, message)| message.clone()),
+            resource_group: self.query.group.clone(),
+            query: self.query.sql.clone(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Timeline> {
+        self.timeline.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Rows the leaves of `plan` produced and bytes its scans read, so far.
+fn scanned(plan: &dyn ExecutionPlan) -> (u64, u64) {
+    let mut rows = 0;
+    let mut bytes = 0;
+    let children = plan.children();
+    if let Some(metrics) = plan.metrics() {
+        for metric in metrics.iter() {
+            match metric.value() {
+                MetricValue::OutputRows(count) if children.is_empty() => {
+                    rows += count.value() as u64
+                }
+                MetricValue::Count { name, count } if name == "bytes_scanned" => {
+                    bytes += count.value() as u64
+                }
+                _ => {}
+            }
+        }
+    }
+    for child in children {
+        let (r, b) = scanned(child.as_ref());
+        rows += r;
+        bytes += b;
+    }
+    (rows, bytes)
+}
+
+/// The coordinator's queries.
+pub struct QueryTracker {
+    sequence: AtomicU64,
+    running: Mutex<BTreeMap<String, Arc<QueryRecord>>>,
+    finished: Mutex<VecDeque<Arc<QueryRecord>>>,
+    keep: usize,
+}
+
+impl std::fmt::Debug for QueryTracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QueryTracker")
+    }
+}
+
+impl QueryTracker {
+    /// A tracker keeping the last `keep` finished queries.
+    pub fn new(keep: usize) -> Self {
+        Self {
+            sequence: AtomicU64::new(0),
+            running: Mutex::default(),
+            finished: Mutex::default(),
+            keep,
+        }
+    }
+
+    /// Record a query about to be admitted.
+    pub fn begin(self: &Arc<Self>, query: NewQuery) -> QueryHandle {
+        let created = SystemTime::now();
+        let n = self.sequence.fetch_add(1, Ordering::Relaxed) % 100_000;
+        let stamp = chrono::DateTime::<chrono::Utc>::from(created).format("%Y%m%d_%H%M%S");
+        let record = Arc::new(QueryRecord {
+            id: format!("{stamp}_{n:05}"),
+            query,
+            created,
+            began: Instant::now(),
+            timeline: Mutex::default(),
+            rows: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            plan: Mutex::default(),
+        });
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(record.id.clone(), record.clone());
+        QueryHandle {
+            record,
+            tracker: self.clone(),
+            done: false,
+        }
+    }
+
+    /// Running queries, then finished ones, newest first.
+    pub fn queries(&self) -> Vec<Arc<QueryRecord>> {
+        let mut all: Vec<_> = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        all.reverse();
+        all.extend(
+            self.finished
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .rev()
+                .cloned(),
+        );
+        all
+    }
+
+    /// The query with this id, running or kept.
+    pub fn find(&self, id: &str) -> Option<Arc<QueryRecord>> {
+        if let Some(record) = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+        {
+            return Some(record.clone());
+        }
+        self.finished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|r| r.id == id)
+            .cloned()
+    }
+
+    fn end(&self, record: &Arc<QueryRecord>, error: Option<&SqlError>) {
+        let state = match error {
+            None => QueryState::Finished,
+            Some(e) if [sqlstate::QUERY_CANCELED, sqlstate::CONNECTION_LOST].contains(&e.code) => {
+                QueryState::Cancelled
+            }
+            Some(_) => QueryState::Failed,
+        };
+        {
+            let mut timeline = record.lock();
+            timeline.state = Some(state);
+            timeline.ended = Some(Instant::now());
+            timeline.error = error.map(|e| (e.code.to_string(), e.message.clone()));
+        }
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&record.id);
+        {
+            let mut finished = self.finished.lock().unwrap_or_else(|p| p.into_inner());
+            finished.push_back(record.clone());
+            while finished.len() > self.keep {
+                finished.pop_front();
+            }
+        }
+        let info = record.info();
+        let group = info.resource_group.clone();
+        metrics::counter!(
+            m::QUERIES,
+            "state" => state.as_str(),
+            "sqlstate_class" => m::sqlstate_class(info.error_code.as_deref()),
+            "resource_group" => group,
+        )
+        .increment(1);
+        metrics::counter!(m::ROWS_RETURNED).increment(info.rows);
+        metrics::counter!(m::BYTES_RETURNED).increment(info.bytes);
+        for (phase, ms) in [
+            ("queued", info.queued_ms),
+            ("planning", info.planning_ms),
+            ("execution", info.execution_ms),
+        ] {
+            metrics::histogram!(m::QUERY_SECONDS, "phase" => phase)
+                .record(Duration::from_millis(ms).as_secs_f64());
+        }
+        // One line per query: no result values; the SQL's secrets are masked.
+        tracing::info!(
+            target: "vivace::query",
+            query_id = %info.query_id,
+            user = %info.user_name,
+            application = %info.application_name,
+            state = state.as_str(),
+            resource_group = %info.resource_group,
+            queued_ms = info.queued_ms,
+            planning_ms = info.planning_ms,
+            execution_ms = info.execution_ms,
+            elapsed_ms = info.elapsed_ms,
+            rows = info.rows,
+            bytes = info.bytes,
+            bytes_scanned = info.bytes_scanned,
+            sqlstate = info.error_code.as_deref().unwrap_or("00000"),
+            query = %info.query,
+            "query ended"
+        );
+    }
+}
+
+/// A running query's record, ended exactly once: by [`QueryHandle::end`], or
+/// as cancelled when dropped before that (the client went away).
+pub struct QueryHandle {
+    record: Arc<QueryRecord>,
+    tracker: Arc<QueryTracker>,
+    done: bool,
+}
+
+impl QueryHandle {
+    /// The record.
+    pub fn record(&self) -> &Arc<QueryRecord> {
+        &self.record
+    }
+
+    /// The query ended, with `error` if it failed.
+    pub fn end(mut self, error: Option<&SqlError>) {
+        self.done = true;
+        self.tracker.end(&self.record, error);
+    }
+}
+
+impl Drop for QueryHandle {
+    fn drop(&mut self) {
+        if !self.done {
+            self.tracker
+                .end(&self.record, Some(&CancelReason::ClientGone.error()));
+        }
+    }
+}
+
+impl QueryHandle {
+    /// `batches`, ending the query when they end (or fail, or are dropped),
+    /// holding its place in its resource group until then.
+    pub fn watch(
+        self,
+        batches: SendableRecordBatchStream,
+        admission: Option<Arc<Admission>>,
+    ) -> SendableRecordBatchStream {
+        Box::pin(WatchedBatches {
+            schema: batches.schema(),
+            inner: batches,
+            handle: Some(self),
+            _admission: admission,
+        })
+    }
+}
+
+struct WatchedBatches {
+    schema: SchemaRef,
+    inner: SendableRecordBatchStream,
+    handle: Option<QueryHandle>,
+    _admission: Option<Arc<Admission>>,
+}
+
+impl Stream for WatchedBatches {
+    type Item = datafusion::error::Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.inner.as_mut().poll_next(cx) {
+            Poll::Ready(None) => {
+                if let Some(handle) = self.handle.take() {
+                    handle.end(None);
+                }
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let error = SqlError::from(e);
+                if let Some(handle) = self.handle.take() {
+                    handle.end(Some(&error));
+                }
+                Poll::Ready(Some(Err(DataFusionError::External(Box::new(error)))))
+            }
+            other => other,
+        }
+    }
+}
+
+impl RecordBatchStream for WatchedBatches {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+/// `sql` with the values of secret-looking OPTIONS keys (`'password' '…'`,
+/// `'aws.secret_access_key' '…'`) replaced by `********`: the text is shown
+/// in `system.queries`, on the page and in the log. Keys ending in `_env`
+/// name a variable and are kept.
+pub fn mask_secrets(sql: &str) -> String {
+    const SECRET_WORDS: &[&str] = &["password", "secret", "token", "credential", "private"];
+    let mut out = String::with_capacity(sql.len());
+    let mut previous: Option<String> = None;
+    let mut rest = sql;
+    while let Some(start) = rest.find('\'') {
+        let (before, from_quote) = rest.split_at(start);
+        out.push_str(before);
+        if !before
+            .trim_matches(|c: char| c.is_whitespace() || c == '=')
+            .is_empty()
+        {
+            previous = None;
+        }
+        // The literal runs to the next quote not doubled.
+        let body = &from_quote[1..];
+        let mut end = None;
+        let mut i = 0;
+        let bytes = body.as_bytes();
+        while i < bytes.len() {
+            if bytes[i] == b'\'' {
+                if bytes.get(i + 1) == Some(&b'\'') {
+                    i += 2;
+                    continue;
+                }
+                end = Some(i);
+                break;
+            }
+            i += 1;
+        }
+        let Some(end) = end else {
+            out.push_str(from_quote);
+            return out;
+        };
+        let literal = &body[..end];
+        let secret = previous.as_deref().is_some_and(|key| {
+            let key = key.to_ascii_lowercase();
+            !key.ends_with("_env") && SECRET_WORDS.iter().any(|w| key.contains(w))
+        });
+        if secret {
+            out.push_str("'********'");
+            previous = None;
+        } else {
+            out.push('\'');
+            out.push_str(literal);
+            out.push('\'');
+            previous = Some(literal.to_string());
+        }
+        rest = &body[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_in_options_are_masked() {
+        assert_eq!(
+            mask_secrets(
+                "CREATE EXTERNAL TABLE t STORED AS POSTGRES LOCATION 'x' OPTIONS ('user' 'bob', 'password' 'hunter2', 'password_env' 'PGPASS')"
+            ),
+            "CREATE EXTERNAL TABLE t STORED AS POSTGRES LOCATION 'x' OPTIONS ('user' 'bob', 'password' '********', 'password_env' 'PGPASS')"
+        );
+        assert_eq!(
+            mask_secrets("OPTIONS ('aws.secret_access_key' = 'a''b', 'aws.region' 'eu')"),
+            "OPTIONS ('aws.secret_access_key' = '********', 'aws.region' 'eu')"
+        );
+        assert_eq!(
+            mask_secrets("SELECT 'password', x, 'hunter2'"),
+            "SELECT 'password', x, 'hunter2'"
+        );
+        assert_eq!(mask_secrets("SELECT 'unterminated"), "SELECT 'unterminated");
+    }
+
+    #[test]
+    fn finished_queries_are_kept_newest_first_up_to_the_limit() {
+        let tracker = Arc::new(QueryTracker::new(2));
+        let new = |sql: &str| NewQuery {
+            user: "ann".into(),
+            application: "psql".into(),
+            sql: sql.into(),
+            group: "global".into(),
+            cancel: QueryCancel::default(),
+        };
+        let ids: Vec<String> = ["SELECT 1", "SELECT 2", "SELECT 3"]
+            .into_iter()
+            .map(|sql| {
+                let handle = tracker.begin(new(sql));
+                handle.record().admitted();
+                let id = handle.record().id.clone();
+                handle.end(None);
+                id
+            })
+            .collect();
+        let running = tracker.begin(new("SELECT 4"));
+        let listed: Vec<String> = tracker.queries().iter().map(|r| r.id.clone()).collect();
+        assert_eq!(
+            listed,
+            vec![running.record().id.clone(), ids[2].clone(), ids[1].clone()]
+        );
+        assert_eq!(tracker.find(&ids[2]).unwrap().state(), QueryState::Finished);
+        assert!(tracker.find(&ids[0]).is_none());
+        drop(running);
+        assert_eq!(tracker.queries()[0].state(), QueryState::Cancelled);
+        assert_eq!(
+            tracker.queries()[0].info().error_code.as_deref(),
+            Some(sqlstate::CONNECTION_LOST)
+        );
+    }
+}

@@ -1,0 +1,477 @@
+//! Operating Vivace: system.queries, vivace.cancel_query, resource groups,
+//! and the HTTP listener (health, metrics, the JSON API behind the page, its
+//! logins).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::credentials::users_line;
+use common::http::{get, request};
+use common::{Server, TempDir, rows, sql_error};
+use tokio_postgres::{Client, NoTls};
+
+/// Runs until cancelled: 10^11 generated rows.
+const LONG_QUERY: &str = "SELECT max(v) FROM generate_series(1, 100000000000) AS t(v)";
+
+async fn connect(server: &Server, options: &str) -> Client {
+    let (client, conn) = tokio_postgres::connect(
+        &format!(
+            "host=127.0.0.1 port={} dbname=vivace {options}",
+            server.port
+        ),
+        NoTls,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("cannot connect: {e}; log:\n{}", server.log_text()));
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+/// The id of the one query of `application` in `state`, waiting for it.
+async fn query_in_state(client: &Client, application: &str, state: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = rows(
+            client,
+            &format!(
+                "SELECT query_id FROM system.queries WHERE application_name = '{application}' AND state = '{state}'"
+            ),
+        )
+        .await;
+        if let Some(row) = found.first() {
+            return row[0].clone().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {state} query of {application}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The SQLSTATE a statement run on a spawned task ended with.
+fn spawn_query(client: Client, sql: &'static str) -> tokio::task::JoinHandle<Option<String>> {
+    tokio::spawn(async move {
+        match client.simple_query(sql).await {
+            Ok(_) => None,
+            Err(e) => Some(e.code().map(|c| c.code().to_string()).unwrap_or_default()),
+        }
+    })
+}
+
+#[tokio::test]
+async fn queries_are_listed_measured_and_cancelled() {
+    let dir = TempDir::new("ops-queries");
+    let http_port = common::free_port();
+    let server = Server::start_with(
+        &dir,
+        &[
+            "--http-listen",
+            &format!("127.0.0.1:{http_port}"),
+            "--memory-limit",
+            "4G",
+        ],
+        &[("VIVACE_LOG_FORMAT", "json")],
+    )
+    .await;
+    let watcher = connect(&server, "user=ops application_name=watcher").await;
+    let worker = connect(&server, "user=ann application_name=report").await;
+
+    // A finished query with its rows and bytes, and a failed one with its SQLSTATE.
+    let sent = worker
+        .simple_query("SELECT v FROM generate_series(1, 1000) AS t(v)")
+        .await
+        .unwrap();
+    let sent_rows = sent
+        .iter()
+        .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+        .count();
+    assert_eq!(sent_rows, 1000);
+    let (code, _) = sql_error(&worker, "SELECT * FROM no_such_table").await;
+    assert_eq!(code, "42P01");
+    let report = rows(
+        &watcher,
+        "SELECT state, user_name, rows, bytes > 1000, error_code, resource_group, query \
+         FROM system.queries WHERE application_name = 'report' ORDER BY created, query_id",
+    )
+    .await;
+    let report: Vec<Vec<String>> = report
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(|v| v.unwrap_or_else(|| "NULL".into()))
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        report,
+        vec![
+            vec![
+                "finished",
+                "ann",
+                "1000",
+                "t",
+                "NULL",
+                "global",
+                "SELECT v FROM generate_series(1, 1000) AS t(v)"
+            ],
+            vec![
+                "failed",
+                "ann",
+                "0",
+                "f",
+                "42P01",
+                "global",
+                "SELECT * FROM no_such_table"
+            ],
+        ]
+        .into_iter()
+        .map(|r| r.into_iter().map(String::from).collect::<Vec<_>>())
+        .collect::<Vec<_>>()
+    );
+
+    // A long query shows as running, and cancel_query stops it with 57014.
+    let long = connect(&server, "user=ann application_name=long").await;
+    let ended = spawn_query(long, LONG_QUERY);
+    let id = query_in_state(&watcher, "long", "running").await;
+    let cancelled = rows(&watcher, &format!("SELECT vivace.cancel_query('{id}')")).await;
+    assert_eq!(cancelled, vec![vec![Some("t".to_string())]]);
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(30), ended)
+            .await
+            .expect("the query stops")
+            .unwrap()
+            .as_deref(),
+        Some("57014")
+    );
+    let state = rows(
+        &watcher,
+        &format!("SELECT state, error_code, done FROM system.queries WHERE query_id = '{id}'"),
+    )
+    .await;
+    assert_eq!(
+        state,
+        vec![vec![
+            Some("cancelled".to_string()),
+            Some("57014".to_string()),
+            Some("t".to_string())
+        ]]
+    );
+    // Cancelling it again says it had ended; an unknown id is an error.
+    let again = rows(&watcher, &format!("SELECT vivace.cancel_query('{id}')")).await;
+    assert_eq!(again, vec![vec![Some("f".to_string())]]);
+    let (code, message) = sql_error(&watcher, "SELECT vivace.cancel_query('nope')").await;
+    assert_eq!(code, "42704", "{message}");
+
+    // The HTTP listener: health, readiness, the API, the page, the metrics.
+    assert_eq!(get(http_port, "/healthz").await, (200, "ok\n".to_string()));
+    let (status, ready) = get(http_port, "/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    let (status, page) = get(http_port, "/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<title>Vivace"), "{page}");
+    let (status, queries) = get(http_port, "/api/queries").await;
+    assert_eq!(status, 200);
+    let queries: serde_json::Value = serde_json::from_str(&queries).unwrap();
+    let listed = queries
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["query_id"] == id.as_str())
+        .expect("the cancelled query is listed");
+    assert_eq!(listed["state"], "cancelled");
+    let (status, detail) = get(http_port, &format!("/api/queries/{id}")).await;
+    assert_eq!(status, 200);
+    let detail: serde_json::Value = serde_json::from_str(&detail).unwrap();
+    assert!(
+        detail["plan"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("AggregateExec"),
+        "{detail}"
+    );
+    assert_eq!(get(http_port, "/api/queries/nope").await.0, 404);
+
+    let (status, metrics) = get(http_port, "/metrics").await;
+    assert_eq!(status, 200);
+    let value = |line_start: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {line_start} in\n{metrics}"))
+    };
+    assert!(
+        value(
+            r#"vivace_queries_total{state="failed",sqlstate_class="42",resource_group="global"}"#
+        ) >= 1.0
+    );
+    assert!(
+        value(
+            r#"vivace_queries_total{state="cancelled",sqlstate_class="57",resource_group="global"}"#
+        ) >= 1.0
+    );
+    assert!(value("vivace_rows_returned_total") >= 1000.0);
+    assert!(value("vivace_sessions_active") >= 2.0);
+    assert!(metrics.contains("vivace_query_duration_seconds_bucket{phase=\"execution\""));
+    assert!(
+        !metrics.contains("no_such_table"),
+        "no query text in labels"
+    );
+    // Every metric the Grafana dashboard charts is exported.
+    let dashboard = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("deploy/grafana/vivace-dashboard.json"),
+    )
+    .unwrap();
+    let charted: std::collections::BTreeSet<&str> = dashboard
+        .match_indices("vivace_")
+        .map(|(at, _)| {
+            let rest = &dashboard[at..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            rest[..end].trim_end_matches("_bucket")
+        })
+        .filter(|name| *name != "vivace_" && !name.starts_with("vivace_overview"))
+        .collect();
+    assert!(charted.len() >= 10, "{charted:?}");
+    for name in charted {
+        assert!(
+            metrics.contains(&format!("\n{name}")),
+            "the dashboard charts {name}, which /metrics does not export"
+        );
+    }
+
+    // One JSON log line per query end, with its id, state and figures.
+    let log = server.log_text();
+    let ended: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == "query ended")
+        .collect();
+    let line = ended
+        .iter()
+        .find(|l| l["fields"]["query_id"] == id.as_str())
+        .unwrap_or_else(|| panic!("no query-end line for {id}:\n{log}"));
+    assert_eq!(line["fields"]["state"], "cancelled");
+    assert_eq!(line["fields"]["sqlstate"], "57014");
+    assert_eq!(line["fields"]["user"], "ann");
+    let thousand = ended
+        .iter()
+        .find(|l| l["fields"]["query"] == "SELECT v FROM generate_series(1, 1000) AS t(v)")
+        .expect("the finished query's line");
+    assert_eq!(thousand["fields"]["rows"], 1000);
+}
+
+#[tokio::test]
+async fn resource_groups_queue_and_refuse() {
+    let dir = TempDir::new("ops-groups");
+    let config = dir.path().join("vivace.toml");
+    std::fs::write(
+        &config,
+        "[resource_groups.dashboards]\nmax_running = 1\nmax_queued = 1\napplications = [\"dash*\", \"multi-*\"]\n",
+    )
+    .unwrap();
+    let server = Server::start_with(&dir, &["--config", config.to_str().unwrap()], &[]).await;
+    let watcher = connect(&server, "user=ops application_name=watcher").await;
+
+    // The group's one place is taken by a long query; the next waits, the one
+    // after is refused at once.
+    let first = spawn_query(
+        connect(&server, "user=a application_name=dash-1").await,
+        LONG_QUERY,
+    );
+    let first_id = query_in_state(&watcher, "dash-1", "running").await;
+    let second_client = connect(&server, "user=b application_name=dash-2").await;
+    let second = tokio::spawn(async move {
+        let answer = rows(&second_client, "SELECT 40 + 2").await;
+        answer[0][0].clone().unwrap()
+    });
+    query_in_state(&watcher, "dash-2", "queued").await;
+    let third = connect(&server, "user=c application_name=dash-3").await;
+    let (code, message) = sql_error(&third, "SELECT 1").await;
+    assert_eq!(code, "53000", "{message}");
+    assert!(message.contains("dashboards"), "{message}");
+    // Another group (here global) is not held back, and a session may name its group.
+    assert_eq!(
+        rows(&third, "SET vivace.resource_group = 'global'; SELECT 7")
+            .await
+            .len(),
+        1
+    );
+    let (code, _) = sql_error(&third, "SET vivace.resource_group = 'nope'; SELECT 1").await;
+    assert_eq!(code, "42704");
+
+    // When the long query stops, the waiting one runs.
+    assert_eq!(
+        rows(
+            &watcher,
+            &format!("SELECT vivace.cancel_query('{first_id}')")
+        )
+        .await,
+        vec![vec![Some("t".to_string())]]
+    );
+    assert_eq!(first.await.unwrap().as_deref(), Some("57014"));
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(30), second)
+            .await
+            .unwrap()
+            .unwrap(),
+        "42"
+    );
+    // The statements of one message share their place: with room for one
+    // query, two in a message still run (the second before the first's rows
+    // are sent).
+    let both = connect(&server, "user=d application_name=multi-dash").await;
+    let answered = tokio::time::timeout(Duration::from_secs(30), rows(&both, "SELECT 1; SELECT 2"))
+        .await
+        .expect("the second statement does not wait for the first's place");
+    assert_eq!(
+        answered,
+        vec![vec![Some("1".to_string())], vec![Some("2".to_string())]]
+    );
+
+    let states = rows(
+        &watcher,
+        "SELECT application_name, state, resource_group, error_code, queued_ms > 0 FROM system.queries \
+         WHERE application_name IN ('dash-1', 'dash-2') OR error_code = '53000' ORDER BY application_name",
+    )
+    .await;
+    let row = |cells: [Option<&str>; 5]| cells.map(|c| c.map(String::from)).to_vec();
+    assert_eq!(
+        states,
+        vec![
+            row([
+                Some("dash-1"),
+                Some("cancelled"),
+                Some("dashboards"),
+                Some("57014"),
+                Some("f")
+            ]),
+            row([
+                Some("dash-2"),
+                Some("finished"),
+                Some("dashboards"),
+                None,
+                Some("t")
+            ]),
+            row([
+                Some("dash-3"),
+                Some("failed"),
+                Some("dashboards"),
+                Some("53000"),
+                Some("f")
+            ]),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn with_users_the_listener_asks_for_a_login_and_shows_users_their_own_queries() {
+    let dir = TempDir::new("ops-users");
+    let http_port = common::free_port();
+    let analyst = users_line("analyst", "analyst pw");
+    let boss = users_line("boss", "boss pw");
+    let boss_verifier = boss.split_once(" = ").unwrap().1;
+    let config = dir.path().join("vivace.toml");
+    std::fs::write(
+        &config,
+        format!("[users]\n{analyst}\n[users.boss]\npassword = {boss_verifier}\nadmin = true\n"),
+    )
+    .unwrap();
+    let server = Server::start_with(
+        &dir,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--http-listen",
+            &format!("127.0.0.1:{http_port}"),
+        ],
+        &[],
+    )
+    .await;
+    let login = |user: &str, password: &str| {
+        format!("user={user} password='{password}' application_name={user}-app")
+    };
+    let ann = connect(&server, &login("analyst", "analyst pw")).await;
+    let boss_client = connect(&server, &login("boss", "boss pw")).await;
+    rows(&ann, "SELECT 'analyst query'").await;
+    rows(&boss_client, "SELECT 'boss query'").await;
+    // A secret typed into OPTIONS is refused, and masked wherever the text is shown.
+    let (code, _) = sql_error(
+        &boss_client,
+        "CREATE EXTERNAL TABLE leak STORED AS POSTGRES LOCATION 'postgres://127.0.0.1:1/x' \
+         OPTIONS ('table' 't', 'password' 'hunter2-secret')",
+    )
+    .await;
+    assert_ne!(code, "00000");
+
+    // Health checks stay open; everything else asks for a login.
+    assert_eq!(get(http_port, "/healthz").await.0, 200);
+    for path in ["/", "/metrics", "/api/queries", "/api/cluster"] {
+        assert_eq!(get(http_port, path).await.0, 401, "{path}");
+    }
+    let wrong = request(http_port, "GET", "/api/queries", Some(("analyst", "nope"))).await;
+    assert_eq!(wrong.0, 401);
+    let unknown = request(http_port, "GET", "/api/queries", Some(("nobody", "x"))).await;
+    assert_eq!(unknown.0, 401);
+
+    // A user sees their own queries; an admin sees every one.
+    let seen = |body: String| -> Vec<String> {
+        let queries: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let mut users: Vec<String> = queries
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| q["user_name"].as_str().unwrap().to_string())
+            .collect();
+        users.sort();
+        users.dedup();
+        users
+    };
+    let (status, mine) = request(
+        http_port,
+        "GET",
+        "/api/queries",
+        Some(("analyst", "analyst pw")),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(seen(mine), vec!["analyst"]);
+    let (status, all) = request(http_port, "GET", "/api/queries", Some(("boss", "boss pw"))).await;
+    assert_eq!(status, 200);
+    assert!(all.contains("'password' '********'"), "{all}");
+    assert_eq!(seen(all), vec!["analyst", "boss"]);
+    // The same rule in SQL.
+    let users = rows(&ann, "SELECT DISTINCT user_name FROM system.queries").await;
+    assert_eq!(users, vec![vec![Some("analyst".to_string())]]);
+    let boss_query = rows(
+        &boss_client,
+        "SELECT query_id FROM system.queries WHERE user_name = 'boss' LIMIT 1",
+    )
+    .await;
+    let boss_id = boss_query[0][0].clone().unwrap();
+    let (code, _) = sql_error(&ann, &format!("SELECT vivace.cancel_query('{boss_id}')")).await;
+    assert_eq!(code, "42704", "a user cannot reach another's query");
+    let refused = request(
+        http_port,
+        "POST",
+        &format!("/api/queries/{boss_id}/cancel"),
+        Some(("analyst", "analyst pw")),
+    )
+    .await;
+    assert_eq!(refused.0, 404);
+
+    // The secret appears nowhere: not in the metrics, the API or the log.
+    let (_, metrics) = request(http_port, "GET", "/metrics", Some(("boss", "boss pw"))).await;
+    assert!(metrics.contains("vivace_queries_total"));
+    for text in [metrics, server.log_text()] {
+        assert!(!text.contains("hunter2-secret"));
+        assert!(!text.contains("analyst pw"));
+    }
+}
