@@ -96,7 +96,22 @@ pub struct QueryRecord {
     timeline: Mutex<Timeline>,
     rows: AtomicU64,
     bytes: AtomicU64,
-    plan: Mutex<Option<Arc<dyn ExecutionPlan>>>,
+    plan: Mutex<PlanView>,
+}
+
+/// What is known of a query's physical plan.
+enum PlanView {
+    /// Not made yet (or the statement runs none).
+    None,
+    /// Running: its metrics are read live.
+    Live(Arc<dyn ExecutionPlan>),
+    /// Ended: the plan itself is let go (it may hold connections, remote
+    /// cursors and buffers), its text and figures kept.
+    Ended {
+        text: String,
+        rows_scanned: u64,
+        bytes_scanned: u64,
+    },
 }
 
 /// A query as `system.queries` and the JSON API show it.
@@ -149,6 +164,11 @@ impl QueryRecord {
         &self.query.user
     }
 
+    /// Its resource group.
+    pub fn group(&self) -> &str {
+        &self.query.group
+    }
+
     /// Stop the query (`vivace.cancel_query`, the page's cancel button).
     pub fn cancel(&self) {
         self.query.cancel.cancel(CancelReason::UserRequest);
@@ -175,7 +195,12 @@ impl QueryRecord {
 
     /// The query runs `plan` (again, after a retry).
     pub fn executing(&self, plan: Arc<dyn ExecutionPlan>) {
-        *self.plan.lock().unwrap_or_else(|p| p.into_inner()) = Some(plan);
+        {
+            let mut view = self.plan.lock().unwrap_or_else(|p| p.into_inner());
+            if !matches!(*view, PlanView::Ended { .. }) {
+                *view = PlanView::Live(plan);
+            }
+        }
         let mut timeline = self.lock();
         if !timeline.state.is_some_and(QueryState::is_done) {
             timeline.state = Some(QueryState::Running);
@@ -189,9 +214,44 @@ impl QueryRecord {
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// The physical plan, for the detail page.
-    pub fn plan(&self) -> Option<Arc<dyn ExecutionPlan>> {
-        self.plan.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    /// The physical plan with each operator's rows and time so far, for the
+    /// detail page.
+    pub fn plan_text(&self) -> Option<String> {
+        match &*self.plan.lock().unwrap_or_else(|p| p.into_inner()) {
+            PlanView::None => None,
+            PlanView::Live(plan) => Some(render(plan.as_ref())),
+            PlanView::Ended { text, .. } => Some(text.clone()),
+        }
+    }
+
+    /// Rows and bytes the plan's scans read so far.
+    fn scanned(&self) -> (u64, u64) {
+        match &*self.plan.lock().unwrap_or_else(|p| p.into_inner()) {
+            PlanView::None => (0, 0),
+            PlanView::Live(plan) => scanned(plan.as_ref()),
+            PlanView::Ended {
+                rows_scanned,
+                bytes_scanned,
+                ..
+            } => (*rows_scanned, *bytes_scanned),
+        }
+    }
+
+    /// Keep the plan's text and figures, and let the plan itself go.
+    fn let_plan_go(&self) {
+        let mut view = self.plan.lock().unwrap_or_else(|p| p.into_inner());
+        let ended = match &*view {
+            PlanView::Live(plan) => {
+                let (rows_scanned, bytes_scanned) = scanned(plan.as_ref());
+                PlanView::Ended {
+                    text: render(plan.as_ref()),
+                    rows_scanned,
+                    bytes_scanned,
+                }
+            }
+            _ => return,
+        };
+        *view = ended;
     }
 
     /// The query as shown now.
@@ -205,7 +265,7 @@ impl QueryRecord {
                 _ => 0,
             }
         };
-        let (rows_scanned, bytes_scanned) = self.plan().map_or((0, 0), |p| scanned(p.as_ref()));
+        let (rows_scanned, bytes_scanned) = self.scanned();
         QueryInfo {
             query_id: self.id.clone(),
             user_name: self.query.user.clone(),
@@ -237,6 +297,13 @@ impl QueryRecord {
     fn lock(&self) -> std::sync::MutexGuard<'_, Timeline> {
         self.timeline.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// `plan` as indented text with each operator's metrics.
+fn render(plan: &dyn ExecutionPlan) -> String {
+    datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(plan)
+        .indent(true)
+        .to_string()
 }
 
 /// Rows the leaves of `plan` produced and bytes its scans read, so far.
@@ -303,7 +370,7 @@ impl QueryTracker {
             timeline: Mutex::default(),
             rows: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
-            plan: Mutex::default(),
+            plan: Mutex::new(PlanView::None),
         });
         self.running
             .lock()
@@ -363,6 +430,7 @@ impl QueryTracker {
             }
             Some(_) => QueryState::Failed,
         };
+        record.let_plan_go();
         {
             let mut timeline = record.lock();
             timeline.state = Some(state);
@@ -505,8 +573,9 @@ impl RecordBatchStream for WatchedBatches {
 }
 
 /// `sql` with the values of secret-looking OPTIONS keys (`'password' '…'`,
-/// `'aws.secret_access_key' '…'`) replaced by `********`: the text is shown
-/// in `system.queries`, on the page and in the log. Keys ending in `_env`
+/// `'api_key' '…'`, `'aws.secret_access_key' '…'`) replaced by `********`
+/// (connectors refuse such keys, but the statement's text is still shown
+/// in `system.queries`, on the page and in the log). Keys ending in `_env`
 /// name a variable and are kept.
 pub fn mask_secrets(sql: &str) -> String {
     const SECRET_WORDS: &[&str] = &["password", "secret", "token", "credential", "private"];
@@ -543,16 +612,22 @@ pub fn mask_secrets(sql: &str) -> String {
             return out;
         };
         let literal = &body[..end];
-        let secret = previous.as_deref().is_some_and(|key| {
-            let key = key.to_ascii_lowercase();
-            !key.ends_with("_env") && SECRET_WORDS.iter().any(|w| key.contains(w))
-        });
+        // `… PASSWORD '…'` (ALTER ROLE's spelling) is a secret too.
+        let after_keyword = before.trim_end().to_ascii_lowercase().ends_with("password");
+        let secret = after_keyword
+            || previous.as_deref().is_some_and(|key| {
+                let key = key.to_ascii_lowercase();
+                !key.ends_with("_env")
+                    && (SECRET_WORDS.iter().any(|w| key.contains(w))
+                        || key.ends_with("key")
+                        || key.ends_with("key_id"))
+            });
         if secret {
             out.push_str("'********'");
             previous = None;
         } else {
             out.push('\'');
-            out.push_str(literal);
+            out.push_str(&mask_url_password(literal));
             out.push('\'');
             previous = Some(literal.to_string());
         }
@@ -560,6 +635,30 @@ pub fn mask_secrets(sql: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// `text` with the password of a URL's `user:password@` replaced by `********`.
+fn mask_url_password(text: &str) -> std::borrow::Cow<'_, str> {
+    let Some(scheme_end) = text.find("://") else {
+        return text.into();
+    };
+    let authority_start = scheme_end + 3;
+    let authority_end = text[authority_start..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |i| authority_start + i);
+    let authority = &text[authority_start..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return text.into();
+    };
+    let Some(colon) = authority[..at].find(':') else {
+        return text.into();
+    };
+    format!(
+        "{}********{}",
+        &text[..authority_start + colon + 1],
+        &text[authority_start + at..]
+    )
+    .into()
 }
 
 #[cfg(test)]
@@ -583,6 +682,44 @@ mod tests {
             "SELECT 'password', x, 'hunter2'"
         );
         assert_eq!(mask_secrets("SELECT 'unterminated"), "SELECT 'unterminated");
+        assert_eq!(
+            mask_secrets("LOCATION 'postgres://app:s3cr@t@db:5432/x' OPTIONS ('table' 't')"),
+            "LOCATION 'postgres://app:********@db:5432/x' OPTIONS ('table' 't')"
+        );
+        assert_eq!(
+            mask_secrets("ALTER ROLE bob PASSWORD 'hunter2'"),
+            "ALTER ROLE bob PASSWORD '********'"
+        );
+        assert_eq!(
+            mask_secrets("LOCATION 'postgres://app@db/x', 's3://bucket/a:b@c'"),
+            "LOCATION 'postgres://app@db/x', 's3://bucket/a:b@c'"
+        );
+        assert_eq!(
+            mask_secrets("OPTIONS ('index' 'i', 'api_key' 'k3y', 'api_key_env' 'KEY')"),
+            "OPTIONS ('index' 'i', 'api_key' '********', 'api_key_env' 'KEY')"
+        );
+    }
+
+    #[test]
+    fn an_ended_query_lets_its_plan_go_and_keeps_its_text() {
+        use datafusion::arrow::datatypes::Schema;
+        use datafusion::physical_plan::empty::EmptyExec;
+        let tracker = Arc::new(QueryTracker::new(10));
+        let handle = tracker.begin(NewQuery {
+            user: String::new(),
+            application: String::new(),
+            sql: "SELECT 1".into(),
+            group: "global".into(),
+            cancel: QueryCancel::default(),
+        });
+        let plan: Arc<dyn ExecutionPlan> = Arc::new(EmptyExec::new(Arc::new(Schema::empty())));
+        handle.record().executing(plan.clone());
+        assert_eq!(Arc::strong_count(&plan), 2);
+        let record = handle.record().clone();
+        handle.end(None);
+        // Plans may hold pools, remote cursors and buffers: kept queries do not.
+        assert_eq!(Arc::strong_count(&plan), 1);
+        assert!(record.plan_text().unwrap().contains("EmptyExec"));
     }
 
     #[test]

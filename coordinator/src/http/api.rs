@@ -5,7 +5,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use datafusion::execution::memory_pool::MemoryLimit;
-use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use serde_json::json;
 
 use super::{HttpState, auth};
@@ -115,11 +114,7 @@ pub async fn query(
     else {
         return not_found(&id);
     };
-    let plan = record.plan().map(|plan| {
-        DisplayableExecutionPlan::with_metrics(plan.as_ref())
-            .indent(true)
-            .to_string()
-    });
+    let plan = record.plan_text();
     let mut body = serde_json::to_value(record.info()).unwrap_or_default();
     body["plan"] = json!(plan);
     Json(body).into_response()

@@ -631,7 +631,7 @@ impl Session {
     /// A place in `record`'s resource group: the one an earlier statement of
     /// this message still holds, or a new one.
     async fn admit(&self, record: &QueryRecord) -> SqlResult<Arc<Admission>> {
-        let group = record.info().resource_group;
+        let group = record.group().to_string();
         let shared = {
             let held = self.admission.lock().map_err(|_| poisoned())?;
             (held.0 == group).then(|| held.1.upgrade()).flatten()
