@@ -1,5 +1,7 @@
 //! The JSON the page reads: the cluster, the queries, one query, cancel.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -10,6 +12,8 @@ use serde_json::json;
 use super::{HttpState, auth};
 use crate::cluster::{NodeRole, NodeRow};
 use crate::engine::Engine;
+use crate::engine::system_queries::Viewer;
+use crate::engine::tracker::QueryRecord;
 use crate::telemetry as m;
 
 /// Set the gauges read at scrape time (sessions count themselves).
@@ -87,12 +91,28 @@ pub async fn queries(State(state): State<HttpState>, headers: HeaderMap) -> Resp
     Json(queries).into_response()
 }
 
-fn not_found(id: &str) -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({ "error": format!("query \"{id}\" does not exist") })),
-    )
-        .into_response()
+/// The query `id`, if the one asking may see it: else a 401 or a 404.
+fn visible_query(
+    state: &HttpState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(Viewer, Arc<QueryRecord>), Box<Response>> {
+    let viewer = auth::viewer(state, headers)?;
+    let record = state
+        .engine
+        .tracker()
+        .find(id)
+        .filter(|r| viewer.may_see(r.user()))
+        .ok_or_else(|| {
+            Box::new(
+                (
+                    StatusCode::NOT_FOUND,
+                    Json(json!({ "error": format!("query \"{id}\" does not exist") })),
+                )
+                    .into_response(),
+            )
+        })?;
+    Ok((viewer, record))
 }
 
 /// `GET /api/queries/{id}`: one query with its plan and each operator's
@@ -102,17 +122,9 @@ pub async fn query(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let viewer = match auth::viewer(&state, &headers) {
-        Ok(viewer) => viewer,
+    let record = match visible_query(&state, &headers, &id) {
+        Ok((_, record)) => record,
         Err(refused) => return *refused,
-    };
-    let Some(record) = state
-        .engine
-        .tracker()
-        .find(&id)
-        .filter(|r| viewer.may_see(r.user()))
-    else {
-        return not_found(&id);
     };
     let plan = record.plan_text();
     let mut body = serde_json::to_value(record.info()).unwrap_or_default();
@@ -126,17 +138,9 @@ pub async fn cancel(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let viewer = match auth::viewer(&state, &headers) {
-        Ok(viewer) => viewer,
+    let (viewer, record) = match visible_query(&state, &headers, &id) {
+        Ok(found) => found,
         Err(refused) => return *refused,
-    };
-    let Some(record) = state
-        .engine
-        .tracker()
-        .find(&id)
-        .filter(|r| viewer.may_see(r.user()))
-    else {
-        return not_found(&id);
     };
     let running = !record.state().is_done();
     if running {
