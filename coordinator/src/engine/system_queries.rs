@@ -210,11 +210,7 @@ impl CancelQuery {
                     format!("query \"{id}\" does not exist"),
                 )
             })?;
-        if record.state().is_done() {
-            return Ok(false);
-        }
-        record.cancel();
-        Ok(true)
+        Ok(record.cancel())
     }
 }
 

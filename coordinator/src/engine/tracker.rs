@@ -169,9 +169,14 @@ impl QueryRecord {
         &self.query.group
     }
 
-    /// Stop the query (`vivace.cancel_query`, the page's cancel button).
-    pub fn cancel(&self) {
+    /// Stop the query (`vivace.cancel_query`, the page's cancel button); says
+    /// whether it was still running (an ended query is left as it is).
+    pub fn cancel(&self) -> bool {
+        if self.state().is_done() {
+            return false;
+        }
         self.query.cancel.cancel(CancelReason::UserRequest);
+        true
     }
 
     /// The statement is planned (its logical plan made); admission follows.

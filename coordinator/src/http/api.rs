@@ -142,10 +142,9 @@ pub async fn cancel(
         Ok(found) => found,
         Err(refused) => return *refused,
     };
-    let running = !record.state().is_done();
+    let running = record.cancel();
     if running {
         tracing::info!(query_id = %id, by = %viewer.user, "query cancelled over HTTP");
-        record.cancel();
     }
     Json(json!({ "query_id": id, "cancelled": running })).into_response()
 }
