@@ -407,6 +407,31 @@ async fn writes_are_delta_commits_that_delta_rs_reads_back() {
         .await,
         20000
     );
+    // Each file's statistics in the log are the bounds and null counts of
+    // its rows, as delta-rs reads them back…
+    let files = delta_rs("files", lake.to_str().unwrap(), None);
+    let files = files.as_array().unwrap();
+    for file in files {
+        assert_eq!(file["log"], file["file"], "{file}");
+        assert!(file["log"]["max.id"].is_i64(), "{file}");
+    }
+    // …and they skip files: ids past 20000 lie only in the inserted files.
+    let inserted = files
+        .iter()
+        .filter(|f| f["log"]["max.id"].as_i64().unwrap() > 20000)
+        .count();
+    assert!(inserted > 0 && inserted < files.len());
+    let plan = text_rows(
+        &client,
+        "EXPLAIN ANALYZE SELECT count(*) FROM events WHERE id > 20000",
+    )
+    .await
+    .concat()
+    .join("\n");
+    assert!(
+        plan.contains(&format!("files={inserted} of {}", files.len())),
+        "{plan}"
+    );
     // INSERT OVERWRITE one partition: version 2; the other days keep their files.
     assert_eq!(
         tag_rows(

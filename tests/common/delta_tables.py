@@ -4,6 +4,11 @@ schema change), and what that package reads back at each version.
 
     python3 delta_tables.py write URI [STORAGE_OPTIONS_JSON]
     python3 delta_tables.py read URI [STORAGE_OPTIONS_JSON]
+    python3 delta_tables.py files URI
+
+`files` prints, for each file of the latest version, the statistics its `add`
+action holds as delta-rs parses them (rows, and per column min, max and null
+count) beside the same figures computed from the file's rows.
 
 `write` writes the table, then both print one JSON object: per version, the
 row count, sum(amount), rows per `dt`, the columns and the commit time (UTC);
@@ -86,9 +91,36 @@ def describe(uri, options):
     }
 
 
+def files(uri):
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = DeltaTable(uri)
+    adds = pa.table(table.get_add_actions(flatten=True))
+    out = []
+    for add in adds.to_pylist():
+        rows = pq.read_table(os.path.join(uri, add["path"]))
+        logged, actual = {"rows": add["num_records"]}, {"rows": rows.num_rows}
+        for column in rows.column_names:
+            values = rows.column(column)
+            bounds = pc.min_max(values)
+            for stat, value in (
+                ("min", bounds["min"].as_py()),
+                ("max", bounds["max"].as_py()),
+                ("null_count", values.null_count),
+            ):
+                logged[f"{stat}.{column}"] = add.get(f"{stat}.{column}")
+                actual[f"{stat}.{column}"] = value
+        out.append({"path": add["path"], "log": logged, "file": actual})
+    return out
+
+
 def main():
     mode, uri = sys.argv[1], sys.argv[2]
     options = json.loads(sys.argv[3]) if len(sys.argv) > 3 else None
+    if mode == "files":
+        print(json.dumps(files(uri), default=str))
+        return
     if mode == "write":
         write(uri, options)
     print(json.dumps(describe(uri, options)))

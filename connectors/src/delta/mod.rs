@@ -9,6 +9,7 @@ mod log;
 mod options;
 mod provider;
 mod scan;
+mod stats;
 mod write;
 
 use std::sync::Arc;

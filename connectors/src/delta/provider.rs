@@ -30,6 +30,7 @@ use object_store::path::Path;
 
 use super::log::{DeltaLocation, delta_error};
 use super::scan::{DeltaScanExec, DeltaScanInfo};
+use super::stats::{self, LogStatistics};
 use crate::{At, ConnectorError, ConnectorErrorKind, ConnectorResult};
 
 /// A Delta table, at its latest version or pinned to one (time travel).
@@ -154,6 +155,7 @@ impl DeltaTableProvider {
             .pruning(filters, session)
             .and_then(|p| p.prune(&log).ok());
         let partition_fields = self.partition_fields()?;
+        let statistics = LogStatistics::new(&log, &self.scan_schema()?);
         let mut files = Vec::new();
         let mut total = 0;
         for (i, file) in log.iter().enumerate() {
@@ -195,9 +197,7 @@ impl DeltaTableProvider {
             let mut partitioned = PartitionedFile::new(path.to_string(), file.size().max(0) as u64)
                 .with_partition_values(partition_values);
             if let Some(rows) = file.num_records() {
-                let mut stats = Statistics::new_unknown(&self.schema);
-                stats.num_rows = Precision::Exact(rows);
-                partitioned = partitioned.with_statistics(Arc::new(stats));
+                partitioned = partitioned.with_statistics(Arc::new(statistics.file(i, rows)));
             }
             files.push(partitioned);
         }
@@ -213,6 +213,19 @@ impl DeltaTableProvider {
         PruningPredicateBuilder::new()
             .with_file_schema(Arc::clone(&self.schema))
             .build(physical)
+    }
+
+    /// The scan's table schema: the file columns, then the partition columns.
+    fn scan_schema(&self) -> ConnectorResult<Schema> {
+        let file_schema = crate::files::file_schema(&self.schema, &self.partition_columns);
+        Ok(Schema::new(
+            file_schema
+                .fields()
+                .iter()
+                .cloned()
+                .chain(self.partition_fields()?)
+                .collect::<Vec<_>>(),
+        ))
     }
 
     fn partition_fields(&self) -> ConnectorResult<Vec<FieldRef>> {
@@ -263,8 +276,33 @@ pub(super) fn partition_value(raw: Option<String>, field: &FieldRef) -> DFResult
     }
 }
 
-/// `files` in at most `count` groups of about equal bytes.
-fn groups(mut files: Vec<PartitionedFile>, count: usize) -> Vec<FileGroup> {
+/// The statistics of a scan of `groups`: every file's merged, when every
+/// file has them (else only what the files' sizes say).
+fn scan_statistics(groups: &[FileGroup], schema: &Schema) -> Statistics {
+    let files: Option<Vec<Arc<Statistics>>> = groups
+        .iter()
+        .flat_map(FileGroup::iter)
+        .map(|f| f.statistics.clone())
+        .collect();
+    match files {
+        Some(files) => stats::merged(&files, schema),
+        None => {
+            let mut unknown = Statistics::new_unknown(schema);
+            unknown.total_byte_size = Precision::Inexact(
+                groups
+                    .iter()
+                    .flat_map(FileGroup::iter)
+                    .map(|f| f.object_meta.size as usize)
+                    .sum(),
+            );
+            unknown
+        }
+    }
+}
+
+/// `files` in at most `count` groups of about equal bytes, each with its
+/// files' statistics merged when all have them.
+fn groups(mut files: Vec<PartitionedFile>, count: usize, schema: &Schema) -> Vec<FileGroup> {
     let count = count.clamp(1, files.len().max(1));
     files.sort_by_key(|f| std::cmp::Reverse(f.object_meta.size));
     let mut groups: Vec<(u64, Vec<PartitionedFile>)> = vec![(0, Vec::new()); count];
@@ -279,7 +317,15 @@ fn groups(mut files: Vec<PartitionedFile>, count: usize) -> Vec<FileGroup> {
     groups
         .into_iter()
         .filter(|(_, files)| !files.is_empty())
-        .map(|(_, files)| FileGroup::new(files))
+        .map(|(_, files)| {
+            let group = FileGroup::new(files);
+            match scan_statistics(std::slice::from_ref(&group), schema) {
+                statistics if statistics.num_rows.get_value().is_some() => {
+                    group.with_statistics(Arc::new(statistics))
+                }
+                _ => group,
+            }
+        })
         .collect()
 }
 
@@ -339,19 +385,9 @@ impl TableProvider for DeltaTableProvider {
                 .map(|c| self.scan_index(&file_schema, c))
                 .collect(),
         };
-        let rows = files
-            .iter()
-            .map(|f| {
-                f.statistics
-                    .as_ref()
-                    .and_then(|s| s.num_rows.get_value().copied())
-            })
-            .sum::<Option<usize>>();
-        let mut statistics = Statistics::new_unknown(&self.schema);
-        statistics.total_byte_size = Precision::Inexact(info.bytes as usize);
-        if let Some(rows) = rows {
-            statistics.num_rows = Precision::Inexact(rows);
-        }
+        let scan_schema = self.scan_schema()?;
+        let groups = groups(files, session.config().target_partitions(), &scan_schema);
+        let statistics = scan_statistics(&groups, &scan_schema);
         let format = ParquetFormat::default().with_options(session.table_options().parquet.clone());
         let source = format.file_source(
             TableSchema::builder(file_schema)
@@ -359,7 +395,7 @@ impl TableProvider for DeltaTableProvider {
                 .build(),
         );
         let config = FileScanConfigBuilder::new(self.location.url.object_store(), source)
-            .with_file_groups(groups(files, session.config().target_partitions()))
+            .with_file_groups(groups)
             .with_statistics(statistics)
             .with_projection_indices(Some(indices))?
             .with_limit(limit)

@@ -137,7 +137,11 @@ impl DeltaTableWrite {
                 size: i64::try_from(file.bytes).unwrap_or(i64::MAX),
                 modification_time: now,
                 data_change,
-                stats: Some(serde_json::json!({ "numRecords": file.rows }).to_string()),
+                stats: Some(
+                    file.stats.clone().unwrap_or_else(|| {
+                        serde_json::json!({ "numRecords": file.rows }).to_string()
+                    }),
+                ),
                 tags: None,
                 deletion_vector: None,
                 base_row_id: None,

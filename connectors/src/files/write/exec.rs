@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::array::{Array, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -39,6 +39,7 @@ pub fn written_files_schema() -> SchemaRef {
         Field::new("partition", DataType::Utf8, false),
         Field::new("rows", DataType::UInt64, false),
         Field::new("bytes", DataType::UInt64, false),
+        Field::new("stats", DataType::Utf8, true),
     ]))
 }
 
@@ -46,8 +47,8 @@ pub fn written_files_schema() -> SchemaRef {
 pub fn written_files(batch: &RecordBatch) -> Vec<WrittenFile> {
     let text = |i: usize| batch.column(i).as_any().downcast_ref::<StringArray>();
     let number = |i: usize| batch.column(i).as_any().downcast_ref::<UInt64Array>();
-    let (Some(relative), Some(partition), Some(rows), Some(bytes)) =
-        (text(0), text(1), number(2), number(3))
+    let (Some(relative), Some(partition), Some(rows), Some(bytes), Some(stats)) =
+        (text(0), text(1), number(2), number(3), text(4))
     else {
         return vec![];
     };
@@ -57,6 +58,7 @@ pub fn written_files(batch: &RecordBatch) -> Vec<WrittenFile> {
             partition: partition.value(i).to_string(),
             rows: rows.value(i),
             bytes: bytes.value(i),
+            stats: stats.is_valid(i).then(|| stats.value(i).to_string()),
         })
         .collect()
 }
@@ -73,6 +75,9 @@ fn files_batch(files: &[WrittenFile]) -> DFResult<RecordBatch> {
             )),
             Arc::new(UInt64Array::from_iter_values(files.iter().map(|f| f.rows))),
             Arc::new(UInt64Array::from_iter_values(files.iter().map(|f| f.bytes))),
+            Arc::new(StringArray::from_iter(
+                files.iter().map(|f| f.stats.as_deref()),
+            )),
         ],
     )?)
 }

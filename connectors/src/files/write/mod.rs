@@ -20,6 +20,7 @@ mod hive;
 mod job;
 pub mod publish;
 mod sink;
+mod stats;
 
 use std::collections::BTreeMap;
 
@@ -146,6 +147,10 @@ pub struct WrittenFile {
     pub rows: u64,
     /// Size of the file in bytes.
     pub bytes: u64,
+    /// Column statistics of a Parquet file (JSON in the Delta log's `stats`
+    /// shape); `None` for other formats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<String>,
 }
 
 /// `relative` (`a=1/b=x%2Fy/file`, segments already encoded as

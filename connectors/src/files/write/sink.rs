@@ -243,6 +243,7 @@ impl TaskSink {
         };
         Ok(OpenFile {
             writer,
+            schema: self.file_schema.clone(),
             kind: options.kind,
             delimiter: options.delimiter,
             relative,
@@ -265,6 +266,8 @@ impl TaskSink {
 /// One file being written.
 struct OpenFile {
     writer: FormatWriter,
+    /// The file's columns.
+    schema: SchemaRef,
     kind: FileFormatKind,
     delimiter: u8,
     relative: String,
@@ -370,14 +373,15 @@ impl OpenFile {
 
     async fn finish(mut self) -> ConnectorResult<WrittenFile> {
         self.drain().await?;
-        let bytes = match self.writer {
+        let (bytes, stats) = match self.writer {
             FormatWriter::Parquet(mut w) => {
-                w.finish().await.map_err(write_failed)?;
-                w.bytes_written() as u64
+                let metadata = w.finish().await.map_err(write_failed)?;
+                let stats = super::stats::file_statistics(&self.schema, &metadata);
+                (w.bytes_written() as u64, Some(stats))
             }
             FormatWriter::Text { mut out, bytes, .. } => {
                 out.shutdown().await.map_err(write_failed)?;
-                bytes
+                (bytes, None)
             }
         };
         Ok(WrittenFile {
@@ -385,6 +389,7 @@ impl OpenFile {
             partition: self.partition,
             rows: self.rows,
             bytes,
+            stats,
         })
     }
 }
