@@ -226,6 +226,7 @@ impl TaskSink {
             FileFormatKind::Parquet => {
                 let props = WriterProperties::builder()
                     .set_compression(Compression::SNAPPY)
+                    .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
                     .build();
                 FormatWriter::Parquet(Box::new(
                     AsyncArrowWriter::try_new(out, self.file_schema.clone(), Some(props))
@@ -278,6 +279,12 @@ struct OpenFile {
     pending: Vec<RecordBatch>,
     pending_rows: usize,
 }
+
+/// Rows per Parquet row group. Smaller than parquet-rs's default (1 Mi
+/// rows), as DuckDB's and tpchgen's are: a scan splits a file among its tasks
+/// by row group and skips row groups by their statistics, and each open
+/// file buffers one row group in memory.
+const ROW_GROUP_ROWS: usize = 122_880;
 
 /// Rows gathered before a file encodes them.
 const ENCODE_ROWS: usize = 8192;
