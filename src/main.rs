@@ -54,6 +54,10 @@ struct WorkerArgs {
     /// Memory the tasks on this worker may hold at once, e.g. 8G [default: no limit].
     #[arg(long, env = "VIVACE_MEMORY_LIMIT")]
     memory_limit: Option<String>,
+    /// Address of the HTTP listener serving /healthz, /readyz and /metrics
+    /// [default: none].
+    #[arg(long, env = "VIVACE_WORKER_HTTP_LISTEN")]
+    http_listen: Option<SocketAddr>,
 }
 
 /// `vivace serve`'s flags: `--config`, then one per declared setting
@@ -193,6 +197,7 @@ fn toml_key(user: &str) -> String {
 
 /// Serve plan fragments and heartbeat to the coordinator until stopped.
 async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
+    use vivace_worker::http::{Registration, WorkerHttp};
     use vivace_worker::membership::{Heartbeat, heartbeat_loop};
     use vivace_worker::{ClusterSecret, WorkerOptions, spawn_worker};
 
@@ -203,11 +208,23 @@ async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
         .map(vivace_worker::parse_memory_size)
         .transpose()?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let runtime = vivace_worker::runtime_env(memory_limit)?;
+    let registration = Registration::default();
+    if let Some(address) = args.http_listen {
+        let http = tokio::net::TcpListener::bind(address).await?;
+        let state = WorkerHttp::new(registration.clone(), runtime.clone())?;
+        tracing::info!(address = %http.local_addr()?, "worker HTTP listener ready");
+        tokio::spawn(async move {
+            if let Err(e) = vivace_worker::http::serve(http, state).await {
+                tracing::error!(error = %e, "worker HTTP listener stopped");
+            }
+        });
+    }
     let handle = spawn_worker(
         listener,
         WorkerOptions {
             secret: secret.clone(),
-            runtime: Some(vivace_worker::runtime_env(memory_limit)?),
+            runtime: Some(runtime),
             local: None,
             connectors: Default::default(),
         },
@@ -219,7 +236,7 @@ async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
     };
     tracing::info!(url = %heartbeat.url, coordinator = %args.coordinator, "worker ready");
     tokio::select! {
-        _ = heartbeat_loop(args.coordinator, heartbeat, secret) => {}
+        _ = heartbeat_loop(args.coordinator, heartbeat, secret, registration) => {}
         _ = tokio::signal::ctrl_c() => {}
     }
     handle.stop().await;

@@ -6,9 +6,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::cluster::Cluster;
 use common::credentials::users_line;
 use common::http::{get, request};
-use common::{Server, TempDir, rows, sql_error};
+use common::{Server, TempDir, rows, sql_error, text_rows};
 use tokio_postgres::{Client, NoTls};
 
 /// Runs until cancelled: 10^11 generated rows.
@@ -474,4 +475,111 @@ async fn with_users_the_listener_asks_for_a_login_and_shows_users_their_own_quer
         assert!(!text.contains("hunter2-secret"));
         assert!(!text.contains("analyst pw"));
     }
+}
+
+/// The value of the first sample of `metrics` whose line starts with `start`.
+fn metric(metrics: &str, start: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {start} in\n{metrics}"))
+}
+
+/// Poll `GET path` on `port` until it answers `status`.
+async fn wait_for_status(port: u16, path: &str, status: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        // A process just started may not listen yet.
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "nothing listens on {port}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        let (got, body) = get(port, path).await;
+        if got == status {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} still answers {got} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn workers_serve_health_and_metrics_and_queries_report_their_stages() {
+    let http_port = common::free_port();
+    let http = format!("127.0.0.1:{http_port}");
+    let cluster = Cluster::start(
+        "ops-workers",
+        &[
+            "--demo",
+            "--demo-scale-factor",
+            "0.01",
+            "--http-listen",
+            &http,
+        ],
+    )
+    .await;
+    let worker = cluster.worker();
+    let _other = cluster.worker();
+    // Up at once; ready once the coordinator acknowledged a heartbeat.
+    wait_for_status(worker.http_port, "/healthz", 200).await;
+    wait_for_status(worker.http_port, "/readyz", 200).await;
+    cluster.wait_for_workers(2).await;
+
+    let client = cluster.server.client().await;
+    client
+        .simple_query(
+            "SET distributed.file_scan_config_bytes_per_partition = 262144; \
+             SET datafusion.optimizer.hash_join_single_partition_threshold = 0; \
+             SET datafusion.optimizer.hash_join_single_partition_threshold_rows = 0; \
+             SET application_name = 'staged'",
+        )
+        .await
+        .unwrap();
+    let answer = text_rows(
+        &client,
+        "SELECT l_returnflag, count(*) FROM lineitem GROUP BY l_returnflag ORDER BY 1",
+    )
+    .await;
+    assert_eq!(answer.len(), 3, "{answer:?}");
+    // The query ran two stages of two tasks on the workers.
+    let staged = text_rows(
+        &client,
+        "SELECT stages, tasks FROM system.queries \
+         WHERE application_name = 'staged' AND query LIKE 'SELECT l_returnflag%'",
+    )
+    .await;
+    let plan = common::explain(
+        &client,
+        "SELECT l_returnflag, count(*) FROM lineitem GROUP BY l_returnflag ORDER BY 1",
+    )
+    .await;
+    assert_eq!(staged, vec![vec!["2", "4"]], "{plan}");
+
+    // The worker counts the tasks it was sent and its heartbeats.
+    let (status, metrics) = get(worker.http_port, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(metric(&metrics, "vivace_worker_tasks_total") >= 1.0);
+    assert!(metric(&metrics, r#"vivace_worker_heartbeats_total{result="ok"}"#) >= 1.0);
+    assert!(metrics.contains("vivace_memory_pool_used_bytes"));
+    // The coordinator counts its live workers.
+    let (_, metrics) = get(http_port, "/metrics").await;
+    assert_eq!(metric(&metrics, "vivace_workers "), 2.0);
+
+    // Without its coordinator, the worker is alive but no longer ready.
+    drop(client);
+    let Cluster { server, dir, .. } = cluster;
+    drop(server);
+    wait_for_status(worker.http_port, "/readyz", 503).await;
+    assert_eq!(get(worker.http_port, "/healthz").await.0, 200);
+    drop(worker);
+    drop(dir);
 }

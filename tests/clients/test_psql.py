@@ -57,3 +57,36 @@ def test_database_list_states_encoding_and_locale_like_postgres(pair):
     ]
     ours, theirs = columns(psql(vivace.port, r"\l"), "vivace"), columns(psql(pg.port, r"\l"), "vivace")
     assert ours == theirs == [["UTF8", "C", "C", "", "libc"]]
+
+
+def test_progress_notices_reach_psql_while_a_query_runs(server):
+    """`SET vivace.progress_notices = on`: psql prints a NOTICE with the query's
+    progress every few seconds while it has no row yet; the scanned figure grows
+    from one to the next. psql is then interrupted (Ctrl-C), which cancels."""
+    import re
+    import signal
+
+    args = ["psql", "-X", "-h", "127.0.0.1", "-p", str(server.port), "-U", "vivace", "vivace",
+            "-c", "SET vivace.progress_notices = on",
+            "-c", "SELECT max(v) FROM generate_series(1, 100000000000) AS t(v)"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    notices = []
+    try:
+        for line in proc.stderr:
+            if line.startswith("NOTICE:"):
+                notices.append(line.strip())
+            if len(notices) == 3:
+                break
+        proc.send_signal(signal.SIGINT)
+        _, rest = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert len(notices) == 3, notices
+    scanned = []
+    for notice in notices:
+        m = re.fullmatch(r"NOTICE:  query \d{8}_\d{6}_\d{5} running for [0-9.]+ s: (\d+) rows scanned, 0 rows sent",
+                         notice)
+        assert m, notice
+        scanned.append(int(m.group(1)))
+    assert scanned[0] < scanned[1] < scanned[2], notices
+    assert "canceling statement due to user request" in rest, rest

@@ -14,6 +14,8 @@ pub struct WorkerProcess {
     child: Child,
     /// Port of its worker service.
     pub port: u16,
+    /// Port of its HTTP listener (health and metrics).
+    pub http_port: u16,
     log: std::path::PathBuf,
 }
 
@@ -31,10 +33,12 @@ impl WorkerProcess {
         envs: &[(&str, &str)],
     ) -> Self {
         let port = super::free_port();
+        let http_port = super::free_port();
         let log_path = dir.path().join(format!("worker-{port}.log"));
         let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_vivace"))
             .args(["worker", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--http-listen", &format!("127.0.0.1:{http_port}")])
             .args(["--coordinator", &format!("127.0.0.1:{coordinator_port}")])
             .arg("--cluster-secret-file")
             .arg(secret_file)
@@ -46,6 +50,7 @@ impl WorkerProcess {
         Self {
             child,
             port,
+            http_port,
             log: log_path,
         }
     }

@@ -9,6 +9,7 @@
 
 mod auth;
 mod channel;
+pub mod http;
 mod local;
 pub mod membership;
 mod runtime;

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::http::Registration;
 use crate::{ClusterSecret, SECRET_HEADER, SecretCheck};
 
 /// The Flight action type of a heartbeat.
@@ -59,7 +60,12 @@ pub fn membership_service<S: HeartbeatSink>(
 
 /// Send heartbeats to `coordinator` (`host:port`) forever; failures are logged and
 /// retried, so a worker started before its coordinator joins when it comes up.
-pub async fn heartbeat_loop(coordinator: String, heartbeat: Heartbeat, secret: ClusterSecret) {
+pub async fn heartbeat_loop(
+    coordinator: String,
+    heartbeat: Heartbeat,
+    secret: ClusterSecret,
+    registration: Registration,
+) {
     let body = serde_json::to_vec(&heartbeat).expect("heartbeat serialises");
     let mut client: Option<FlightServiceClient<tonic::transport::Channel>> = None;
     let mut reported_failure = false;
@@ -79,7 +85,9 @@ pub async fn heartbeat_loop(coordinator: String, heartbeat: Heartbeat, secret: C
                 SECRET_HEADER,
                 secret.value().parse().expect("secret is validated ASCII"),
             );
-            match c.do_action(request).await {
+            let sent = c.do_action(request).await;
+            registration.heartbeat(sent.is_ok());
+            match sent {
                 Ok(_) if reported_failure => {
                     tracing::info!(%coordinator, "registered with the coordinator");
                     reported_failure = false;

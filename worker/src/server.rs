@@ -92,6 +92,7 @@ pub fn spawn_worker(listener: TcpListener, options: WorkerOptions) -> anyhow::Re
         let codec = Arc::clone(&codec);
         let connectors = connectors.clone();
         async move {
+            crate::http::task_received();
             prepare_needs(&connectors, &mut ctx)?;
             // The coordinator's replacements of DataFusion functions, which
             // plans name: registered after the built-ins, so they win.

@@ -40,6 +40,9 @@ pub struct VivaceOptions {
     /// `vivace.resource_group`: the resource group the session's queries
     /// join (default none: chosen by user and application).
     pub resource_group: String,
+    /// `vivace.progress_notices`: while a query produces its first row, send
+    /// a NOTICE with its progress every few seconds (default off).
+    pub progress_notices: bool,
 }
 
 impl Default for VivaceOptions {
@@ -47,7 +50,19 @@ impl Default for VivaceOptions {
         Self {
             pushdown: true,
             resource_group: String::new(),
+            progress_notices: false,
         }
+    }
+}
+
+/// An on/off setting's value, in PostgreSQL's spellings.
+fn switch(key: &str, value: &str) -> Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        other => Err(DataFusionError::Configuration(format!(
+            "vivace.{key} must be on or off, not '{other}'"
+        ))),
     }
 }
 
@@ -73,15 +88,11 @@ impl ExtensionOptions for VivaceOptions {
     fn set(&mut self, key: &str, value: &str) -> Result<()> {
         match key {
             "pushdown" => {
-                self.pushdown = match value.trim().to_ascii_lowercase().as_str() {
-                    "on" | "true" | "yes" | "1" => true,
-                    "off" | "false" | "no" | "0" => false,
-                    other => {
-                        return Err(DataFusionError::Configuration(format!(
-                            "vivace.pushdown must be on or off, not '{other}'"
-                        )));
-                    }
-                };
+                self.pushdown = switch(key, value)?;
+                Ok(())
+            }
+            "progress_notices" => {
+                self.progress_notices = switch(key, value)?;
                 Ok(())
             }
             "resource_group" => {
@@ -105,6 +116,11 @@ impl ExtensionOptions for VivaceOptions {
                 key: "vivace.resource_group".into(),
                 value: Some(self.resource_group.clone()),
                 description: "The resource group the session's queries join",
+            },
+            ConfigEntry {
+                key: "vivace.progress_notices".into(),
+                value: Some(if self.progress_notices { "on" } else { "off" }.into()),
+                description: "Send a NOTICE with a query's progress every few seconds until its first row",
             },
         ]
     }

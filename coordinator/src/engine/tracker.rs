@@ -17,6 +17,7 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::MetricValue;
+use datafusion_distributed::NetworkBoundaryExt;
 use futures::Stream;
 
 use super::cancel::{CancelReason, QueryCancel};
@@ -107,11 +108,21 @@ enum PlanView {
     Live(Arc<dyn ExecutionPlan>),
     /// Ended: the plan itself is let go (it may hold connections, remote
     /// cursors and buffers), its text and figures kept.
-    Ended {
-        text: String,
-        rows_scanned: u64,
-        bytes_scanned: u64,
-    },
+    Ended { text: String, progress: Progress },
+}
+
+/// How far a plan has got, from its operators' metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Progress {
+    /// Rows its leaves produced (those of the coordinator's own plan: the
+    /// stages a distributed plan runs on workers report theirs there).
+    rows_scanned: u64,
+    /// Bytes its file scans read.
+    bytes_scanned: u64,
+    /// Stages run on workers.
+    stages: u64,
+    /// Tasks of those stages.
+    tasks: u64,
 }
 
 /// A query as `system.queries` and the JSON API show it.
@@ -143,6 +154,10 @@ pub struct QueryInfo {
     pub rows_scanned: u64,
     /// Bytes the plan's file scans have read so far (those the coordinator sees).
     pub bytes_scanned: u64,
+    /// Stages of the plan run on workers (0: it runs on the coordinator).
+    pub stages: u64,
+    /// Tasks of those stages.
+    pub tasks: u64,
     /// Its SQLSTATE, when it failed or was cancelled.
     pub error_code: Option<String>,
     /// Its error message.
@@ -229,16 +244,12 @@ impl QueryRecord {
         }
     }
 
-    /// Rows and bytes the plan's scans read so far.
-    fn scanned(&self) -> (u64, u64) {
+    /// How far the plan has got.
+    fn progress(&self) -> Progress {
         match &*self.plan.lock().unwrap_or_else(|p| p.into_inner()) {
-            PlanView::None => (0, 0),
-            PlanView::Live(plan) => scanned(plan.as_ref()),
-            PlanView::Ended {
-                rows_scanned,
-                bytes_scanned,
-                ..
-            } => (*rows_scanned, *bytes_scanned),
+            PlanView::None => Progress::default(),
+            PlanView::Live(plan) => progress(plan.as_ref()),
+            PlanView::Ended { progress, .. } => *progress,
         }
     }
 
@@ -246,14 +257,10 @@ impl QueryRecord {
     fn let_plan_go(&self) {
         let mut view = self.plan.lock().unwrap_or_else(|p| p.into_inner());
         let ended = match &*view {
-            PlanView::Live(plan) => {
-                let (rows_scanned, bytes_scanned) = scanned(plan.as_ref());
-                PlanView::Ended {
-                    text: render(plan.as_ref()),
-                    rows_scanned,
-                    bytes_scanned,
-                }
-            }
+            PlanView::Live(plan) => PlanView::Ended {
+                text: render(plan.as_ref()),
+                progress: progress(plan.as_ref()),
+            },
             _ => return,
         };
         *view = ended;
@@ -270,7 +277,7 @@ impl QueryRecord {
                 _ => 0,
             }
         };
-        let (rows_scanned, bytes_scanned) = self.scanned();
+        let progress = self.progress();
         QueryInfo {
             query_id: self.id.clone(),
             user_name: self.query.user.clone(),
@@ -290,8 +297,10 @@ impl QueryRecord {
             elapsed_ms: ms(Some(self.began), Some(end)),
             rows: self.rows.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
-            rows_scanned,
-            bytes_scanned,
+            rows_scanned: progress.rows_scanned,
+            bytes_scanned: progress.bytes_scanned,
+            stages: progress.stages,
+            tasks: progress.tasks,
             error_code: timeline.error.as_ref().map(|(code, _)| code.clone()),
             error_message: timeline.error.as_ref().map(|(_, message)| message.clone()),
             resource_group: self.query.group.clone(),
@@ -311,30 +320,58 @@ fn render(plan: &dyn ExecutionPlan) -> String {
         .to_string()
 }
 
-/// Rows the leaves of `plan` produced and bytes its scans read, so far.
-fn scanned(plan: &dyn ExecutionPlan) -> (u64, u64) {
-    let mut rows = 0;
-    let mut bytes = 0;
+impl QueryInfo {
+    /// One line on how far the query has got, for a progress NOTICE.
+    pub fn progress_line(&self) -> String {
+        let mut line = format!(
+            "query {} {} for {:.1} s: {} rows scanned",
+            self.query_id,
+            self.state.as_str(),
+            self.elapsed_ms as f64 / 1000.0,
+            self.rows_scanned
+        );
+        if self.bytes_scanned > 0 {
+            line += &format!(" ({} bytes read)", self.bytes_scanned);
+        }
+        if self.stages > 0 {
+            line += &format!(
+                ", {} stages of {} tasks on workers",
+                self.stages, self.tasks
+            );
+        }
+        line + &format!(", {} rows sent", self.rows)
+    }
+}
+
+/// How far `plan` has got, from its operators' metrics so far.
+fn progress(plan: &dyn ExecutionPlan) -> Progress {
+    let mut progress = Progress::default();
+    add_progress(plan, &mut progress);
+    progress
+}
+
+fn add_progress(plan: &dyn ExecutionPlan, progress: &mut Progress) {
     let children = plan.children();
+    if let Some(boundary) = plan.as_network_boundary() {
+        progress.stages += 1;
+        progress.tasks += boundary.input_stage().task_count() as u64;
+    }
     if let Some(metrics) = plan.metrics() {
         for metric in metrics.iter() {
             match metric.value() {
                 MetricValue::OutputRows(count) if children.is_empty() => {
-                    rows += count.value() as u64
+                    progress.rows_scanned += count.value() as u64
                 }
                 MetricValue::Count { name, count } if name == "bytes_scanned" => {
-                    bytes += count.value() as u64
+                    progress.bytes_scanned += count.value() as u64
                 }
                 _ => {}
             }
         }
     }
     for child in children {
-        let (r, b) = scanned(child.as_ref());
-        rows += r;
-        bytes += b;
+        add_progress(child.as_ref(), progress);
     }
-    (rows, bytes)
 }
 
 /// The coordinator's queries.

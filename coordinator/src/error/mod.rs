@@ -15,6 +15,8 @@ pub use wording::code_for as code_for_wording;
 
 /// SQLSTATE codes Vivace sends (PostgreSQL appendix A).
 pub mod sqlstate {
+    /// successful_completion (a NOTICE that reports, not warns)
+    pub const SUCCESSFUL_COMPLETION: &str = "00000";
     /// syntax_error
     pub const SYNTAX_ERROR: &str = "42601";
     /// undefined_table

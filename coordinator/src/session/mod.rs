@@ -211,6 +211,18 @@ impl Session {
         }
     }
 
+    /// `SET vivace.progress_notices = on`: the client is sent a NOTICE with a
+    /// query's progress every few seconds until its first row.
+    pub fn progress_notices(&self) -> bool {
+        self.ctx
+            .state_ref()
+            .read()
+            .config_options()
+            .extensions
+            .get::<crate::engine::federation::VivaceOptions>()
+            .is_some_and(|o| o.progress_notices)
+    }
+
     /// Start tracking a statement received as `sql` (the message's text),
     /// before it is planned; [`Session::execute`] runs it under this record,
     /// or the caller ends it with the planning error.

@@ -8,6 +8,8 @@ use arrow_pg::datatypes::into_pg_type;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::logical_expr::LogicalPlan;
+use std::time::Duration;
+
 use futures::{Sink, SinkExt};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -21,8 +23,8 @@ use pgwire::types::format::FormatOptions;
 
 use super::copy::encode_copy;
 use super::encode::{encode_rows, to_notice, to_pg_error};
-use crate::engine::tracker::QueryHandle;
-use crate::error::{SqlError, sqlstate};
+use crate::engine::tracker::{QueryHandle, QueryRecord};
+use crate::error::{SqlError, SqlResult, sqlstate};
 use crate::session::statement::TransactionOp;
 use crate::session::{Outcome, Prepared, QueryPlan, Session};
 
@@ -54,11 +56,13 @@ impl QueryHandler {
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let outcome = self
-            .session
-            .execute(prepared, query)
-            .await
-            .map_err(to_pg_error)?;
+        let outcome = if self.session.progress_notices() {
+            let record = query.record().clone();
+            with_progress_notices(client, &record, self.session.execute(prepared, query)).await?
+        } else {
+            self.session.execute(prepared, query).await
+        }
+        .map_err(to_pg_error)?;
         Ok(match outcome {
             Outcome::Rows(query) => {
                 let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
@@ -94,6 +98,42 @@ impl QueryHandler {
                 Response::TransactionEnd(Tag::new("ROLLBACK"))
             }
         })
+    }
+}
+
+/// How often a query's progress is sent while it has no row yet.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// Run `execute` (a statement up to its first row), sending the client a
+/// NOTICE with the query's progress every [`PROGRESS_EVERY`] meanwhile: psql
+/// prints them as they come. Once rows flow, pgwire owns the connection until
+/// the last one, so notices stop there.
+async fn with_progress_notices<C, F>(
+    client: &mut C,
+    record: &QueryRecord,
+    execute: F,
+) -> PgWireResult<SqlResult<Outcome>>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    F: std::future::Future<Output = SqlResult<Outcome>>,
+{
+    let mut ticks =
+        tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+    let mut execute = std::pin::pin!(execute);
+    loop {
+        tokio::select! {
+            outcome = &mut execute => return Ok(outcome),
+            _ = ticks.tick() => {
+                let notice = SqlError::new(
+                    sqlstate::SUCCESSFUL_COMPLETION,
+                    record.info().progress_line(),
+                );
+                client
+                    .send(PgWireBackendMessage::NoticeResponse(to_notice(notice).into()))
+                    .await?;
+            }
+        }
     }
 }
 
