@@ -72,6 +72,13 @@ def test_the_rendered_objects_are_wired_together():
     assert worker["image"] == "vivace:9.9.9"
     assert f"--cluster-secret-file={secret_file}" in worker["args"]
     assert "--coordinator=vivace-vivace-coordinator:7433" in worker["args"]
+    assert "--http-listen=0.0.0.0:8080" in worker["args"]
+    assert {p["name"]: p["containerPort"] for p in worker["ports"]} == {"worker": 7500, "http": 8080}
+    assert worker["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert worker["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    worker_pod = workers["spec"]["template"]["metadata"]
+    assert worker_pod["annotations"]["prometheus.io/scrape"] == "true"
+    assert worker_pod["annotations"]["prometheus.io/port"] == "8080"
     worker_volumes = {v["name"]: v for v in workers["spec"]["template"]["spec"]["volumes"]}
     assert worker_volumes["secret"]["secret"]["secretName"] == "vivace-vivace-cluster"
     headless = objects[("Service", "vivace-vivace-workers")]
