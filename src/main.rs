@@ -197,8 +197,8 @@ fn toml_key(user: &str) -> String {
 
 /// Serve plan fragments and heartbeat to the coordinator until stopped.
 async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
-    use vivace_worker::http::{Registration, WorkerHttp};
-    use vivace_worker::membership::{Heartbeat, heartbeat_loop};
+    use vivace_worker::http::WorkerHttp;
+    use vivace_worker::membership::{Heartbeat, Registration, heartbeat_loop};
     use vivace_worker::{ClusterSecret, WorkerOptions, spawn_worker};
 
     let secret = ClusterSecret::from_file(&args.cluster_secret_file)?;

@@ -4,8 +4,7 @@
 //! memory pool). No query data and no secret is served, so it asks for no login;
 //! bind it where only the scraper and the kubelet reach it.
 
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
@@ -17,41 +16,16 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
-use crate::membership::{EXPIRY, HEARTBEAT_INTERVAL};
+use crate::membership::Registration;
 
 /// Plan fragments (tasks) this process was sent to run.
 pub const TASKS: &str = "vivace_worker_tasks_total";
 /// Heartbeats sent to the coordinator, by `result` (`ok`, `failed`).
-pub const HEARTBEATS: &str = "vivace_worker_heartbeats_total";
+pub const HEARTBEATS: &str = crate::membership::HEARTBEATS_METRIC;
 /// Bytes of the worker's memory pool in use.
 pub const MEMORY_USED: &str = "vivace_memory_pool_used_bytes";
 /// The worker's memory pool limit, when one is configured.
 pub const MEMORY_LIMIT: &str = "vivace_memory_pool_limit_bytes";
-
-/// When the coordinator last acknowledged this worker's heartbeat.
-#[derive(Debug, Clone, Default)]
-pub struct Registration {
-    last_ok: Arc<Mutex<Option<Instant>>>,
-}
-
-impl Registration {
-    /// Record a heartbeat's outcome (and count it).
-    pub fn heartbeat(&self, ok: bool) {
-        metrics::counter!(HEARTBEATS, "result" => if ok { "ok" } else { "failed" }).increment(1);
-        if ok {
-            *self.last_ok.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-        }
-    }
-
-    /// The coordinator acknowledged a heartbeat within the time it keeps a
-    /// silent worker: it routes tasks here.
-    pub fn registered(&self) -> bool {
-        self.last_ok
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some_and(|at| at.elapsed() < EXPIRY.max(HEARTBEAT_INTERVAL * 2))
-    }
-}
 
 /// What the listener reports on.
 #[derive(Clone)]

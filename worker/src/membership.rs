@@ -7,8 +7,8 @@
 //! the cluster already speaks it.
 
 use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
@@ -21,7 +21,6 @@ use serde::{Deserialize, Serialize};
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::http::Registration;
 use crate::{ClusterSecret, SECRET_HEADER, SecretCheck};
 
 /// The Flight action type of a heartbeat.
@@ -30,6 +29,35 @@ pub const HEARTBEAT_ACTION: &str = "vivace.heartbeat";
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
 /// How long the coordinator keeps a worker it no longer hears from.
 pub const EXPIRY: Duration = Duration::from_secs(8);
+
+/// The metric counting heartbeats, by `result` (`ok`, `failed`).
+pub const HEARTBEATS_METRIC: &str = "vivace_worker_heartbeats_total";
+
+/// When the coordinator last acknowledged this worker's heartbeat.
+#[derive(Debug, Clone, Default)]
+pub struct Registration {
+    last_ok: Arc<Mutex<Option<Instant>>>,
+}
+
+impl Registration {
+    /// Record a heartbeat's outcome (and count it).
+    pub fn heartbeat(&self, ok: bool) {
+        metrics::counter!(HEARTBEATS_METRIC, "result" => if ok { "ok" } else { "failed" })
+            .increment(1);
+        if ok {
+            *self.last_ok.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        }
+    }
+
+    /// The coordinator acknowledged a heartbeat within the time it keeps a
+    /// silent worker: it routes tasks here.
+    pub fn registered(&self) -> bool {
+        self.last_ok
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|at| at.elapsed() < EXPIRY.max(HEARTBEAT_INTERVAL * 2))
+    }
+}
 
 /// What a worker says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
