@@ -198,14 +198,7 @@ async fn queries_are_listed_measured_and_cancelled() {
 
     let (status, metrics) = get(http_port, "/metrics").await;
     assert_eq!(status, 200);
-    let value = |line_start: &str| -> f64 {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(line_start))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {line_start} in\n{metrics}"))
-    };
+    let value = |start: &str| metric(&metrics, start);
     assert!(
         value(
             r#"vivace_queries_total{state="failed",sqlstate_class="42",resource_group="global"}"#
