@@ -276,28 +276,20 @@ pub(super) fn partition_value(raw: Option<String>, field: &FieldRef) -> DFResult
     }
 }
 
-/// The statistics of a scan of `groups`: every file's merged, when every
-/// file has them (else only what the files' sizes say).
+/// The statistics of a scan of `groups`: the groups' merged, when every
+/// group has them (else only what the files' sizes say).
 fn scan_statistics(groups: &[FileGroup], schema: &Schema) -> Statistics {
-    let files: Option<Vec<Arc<Statistics>>> = groups
-        .iter()
-        .flat_map(FileGroup::iter)
-        .map(|f| f.statistics.clone())
-        .collect();
-    match files {
-        Some(files) => stats::merged(&files, schema),
-        None => {
-            let mut unknown = Statistics::new_unknown(schema);
-            unknown.total_byte_size = Precision::Inexact(
-                groups
-                    .iter()
-                    .flat_map(FileGroup::iter)
-                    .map(|f| f.object_meta.size as usize)
-                    .sum(),
-            );
-            unknown
-        }
-    }
+    stats::merged(groups.iter().map(|g| g.file_statistics(None)), schema).unwrap_or_else(|| {
+        let mut unknown = Statistics::new_unknown(schema);
+        unknown.total_byte_size = Precision::Inexact(
+            groups
+                .iter()
+                .flat_map(FileGroup::iter)
+                .map(|f| f.object_meta.size as usize)
+                .sum(),
+        );
+        unknown
+    })
 }
 
 /// `files` in at most `count` groups of about equal bytes, each with its
@@ -318,12 +310,9 @@ fn groups(mut files: Vec<PartitionedFile>, count: usize, schema: &Schema) -> Vec
         .into_iter()
         .filter(|(_, files)| !files.is_empty())
         .map(|(_, files)| {
-            let group = FileGroup::new(files);
-            match scan_statistics(std::slice::from_ref(&group), schema) {
-                statistics if statistics.num_rows.get_value().is_some() => {
-                    group.with_statistics(Arc::new(statistics))
-                }
-                _ => group,
+            match stats::merged(files.iter().map(|f| f.statistics.as_deref()), schema) {
+                Some(statistics) => FileGroup::new(files).with_statistics(Arc::new(statistics)),
+                None => FileGroup::new(files),
             }
         })
         .collect()

@@ -4,8 +4,6 @@
 //! sizes joins and filters with them, as it does with a Parquet table's
 //! footers, without opening a file.
 
-use std::sync::Arc;
-
 use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::common::stats::Precision;
@@ -129,15 +127,23 @@ fn byte_size(
     }
 }
 
-/// The statistics of a scan of `files` (each file's own), over `schema`.
-pub(super) fn merged(files: &[Arc<Statistics>], schema: &Schema) -> Statistics {
-    Statistics::try_merge_iter(files.iter().map(Arc::as_ref), schema)
-        .unwrap_or_else(|_| Statistics::new_unknown(schema))
+/// The statistics of `parts` (files, or groups of files) together, over
+/// `schema`; `None` when one part has none.
+pub(super) fn merged<'a>(
+    parts: impl IntoIterator<Item = Option<&'a Statistics>>,
+    schema: &Schema,
+) -> Option<Statistics> {
+    let parts: Vec<&Statistics> = parts.into_iter().collect::<Option<_>>()?;
+    Some(
+        Statistics::try_merge_iter(parts, schema)
+            .unwrap_or_else(|_| Statistics::new_unknown(schema)),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
+    use std::sync::Arc;
 
     use datafusion::arrow::array::{BooleanArray, Int64Array, StringArray, UInt64Array};
     use datafusion::arrow::datatypes::Field;
@@ -204,7 +210,8 @@ mod tests {
         assert_eq!(second.column_statistics[0].min_value, Precision::Absent);
         assert_eq!(second.column_statistics[0].null_count, Precision::Exact(3));
 
-        let scan = merged(&[Arc::new(first), Arc::new(second)], &schema);
+        assert!(merged([Some(&first), None], &schema).is_none());
+        let scan = merged([Some(&first), Some(&second)], &schema).unwrap();
         assert_eq!(scan.num_rows, Precision::Exact(103));
         // A file without bounds leaves the column without any.
         assert_eq!(scan.column_statistics[0].min_value, Precision::Absent);
