@@ -10,25 +10,13 @@ use common::cluster::Cluster;
 use common::credentials::users_line;
 use common::http::{get, request};
 use common::{Server, TempDir, rows, sql_error, text_rows};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// Runs until cancelled: 10^11 generated rows.
 const LONG_QUERY: &str = "SELECT max(v) FROM generate_series(1, 100000000000) AS t(v)";
 
 async fn connect(server: &Server, options: &str) -> Client {
-    let (client, conn) = tokio_postgres::connect(
-        &format!(
-            "host=127.0.0.1 port={} dbname=vivace {options}",
-            server.port
-        ),
-        NoTls,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("cannot connect: {e}; log:\n{}", server.log_text()));
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    client
+    server.client_with(options).await
 }
 
 /// The id of the one query of `application` in `state`, waiting for it.

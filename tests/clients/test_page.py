@@ -108,6 +108,10 @@ def test_the_page_shows_a_long_query_advancing_and_cancels_it(browser):
             long.start()
             browser.get(f"http://127.0.0.1:{http}/")
             assert browser.title == "Vivace: queries and workers"
+            # The nodes: the coordinator and its embedded workers.
+            roles = wait_for("the nodes table", lambda: sorted(
+                td.text for td in browser.find_elements(By.CSS_SELECTOR, "#nodes tbody td:nth-child(2)")))
+            assert roles[0] == "coordinator" and set(roles[1:]) == {"worker"} and len(roles) > 1, roles
             row = wait_for("the long query running",
                            lambda: query_row(browser, "generate_series", "running"))
             query_id = row.get_attribute("data-id")

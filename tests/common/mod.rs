@@ -209,11 +209,13 @@ impl Server {
 
     /// A tokio-postgres client (extended protocol for `query`, simple for `simple_query`).
     pub async fn client(&self) -> Client {
+        self.client_with("user=vivace").await
+    }
+
+    /// A client connected with `options` (user, password, application_name…).
+    pub async fn client_with(&self, options: &str) -> Client {
         let (client, conn) = tokio_postgres::connect(
-            &format!(
-                "host=127.0.0.1 port={} user=vivace dbname=vivace",
-                self.port
-            ),
+            &format!("host=127.0.0.1 port={} dbname=vivace {options}", self.port),
             NoTls,
         )
         .await
