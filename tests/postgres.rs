@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::http::{metric_sum, metrics_text};
 use common::postgres::{DATABASE, PASSWORD, PgServer, ROLE};
 use common::{Server, TempDir, data, rows, sql_error, table_names, text_rows};
 
@@ -41,12 +42,17 @@ GRANT SELECT ON ALL TABLES IN SCHEMA public TO reporting;
 /// A PostgreSQL server with the test tables and a Vivace server that has the
 /// password in `APP_PG_PASSWORD`.
 async fn start(name: &str) -> (TempDir, PgServer, Server) {
+    start_with(name, &[]).await
+}
+
+/// [`start`], with more arguments for `vivace serve`.
+async fn start_with(name: &str, args: &[&str]) -> (TempDir, PgServer, Server) {
     let dir = TempDir::new(name);
     let pg = PgServer::start(&dir);
     pg.psql(DATABASE, SETUP);
     let server = Server::start_with(
         &dir,
-        &[],
+        args,
         &[
             ("APP_PG_PASSWORD", PASSWORD),
             ("WRONG_PG_PASSWORD", "not-the-password"),
@@ -116,7 +122,21 @@ const DIFFERENTIAL: &[(&str, usize)] = &[
 
 #[tokio::test]
 async fn pushdown_sends_one_statement_and_matches_local_execution() {
-    let (_dir, pg, server) = start("pg-pushdown").await;
+    let http_port = common::free_port();
+    let (_dir, pg, server) = start_with(
+        "pg-pushdown",
+        &["--http-listen", &format!("127.0.0.1:{http_port}")],
+    )
+    .await;
+    // The source metrics of this PostgreSQL server (labelled without the user).
+    let server_label = pg.location().replace(&format!("{ROLE}@"), "");
+    let source = |text: &str, name: &str| {
+        metric_sum(
+            text,
+            name,
+            &[("connector", "postgres"), ("server", &server_label)],
+        )
+    };
     let client = server.client().await;
     for (name, remote) in [("orders", "public.orders"), ("customers", "customers")] {
         client
@@ -131,7 +151,9 @@ async fn pushdown_sends_one_statement_and_matches_local_execution() {
             .await
             .unwrap();
         let mark = pg.log_text().len();
+        let metrics_before = metrics_text(http_port).await;
         let pushed = rows(&client, sql).await;
+        let metrics_after = metrics_text(http_port).await;
         let received: Vec<String> = pg
             .statements_since(mark)
             .into_iter()
@@ -142,6 +164,21 @@ async fn pushdown_sends_one_statement_and_matches_local_execution() {
             statements,
             "{sql}: remote statements {received:#?}"
         );
+        // The metrics count the statements PostgreSQL logged and, for a query
+        // pushed whole, exactly the rows the client got.
+        let moved = |name| source(&metrics_after, name) - source(&metrics_before, name);
+        assert_eq!(
+            moved("vivace_source_requests_total"),
+            statements as f64,
+            "{sql}"
+        );
+        if statements == 1 {
+            assert_eq!(
+                moved("vivace_source_rows_total"),
+                pushed.len() as f64,
+                "{sql}"
+            );
+        }
         client
             .simple_query("SET vivace.pushdown = off")
             .await

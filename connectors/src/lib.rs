@@ -16,6 +16,7 @@ pub mod postgres;
 mod registry;
 pub mod remote;
 mod request;
+pub mod source_metrics;
 pub mod time_travel;
 pub mod write;
 

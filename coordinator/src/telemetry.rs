@@ -86,6 +86,7 @@ fn describe() {
         WORKERS_LOST,
         "Workers dropped because they stopped answering"
     );
+    vivace_connectors::source_metrics::describe();
     // Counters without labels exist from the start, at zero.
     for name in [ROWS_RETURNED, BYTES_RETURNED, RETRIES, WORKERS_LOST] {
         metrics::counter!(name).increment(0);

@@ -58,3 +58,30 @@ fn base64(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// The sum of the samples of metric `name` in the Prometheus text `metrics`
+/// whose labels include every pair of `labels` (0 when there is none).
+pub fn metric_sum(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics
+        .lines()
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, label_text) = match series.split_once('{') {
+                Some((metric, rest)) => (metric, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let matches = metric == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")));
+            matches.then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .sum()
+}
+
+/// The coordinator's (or a worker's) `/metrics` text on `port`.
+pub async fn metrics_text(port: u16) -> String {
+    let (status, body) = get(port, "/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    body
+}

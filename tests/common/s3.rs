@@ -21,14 +21,32 @@ pub struct S3Server {
     /// `http://127.0.0.1:PORT`
     pub endpoint: String,
     port: u16,
+    /// Where the server records requests once asked to ([`Self::start_recording`]).
+    recording: std::path::PathBuf,
+}
+
+/// One request the server recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    /// `GET`, `HEAD`, `PUT`, ...
+    pub method: String,
+    /// The path, without the query string.
+    pub path: String,
+    /// The query string, if any.
+    pub query: Option<String>,
+    /// The `Range: bytes=a-b` header's bounds (inclusive), if sent.
+    pub range: Option<(u64, u64)>,
 }
 
 impl S3Server {
     /// Start `moto_server` on a free port and wait until it answers.
     pub fn start() -> Self {
         let port = super::free_port();
+        let recording =
+            std::env::temp_dir().join(format!("vivace-moto-{}-{port}.jsonl", std::process::id()));
         let mut child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_RECORDER_FILEPATH", &recording)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -50,15 +68,17 @@ impl S3Server {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
             port,
+            recording,
         }
     }
 
-    /// Create a bucket (a plain unsigned PUT, which moto accepts).
-    pub fn create_bucket(&self, bucket: &str) {
+    /// Send a plain unsigned request with no body (which moto accepts for its
+    /// own API and for creating buckets), expecting 200.
+    fn send(&self, method: &str, path: &str) {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         write!(
             s,
-            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             self.port
         )
         .unwrap();
@@ -66,8 +86,54 @@ impl S3Server {
         s.read_to_string(&mut reply).unwrap();
         assert!(
             reply.starts_with("HTTP/1.1 200"),
-            "bucket creation failed: {reply}"
+            "{method} {path} failed: {reply}"
         );
+    }
+
+    /// Create a bucket.
+    pub fn create_bucket(&self, bucket: &str) {
+        self.send("PUT", &format!("/{bucket}"));
+    }
+
+    /// From now on the server records every request it is sent, forgetting
+    /// what it recorded before.
+    pub fn start_recording(&self) {
+        self.send("POST", "/moto-api/recorder/reset-recording");
+        self.send("POST", "/moto-api/recorder/start-recording");
+    }
+
+    /// The requests recorded since [`Self::start_recording`], in order.
+    pub fn recorded(&self) -> Vec<RecordedRequest> {
+        let text = std::fs::read_to_string(&self.recording).unwrap_or_default();
+        text.lines()
+            .map(|line| {
+                let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+                // `http://host:port/path?query`
+                let url = entry["url"].as_str().unwrap();
+                let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+                let target = &after_scheme[after_scheme.find('/').unwrap_or(after_scheme.len())..];
+                let (path, query) = match target.split_once('?') {
+                    Some((path, query)) => (path, Some(query.to_string())),
+                    None => (target, None),
+                };
+                let range = entry["headers"]
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case("range"))
+                    .map(|(_, value)| {
+                        let bounds = value.as_str().unwrap().trim_start_matches("bytes=");
+                        let (a, b) = bounds.split_once('-').unwrap();
+                        (a.parse().unwrap(), b.parse().unwrap())
+                    });
+                RecordedRequest {
+                    method: entry["method"].as_str().unwrap().to_string(),
+                    path: path.to_string(),
+                    query,
+                    range,
+                }
+            })
+            .collect()
     }
 
     /// An object store client for `bucket`, to upload test data with PUTs.
@@ -108,5 +174,6 @@ impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.recording);
     }
 }

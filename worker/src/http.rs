@@ -44,6 +44,7 @@ impl WorkerHttp {
         metrics::describe_counter!(HEARTBEATS, "Heartbeats sent to the coordinator, by result");
         metrics::describe_gauge!(MEMORY_USED, metrics::Unit::Bytes, "Memory pool in use");
         metrics::describe_gauge!(MEMORY_LIMIT, metrics::Unit::Bytes, "Memory pool limit");
+        vivace_connectors::source_metrics::describe();
         Ok(Self {
             metrics,
             registration,

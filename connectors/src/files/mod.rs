@@ -5,6 +5,7 @@
 //! predicates into Parquet row groups; this module adds option parsing, validation
 //! at CREATE time and a stored schema so start-up needs no I/O.
 
+mod counted_store;
 pub(crate) mod options;
 mod provider;
 pub(crate) mod schema;

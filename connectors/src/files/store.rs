@@ -77,6 +77,7 @@ impl S3StoreSpec {
         let store_url = Url::parse(&format!("s3://{bucket}")).map_err(|e| {
             ConnectorError::invalid_option(format!("bad bucket name '{bucket}': {e}"))
         })?;
+        let store = super::counted_store::CountedStore::new(Arc::new(store), "s3");
         runtime.register_object_store(&store_url, Arc::new(store));
         Ok(())
     }

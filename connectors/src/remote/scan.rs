@@ -21,6 +21,7 @@ use futures::StreamExt;
 
 use super::RemoteSource;
 use crate::error::tag_connector_error;
+use crate::source_metrics;
 
 /// Requests on one source, one per output partition (partitions past the last
 /// request are empty), whose rows are cast to `schema`.
@@ -170,6 +171,19 @@ impl ExecutionPlan for RemoteScanExec {
             )));
         };
         let mut rows = self.source.run(request, Arc::clone(&schema))?;
+        let connector = self.source.definition().connector.clone();
+        let server = source_metrics::server_label(&self.source.compute_context());
+        metrics::counter!(
+            source_metrics::SOURCE_REQUESTS,
+            "connector" => connector.clone(),
+            "server" => server.clone(),
+        )
+        .increment(1);
+        let rows_received = metrics::counter!(
+            source_metrics::SOURCE_ROWS,
+            "connector" => connector,
+            "server" => server,
+        );
         let baseline = BaselineMetrics::new(&self.metrics, partition);
         // Wall time waiting for the source's rows (its query and the transfer);
         // `elapsed_compute` is Vivace's own work on them.
@@ -184,6 +198,9 @@ impl ExecutionPlan for RemoteScanExec {
             let polled = polled.map(|batch| {
                 batch.map(|batch| {
                     let _working = baseline.elapsed_compute().timer();
+                    if let Ok(batch) = &batch {
+                        rows_received.increment(batch.num_rows() as u64);
+                    }
                     // The source's types are mapped by its connector; the cast
                     // makes the batches carry exactly the planned schema (as
                     // datafusion-federation's `SchemaCastScanExec` does for its
