@@ -553,6 +553,27 @@ async fn workers_serve_health_and_metrics_and_queries_report_their_stages() {
     )
     .await;
     assert_eq!(staged, vec![vec!["2", "4"]], "{plan}");
+    // Once ended, it counts the rows its stages scanned on the workers, and
+    // its plan shows each stage's operators with their figures.
+    let total: u64 = answer.iter().map(|r| r[1].parse::<u64>().unwrap()).sum();
+    let ended = text_rows(
+        &client,
+        "SELECT query_id, rows_scanned, bytes_scanned > 0 FROM system.queries \
+         WHERE application_name = 'staged' AND query LIKE 'SELECT l_returnflag%'",
+    )
+    .await;
+    assert_eq!(ended[0][1..], [total.to_string(), "t".to_string()]);
+    let (status, detail) = get(http_port, &format!("/api/queries/{}", ended[0][0])).await;
+    assert_eq!(status, 200);
+    let detail: serde_json::Value = serde_json::from_str(&detail).unwrap();
+    let stage_scan = detail["plan"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .find(|l| l.contains("DataSourceExec"))
+        .unwrap_or_else(|| panic!("no scan in {detail}"))
+        .to_string();
+    assert!(stage_scan.contains("output_rows="), "{stage_scan}");
 
     // The worker counts the tasks it was sent and its heartbeats.
     let (status, metrics) = get(worker.http_port, "/metrics").await;

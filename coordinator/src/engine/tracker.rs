@@ -17,8 +17,12 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::MetricValue;
-use datafusion_distributed::NetworkBoundaryExt;
+use datafusion_distributed::{
+    DistributedExec, DistributedMetricsFormat, NetworkBoundaryExt,
+    rewrite_distributed_plan_with_metrics,
+};
 use futures::Stream;
+use futures::future::BoxFuture;
 
 use super::cancel::{CancelReason, QueryCancel};
 use super::groups::Admission;
@@ -114,8 +118,9 @@ enum PlanView {
 /// How far a plan has got, from its operators' metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Progress {
-    /// Rows its leaves produced (those of the coordinator's own plan: the
-    /// stages a distributed plan runs on workers report theirs there).
+    /// Rows its leaves produced: while a distributed plan runs, those of the
+    /// coordinator's own part (its stages on workers report theirs when they
+    /// end, see [`QueryRecord::gather_worker_metrics`]).
     rows_scanned: u64,
     /// Bytes its file scans read.
     bytes_scanned: u64,
@@ -253,6 +258,45 @@ impl QueryRecord {
         }
     }
 
+    /// Once a distributed plan has run to its end, wait (at most
+    /// [`WORKER_METRICS_WAIT`]) for the metrics its workers send back, and keep
+    /// the plan with them: the ended query then shows each stage's rows and
+    /// time, and counts the rows and bytes its stages scanned.
+    async fn gather_worker_metrics(self: Arc<Self>) {
+        let plan = match &*self.plan.lock().unwrap_or_else(|p| p.into_inner()) {
+            PlanView::Live(plan) if plan.downcast_ref::<DistributedExec>().is_some() => {
+                Arc::clone(plan)
+            }
+            _ => return,
+        };
+        let gathered = tokio::time::timeout(
+            WORKER_METRICS_WAIT,
+            rewrite_distributed_plan_with_metrics(
+                Arc::clone(&plan),
+                DistributedMetricsFormat::Aggregated,
+            ),
+        )
+        .await;
+        let Ok(Ok(with_metrics)) = gathered else {
+            return;
+        };
+        // The rewritten plan wraps its network boundaries: the stages and
+        // tasks are counted on the plan that ran.
+        let shape = progress(plan.as_ref());
+        let scanned = progress(with_metrics.as_ref());
+        let mut view = self.plan.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(*view, PlanView::Live(_)) {
+            *view = PlanView::Ended {
+                text: render(with_metrics.as_ref()),
+                progress: Progress {
+                    rows_scanned: scanned.rows_scanned,
+                    bytes_scanned: scanned.bytes_scanned,
+                    ..shape
+                },
+            };
+        }
+    }
+
     /// Keep the plan's text and figures, and let the plan itself go.
     fn let_plan_go(&self) {
         let mut view = self.plan.lock().unwrap_or_else(|p| p.into_inner());
@@ -373,6 +417,10 @@ fn add_progress(plan: &dyn ExecutionPlan, progress: &mut Progress) {
         add_progress(child.as_ref(), progress);
     }
 }
+
+/// How long an ended distributed query waits for its workers' metrics before
+/// it is recorded without them.
+const WORKER_METRICS_WAIT: Duration = Duration::from_secs(2);
 
 /// The coordinator's queries.
 pub struct QueryTracker {
@@ -573,6 +621,7 @@ impl QueryHandle {
             schema: batches.schema(),
             inner: batches,
             handle: Some(self),
+            finishing: None,
             _admission: admission,
         })
     }
@@ -581,7 +630,11 @@ impl QueryHandle {
 struct WatchedBatches {
     schema: SchemaRef,
     inner: SendableRecordBatchStream,
+    /// Until the query is recorded as ended.
     handle: Option<QueryHandle>,
+    /// Once the last batch came: gathering the workers' metrics before the
+    /// query is recorded as ended.
+    finishing: Option<BoxFuture<'static, ()>>,
     _admission: Option<Arc<Admission>>,
 }
 
@@ -589,12 +642,28 @@ impl Stream for WatchedBatches {
     type Item = datafusion::error::Result<RecordBatch>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(finishing) = self.finishing.as_mut() {
+            if finishing.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.finishing = None;
+            if let Some(handle) = self.handle.take() {
+                handle.end(None);
+            }
+            return Poll::Ready(None);
+        }
+        if self.handle.is_none() {
+            // Ended: the inner stream is not polled again.
+            return Poll::Ready(None);
+        }
         match self.inner.as_mut().poll_next(cx) {
             Poll::Ready(None) => {
-                if let Some(handle) = self.handle.take() {
-                    handle.end(None);
+                if let Some(handle) = &self.handle {
+                    self.finishing = Some(Box::pin(
+                        Arc::clone(handle.record()).gather_worker_metrics(),
+                    ));
                 }
-                Poll::Ready(None)
+                self.poll_next(cx)
             }
             Poll::Ready(Some(Err(e))) => {
                 let error = SqlError::from(e);
