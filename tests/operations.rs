@@ -742,3 +742,66 @@ async fn object_store_metrics_match_what_the_s3_server_recorded() {
         );
     }
 }
+
+/// With a certificate configured, the HTTP listener speaks only HTTPS (the
+/// same certificate as the PostgreSQL listener), so basic logins are never
+/// sent in the clear: curl verifies the server against the test CA, logs in,
+/// and a plaintext request gets no answer.
+#[tokio::test]
+async fn with_a_certificate_the_listener_serves_https_only() {
+    use common::credentials::make_certificates;
+
+    let dir = TempDir::new("ops-https");
+    make_certificates(dir.path());
+    let http_port = common::free_port();
+    let config = dir.path().join("vivace.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "tls_cert_file = \"{0}/server.crt\"\ntls_key_file = \"{0}/server.key\"\n\
+             http_listen = \"127.0.0.1:{http_port}\"\n[users]\n{1}",
+            dir.path().display(),
+            users_line("analyst", "analyst pw")
+        ),
+    )
+    .unwrap();
+    let _server = Server::start_with(&dir, &["--config", config.to_str().unwrap()], &[]).await;
+    let ca = dir.path().join("ca.crt");
+    let curl = |url: &str, login: Option<&str>| {
+        let mut command = std::process::Command::new("curl");
+        command
+            .args(["-sS", "--max-time", "10", "--cacert"])
+            .arg(&ca)
+            .args(["-o", "/dev/null", "-w", "%{http_code}"]);
+        if let Some(login) = login {
+            command.args(["-u", login]);
+        }
+        let out = command.arg(url).output().expect("curl is installed");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let https = |path: &str| format!("https://localhost:{http_port}{path}");
+    // The listener may still be starting.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while curl(&https("/healthz"), None) != (true, "200".to_string()) {
+        assert!(Instant::now() < deadline, "no HTTPS on {http_port}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        curl(&https("/api/cluster"), Some("analyst:analyst pw")),
+        (true, "200".to_string())
+    );
+    assert_eq!(
+        curl(&https("/api/cluster"), None),
+        (true, "401".to_string())
+    );
+    assert_eq!(
+        curl(&https("/metrics"), Some("analyst:wrong")),
+        (true, "401".to_string())
+    );
+    // Plain HTTP on the same port: the TLS handshake fails, nothing is served.
+    let (ok, code) = curl(&format!("http://127.0.0.1:{http_port}/healthz"), None);
+    assert!(!ok && code == "000", "plaintext got {code}");
+}

@@ -10,6 +10,7 @@ pub mod http;
 pub mod pgcompat;
 pub mod session;
 pub mod telemetry;
+pub mod tls;
 pub mod wire;
 
 use std::sync::Arc;
@@ -106,8 +107,13 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         addr.port()
     );
     if let Some(http_listener) = http_listener {
+        let https = match (&config.tls_cert_file, &config.tls_key_file) {
+            (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key, &[b"http/1.1"])?),
+            _ => None,
+        };
         tracing::info!(
-            "web page and metrics on http://{}/",
+            "web page and metrics on {}://{}/",
+            if https.is_some() { "https" } else { "http" },
             http_listener.local_addr()?
         );
         let state = http::HttpState {
@@ -116,7 +122,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
             users: Arc::new(users.clone()),
         };
         tokio::spawn(async move {
-            if let Err(e) = http::serve(http_listener, state).await {
+            if let Err(e) = http::serve(http_listener, https, state).await {
                 tracing::error!(error = %e, "the HTTP listener stopped");
             }
         });

@@ -7,6 +7,7 @@
 
 mod api;
 mod auth;
+mod tls;
 
 use std::sync::Arc;
 
@@ -34,8 +35,12 @@ pub struct HttpState {
 /// The page: one static file, no build step.
 const PAGE: &str = include_str!("page.html");
 
-/// Serve HTTP on `listener` until the process stops.
-pub async fn serve(listener: TcpListener, state: HttpState) -> anyhow::Result<()> {
+/// Serve HTTP on `listener` until the process stops: HTTPS when `tls` is given.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<crate::tls::TlsAcceptor>,
+    state: HttpState,
+) -> anyhow::Result<()> {
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
@@ -46,7 +51,10 @@ pub async fn serve(listener: TcpListener, state: HttpState) -> anyhow::Result<()
         .route("/api/queries/{id}", get(api::query))
         .route("/api/queries/{id}/cancel", post(api::cancel))
         .with_state(state);
-    axum::serve(listener, app).await?;
+    match tls {
+        Some(acceptor) => axum::serve(tls::TlsListener::new(listener, acceptor)?, app).await?,
+        None => axum::serve(listener, app).await?,
+    }
     Ok(())
 }
 
