@@ -584,6 +584,8 @@ async fn workers_serve_health_and_metrics_and_queries_report_their_stages() {
     // The coordinator counts its live workers.
     let (_, metrics) = get(http_port, "/metrics").await;
     assert_eq!(metric(&metrics, "vivace_workers "), 2.0);
+    // Its stages sent their partial groups to the stage above them.
+    assert!(metric(&metrics, "vivace_exchange_bytes_total") > 0.0);
 
     // Without its coordinator, the worker is alive but no longer ready.
     drop(client);

@@ -33,6 +33,9 @@ pub const MEMORY_USED: &str = "vivace_memory_pool_used_bytes";
 pub const MEMORY_LIMIT: &str = "vivace_memory_pool_limit_bytes";
 /// Queries re-run after a worker was lost.
 pub const RETRIES: &str = "vivace_query_retries_total";
+/// Bytes of the batches distributed queries' stages sent to the stages (or
+/// the coordinator) above them, counted once each query ends.
+pub const EXCHANGE_BYTES: &str = "vivace_exchange_bytes_total";
 /// Workers dropped from the cluster because they stopped answering.
 pub const WORKERS_LOST: &str = "vivace_workers_lost_total";
 
@@ -86,9 +89,20 @@ fn describe() {
         WORKERS_LOST,
         "Workers dropped because they stopped answering"
     );
+    describe_counter!(
+        EXCHANGE_BYTES,
+        Unit::Bytes,
+        "Bytes distributed queries' stages sent to the stages above them"
+    );
     vivace_connectors::source_metrics::describe();
     // Counters without labels exist from the start, at zero.
-    for name in [ROWS_RETURNED, BYTES_RETURNED, RETRIES, WORKERS_LOST] {
+    for name in [
+        ROWS_RETURNED,
+        BYTES_RETURNED,
+        RETRIES,
+        WORKERS_LOST,
+        EXCHANGE_BYTES,
+    ] {
         metrics::counter!(name).increment(0);
     }
     metrics::gauge!(SESSIONS).increment(0.0);

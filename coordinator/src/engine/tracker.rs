@@ -124,6 +124,10 @@ struct Progress {
     rows_scanned: u64,
     /// Bytes its file scans read.
     bytes_scanned: u64,
+    /// Bytes of the batches its network boundaries received from the stages
+    /// below them (known once a distributed query ended and its workers'
+    /// metrics came back).
+    exchange_bytes: u64,
     /// Stages run on workers.
     stages: u64,
     /// Tasks of those stages.
@@ -291,10 +295,13 @@ impl QueryRecord {
                 progress: Progress {
                     rows_scanned: scanned.rows_scanned,
                     bytes_scanned: scanned.bytes_scanned,
+                    exchange_bytes: scanned.exchange_bytes,
                     ..shape
                 },
             };
         }
+        drop(view);
+        metrics::counter!(m::EXCHANGE_BYTES).increment(scanned.exchange_bytes);
     }
 
     /// Keep the plan's text and figures, and let the plan itself go.
@@ -400,9 +407,15 @@ fn add_progress(plan: &dyn ExecutionPlan, progress: &mut Progress) {
         progress.stages += 1;
         progress.tasks += boundary.input_stage().task_count() as u64;
     }
+    // Boundaries are matched by name: once rewritten with the workers'
+    // metrics they are wrapped, and no longer known as boundaries.
+    let exchange = plan.name().starts_with("Network");
     if let Some(metrics) = plan.metrics() {
         for metric in metrics.iter() {
             match metric.value() {
+                MetricValue::OutputBytes(count) if exchange => {
+                    progress.exchange_bytes += count.value() as u64
+                }
                 MetricValue::OutputRows(count) if children.is_empty() => {
                     progress.rows_scanned += count.value() as u64
                 }
