@@ -239,6 +239,60 @@ async fn queries_are_listed_measured_and_cancelled() {
     assert_eq!(thousand["fields"]["rows"], 1000);
 }
 
+/// A group's CPU share cuts the partitions its queries are planned with, and
+/// its memory share bounds what they hold: a query that fits the server's
+/// pool fails with 53200 in a group whose share it exceeds.
+#[tokio::test]
+async fn resource_group_shares_bound_partitions_and_memory() {
+    let dir = TempDir::new("ops-shares");
+    let config = dir.path().join("vivace.toml");
+    std::fs::write(
+        &config,
+        "memory_limit = \"256M\"\n\
+         [resource_groups.narrow]\ncpu_share = 0.25\nmemory_share = 0.02\napplications = [\"narrow\"]\n",
+    )
+    .unwrap();
+    let server = Server::start_with(
+        &dir,
+        &["--config", config.to_str().unwrap(), "--workers", "0"],
+        &[],
+    )
+    .await;
+    let partitions = "SET datafusion.execution.target_partitions = 8";
+    let grouped = "SELECT v % 10, count(*) FROM generate_series(1, 100000) AS t(v) GROUP BY 1";
+    let hash_partitions = |plan: String| -> Vec<String> {
+        plan.lines()
+            .filter(|l| l.contains("RepartitionExec: partitioning=Hash"))
+            .map(|l| l.split("Hash(").nth(1).unwrap().to_string())
+            .collect()
+    };
+    let wide = connect(&server, "application_name=wide").await;
+    let narrow = connect(&server, "application_name=narrow").await;
+    for client in [&wide, &narrow] {
+        client.simple_query(partitions).await.unwrap();
+    }
+    let wide_plan = hash_partitions(common::explain(&wide, grouped).await);
+    let narrow_plan = hash_partitions(common::explain(&narrow, grouped).await);
+    assert!(
+        !wide_plan.is_empty() && wide_plan.iter().all(|p| p.contains("], 8)")),
+        "{wide_plan:?}"
+    );
+    assert!(
+        !narrow_plan.is_empty() && narrow_plan.iter().all(|p| p.contains("], 2)")),
+        "{narrow_plan:?}"
+    );
+
+    // About 24 MB of list that cannot spill: within the server's 256 MB, not
+    // within the narrow group's 5 MB.
+    let collect = "SELECT cardinality(array_agg(v)) FROM generate_series(1, 3000000) AS t(v)";
+    assert_eq!(text_rows(&wide, collect).await, vec![vec!["3000000"]]);
+    let (code, message) = sql_error(&narrow, collect).await;
+    assert_eq!(code, "53200", "{message}");
+    assert!(message.contains("resource group \"narrow\""), "{message}");
+    // The group's memory came back: a small query still runs there.
+    assert_eq!(text_rows(&narrow, "SELECT 40 + 2").await, vec![vec!["42"]]);
+}
+
 #[tokio::test]
 async fn resource_groups_queue_and_refuse() {
     let dir = TempDir::new("ops-groups");

@@ -389,9 +389,24 @@ fn read_groups(table: toml::Table) -> anyhow::Result<Vec<ResourceGroupSpec>> {
         };
         let users = names("users")?;
         let applications = names("applications")?;
+        let mut share = |key: &str| -> anyhow::Result<Option<f64>> {
+            let value = match fields.remove(key) {
+                None => return Ok(None),
+                Some(toml::Value::Float(f)) => f,
+                Some(toml::Value::Integer(n)) => n as f64,
+                Some(_) => bail!("resource_groups.{name}.{key} must be a number"),
+            };
+            anyhow::ensure!(
+                value > 0.0 && value <= 1.0,
+                "resource_groups.{name}.{key} must be a fraction above 0 and at most 1 (e.g. 0.25)"
+            );
+            Ok(Some(value))
+        };
+        let cpu_share = share("cpu_share")?;
+        let memory_share = share("memory_share")?;
         if let Some(key) = fields.keys().next() {
             bail!(
-                "resource_groups.{name}.{key} is not a group setting (max_running, max_queued, users, applications)"
+                "resource_groups.{name}.{key} is not a group setting (max_running, max_queued, users, applications, cpu_share, memory_share)"
             );
         }
         groups.push(ResourceGroupSpec {
@@ -400,6 +415,8 @@ fn read_groups(table: toml::Table) -> anyhow::Result<Vec<ResourceGroupSpec>> {
             max_queued,
             users,
             applications,
+            cpu_share,
+            memory_share,
         });
     }
     Ok(groups)

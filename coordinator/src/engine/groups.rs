@@ -2,14 +2,22 @@
 //! queries run at once and `max_queued` more wait, first come first served;
 //! one more is refused with SQLSTATE 53000 at once rather than piling up.
 //! Dashboards in a group of their own keep answering while another group's
-//! heavy scans wait for their turn.
+//! heavy scans wait for their turn. A group may also have a share of the
+//! CPU (`cpu_share`: each of its queries runs on that fraction of the
+//! partitions, so of the cores, a query would otherwise use) and of memory
+//! (`memory_share`: its running queries together hold at most that fraction
+//! of the memory pool; see [`super::group_memory`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::SessionState;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::cancel::QueryCancel;
+use super::group_memory::GroupMemoryPool;
 use crate::error::{SqlError, SqlResult, sqlstate};
 
 /// The group of queries no other group selects; unlimited unless configured.
@@ -19,7 +27,7 @@ pub const GLOBAL_GROUP: &str = "global";
 pub const GROUP_SETTING: &str = "vivace.resource_group";
 
 /// One configured group (`[resource_groups.NAME]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ResourceGroupSpec {
     /// The group's name.
     pub name: String,
@@ -31,6 +39,12 @@ pub struct ResourceGroupSpec {
     pub users: Vec<String>,
     /// Client `application_name`s whose queries join the group (`*` matches any text).
     pub applications: Vec<String>,
+    /// The fraction (0 to 1] of the partitions a query would run on that the
+    /// group's queries get; none: all.
+    pub cpu_share: Option<f64>,
+    /// The fraction (0 to 1] of the memory pool the group's running queries
+    /// may hold together; none: the whole pool.
+    pub memory_share: Option<f64>,
 }
 
 /// A group's occupancy, for the web page and the metrics.
@@ -50,6 +64,8 @@ pub struct GroupStatus {
 
 struct Group {
     spec: ResourceGroupSpec,
+    /// The runtime its queries run with when it has a memory share.
+    runtime: Option<Arc<RuntimeEnv>>,
     slots: Option<Arc<Semaphore>>,
     running: Arc<AtomicUsize>,
     queued: AtomicUsize,
@@ -74,8 +90,14 @@ impl Drop for Admission {
 }
 
 impl ResourceGroups {
-    /// The configured groups (by name), plus an unlimited `global` unless configured.
-    pub fn new(mut specs: Vec<ResourceGroupSpec>) -> Self {
+    /// The configured groups (by name), plus an unlimited `global` unless
+    /// configured; memory shares are of `runtime`'s pool, `memory_limit`
+    /// bytes (a group with a memory share needs a limit).
+    pub fn new(
+        mut specs: Vec<ResourceGroupSpec>,
+        runtime: &Arc<RuntimeEnv>,
+        memory_limit: Option<usize>,
+    ) -> anyhow::Result<Self> {
         if !specs.iter().any(|s| s.name == GLOBAL_GROUP) {
             specs.push(ResourceGroupSpec {
                 name: GLOBAL_GROUP.into(),
@@ -83,19 +105,64 @@ impl ResourceGroups {
                 max_queued: None,
                 users: Vec::new(),
                 applications: Vec::new(),
+                cpu_share: None,
+                memory_share: None,
             });
         }
         specs.sort_by(|a, b| a.name.cmp(&b.name));
         let groups = specs
             .into_iter()
-            .map(|spec| Group {
-                slots: spec.max_running.map(|n| Arc::new(Semaphore::new(n))),
-                spec,
-                running: Arc::default(),
-                queued: AtomicUsize::new(0),
+            .map(|spec| {
+                let runtime = match spec.memory_share {
+                    None => None,
+                    Some(share) => {
+                        let Some(limit) = memory_limit else {
+                            anyhow::bail!(
+                                "resource_groups.{}.memory_share needs memory_limit: a share of an unbounded pool bounds nothing",
+                                spec.name
+                            );
+                        };
+                        let pool = GroupMemoryPool::new(
+                            &spec.name,
+                            Arc::clone(&runtime.memory_pool),
+                            (limit as f64 * share) as usize,
+                        );
+                        Some(
+                            RuntimeEnvBuilder::from_runtime_env(runtime)
+                                .with_memory_pool(Arc::new(pool))
+                                .build_arc()?,
+                        )
+                    }
+                };
+                Ok(Group {
+                    slots: spec.max_running.map(|n| Arc::new(Semaphore::new(n))),
+                    runtime,
+                    spec,
+                    running: Arc::default(),
+                    queued: AtomicUsize::new(0),
+                })
             })
-            .collect();
-        Self { groups }
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self { groups })
+    }
+
+    /// `state` as a query of `group` runs with: its CPU share of the
+    /// partitions and its memory share of the pool.
+    pub fn session_for(&self, group: &str, mut state: SessionState) -> SessionState {
+        let Some(group) = self.groups.iter().find(|g| g.spec.name == group) else {
+            return state;
+        };
+        if let Some(share) = group.spec.cpu_share {
+            let execution = &mut state.config_mut().options_mut().execution;
+            execution.target_partitions =
+                ((execution.target_partitions as f64 * share).round() as usize).max(1);
+        }
+        match &group.runtime {
+            Some(runtime) => SessionStateBuilder::new_from_existing(state)
+                .with_runtime_env(Arc::clone(runtime))
+                .build(),
+            None => state,
+        }
     }
 
     /// The group of a query: the one `named` by the session's setting, else
@@ -232,7 +299,36 @@ mod tests {
             max_queued: Some(max_queued),
             users: vec!["dash*".into()],
             applications: vec!["Metabase*".into(), "*grafana*".into()],
+            cpu_share: None,
+            memory_share: None,
         }
+    }
+
+    fn groups(specs: Vec<ResourceGroupSpec>, memory_limit: Option<usize>) -> ResourceGroups {
+        ResourceGroups::new(specs, &Arc::new(RuntimeEnv::default()), memory_limit).unwrap()
+    }
+
+    #[test]
+    fn shares_shape_the_session_a_query_runs_with() {
+        let mut adhoc = spec("adhoc", 1, 1);
+        adhoc.cpu_share = Some(0.25);
+        adhoc.memory_share = Some(0.5);
+        let groups = groups(vec![adhoc], Some(1 << 20));
+        let mut state = SessionStateBuilder::new().build();
+        state.config_mut().options_mut().execution.target_partitions = 8;
+        let shared = groups.session_for("adhoc", state.clone());
+        assert_eq!(shared.config().target_partitions(), 2);
+        assert!(matches!(
+            shared.runtime_env().memory_pool.memory_limit(),
+            datafusion::execution::memory_pool::MemoryLimit::Finite(limit) if limit == 1 << 19
+        ));
+        let global = groups.session_for(GLOBAL_GROUP, state);
+        assert_eq!(global.config().target_partitions(), 8);
+        // A memory share needs a bounded pool.
+        let mut unbounded = spec("adhoc", 1, 1);
+        unbounded.memory_share = Some(0.5);
+        let refused = ResourceGroups::new(vec![unbounded], &Arc::new(RuntimeEnv::default()), None);
+        assert!(refused.is_err());
     }
 
     #[test]
@@ -249,7 +345,7 @@ mod tests {
 
     #[test]
     fn queries_are_selected_by_setting_user_then_application() {
-        let groups = ResourceGroups::new(vec![spec("dashboards", 1, 1)]);
+        let groups = groups(vec![spec("dashboards", 1, 1)], None);
         assert_eq!(
             groups.select(None, "dashboard", "psql").unwrap(),
             "dashboards"
@@ -269,7 +365,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_refuses_with_53000_and_places_come_back() {
-        let groups = Arc::new(ResourceGroups::new(vec![spec("dashboards", 1, 1)]));
+        let groups = Arc::new(groups(vec![spec("dashboards", 1, 1)], None));
         let cancel = QueryCancel::default();
         let first = groups.admit("dashboards", &cancel, || {}).await.unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel();

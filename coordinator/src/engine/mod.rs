@@ -4,6 +4,7 @@
 pub mod cancel;
 pub mod executor;
 pub mod federation;
+mod group_memory;
 pub mod groups;
 pub mod nesting;
 pub mod planning;
@@ -179,7 +180,11 @@ impl Engine {
             access,
             server_settings,
             tracker,
-            groups: groups::ResourceGroups::new(operations.resource_groups),
+            groups: groups::ResourceGroups::new(
+                operations.resource_groups,
+                &ctx.runtime_env(),
+                memory_limit,
+            )?,
             admins: operations.admins,
         };
         engine.register_stored_tables()?;

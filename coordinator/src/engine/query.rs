@@ -42,7 +42,11 @@ impl Engine {
         }
         let mut retries_left = self.query_retries();
         let started = loop {
-            let state = ctx.state();
+            let mut state = ctx.state();
+            if let Some(record) = record {
+                state = self.groups.session_for(record.group(), state);
+            }
+            let task_ctx = Arc::new(TaskContext::from(&state));
             let logical = plan.clone();
             let physical = planning::off_thread(cancel.clone(), async move {
                 Ok(state.create_physical_plan(&logical).await?)
@@ -51,7 +55,7 @@ impl Engine {
             if let Some(record) = record {
                 record.executing(physical.clone());
             }
-            match start_on_query_runtime(physical, ctx.task_ctx(), cancel).await {
+            match start_on_query_runtime(physical, task_ctx, cancel).await {
                 Err(e) if retries_left > 0 && is_worker_failure(&e) => {
                     retries_left -= 1;
                     metrics::counter!(crate::telemetry::RETRIES).increment(1);

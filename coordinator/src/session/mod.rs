@@ -232,6 +232,19 @@ impl Session {
             let state = self.ctx.state_ref();
             state.write().config_mut().set_extension(Arc::new(viewer));
         });
+        let (user, application, group) = self.who();
+        self.engine.tracker().begin(NewQuery {
+            user,
+            application,
+            sql: crate::engine::tracker::mask_secrets(sql),
+            group,
+            cancel: self.cancel.current(),
+        })
+    }
+
+    /// The session's user, its `application_name` and the resource group its
+    /// queries join now.
+    fn who(&self) -> (String, String, String) {
         let (user, application) = match self.settings.lock() {
             Ok(settings) => (
                 settings.user().unwrap_or_default().to_string(),
@@ -257,13 +270,7 @@ impl Session {
             Ok(group) => group.to_string(),
             Err(_) => group.unwrap_or_default(),
         };
-        self.engine.tracker().begin(NewQuery {
-            user,
-            application,
-            sql: crate::engine::tracker::mask_secrets(sql),
-            group,
-            cancel: self.cancel.current(),
-        })
+        (user, application, group)
     }
 
     /// The session's settings, which start-up parameters fill in.
@@ -522,7 +529,11 @@ impl Session {
     /// planner, which would hide the distributed stages; we plan it for real and
     /// print the stages with the tasks of each.
     async fn explain(&self, input: &LogicalPlan) -> SqlResult<RecordBatch> {
-        let state = self.ctx.state();
+        // Planned as the session's resource group would run it.
+        let state = self
+            .engine
+            .groups()
+            .session_for(&self.who().2, self.ctx.state());
         let optimized = state.optimize(input)?;
         let physical = state.create_physical_plan(input).await?;
         let physical_text = datafusion_distributed::display_plan_ascii(physical.as_ref(), false);
