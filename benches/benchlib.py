@@ -104,6 +104,18 @@ def replace_section(out, section: str, report: str):
     out.write_text(text)
 
 
+def publish(text: str, out, section: str, chart_path, chart: bool, no_write: bool, started: float):
+    """Print a script's report and, unless `no_write`, put it in place of its
+    section of `out` (the chart, when drawn, is already at `chart_path`)."""
+    print(text)
+    if chart and no_write:
+        print("chart drawn, not kept (--no-write and --quick write nothing)", flush=True)
+    if not no_write:
+        replace_section(out, section, text)
+        print(f"wrote the section {section!r} of {out}" + (f" and {chart_path}" if chart else ""))
+    print(f"done in {time.perf_counter() - started:.0f} s", flush=True)
+
+
 class Vivace:
     """A release `vivace serve` with `workers` embedded workers, `create`
     (a CREATE EXTERNAL TABLE) run on it, and a psycopg2 connection."""

@@ -7,7 +7,8 @@ TPC-H Parquet files (tpchgen-cli, registered with CREATE EXTERNAL TABLE … STOR
 AS PARQUET): `plain`, started without a configuration file (every query in the
 unlimited `global` group), and `grouped`, started with `--config` declaring
 
-  [resource_groups.adhoc]      max_running = 1, max_queued = 10, applications = ["adhoc*"]
+  [resource_groups.adhoc]      max_running = 1, max_queued = 10, applications = ["adhoc*"],
+                               cpu_share = 0.5 (--adhoc-cpu-share; 0: none)
   [resource_groups.dashboard]  max_running = 8, max_queued = 100, applications = ["dashboard*"]
 
 Three configurations are timed, taking turns run by run (the order reversed
@@ -74,7 +75,7 @@ from pathlib import Path
 
 import psycopg2
 
-from benchlib import free_port, machine, replace_section, source_commit, wait_port
+from benchlib import free_port, machine, publish, source_commit, wait_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "# Resource groups"
@@ -82,6 +83,7 @@ TABLES = ["region", "nation", "customer", "orders", "lineitem"]
 DASHBOARD_CLIENTS = 4
 DASHBOARD_QUERIES = 5  # per client, --pause seconds apart
 HEAVY_SCANS = 4
+ADHOC_CPU_SHARE = 0.5
 POLL_S = 0.1
 # Finished queries system.queries keeps: enough for one run's queries and the
 # watcher's polls (10 a second), few enough that listing them stays cheap.
@@ -104,7 +106,7 @@ GROUPS_TOML = """\
 max_running = 1
 max_queued = 10
 applications = ["adhoc*"]
-
+{adhoc_cpu_share}
 [resource_groups.dashboard]
 max_running = {dashboard_running}
 max_queued = 100
@@ -120,6 +122,11 @@ def dashboard_sql(client: int, j: int) -> str:
     i = client * DASHBOARD_QUERIES + j
     # Order keys 32m+1 exist at every TPC-H scale factor (below 60,000 at SF 0.01).
     return PANELS[i % len(PANELS)].format(k=(7 * i + 3) % 25, key=32 * (37 * i % 1800) + 1)
+
+
+def adhoc_share_line() -> str:
+    """The adhoc group's `cpu_share` line (empty without one)."""
+    return f"cpu_share = {ADHOC_CPU_SHARE:g}\n" if ADHOC_CPU_SHARE else ""
 
 
 def dashboard_running() -> int:
@@ -345,7 +352,8 @@ def measure(args, work: Path, heavy_sql: str):
         demo = args.quick
         servers["plain"] = Server(args.binary, work / "plain", "plain", args.workers, demo=demo)
         servers["grouped"] = Server(args.binary, work / "grouped", "grouped", args.workers,
-                                    GROUPS_TOML.format(dashboard_running=dashboard_running()), demo=demo)
+                                    GROUPS_TOML.format(dashboard_running=dashboard_running(),
+                                                       adhoc_cpu_share=adhoc_share_line()), demo=demo)
         for s in servers.values():
             s.start(None if demo else args.data)
         # Reference answers on the idle servers (warming both up, too).
@@ -428,7 +436,8 @@ def report(args, summary, heavy_sql, chart) -> str:
         f"Command: `python3 benches/groups.py {' '.join(sys.argv[1:])}`  ",
         f"Two `vivace serve --workers {args.workers}` side by side over {data}: `plain` without a "
         "configuration file (every query in the unlimited `global` group) and `grouped` with "
-        "`[resource_groups.adhoc] max_running = 1, max_queued = 10, applications = [\"adhoc*\"]` and "
+        "`[resource_groups.adhoc] max_running = 1, max_queued = 10, applications = [\"adhoc*\"]"
+        + (f", cpu_share = {ADHOC_CPU_SHARE:g}" if ADHOC_CPU_SHARE else "") + "` and "
         f"`[resource_groups.dashboard] max_running = {dashboard_running()}, max_queued = 100, "
         "applications = [\"dashboard*\"]`. "
         f"The dashboard stream: {DASHBOARD_CLIENTS} clients (`application_name` `dashboard-…`, connected "
@@ -458,9 +467,9 @@ def report(args, summary, heavy_sql, chart) -> str:
                      f"{queued} | {overlap} |")
     g, n, f = summary["groups"], summary["no groups"], summary["no load"]
     if g["p95"] < n["p95"]:
-        verdict = f"the `adhoc` group of one cut the dashboards' p95 by {100 * (1 - g['p95'] / n['p95']):.0f}%"
+        verdict = f"the `adhoc` group cut the dashboards' p95 by {100 * (1 - g['p95'] / n['p95']):.0f}%"
     else:
-        verdict = "the `adhoc` group of one did not lower the dashboards' p95 here"
+        verdict = "the `adhoc` group did not lower the dashboards' p95 here"
     wall_change = g["wall"] / n["wall"] - 1
     lines += [
         "",
@@ -473,8 +482,11 @@ def report(args, summary, heavy_sql, chart) -> str:
         f"{n['p50']:.0f} ms without groups and {g['p50']:.0f} ms with them, their p95 from {f['p95']:.0f} ms to "
         f"{n['p95']:.0f} and {g['p95']:.0f} ms: {verdict}. The heavy scans, one at a time instead of "
         f"{HEAVY_SCANS} at once, took {g['wall']:.1f} s in all instead of {n['wall']:.1f} s "
-        f"({round(100 * wall_change):+d}%). A group limits how many of its queries run at once, not how many "
-        "cores each of them uses: the one heavy scan running may still take them all.",
+        f"({round(100 * wall_change):+d}%). " + (
+            f"With `cpu_share = {ADHOC_CPU_SHARE:g}` the heavy scan running is planned on that fraction of the "
+            "partitions, leaving the other cores to the dashboards." if ADHOC_CPU_SHARE else
+            "Without a `cpu_share`, a group limits how many of its queries run at once, not how many cores "
+            "each of them uses: the one heavy scan running may still take them all."),
         "",
         "![dashboard latency per configuration](groups.png)" if chart else
         "(Chart skipped: matplotlib is not installed.)", "",
@@ -489,7 +501,7 @@ def show_logs(work: Path):
 
 
 def main():
-    global DASHBOARD_CLIENTS, DASHBOARD_QUERIES, HEAVY_SCANS
+    global DASHBOARD_CLIENTS, DASHBOARD_QUERIES, HEAVY_SCANS, ADHOC_CPU_SHARE
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--binary", default=str(ROOT / "target" / "release" / "vivace"),
                     help="a release build of vivace")
@@ -504,12 +516,17 @@ def main():
     ap.add_argument("--pause", type=float, default=0.5,
                     help="seconds a dashboard client waits between its queries (0: back to back)")
     ap.add_argument("--heavy-scans", type=int, default=HEAVY_SCANS, help="heavy scans started at once")
+    ap.add_argument("--adhoc-cpu-share", type=float, default=0.5,
+                    help="the adhoc group's cpu_share (the fraction of partitions its queries run on; 0: none)")
     ap.add_argument("--out", type=Path, default=ROOT / "benches" / "RESULTS.md")
     ap.add_argument("--no-write", action="store_true", help="print the report, write nothing")
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: demo tables, a generate_series heavy scan, 1 run; never writes")
     args = ap.parse_args()
     DASHBOARD_CLIENTS, DASHBOARD_QUERIES, HEAVY_SCANS = args.dashboard_clients, args.dashboard_queries, args.heavy_scans
+    ADHOC_CPU_SHARE = args.adhoc_cpu_share
+    if not 0 <= ADHOC_CPU_SHARE <= 1:
+        sys.exit("--adhoc-cpu-share must be between 0 and 1")
     if min(DASHBOARD_CLIENTS, DASHBOARD_QUERIES, HEAVY_SCANS) < 1 or HEAVY_SCANS > 11:
         sys.exit("--dashboard-clients, --dashboard-queries and --heavy-scans must be at least 1, "
                  "--heavy-scans at most 11 (the adhoc group queues 10)")
@@ -544,13 +561,7 @@ def main():
         chart_path = work / "groups.png" if args.no_write else args.out.parent / "groups.png"
         chart = draw_chart(summary, args, chart_path)
         text = report(args, summary, heavy_sql, chart)
-        print(text)
-        if chart and args.no_write:
-            print("chart drawn, not kept (--no-write and --quick write nothing)", flush=True)
-        if not args.no_write:
-            replace_section(args.out, SECTION, text)
-            print(f"wrote the section {SECTION!r} of {args.out}" + (f" and {chart_path}" if chart else ""))
-        print(f"done in {time.perf_counter() - started:.0f} s", flush=True)
+        publish(text, args.out, SECTION, chart_path, chart, args.no_write, started)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

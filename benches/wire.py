@@ -54,7 +54,7 @@ from pathlib import Path
 
 import psycopg2
 
-from benchlib import free_port, machine, replace_section, source_commit, wait_port
+from benchlib import free_port, machine, publish, source_commit, wait_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -450,13 +450,7 @@ def main():
         chart_path = work / "wire.png" if args.no_write else args.out.parent / "wire.png"
         chart = draw_chart(cases, streams, chart_path)
         text = report(args, cases, streams, versions, chart)
-        print(text)
-        if chart and args.no_write:
-            print("chart drawn, not kept (--no-write and --quick write nothing)", flush=True)
-        if not args.no_write:
-            replace_section(args.out, SECTION, text)
-            print(f"wrote the section {SECTION!r} of {args.out}" + (f" and {chart_path}" if chart else ""))
-        print(f"done in {time.perf_counter() - started:.0f} s", flush=True)
+        publish(text, args.out, SECTION, chart_path, chart, args.no_write, started)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

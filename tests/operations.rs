@@ -641,6 +641,45 @@ async fn workers_serve_health_and_metrics_and_queries_report_their_stages() {
     // Its stages sent their partial groups to the stage above them.
     assert!(metric(&metrics, "vivace_exchange_bytes_total") > 0.0);
 
+    // While a distributed query runs, its tasks on the workers report (in
+    // their heartbeats) the rows their scans produced so far: here a
+    // partitioned self-join of lineitem, cancelled once its build side's scan
+    // is counted, long before it could end.
+    let live_client = cluster.server.client_with("application_name=live").await;
+    live_client
+        .simple_query(
+            "SET distributed.file_scan_config_bytes_per_partition = 262144; \
+             SET datafusion.optimizer.hash_join_single_partition_threshold = 0; \
+             SET datafusion.optimizer.hash_join_single_partition_threshold_rows = 0",
+        )
+        .await
+        .unwrap();
+    let long = spawn_query(
+        live_client,
+        "SELECT count(*) FROM lineitem a JOIN lineitem b ON a.l_returnflag = b.l_returnflag \
+         WHERE a.l_quantity * b.l_quantity > 0",
+    );
+    let live_id = query_in_state(&client, "live", "running").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let live = loop {
+        let live = text_rows(
+            &client,
+            &format!(
+                "SELECT state, rows_scanned, stages FROM system.queries WHERE query_id = '{live_id}'"
+            ),
+        )
+        .await;
+        if live[0][1].parse::<u64>().unwrap() >= total {
+            break live;
+        }
+        assert!(Instant::now() < deadline, "no live progress: {live:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(live[0][0], "running", "{live:?}");
+    assert_ne!(live[0][2], "0", "{live:?}");
+    rows(&client, &format!("SELECT vivace.cancel_query('{live_id}')")).await;
+    assert_eq!(long.await.unwrap().as_deref(), Some("57014"));
+
     // Without its coordinator, the worker is alive but no longer ready.
     drop(client);
     let Cluster { server, dir, .. } = cluster;
@@ -683,16 +722,7 @@ async fn object_store_metrics_match_what_the_s3_server_recorded() {
     )
     .await;
     let client = server.client().await;
-    client
-        .simple_query(&format!(
-            "CREATE EXTERNAL TABLE events (user_id VARCHAR, amount BIGINT, dt VARCHAR) \
-             STORED AS PARQUET PARTITIONED BY (dt) LOCATION 's3://lake/events/' \
-             OPTIONS ('aws.endpoint' '{}', 'aws.region' 'us-east-1', \
-                      'aws.access_key_id' '{ACCESS_KEY}', 'aws.secret_access_key_env' 'LAKE_SECRET')",
-            s3.endpoint
-        ))
-        .await
-        .unwrap();
+    client.simple_query(&s3.create_events_sql()).await.unwrap();
 
     let count = |text: &str, operation: &str| {
         metric_sum(

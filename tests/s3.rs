@@ -4,7 +4,7 @@
 mod common;
 
 use common::data;
-use common::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
+use common::s3::{S3Server, SECRET_KEY};
 use common::{Server, TempDir, rows, sql_error, text_rows};
 
 #[tokio::test]
@@ -14,13 +14,7 @@ async fn s3_partitioned_parquet_with_secret_by_reference() {
     let dir = TempDir::new("s3");
     let server = Server::start_with(&dir, &[], &[("LAKE_SECRET", SECRET_KEY)]).await;
     let client = server.client().await;
-    let create = format!(
-        "CREATE EXTERNAL TABLE events (user_id VARCHAR, amount BIGINT, dt VARCHAR) \
-         STORED AS PARQUET PARTITIONED BY (dt) LOCATION 's3://lake/events/' \
-         OPTIONS ('aws.endpoint' '{}', 'aws.region' 'us-east-1', \
-                  'aws.access_key_id' '{ACCESS_KEY}', 'aws.secret_access_key_env' 'LAKE_SECRET')",
-        s3.endpoint
-    );
+    let create = s3.create_events_sql();
     client.simple_query(&create).await.unwrap();
     let daily = "SELECT dt, count(*), sum(amount) FROM events WHERE dt >= '2024-01-02' GROUP BY dt ORDER BY dt";
     assert_eq!(
@@ -93,16 +87,7 @@ async fn remote_workers_scan_s3_with_their_own_credentials() {
     );
     cluster.wait_for_workers(2).await;
     let client = cluster.server.client().await;
-    client
-        .simple_query(&format!(
-            "CREATE EXTERNAL TABLE events (user_id VARCHAR, amount BIGINT, dt VARCHAR) \
-             STORED AS PARQUET PARTITIONED BY (dt) LOCATION 's3://lake/events/' \
-             OPTIONS ('aws.endpoint' '{}', 'aws.region' 'us-east-1', \
-                      'aws.access_key_id' '{ACCESS_KEY}', 'aws.secret_access_key_env' 'LAKE_SECRET')",
-            s3.endpoint
-        ))
-        .await
-        .unwrap();
+    client.simple_query(&s3.create_events_sql()).await.unwrap();
     // Split the scan per file so both workers read from S3.
     client
         .simple_query("SET distributed.file_scan_config_bytes_per_partition = 1")

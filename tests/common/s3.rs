@@ -161,6 +161,18 @@ impl S3Server {
         }
     }
 
+    /// The `CREATE EXTERNAL TABLE events` over [`Self::put_events`]'s data in
+    /// bucket `lake`, the secret read from the variable `LAKE_SECRET`.
+    pub fn create_events_sql(&self) -> String {
+        format!(
+            "CREATE EXTERNAL TABLE events (user_id VARCHAR, amount BIGINT, dt VARCHAR) \
+             STORED AS PARQUET PARTITIONED BY (dt) LOCATION 's3://lake/events/' \
+             OPTIONS ('aws.endpoint' '{}', 'aws.region' 'us-east-1', \
+                      'aws.access_key_id' '{ACCESS_KEY}', 'aws.secret_access_key_env' 'LAKE_SECRET')",
+            self.endpoint
+        )
+    }
+
     /// Upload `bytes` to `key` in `bucket`.
     pub async fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>) {
         self.store(bucket)

@@ -12,6 +12,7 @@ mod channel;
 pub mod http;
 mod local;
 pub mod membership;
+pub mod progress;
 mod runtime;
 mod secret;
 mod server;

@@ -66,6 +66,9 @@ pub struct Heartbeat {
     pub node_id: String,
     /// URL the coordinator and other workers use to reach its worker service.
     pub url: String,
+    /// Its tasks of each query it ran lately, by the coordinator's query id.
+    #[serde(default)]
+    pub tasks: crate::progress::Report,
 }
 
 /// Receives heartbeats on the coordinator.
@@ -94,7 +97,6 @@ pub async fn heartbeat_loop(
     secret: ClusterSecret,
     registration: Registration,
 ) {
-    let body = serde_json::to_vec(&heartbeat).expect("heartbeat serialises");
     let mut client: Option<FlightServiceClient<tonic::transport::Channel>> = None;
     let mut reported_failure = false;
     loop {
@@ -105,9 +107,14 @@ pub async fn heartbeat_loop(
                 .map(FlightServiceClient::new);
         }
         if let Some(c) = client.as_mut() {
+            let report = Heartbeat {
+                tasks: crate::progress::TaskProgress::global().local_report(),
+                ..heartbeat.clone()
+            };
+            let body = serde_json::to_vec(&report).expect("heartbeat serialises");
             let mut request = Request::new(Action {
                 r#type: HEARTBEAT_ACTION.to_string(),
-                body: body.clone().into(),
+                body: body.into(),
             });
             request.metadata_mut().insert(
                 SECRET_HEADER,

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use datafusion::common::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion_distributed::{DistributedExt, Worker, WorkerQueryContext};
+use datafusion_distributed::{
+    DistributedExt, Worker, WorkerPlanRewriteEvent, WorkerPlanRewriteEventResponse,
+    WorkerQueryContext,
+};
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -94,6 +97,22 @@ pub fn spawn_worker(listener: TcpListener, options: WorkerOptions) -> anyhow::Re
         async move {
             crate::http::task_received();
             prepare_needs(&connectors, &mut ctx)?;
+            // Each task's plan is recorded under the coordinator's query id,
+            // so that the query's progress can be read while it runs.
+            let query = ctx
+                .headers
+                .get(crate::progress::QUERY_ID_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            if let Some(query) = query {
+                ctx.builder = ctx.builder.with_distributed_worker_plan_rewrite_handler(
+                    move |event: WorkerPlanRewriteEvent| {
+                        crate::progress::TaskProgress::global()
+                            .started(&query, Arc::clone(&event.plan));
+                        Ok(WorkerPlanRewriteEventResponse::new(event.plan))
+                    },
+                );
+            }
             // The coordinator's replacements of DataFusion functions, which
             // plans name: registered after the built-ins, so they win.
             ctx.builder

@@ -78,6 +78,8 @@ impl Membership {
         let Ok(url) = Url::parse(&heartbeat.url) else {
             return;
         };
+        vivace_worker::progress::TaskProgress::global()
+            .remote_report(&heartbeat.node_id, heartbeat.tasks);
         self.insert(heartbeat.node_id, url, false);
     }
 

@@ -34,11 +34,17 @@ impl Engine {
     ) -> SqlResult<SendableRecordBatchStream> {
         if self.is_distributed() {
             use datafusion_distributed::DistributedExt;
+            let mut headers = self.worker_headers();
+            // Workers record the tasks of the query under its id, for its
+            // progress while it runs.
+            if let Some(id) = record.and_then(|r| http::HeaderValue::from_str(&r.id).ok()) {
+                headers.insert(vivace_worker::progress::QUERY_ID_HEADER, id);
+            }
             let state = ctx.state_ref();
             let mut state = state.write();
             state
                 .config_mut()
-                .set_distributed_passthrough_headers(self.worker_headers())?;
+                .set_distributed_passthrough_headers(headers)?;
         }
         let mut retries_left = self.query_retries();
         let started = loop {

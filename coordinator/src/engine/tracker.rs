@@ -132,6 +132,8 @@ struct Progress {
     stages: u64,
     /// Tasks of those stages.
     tasks: u64,
+    /// Those tasks that ended.
+    tasks_done: u64,
 }
 
 /// A query as `system.queries` and the JSON API show it.
@@ -167,6 +169,8 @@ pub struct QueryInfo {
     pub stages: u64,
     /// Tasks of those stages.
     pub tasks: u64,
+    /// Those tasks that ended.
+    pub tasks_done: u64,
     /// Its SQLSTATE, when it failed or was cancelled.
     pub error_code: Option<String>,
     /// Its error message.
@@ -253,11 +257,21 @@ impl QueryRecord {
         }
     }
 
-    /// How far the plan has got.
+    /// How far the plan has got: while it runs, with what its tasks on
+    /// workers have done so far.
     fn progress(&self) -> Progress {
         match &*self.plan.lock().unwrap_or_else(|p| p.into_inner()) {
             PlanView::None => Progress::default(),
-            PlanView::Live(plan) => progress(plan.as_ref()),
+            PlanView::Live(plan) => {
+                let mut progress = progress(plan.as_ref());
+                if progress.stages > 0 {
+                    let workers = vivace_worker::progress::TaskProgress::global().of(&self.id);
+                    progress.rows_scanned += workers.rows_scanned;
+                    progress.bytes_scanned += workers.bytes_scanned;
+                    progress.tasks_done = workers.tasks_done.min(progress.tasks);
+                }
+                progress
+            }
             PlanView::Ended { progress, .. } => *progress,
         }
     }
@@ -296,6 +310,7 @@ impl QueryRecord {
                     rows_scanned: scanned.rows_scanned,
                     bytes_scanned: scanned.bytes_scanned,
                     exchange_bytes: scanned.exchange_bytes,
+                    tasks_done: shape.tasks,
                     ..shape
                 },
             };
@@ -352,6 +367,7 @@ impl QueryRecord {
             bytes_scanned: progress.bytes_scanned,
             stages: progress.stages,
             tasks: progress.tasks,
+            tasks_done: progress.tasks_done,
             error_code: timeline.error.as_ref().map(|(code, _)| code.clone()),
             error_message: timeline.error.as_ref().map(|(_, message)| message.clone()),
             resource_group: self.query.group.clone(),
@@ -386,8 +402,8 @@ impl QueryInfo {
         }
         if self.stages > 0 {
             line += &format!(
-                ", {} stages of {} tasks on workers",
-                self.stages, self.tasks
+                ", {} stages on workers, {} of {} tasks done",
+                self.stages, self.tasks_done, self.tasks
             );
         }
         line + &format!(", {} rows sent", self.rows)
@@ -416,7 +432,7 @@ fn add_progress(plan: &dyn ExecutionPlan, progress: &mut Progress) {
                 MetricValue::OutputBytes(count) if exchange => {
                     progress.exchange_bytes += count.value() as u64
                 }
-                MetricValue::OutputRows(count) if children.is_empty() => {
+                MetricValue::OutputRows(count) if children.is_empty() && !exchange => {
                     progress.rows_scanned += count.value() as u64
                 }
                 MetricValue::Count { name, count } if name == "bytes_scanned" => {
