@@ -248,13 +248,21 @@ async fn resource_group_shares_bound_partitions_and_memory() {
     let config = dir.path().join("vivace.toml");
     std::fs::write(
         &config,
-        "memory_limit = \"256M\"\n\
-         [resource_groups.narrow]\ncpu_share = 0.25\nmemory_share = 0.02\napplications = [\"narrow\"]\n",
+        "memory_limit = \"512M\"\n\
+         [resource_groups.narrow]\ncpu_share = 0.25\nmemory_share = 0.05\napplications = [\"narrow\"]\n",
     )
     .unwrap();
+    let http_port = common::free_port();
     let server = Server::start_with(
         &dir,
-        &["--config", config.to_str().unwrap(), "--workers", "0"],
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--workers",
+            "0",
+            "--http-listen",
+            &format!("127.0.0.1:{http_port}"),
+        ],
         &[],
     )
     .await;
@@ -282,15 +290,29 @@ async fn resource_group_shares_bound_partitions_and_memory() {
         "{narrow_plan:?}"
     );
 
-    // About 24 MB of list that cannot spill: within the server's 256 MB, not
-    // within the narrow group's 5 MB.
-    let collect = "SELECT cardinality(array_agg(v)) FROM generate_series(1, 3000000) AS t(v)";
-    assert_eq!(text_rows(&wide, collect).await, vec![vec!["3000000"]]);
+    // About 80 MB of list that cannot spill: within the server's 512 MB, not
+    // within the narrow group's 25 MB.
+    let collect = "SELECT cardinality(array_agg(v)) FROM generate_series(1, 10000000) AS t(v)";
+    assert_eq!(text_rows(&wide, collect).await, vec![vec!["10000000"]]);
     let (code, message) = sql_error(&narrow, collect).await;
     assert_eq!(code, "53200", "{message}");
     assert!(message.contains("resource group \"narrow\""), "{message}");
     // The group's memory came back: a small query still runs there.
     assert_eq!(text_rows(&narrow, "SELECT 40 + 2").await, vec![vec!["42"]]);
+    // A sort past the share spills to disk instead, and the spill is counted.
+    let spills = |text: &str| common::http::metric_sum(text, "vivace_spills_total", &[]);
+    let before = common::http::metrics_text(http_port).await;
+    assert_eq!(
+        text_rows(
+            &narrow,
+            "SELECT sum(r) FROM (SELECT row_number() OVER (ORDER BY v DESC) AS r \
+             FROM generate_series(1, 3000000) AS t(v))"
+        )
+        .await,
+        vec![vec!["4500001500000"]]
+    );
+    let after = common::http::metrics_text(http_port).await;
+    assert!(spills(&after) > spills(&before), "no spill counted");
 }
 
 #[tokio::test]

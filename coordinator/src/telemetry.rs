@@ -36,6 +36,11 @@ pub const RETRIES: &str = "vivace_query_retries_total";
 /// Bytes of the batches distributed queries' stages sent to the stages (or
 /// the coordinator) above them, counted once each query ends.
 pub const EXCHANGE_BYTES: &str = "vivace_exchange_bytes_total";
+/// Times queries' operators spilled to disk (sorts, joins, aggregations past
+/// their memory), counted as each query ends.
+pub const SPILLS: &str = "vivace_spills_total";
+/// Bytes queries' operators spilled to disk.
+pub const SPILLED_BYTES: &str = "vivace_spilled_bytes_total";
 /// Workers dropped from the cluster because they stopped answering.
 pub const WORKERS_LOST: &str = "vivace_workers_lost_total";
 
@@ -94,6 +99,12 @@ fn describe() {
         Unit::Bytes,
         "Bytes distributed queries' stages sent to the stages above them"
     );
+    describe_counter!(SPILLS, "Times queries' operators spilled to disk");
+    describe_counter!(
+        SPILLED_BYTES,
+        Unit::Bytes,
+        "Bytes queries' operators spilled to disk"
+    );
     vivace_connectors::source_metrics::describe();
     // Counters without labels exist from the start, at zero.
     for name in [
@@ -102,6 +113,8 @@ fn describe() {
         RETRIES,
         WORKERS_LOST,
         EXCHANGE_BYTES,
+        SPILLS,
+        SPILLED_BYTES,
     ] {
         metrics::counter!(name).increment(0);
     }

@@ -134,6 +134,9 @@ struct Progress {
     tasks: u64,
     /// Those tasks that ended.
     tasks_done: u64,
+    /// Times its operators spilled to disk, and the bytes they wrote.
+    spills: u64,
+    spilled_bytes: u64,
 }
 
 /// A query as `system.queries` and the JSON API show it.
@@ -310,6 +313,8 @@ impl QueryRecord {
                     rows_scanned: scanned.rows_scanned,
                     bytes_scanned: scanned.bytes_scanned,
                     exchange_bytes: scanned.exchange_bytes,
+                    spills: scanned.spills,
+                    spilled_bytes: scanned.spilled_bytes,
                     tasks_done: shape.tasks,
                     ..shape
                 },
@@ -438,6 +443,8 @@ fn add_progress(plan: &dyn ExecutionPlan, progress: &mut Progress) {
                 MetricValue::Count { name, count } if name == "bytes_scanned" => {
                     progress.bytes_scanned += count.value() as u64
                 }
+                MetricValue::SpillCount(count) => progress.spills += count.value() as u64,
+                MetricValue::SpilledBytes(count) => progress.spilled_bytes += count.value() as u64,
                 _ => {}
             }
         }
@@ -576,6 +583,9 @@ impl QueryTracker {
             "resource_group" => group,
         )
         .increment(1);
+        let spilled = record.progress();
+        metrics::counter!(m::SPILLS).increment(spilled.spills);
+        metrics::counter!(m::SPILLED_BYTES).increment(spilled.spilled_bytes);
         metrics::counter!(m::ROWS_RETURNED).increment(info.rows);
         metrics::counter!(m::BYTES_RETURNED).increment(info.bytes);
         for (phase, ms) in [
