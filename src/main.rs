@@ -236,10 +236,23 @@ async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
         tasks: Vec::new(),
     };
     tracing::info!(url = %heartbeat.url, coordinator = %args.coordinator, "worker ready");
-    tokio::select! {
-        _ = heartbeat_loop(args.coordinator, heartbeat, secret, registration) => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    // Heartbeats run on a thread of their own: a worker whose runtime is busy
+    // with query work must still say it is alive (and how far its tasks got).
+    let coordinator = args.coordinator.clone();
+    std::thread::Builder::new()
+        .name("vivace-heartbeat".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => {
+                    runtime.block_on(heartbeat_loop(coordinator, heartbeat, secret, registration))
+                }
+                Err(e) => tracing::error!(error = %e, "cannot start the heartbeat thread"),
+            }
+        })?;
+    tokio::signal::ctrl_c().await?;
     handle.stop().await;
     Ok(())
 }

@@ -215,9 +215,12 @@ pub const SETTINGS: &[Setting] = &[
               wait (max_queued; one more is refused with SQLSTATE 53000). A query joins\n\
               the group its session names (`SET vivace.resource_group TO adhoc`), else\n\
               the first group, by name, listing its user or its application_name (`*`\n\
-              matches any text), else `global` (unlimited unless declared here).",
+              matches any text), else `global` (unlimited unless declared here).\n\
+              cpu_share plans the group's queries on that fraction of the partitions (so\n\
+              of the cores); memory_share bounds what its running queries hold together\n\
+              to that fraction of memory_limit (beyond: spill, or 53200).",
         default: WhenAbsent::Unset {
-            example: "dashboards = { max_running = 4, max_queued = 100, applications = [\"Metabase*\"] }",
+            example: "adhoc = { max_running = 1, max_queued = 10, users = [\"analyst\"], cpu_share = 0.5, memory_share = 0.5 }",
         },
     },
 ];
