@@ -160,6 +160,16 @@ class Server:
 
     def start(self, data: Path = None):
         wait_port(self.port, self.proc, f"vivace ({self.name})", timeout=120)
+        # The port is taken before the demo tables are ready: clients that
+        # connect early wait (a debug build takes a while), so retry.
+        deadline = time.time() + 180
+        while True:
+            try:
+                self.connect(WATCHER).close()
+                break
+            except psycopg2.OperationalError:
+                if time.time() > deadline or self.proc.poll() is not None:
+                    raise
         if data is not None:
             with closing(self.connect(WATCHER)) as conn, conn.cursor() as cur:
                 for t in TABLES:
