@@ -133,9 +133,14 @@ def test_the_page_shows_a_long_query_advancing_and_cancels_it(browser):
             browser.save_screenshot(str(artifacts() / "page-running-query.png"))
 
             # Cancel from the page: the client gets 57014, the row says cancelled.
-            button = wait_for("the cancel button", lambda: query_row(
-                browser, "generate_series", "running").find_element(By.CSS_SELECTOR, "button.cancel"))
-            button.click()
+            # Found and clicked in one go: the table redraws every second, and
+            # a button found just before a redraw is stale by the click.
+            def click_cancel():
+                query_row(browser, "generate_series", "running").find_element(
+                    By.CSS_SELECTOR, "button.cancel").click()
+                return True
+
+            wait_for("the cancel button", click_cancel)
             long.join(30)
             assert not long.is_alive(), "the cancelled query did not end"
             assert long.error is not None and long.error.pgcode == "57014", long.error
