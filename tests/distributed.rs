@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster::{Cluster, WorkerProcess};
+use common::cluster::{Cluster, WorkerProcess, split_finely};
 use common::{Server, TempDir, text_rows};
 
 #[tokio::test]
@@ -186,21 +186,6 @@ async fn start_long_query_cluster(
     let b = cluster.worker();
     cluster.wait_for_workers(2).await;
     (cluster, a, b)
-}
-
-/// Split scans finely and join by shuffling both sides, so that both workers
-/// stream rows until the end of `LONG_QUERY`: with the build side broadcast, one
-/// task could finish its share before the other, and a worker killed then is no
-/// longer lost *mid-query*.
-async fn split_finely(client: &tokio_postgres::Client) {
-    client
-        .simple_query(
-            "SET distributed.file_scan_config_bytes_per_partition = 262144; \
-             SET datafusion.optimizer.hash_join_single_partition_threshold = 0; \
-             SET datafusion.optimizer.hash_join_single_partition_threshold_rows = 0",
-        )
-        .await
-        .unwrap();
 }
 
 #[tokio::test]

@@ -668,14 +668,7 @@ async fn workers_serve_health_and_metrics_and_queries_report_their_stages() {
     // partitioned self-join of lineitem, cancelled once its build side's scan
     // is counted, long before it could end.
     let live_client = cluster.server.client_with("application_name=live").await;
-    live_client
-        .simple_query(
-            "SET distributed.file_scan_config_bytes_per_partition = 262144; \
-             SET datafusion.optimizer.hash_join_single_partition_threshold = 0; \
-             SET datafusion.optimizer.hash_join_single_partition_threshold_rows = 0",
-        )
-        .await
-        .unwrap();
+    common::cluster::split_finely(&live_client).await;
     let long = spawn_query(
         live_client,
         "SELECT count(*) FROM lineitem a JOIN lineitem b ON a.l_returnflag = b.l_returnflag \

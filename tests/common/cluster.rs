@@ -141,3 +141,18 @@ impl Cluster {
         }
     }
 }
+
+/// Split scans finely and join by shuffling both sides, so that both workers
+/// stream rows until the end of `LONG_QUERY`: with the build side broadcast, one
+/// task could finish its share before the other, and a worker killed then is no
+/// longer lost *mid-query*.
+pub async fn split_finely(client: &tokio_postgres::Client) {
+    client
+        .simple_query(
+            "SET distributed.file_scan_config_bytes_per_partition = 262144; \
+             SET datafusion.optimizer.hash_join_single_partition_threshold = 0; \
+             SET datafusion.optimizer.hash_join_single_partition_threshold_rows = 0",
+        )
+        .await
+        .unwrap();
+}
