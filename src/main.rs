@@ -233,7 +233,7 @@ async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
     let heartbeat = Heartbeat {
         node_id: format!("worker-{advertise}"),
         url: format!("http://{advertise}"),
-        tasks: Vec::new(),
+        task_rows: Vec::new(),
     };
     tracing::info!(url = %heartbeat.url, coordinator = %args.coordinator, "worker ready");
     // Heartbeats run on a thread of their own: a worker whose runtime is busy

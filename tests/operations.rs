@@ -693,6 +693,66 @@ async fn workers_serve_health_and_metrics_and_queries_report_their_stages() {
     };
     assert_eq!(live[0][0], "running", "{live:?}");
     assert_ne!(live[0][2], "0", "{live:?}");
+    // system.tasks has one row per task of each stage, on the two workers;
+    // their scans account for the rows counted above. The join's two scans
+    // of lineitem are identical stages, which a worker cannot tell apart:
+    // their tasks show no stage number; the stage above them has its own.
+    let workers: Vec<String> = text_rows(
+        &client,
+        "SELECT address FROM system.nodes WHERE role = 'worker' ORDER BY address",
+    )
+    .await
+    .into_iter()
+    .map(|r| r[0].clone())
+    .collect();
+    let tasks_sql = format!(
+        "SELECT t.stage, count(*), max(t.stage_tasks), count(DISTINCT t.worker), \
+         sum(t.rows_scanned), max(t.worker), min(t.worker), min(t.operator), max(q.tasks) \
+         FROM system.tasks t JOIN system.queries q USING (query_id) \
+         WHERE t.query_id = '{live_id}' GROUP BY t.stage ORDER BY t.stage"
+    );
+    let by_stage = loop {
+        let by_stage = text_rows(&client, &tasks_sql).await;
+        let reported: usize = by_stage
+            .iter()
+            .map(|s| s[1].parse::<usize>().unwrap())
+            .sum();
+        if !by_stage.is_empty() && reported.to_string() == by_stage[0][8] {
+            break by_stage;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tasks not all reported: {by_stage:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(by_stage.len(), 2, "{by_stage:?}");
+    let (upper, scans) = (&by_stage[0], &by_stage[1]);
+    assert!(upper[0].parse::<u64>().is_ok(), "{by_stage:?}");
+    assert!(upper[7].starts_with("AggregateExec"), "{by_stage:?}");
+    assert_eq!(upper[1], upper[2], "{by_stage:?}");
+    assert_eq!(scans[0], "NULL", "{by_stage:?}");
+    assert!(scans[7].starts_with("RepartitionExec"), "{by_stage:?}");
+    assert_eq!(
+        scans[1].parse::<u64>().unwrap(),
+        2 * scans[2].parse::<u64>().unwrap(),
+        "{by_stage:?}"
+    );
+    for stage in &by_stage {
+        assert!(
+            workers.contains(&stage[5]) && workers.contains(&stage[6]),
+            "{by_stage:?} on {workers:?}"
+        );
+        assert_eq!(
+            stage[3], "2",
+            "each stage runs on both workers: {by_stage:?}"
+        );
+    }
+    let task_rows: u64 = by_stage.iter().map(|s| s[4].parse::<u64>().unwrap()).sum();
+    assert!(
+        task_rows >= total,
+        "tasks scanned {task_rows} of {total}: {by_stage:?}"
+    );
     rows(&client, &format!("SELECT vivace.cancel_query('{live_id}')")).await;
     assert_eq!(long.await.unwrap().as_deref(), Some("57014"));
 

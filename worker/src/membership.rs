@@ -66,9 +66,9 @@ pub struct Heartbeat {
     pub node_id: String,
     /// URL the coordinator and other workers use to reach its worker service.
     pub url: String,
-    /// Its tasks of each query it ran lately, by the coordinator's query id.
+    /// Its tasks of the queries it ran lately.
     #[serde(default)]
-    pub tasks: crate::progress::Report,
+    pub task_rows: crate::progress::Report,
 }
 
 /// Receives heartbeats on the coordinator.
@@ -108,7 +108,7 @@ pub async fn heartbeat_loop(
         }
         if let Some(c) = client.as_mut() {
             let report = Heartbeat {
-                tasks: crate::progress::TaskProgress::global().local_report(),
+                task_rows: crate::progress::TaskProgress::global().local_report(),
                 ..heartbeat.clone()
             };
             let body = serde_json::to_vec(&report).expect("heartbeat serialises");

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use datafusion::common::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion_distributed::{
-    DistributedExt, Worker, WorkerPlanRewriteEvent, WorkerPlanRewriteEventResponse,
-    WorkerQueryContext,
+    DistributedExt, DistributedTaskContext, Worker, WorkerPlanRewriteEvent,
+    WorkerPlanRewriteEventResponse, WorkerQueryContext,
 };
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 use tokio::net::TcpListener;
@@ -90,7 +90,9 @@ pub fn spawn_worker(listener: TcpListener, options: WorkerOptions) -> anyhow::Re
     // One codec per worker, so that its connectors' pools outlive queries.
     let connectors = options.connectors.clone();
     let codec: Arc<dyn PhysicalExtensionCodec> = connectors.codec(Side::Worker);
+    let worker_name = addr.to_string();
     let mut worker = Worker::from_session_builder(move |mut ctx: WorkerQueryContext| {
+        let worker_name = worker_name.clone();
         let peers = peers.clone();
         let codec = Arc::clone(&codec);
         let connectors = connectors.clone();
@@ -107,8 +109,19 @@ pub fn spawn_worker(listener: TcpListener, options: WorkerOptions) -> anyhow::Re
             if let Some(query) = query {
                 ctx.builder = ctx.builder.with_distributed_worker_plan_rewrite_handler(
                     move |event: WorkerPlanRewriteEvent| {
-                        crate::progress::TaskProgress::global()
-                            .started(&query, Arc::clone(&event.plan));
+                        let task = event
+                            .session_config
+                            .get_extension::<DistributedTaskContext>();
+                        let place = crate::progress::TaskPlace {
+                            worker: worker_name.clone(),
+                            task: task.as_ref().map_or(0, |t| t.task_index as u64),
+                            stage_tasks: task.as_ref().map_or(1, |t| t.task_count as u64),
+                        };
+                        crate::progress::TaskProgress::global().started(
+                            &query,
+                            place,
+                            Arc::clone(&event.plan),
+                        );
                         Ok(WorkerPlanRewriteEventResponse::new(event.plan))
                     },
                 );

@@ -78,8 +78,18 @@ impl Membership {
         let Ok(url) = Url::parse(&heartbeat.url) else {
             return;
         };
-        vivace_worker::progress::TaskProgress::global()
-            .remote_report(&heartbeat.node_id, heartbeat.tasks);
+        // Tasks are shown under the worker's address in system.nodes (a
+        // worker knows only the address it is bound to).
+        let address = node_address(&url);
+        let rows = heartbeat
+            .task_rows
+            .into_iter()
+            .map(|row| vivace_worker::progress::TaskRow {
+                worker: address.clone(),
+                ..row
+            })
+            .collect();
+        vivace_worker::progress::TaskProgress::global().remote_report(&heartbeat.node_id, rows);
         self.insert(heartbeat.node_id, url, false);
     }
 
@@ -163,22 +173,23 @@ impl Membership {
             embedded: false,
             joined: self.started,
         }];
-        rows.extend(self.live().into_iter().map(|(id, n)| {
-            NodeRow {
-                node_id: id,
-                role: NodeRole::Worker,
-                address: n
-                    .url
-                    .host_str()
-                    .map(|h| format!("{h}:{}", n.url.port().unwrap_or(0)))
-                    .unwrap_or_default(),
-                state: NodeState::Active,
-                embedded: n.embedded,
-                joined: n.joined,
-            }
+        rows.extend(self.live().into_iter().map(|(id, n)| NodeRow {
+            node_id: id,
+            role: NodeRole::Worker,
+            address: node_address(&n.url),
+            state: NodeState::Active,
+            embedded: n.embedded,
+            joined: n.joined,
         }));
         rows
     }
+}
+
+/// A worker's `host:port`, from its URL.
+fn node_address(url: &Url) -> String {
+    url.host_str()
+        .map(|h| format!("{h}:{}", url.port().unwrap_or(0)))
+        .unwrap_or_default()
 }
 
 /// datafusion-distributed's view of the membership.

@@ -11,6 +11,7 @@ pub mod planning;
 mod query;
 mod state;
 pub mod system_queries;
+pub mod system_tasks;
 mod tables;
 pub mod tracker;
 mod views;

@@ -19,6 +19,7 @@ use vivace_connectors::{ConnectorRegistry, Side};
 
 use super::federation::{self, CoordinatorFederation, VivaceOptions};
 use super::system_queries::QueriesTable;
+use super::system_tasks::TasksTable;
 use super::tracker::QueryTracker;
 use super::{
     BROADCAST_JOIN_MAX_BYTES, BROADCAST_JOIN_MAX_ROWS, Execution, QUERY_RETRIES, RetryPolicy,
@@ -143,7 +144,11 @@ pub(super) async fn template(
     };
     let ctx = SessionContext::new_with_state(state);
     let system = Arc::new(MemorySchemaProvider::new());
-    system.register_table("queries".into(), Arc::new(QueriesTable::new(tracker)))?;
+    system.register_table(
+        "queries".into(),
+        Arc::new(QueriesTable::new(Arc::clone(&tracker))),
+    )?;
+    system.register_table("tasks".into(), Arc::new(TasksTable::new(tracker)))?;
     if let Some(membership) = membership.clone() {
         system.register_table("nodes".into(), Arc::new(NodesTable::new(membership)))?;
     }

@@ -260,6 +260,16 @@ impl QueryRecord {
         }
     }
 
+    /// The stages of the running plan on workers: each one's number, top
+    /// operator and the stages it reads (none once the query ended).
+    pub fn stages(&self) -> Vec<StageShape> {
+        let mut stages = Vec::new();
+        if let PlanView::Live(plan) = &*self.plan.lock().unwrap_or_else(|p| p.into_inner()) {
+            add_stages(plan.as_ref(), &mut stages);
+        }
+        stages
+    }
+
     /// How far the plan has got: while it runs, with what its tasks on
     /// workers have done so far.
     fn progress(&self) -> Progress {
@@ -412,6 +422,32 @@ impl QueryInfo {
             );
         }
         line + &format!(", {} rows sent", self.rows)
+    }
+}
+
+/// A stage of a distributed plan, as the coordinator planned it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageShape {
+    /// Its number.
+    pub num: u64,
+    /// The first line of its plan: its top operator.
+    pub operator: String,
+    /// Numbers of the stages it reads.
+    pub input_stages: Vec<u64>,
+}
+
+fn add_stages(plan: &dyn ExecutionPlan, stages: &mut Vec<StageShape>) {
+    if let Some(boundary) = plan.as_network_boundary()
+        && let Some(stage_plan) = boundary.input_stage().local_plan()
+    {
+        stages.push(StageShape {
+            num: boundary.input_stage().num() as u64,
+            operator: vivace_worker::progress::operator_line(stage_plan.as_ref()),
+            input_stages: vivace_worker::progress::input_stages(stage_plan.as_ref()),
+        });
+    }
+    for child in plan.children() {
+        add_stages(child.as_ref(), stages);
     }
 }
 
