@@ -1,15 +1,23 @@
 """Helpers the benchmark scripts share: free ports, waiting for a server to
 listen, a one-line description of the machine for RESULTS.md, median timings,
 a `vivace serve` process with one registered table and the rows its remote
-scans moved (EXPLAIN ANALYZE), and replacing one section of RESULTS.md."""
+scans moved (EXPLAIN ANALYZE), a single-node Trino queried over HTTP, and
+replacing one section of RESULTS.md."""
 
+import json
 import os
+import signal
 import statistics
 import subprocess
 import platform
 import socket
 import sys
 import time
+import urllib.request
+from decimal import Decimal
+from pathlib import Path
+
+START_TRINO = Path(__file__).resolve().parents[1] / "scripts" / "backends" / "start-trino.sh"
 
 
 def free_port() -> int:
@@ -95,8 +103,10 @@ def replace_section(out, section: str, report: str):
     """Write `report` into the file `out` in place of the section headed
     `section` (up to the next `# ` heading), or append it."""
     text = out.read_text() if out.exists() else ""
-    if section in text:
-        start = text.index(section)
+    # The heading as a whole line: "# PostgreSQL connector" must not match
+    # "# PostgreSQL connector: where the time goes".
+    start = ("\n" + text).find("\n" + section + "\n")
+    if start >= 0:
         end = text.find("\n# ", start + len(section))
         text = text[:start] + report + (text[end + 1:] if end != -1 else "")
     else:
@@ -148,3 +158,129 @@ class Vivace:
         self.conn.close()
         self.proc.kill()
         self.proc.wait()
+
+
+class TrinoError(Exception):
+    """A query Trino answered with an error."""
+
+
+class Trino:
+    """Trino 476 on one node (scripts/backends/start-trino.sh; fetch it once with
+    scripts/backends/fetch-trino.sh), its configuration and data in `work`,
+    loading only `plugins`; `catalogs` ({name: properties text}) are written
+    before it starts. Queries go through its HTTP protocol (POST /v1/statement,
+    then follow nextUri) in `catalog`.`schema`. connect() gives an object with
+    cursor() / execute() / fetchall() like the Python database drivers, so the
+    scripts time it as they time the others. stop() kills it whatever state it
+    reached, start() included."""
+
+    def __init__(self, work: Path, heap: str, plugins, catalog: str, schema: str, catalogs=None):
+        self.work, self.heap, self.plugins, self.catalogs = work, heap, plugins, catalogs or {}
+        self.headers = {"X-Trino-User": "bench", "X-Trino-Catalog": catalog, "X-Trino-Schema": schema}
+        self.port = free_port()
+        self.last_stats = {}
+
+    def start(self):
+        (self.work / "etc" / "catalog").mkdir(parents=True)
+        for name, properties in self.catalogs.items():
+            (self.work / "etc" / "catalog" / f"{name}.properties").write_text(properties)
+        env = dict(os.environ, TRINO_DIR=str(self.work), TRINO_PORT=str(self.port), TRINO_HEAP=self.heap,
+                   TRINO_PLUGINS=" ".join(self.plugins))
+        try:
+            done = subprocess.run([str(START_TRINO)], env=env, capture_output=True, text=True, timeout=420)
+        except subprocess.TimeoutExpired:
+            sys.exit("Trino did not start in 420 s")
+        if done.returncode != 0:
+            sys.exit(f"Trino did not start:\n{done.stdout}{done.stderr}")
+        # /v1/info stops saying "starting" before the node has announced itself
+        # to the coordinator (NO_NODES_AVAILABLE until then).
+        deadline = time.time() + 120
+        while True:
+            try:
+                self.query("SELECT 1")
+                break
+            except TrinoError as e:
+                if "NO_NODES_AVAILABLE" not in str(e) or time.time() > deadline:
+                    raise
+                time.sleep(0.5)
+        print(f"  trino: {done.stdout.strip()}", flush=True)
+
+    def version(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v1/info", timeout=10) as response:
+            return json.load(response)["nodeVersion"]["version"]
+
+    def query(self, sql: str):
+        """The rows of `sql` as tuples; decimals as Decimal and doubles as float
+        (the protocol sends decimals as strings). The query's statistics (the
+        `stats` of its last response: processedRows, the rows its scans read, …)
+        are left in `last_stats`."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/v1/statement", data=sql.encode(),
+                                         headers=self.headers)
+        rows, columns = [], []
+        while request:
+            with urllib.request.urlopen(request, timeout=3600) as response:
+                page = json.load(response)
+            if "error" in page:
+                error = page["error"]
+                raise TrinoError(f"{error.get('errorName')}: {error.get('message')}")
+            columns = page.get("columns", columns)
+            rows += page.get("data", [])
+            self.last_stats = page.get("stats", {})
+            request = urllib.request.Request(page["nextUri"], headers=self.headers) if "nextUri" in page else None
+        convert = [Decimal if c["type"].startswith("decimal") else float if c["type"] in ("double", "real")
+                   else None for c in columns]
+        return [tuple(v if f is None or v is None else f(v) for f, v in zip(convert, row)) for row in rows]
+
+    def connect(self):
+        return self
+
+    def cursor(self):
+        return _TrinoCursor(self)
+
+    def close(self):
+        pass
+
+    def stop(self):
+        """SIGTERM to the server (its pid from the launcher's pid file), SIGKILL
+        after 30 s."""
+        pid_file = self.work / "data" / "var" / "run" / "launcher.pid"
+        if not pid_file.exists():
+            return
+        pid = int(pid_file.read_text())
+        for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                return
+            deadline = time.time() + wait
+            while time.time() < deadline:
+                if not running(pid):
+                    return
+                time.sleep(0.2)
+
+
+class _TrinoCursor:
+    """cursor() of Trino: execute() runs the query, fetchall() gives its rows."""
+
+    def __init__(self, trino: Trino):
+        self.trino, self.rows = trino, []
+
+    def execute(self, sql: str):
+        self.rows = self.trino.query(sql)
+
+    def fetchall(self):
+        return self.rows
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False

@@ -56,10 +56,12 @@ def main():
         with deps["delta"].connect() as conn, conn.cursor() as cur:
             for t in TABLES:
                 cur.execute(f"CREATE EXTERNAL TABLE {t} STORED AS DELTA LOCATION '{lake / t}/'")
-        times, answers = time_interleaved(deps, QUERIES, args.runs)
+        times, answers, failures = time_interleaved(deps, QUERIES, args.runs)
     finally:
         for dep in deps.values():
             dep.stop()
+    if any(failures.values()):
+        sys.exit(f"queries failed: {failures}")
     wrong = [q for q, _ in QUERIES if answers["delta"][q] != answers["parquet"][q]]
     if wrong:
         sys.exit(f"Delta tables gave different answers for {wrong}")
