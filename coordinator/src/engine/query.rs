@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use datafusion::error::DataFusionError;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::execution::{SendableRecordBatchStream, SessionState, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
@@ -21,43 +21,51 @@ use super::planning;
 use super::tracker::QueryRecord;
 use crate::error::{SqlError, SqlResult, is_worker_failure, sqlstate};
 
+/// What a session's queries are planned and run with: a snapshot of its
+/// state under its resource group's shares, and the task context made from
+/// it. Cloning a state copies every function registry, so a session makes
+/// one per change of its settings, not one per query.
+#[derive(Clone)]
+pub struct QueryState {
+    /// The session's state, as its queries are planned.
+    pub state: Arc<SessionState>,
+    /// The context its queries run in.
+    pub task_ctx: Arc<TaskContext>,
+}
+
 impl Engine {
-    /// Start `plan` in the session `ctx` and return its batches once the first
-    /// exists (or it failed), unless `cancel` fires first. The physical plan
-    /// is shown on `record` as soon as it starts.
+    /// A snapshot of `ctx`'s state, for the queries of resource `group` if
+    /// one is given.
+    pub fn query_state(&self, ctx: &SessionContext, group: Option<&str>) -> QueryState {
+        let state = match group {
+            Some(group) => self.groups.session_for(group, ctx.state()),
+            None => ctx.state(),
+        };
+        QueryState {
+            task_ctx: Arc::new(TaskContext::from(&state)),
+            state: Arc::new(state),
+        }
+    }
+
+    /// Start `plan` with `query_state` and return its batches once the
+    /// first exists (or it failed), unless `cancel` fires first. The
+    /// physical plan is shown on `record` as soon as it starts.
     pub async fn start(
         &self,
-        ctx: &SessionContext,
+        query_state: &QueryState,
         plan: LogicalPlan,
         cancel: &QueryCancel,
         record: Option<&QueryRecord>,
     ) -> SqlResult<SendableRecordBatchStream> {
-        if self.is_distributed() {
-            use datafusion_distributed::DistributedExt;
-            let mut headers = self.worker_headers();
-            // Workers record the tasks of the query under its id, for its
-            // progress while it runs.
-            if let Some(id) = record.and_then(|r| http::HeaderValue::from_str(&r.id).ok()) {
-                headers.insert(vivace_worker::progress::QUERY_ID_HEADER, id);
-            }
-            let state = ctx.state_ref();
-            let mut state = state.write();
-            state
-                .config_mut()
-                .set_distributed_passthrough_headers(headers)?;
-        }
         let mut retries_left = self.query_retries();
         let started = loop {
-            let mut state = ctx.state();
-            if let Some(record) = record {
-                state = self.groups.session_for(record.group(), state);
-            }
-            let task_ctx = Arc::new(TaskContext::from(&state));
+            let state = Arc::clone(&query_state.state);
             let logical = plan.clone();
             let physical = planning::off_thread(cancel.clone(), async move {
                 Ok(state.create_physical_plan(&logical).await?)
             })
             .await?;
+            let task_ctx = self.task_ctx_for(query_state, &physical, record)?;
             if let Some(record) = record {
                 record.executing(physical.clone());
             }
@@ -72,6 +80,40 @@ impl Engine {
             }
         };
         started.map_err(|e| cancel.reason().map_or_else(|| e.into(), |r| r.error()))
+    }
+
+    /// The task context `physical` runs in: the session's, or for a plan with
+    /// stages on workers a copy with the headers its tasks carry: the
+    /// connectors they need and the query's id, under which workers record
+    /// their progress.
+    fn task_ctx_for(
+        &self,
+        query_state: &QueryState,
+        physical: &Arc<dyn ExecutionPlan>,
+        record: Option<&QueryRecord>,
+    ) -> SqlResult<Arc<TaskContext>> {
+        use datafusion_distributed::{DistributedExec, DistributedExt};
+        if physical.downcast_ref::<DistributedExec>().is_none() {
+            return Ok(Arc::clone(&query_state.task_ctx));
+        }
+        // Workers build the connectors the plan needs from these headers.
+        let mut headers = self.worker_headers();
+        if let Some(id) = record.and_then(|r| http::HeaderValue::from_str(&r.id).ok()) {
+            headers.insert(vivace_worker::progress::QUERY_ID_HEADER, id);
+        }
+        let mut config = query_state.task_ctx.session_config().clone();
+        config.set_distributed_passthrough_headers(headers)?;
+        let shared = &query_state.task_ctx;
+        Ok(Arc::new(TaskContext::new(
+            shared.task_id(),
+            shared.session_id(),
+            config,
+            shared.scalar_functions().clone(),
+            shared.higher_order_functions().clone(),
+            shared.aggregate_functions().clone(),
+            shared.window_functions().clone(),
+            shared.runtime_env(),
+        )))
     }
 }
 

@@ -233,7 +233,9 @@ impl Engine {
         cancel: &QueryCancel,
     ) -> SqlResult<u64> {
         let plan = dml(def, write, source)?;
-        let stream = self.start(ctx, plan, cancel, None).await?;
+        let stream = self
+            .start(&self.query_state(ctx, None), plan, cancel, None)
+            .await?;
         let output: Vec<_> = cancel.guard(stream).try_collect().await?;
         // One publication at a time: an overwrite lists the files it
         // replaces under the same lock that publishes them.

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::{ScalarValue, TableReference};
-use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::{SendableRecordBatchStream, SessionState};
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
@@ -33,7 +33,7 @@ use crate::engine::groups::Admission;
 use crate::engine::planning;
 use crate::engine::system_queries::{CancelQuery, ViewerSource};
 use crate::engine::tracker::{NewQuery, QueryHandle, QueryRecord};
-use crate::engine::{DdlOutcome, Engine};
+use crate::engine::{DdlOutcome, Engine, QueryState};
 use crate::error::{SqlError, SqlResult, sqlstate};
 use crate::pgcompat::settings::{SERVER_SETTING_PREFIX, Settings};
 use crate::pgcompat::{self, plan::NamedPlan, statement::colnames};
@@ -175,6 +175,9 @@ pub struct Session {
     /// later statements run before its earlier results are sent, so waiting
     /// for a place of their own could wait for ever.
     admission: Mutex<(String, std::sync::Weak<Admission>)>,
+    /// The snapshot queries are planned with, and the resource group it was
+    /// made for; dropped whenever the session's state changes.
+    query_state: Mutex<Option<(String, QueryState)>>,
 }
 
 impl Drop for Session {
@@ -208,7 +211,29 @@ impl Session {
             catalogs,
             viewer_set: std::sync::Once::new(),
             admission: Mutex::default(),
+            query_state: Mutex::default(),
         }
+    }
+
+    /// The snapshot of the session's state that queries of resource `group`
+    /// are planned with, made once per change of the session's state.
+    fn query_state(&self, group: &str) -> SqlResult<QueryState> {
+        let mut cached = self.query_state.lock().map_err(|_| poisoned())?;
+        if let Some((made_for, state)) = cached.as_ref()
+            && made_for == group
+        {
+            return Ok(state.clone());
+        }
+        let state = self.engine.query_state(&self.ctx, Some(group));
+        *cached = Some((group.to_string(), state.clone()));
+        Ok(state)
+    }
+
+    /// Change the session's state: the snapshot queries use is made again.
+    fn change_state<R>(&self, change: impl FnOnce(&mut SessionState) -> R) -> SqlResult<R> {
+        let changed = change(&mut self.ctx.state_ref().write());
+        *self.query_state.lock().map_err(|_| poisoned())? = None;
+        Ok(changed)
     }
 
     /// `SET vivace.progress_notices = on`: the client is sent a NOTICE with a
@@ -229,8 +254,7 @@ impl Session {
     pub fn track(&self, sql: &str) -> QueryHandle {
         self.viewer_set.call_once(|| {
             let viewer = (viewer_source(&self.engine, &self.settings).0)();
-            let state = self.ctx.state_ref();
-            state.write().config_mut().set_extension(Arc::new(viewer));
+            let _ = self.change_state(|state| state.config_mut().set_extension(Arc::new(viewer)));
         });
         let (user, application, group) = self.who();
         self.engine.tracker().begin(NewQuery {
@@ -745,9 +769,10 @@ impl Session {
     async fn start(&self, query: QueryPlan, record: &QueryRecord) -> SqlResult<QueryStream> {
         let QueryPlan { plan, names, .. } = query;
         let cancel = self.cancel.current();
+        let query_state = self.query_state(record.group())?;
         let started = self
             .engine
-            .start(&self.ctx, plan, &cancel, Some(record))
+            .start(&query_state, plan, &cancel, Some(record))
             .await?;
         let schema = match &names {
             Some(names) => colnames::rename_schema(&started.schema(), names),
@@ -888,12 +913,7 @@ impl Session {
                     } else {
                         value
                     };
-                    let state = self.ctx.state_ref();
-                    let mut state = state.write();
-                    state
-                        .config_mut()
-                        .options_mut()
-                        .set(&name, &value)
+                    self.change_state(|state| state.config_mut().options_mut().set(&name, &value))?
                         .map_err(|e| {
                             SqlError::new(
                                 sqlstate::INVALID_PARAMETER_VALUE,
@@ -914,7 +934,7 @@ impl Session {
             Command::ResetAll => {
                 self.settings.lock().map_err(|_| poisoned())?.reset_all();
                 let defaults = self.engine.default_options();
-                *self.ctx.state_ref().write().config_mut().options_mut() = defaults;
+                self.change_state(|state| *state.config_mut().options_mut() = defaults)?;
                 Ok(Outcome::Tag {
                     tag: "RESET",
                     notice: None,
