@@ -115,3 +115,38 @@ async fn server_settings_are_shown_and_read_only() {
         [["8192"]]
     );
 }
+
+/// A session plans with a snapshot of its state, and a prepared statement
+/// that reads no table keeps its plan; every execution still sees the time
+/// of its own start, and kept plans give the same rows each time.
+#[tokio::test]
+async fn statements_run_again_see_the_time_of_their_own_start() {
+    let dir = TempDir::new("rerun");
+    let server = Server::start(&dir).await;
+    let client = server.client().await;
+    let constant = client.prepare("SELECT 1 + 1, 'a' || 'b'").await.unwrap();
+    for _ in 0..3 {
+        let row = client.query_one(&constant, &[]).await.unwrap();
+        assert_eq!(
+            (row.get::<_, i64>(0), row.get::<_, String>(1)),
+            (2, "ab".to_string())
+        );
+    }
+    let now = client.prepare("SELECT CAST(now() AS TEXT)").await.unwrap();
+    let mut prepared = Vec::new();
+    let mut simple = Vec::new();
+    for _ in 0..2 {
+        prepared.push(
+            client
+                .query_one(&now, &[])
+                .await
+                .unwrap()
+                .get::<_, String>(0),
+        );
+        simple.push(text_rows(&client, "SELECT CAST(now() AS TEXT)").await[0][0].clone());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(prepared[1] > prepared[0], "{prepared:?}");
+    assert!(simple[1] > simple[0], "{simple:?}");
+    assert!(simple[0] > prepared[0], "{prepared:?} {simple:?}");
+}

@@ -17,7 +17,7 @@ pub mod tracker;
 mod views;
 mod writes;
 
-pub use query::QueryState;
+pub use query::{PlanReuse, QueryState};
 pub use writes::WriteAccess;
 
 pub use state::SqlDialect;

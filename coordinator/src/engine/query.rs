@@ -5,11 +5,14 @@
 //! the caller through a one-slot channel, so memory stays bounded whatever the
 //! result size, and dropping the stream stops the plan.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, SessionState, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{Expr, Volatility};
+use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::SessionContext;
@@ -25,10 +28,13 @@ use crate::error::{SqlError, SqlResult, is_worker_failure, sqlstate};
 /// state under its resource group's shares, and the task context made from
 /// it. Cloning a state copies every function registry, so a session makes
 /// one per change of its settings, not one per query.
+/// Each query marks its start on the state before planning (the time
+/// `now()` gives), so the state is behind a lock; a session plans one
+/// statement at a time.
 #[derive(Clone)]
 pub struct QueryState {
     /// The session's state, as its queries are planned.
-    pub state: Arc<SessionState>,
+    pub state: Arc<tokio::sync::Mutex<SessionState>>,
     /// The context its queries run in.
     pub task_ctx: Arc<TaskContext>,
 }
@@ -43,28 +49,44 @@ impl Engine {
         };
         QueryState {
             task_ctx: Arc::new(TaskContext::from(&state)),
-            state: Arc::new(state),
+            state: Arc::new(tokio::sync::Mutex::new(state)),
         }
     }
 
     /// Start `plan` with `query_state` and return its batches once the
     /// first exists (or it failed), unless `cancel` fires first. The
     /// physical plan is shown on `record` as soon as it starts.
+    ///
+    /// With `reuse`, a plan kept from an earlier execution under the same
+    /// snapshot runs again without planning, and a new one is kept.
     pub async fn start(
         &self,
         query_state: &QueryState,
         plan: LogicalPlan,
+        reuse: Option<&PlanReuse>,
         cancel: &QueryCancel,
         record: Option<&QueryRecord>,
     ) -> SqlResult<SendableRecordBatchStream> {
         let mut retries_left = self.query_retries();
         let started = loop {
-            let state = Arc::clone(&query_state.state);
-            let logical = plan.clone();
-            let physical = planning::off_thread(cancel.clone(), async move {
-                Ok(state.create_physical_plan(&logical).await?)
-            })
-            .await?;
+            let kept = reuse.and_then(|r| r.get(&query_state.state));
+            let physical = match kept {
+                Some(physical) => physical,
+                None => {
+                    let state = Arc::clone(&query_state.state);
+                    let logical = plan.clone();
+                    let physical = planning::off_thread(cancel.clone(), async move {
+                        let mut state = state.lock().await;
+                        state.mark_start_execution();
+                        Ok(state.create_physical_plan(&logical).await?)
+                    })
+                    .await?;
+                    if let Some(reuse) = reuse {
+                        reuse.keep(&query_state.state, &physical);
+                    }
+                    physical
+                }
+            };
             let task_ctx = self.task_ctx_for(query_state, &physical, record)?;
             if let Some(record) = record {
                 record.executing(physical.clone());
@@ -115,6 +137,94 @@ impl Engine {
             shared.runtime_env(),
         )))
     }
+}
+
+/// The physical plan of a prepared statement that reads no table, has no
+/// parameter and calls only immutable functions (`SELECT 1`, a driver's
+/// probe), kept with the session snapshot it was planned under and run
+/// again while the session's state is that snapshot: its rows depend on
+/// nothing else. Each run gets a copy with the operators' state reset.
+#[derive(Default)]
+pub struct PlanReuse(Mutex<Option<(SharedState, Arc<dyn ExecutionPlan>)>>);
+
+/// A session's state snapshot, as [`QueryState`] holds it.
+type SharedState = Arc<tokio::sync::Mutex<SessionState>>;
+
+impl std::fmt::Debug for PlanReuse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PlanReuse")
+    }
+}
+
+impl PlanReuse {
+    /// A place to keep `plan`'s physical plan, if it is one that may be kept.
+    pub fn for_plan(plan: &LogicalPlan) -> Option<Arc<Self>> {
+        is_constant(plan).then(Arc::default)
+    }
+
+    /// The kept plan, ready to run again, if it was planned under `state`.
+    fn get(&self, state: &SharedState) -> Option<Arc<dyn ExecutionPlan>> {
+        let kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (planned_under, plan) = kept.as_ref()?;
+        if !Arc::ptr_eq(planned_under, state) {
+            return None;
+        }
+        reset_plan_states(Arc::clone(plan)).ok()
+    }
+
+    /// Keep `plan`, planned under `state`; a plan with stages on workers is
+    /// not kept (its stages are bound to the workers of the moment).
+    fn keep(&self, state: &SharedState, plan: &Arc<dyn ExecutionPlan>) {
+        if plan
+            .downcast_ref::<datafusion_distributed::DistributedExec>()
+            .is_none()
+        {
+            *self.0.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((Arc::clone(state), Arc::clone(plan)));
+        }
+    }
+}
+
+/// Whether `plan` reads no table and has no parameter, subquery, aggregate
+/// or function that is not immutable: its rows are the same every time.
+fn is_constant(plan: &LogicalPlan) -> bool {
+    let constant_expr = |expr: &Expr| {
+        expr.apply(|e| {
+            let constant = match e {
+                Expr::ScalarFunction(f) => f.func.signature().volatility == Volatility::Immutable,
+                Expr::Placeholder(_)
+                | Expr::ScalarSubquery(_)
+                | Expr::Exists(_)
+                | Expr::InSubquery(_)
+                | Expr::SetComparison(_)
+                | Expr::OuterReferenceColumn(..)
+                | Expr::AggregateFunction(_)
+                | Expr::WindowFunction(_) => false,
+                _ => true,
+            };
+            Ok(if constant {
+                TreeNodeRecursion::Continue
+            } else {
+                TreeNodeRecursion::Stop
+            })
+        })
+    };
+    let walked = plan.apply(|node| {
+        if !matches!(
+            node,
+            LogicalPlan::Projection(_)
+                | LogicalPlan::EmptyRelation(_)
+                | LogicalPlan::Values(_)
+                | LogicalPlan::SubqueryAlias(_)
+        ) {
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        node.apply_expressions(constant_expr)
+    });
+    matches!(
+        walked,
+        Ok(TreeNodeRecursion::Continue | TreeNodeRecursion::Jump)
+    )
 }
 
 /// Run `physical` on the query runtime up to its first batch; the batches
@@ -181,5 +291,55 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn logical(ctx: &SessionContext, sql: &str) -> LogicalPlan {
+        ctx.state().create_logical_plan(sql).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_plans_whose_rows_never_change_are_kept() {
+        let ctx = SessionContext::new();
+        ctx.sql("CREATE TABLE t (x INT)").await.unwrap();
+        for sql in [
+            "SELECT 1 + 1, 'a' || 'b'",
+            "SELECT abs(-3) AS three",
+            "SELECT x FROM (VALUES (1), (2)) AS v(x)",
+        ] {
+            assert!(is_constant(&logical(&ctx, sql).await), "{sql}");
+        }
+        for sql in [
+            "SELECT now()",
+            "SELECT random()",
+            "SELECT $1",
+            "SELECT x FROM t",
+            "SELECT count(*) FROM (VALUES (1)) AS v(x)",
+            "SELECT (SELECT max(x) FROM t)",
+        ] {
+            assert!(!is_constant(&logical(&ctx, sql).await), "{sql}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_kept_plan_runs_again_only_under_the_state_it_was_planned_with() {
+        let ctx = SessionContext::new();
+        let plan = logical(&ctx, "SELECT 1 + 1").await;
+        let reuse = PlanReuse::for_plan(&plan).unwrap();
+        let planned_under: SharedState = Arc::new(tokio::sync::Mutex::new(ctx.state()));
+        let physical = ctx.state().create_physical_plan(&plan).await.unwrap();
+        reuse.keep(&planned_under, &physical);
+        let again = reuse.get(&planned_under).expect("kept");
+        let rows = datafusion::physical_plan::collect(again, ctx.task_ctx())
+            .await
+            .unwrap();
+        assert_eq!(rows[0].num_rows(), 1);
+        // A SET makes a new snapshot: the plan is made again.
+        let changed: SharedState = Arc::new(tokio::sync::Mutex::new(ctx.state()));
+        assert!(reuse.get(&changed).is_none());
     }
 }

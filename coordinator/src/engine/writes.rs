@@ -234,7 +234,7 @@ impl Engine {
     ) -> SqlResult<u64> {
         let plan = dml(def, write, source)?;
         let stream = self
-            .start(&self.query_state(ctx, None), plan, cancel, None)
+            .start(&self.query_state(ctx, None), plan, None, cancel, None)
             .await?;
         let output: Vec<_> = cancel.guard(stream).try_collect().await?;
         // One publication at a time: an overwrite lists the files it

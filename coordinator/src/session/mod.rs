@@ -33,7 +33,7 @@ use crate::engine::groups::Admission;
 use crate::engine::planning;
 use crate::engine::system_queries::{CancelQuery, ViewerSource};
 use crate::engine::tracker::{NewQuery, QueryHandle, QueryRecord};
-use crate::engine::{DdlOutcome, Engine, QueryState};
+use crate::engine::{DdlOutcome, Engine, PlanReuse, QueryState};
 use crate::error::{SqlError, SqlResult, sqlstate};
 use crate::pgcompat::settings::{SERVER_SETTING_PREFIX, Settings};
 use crate::pgcompat::{self, plan::NamedPlan, statement::colnames};
@@ -98,6 +98,9 @@ pub struct QueryPlan {
     /// Parameter types to report and decode, when a replaced driver query needs
     /// types DataFusion does not infer (asyncpg's `oid[]`).
     pub parameter_types: Option<&'static [pgwire::api::Type]>,
+    /// Where a prepared statement that reads no table keeps its physical
+    /// plan between executions ([`PlanReuse`]).
+    pub reuse: Option<Arc<PlanReuse>>,
 }
 
 impl QueryPlan {
@@ -107,6 +110,7 @@ impl QueryPlan {
             plan,
             names: None,
             parameter_types: None,
+            reuse: None,
         }
     }
 
@@ -462,6 +466,7 @@ impl Session {
             plan: type_cast_placeholders(input)?,
             names: names.map(Arc::new),
             parameter_types: None,
+            reuse: None,
         })
     }
 
@@ -527,13 +532,18 @@ impl Session {
             plan,
             names: stored.names,
             parameter_types: None,
+            reuse: None,
         })
     }
 
     /// Plan a query (SELECT, VALUES, EXPLAIN, ...) with PostgreSQL's result
     /// column names.
     async fn plan_query(&self, stmt: Box<Statement>) -> SqlResult<QueryPlan> {
-        let NamedPlan { plan, names } = pgcompat::plan::plan_query(&self.ctx.state(), stmt).await?;
+        let state = self.query_state(&self.who().2)?.state;
+        let mut state = state.lock().await;
+        state.mark_start_execution();
+        let NamedPlan { plan, names } = pgcompat::plan::plan_query(&state, stmt).await?;
+        drop(state);
         ensure_read_only(&plan)?;
         match plan {
             LogicalPlan::Explain(explain) if !explain.verbose => {
@@ -544,6 +554,7 @@ impl Session {
                 plan: type_cast_placeholders(plan)?,
                 names: names.map(Arc::new),
                 parameter_types: None,
+                reuse: None,
             }),
         }
     }
@@ -767,12 +778,14 @@ impl Session {
     /// PostgreSQL's column names, ending with the cancel error once the
     /// message's switch fires.
     async fn start(&self, query: QueryPlan, record: &QueryRecord) -> SqlResult<QueryStream> {
-        let QueryPlan { plan, names, .. } = query;
+        let QueryPlan {
+            plan, names, reuse, ..
+        } = query;
         let cancel = self.cancel.current();
         let query_state = self.query_state(record.group())?;
         let started = self
             .engine
-            .start(&query_state, plan, &cancel, Some(record))
+            .start(&query_state, plan, reuse.as_deref(), &cancel, Some(record))
             .await?;
         let schema = match &names {
             Some(names) => colnames::rename_schema(&started.schema(), names),

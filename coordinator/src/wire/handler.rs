@@ -23,6 +23,7 @@ use pgwire::types::format::FormatOptions;
 
 use super::copy::encode_copy;
 use super::encode::{encode_rows, to_notice, to_pg_error};
+use crate::engine::PlanReuse;
 use crate::engine::tracker::{QueryHandle, QueryRecord};
 use crate::error::{SqlError, SqlResult, sqlstate};
 use crate::session::statement::TransactionOp;
@@ -224,6 +225,7 @@ impl ExtendedQueryHandler for QueryHandler {
                 },
                 names: query.names.clone(),
                 parameter_types: query.parameter_types,
+                reuse: query.reuse.clone(),
             }),
             Prepared::Insert(plan) => Prepared::Insert(bind_parameters(plan, portal)?),
             Prepared::Write(write) => {
@@ -364,9 +366,16 @@ impl QueryParser for StatementPreparer {
             }
         };
         match prepared.await {
-            Ok(prepared) => Ok(prepared.map(|prepared| ParsedStatement {
-                prepared,
-                sql: sql.to_string(),
+            Ok(prepared) => Ok(prepared.map(|mut prepared| {
+                // Executed again and again (a driver's probe, a dashboard's
+                // `SELECT 1`): a statement reading no table keeps its plan.
+                if let Prepared::Plan(query) = &mut prepared {
+                    query.reuse = PlanReuse::for_plan(&query.plan);
+                }
+                ParsedStatement {
+                    prepared,
+                    sql: sql.to_string(),
+                }
             })),
             Err(e) => {
                 // A statement that fails to plan is a failed query too.
