@@ -149,15 +149,32 @@ impl TableProvider for QueriesTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let viewer = state
-            .config()
-            .get_extension::<Viewer>()
-            .map(|v| v.as_ref().clone())
-            .unwrap_or_default();
-        // A snapshot per query: small, and exact.
-        let table = MemTable::try_new(self.schema.clone(), vec![vec![self.batch(&viewer)?]])?;
-        table.scan(state, projection, filters, limit).await
+        let batch = self.batch(&viewer_of(state))?;
+        scan_rows(batch, state, projection, filters, limit).await
     }
+}
+
+/// Who runs the statement reading a system table (set on each session's
+/// configuration).
+pub(super) fn viewer_of(state: &dyn Session) -> Viewer {
+    state
+        .config()
+        .get_extension::<Viewer>()
+        .map(|v| v.as_ref().clone())
+        .unwrap_or_default()
+}
+
+/// A scan of `batch`, a system table's rows as they are now: a snapshot per
+/// query, small and exact.
+pub(super) async fn scan_rows(
+    batch: RecordBatch,
+    state: &dyn Session,
+    projection: Option<&Vec<usize>>,
+    filters: &[Expr],
+    limit: Option<usize>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+    table.scan(state, projection, filters, limit).await
 }
 
 /// `cancel_query(id)`: stop a running query of the caller's (any, for an

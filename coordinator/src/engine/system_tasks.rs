@@ -13,13 +13,13 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::datasource::{MemTable, TableType};
+use datafusion::datasource::TableType;
 use datafusion::error::Result;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use vivace_worker::progress::{TaskProgress, TaskRow};
 
-use super::system_queries::Viewer;
+use super::system_queries::{Viewer, scan_rows, viewer_of};
 use super::tracker::{QueryTracker, StageShape};
 
 /// Table provider of `system.tasks`.
@@ -127,13 +127,8 @@ impl TableProvider for TasksTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let viewer = state
-            .config()
-            .get_extension::<Viewer>()
-            .map(|v| v.as_ref().clone())
-            .unwrap_or_default();
-        let table = MemTable::try_new(self.schema.clone(), vec![vec![self.batch(&viewer)?]])?;
-        table.scan(state, projection, filters, limit).await
+        let batch = self.batch(&viewer_of(state))?;
+        scan_rows(batch, state, projection, filters, limit).await
     }
 }
 
