@@ -9,6 +9,7 @@ import os
 import signal
 import statistics
 import subprocess
+import tempfile
 import platform
 import socket
 import sys
@@ -97,6 +98,30 @@ def rows_moved(plan: str) -> int:
         if "RemoteScanExec" in line and "output_rows=" in line:
             total += humanized(line.split("output_rows=")[1].split(",")[0].split("]")[0])
     return total
+
+
+def require_binary(binary):
+    """Exit with a hint unless a Vivace binary is at `binary`."""
+    if not Path(binary).exists():
+        sys.exit(f"no Vivace binary at {binary} (cargo build --release --bin vivace)")
+
+
+def require_postgres(pg_bin: Path):
+    """Exit with a hint unless PostgreSQL's server binaries are in `pg_bin`."""
+    if not (pg_bin / "initdb").exists():
+        sys.exit(f"no PostgreSQL server binaries in {pg_bin} (Debian: apt-get install postgresql-15)")
+
+
+def begin_run(prefix: str, shared: bool = False):
+    """Start a benchmark run: SIGTERM ends it through its cleanup (`finally`
+    blocks), and it gets a scratch folder (readable by other users, such as
+    the `postgres` user, when `shared`); (folder, start time)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    if shared:
+        os.chmod(work, 0o755)
+    return work, started
 
 
 def replace_section(out, section: str, report: str):

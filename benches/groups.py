@@ -63,11 +63,9 @@ import argparse
 import math
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from contextlib import closing
@@ -75,7 +73,7 @@ from pathlib import Path
 
 import psycopg2
 
-from benchlib import free_port, machine, publish, source_commit, wait_port
+from benchlib import begin_run, free_port, machine, publish, require_binary, source_commit, wait_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "# Resource groups"
@@ -543,8 +541,7 @@ def main():
     heavy_sql = HEAVY_SQL
     if args.quick:
         args.runs, args.no_write, args.pause, heavy_sql = 1, True, min(args.pause, 0.05), QUICK_HEAVY_SQL
-    if not Path(args.binary).exists():
-        sys.exit(f"no Vivace binary at {args.binary} (cargo build --release --bin vivace)")
+    require_binary(args.binary)
     if not args.quick:
         if args.generate_sf:
             shutil.rmtree(args.data, ignore_errors=True)
@@ -554,10 +551,8 @@ def main():
         if missing:
             sys.exit(f"no {', '.join(missing)} in {args.data} (--generate-sf 1 makes them with tpchgen-cli)")
         args.data = args.data.resolve()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
 
-    started = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix="vivace-groups-bench-"))
+    work, started = begin_run("vivace-groups-bench-")
     try:
         try:
             results, problems = measure(args, work, heavy_sql)

@@ -40,18 +40,16 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import ExitStack, closing
 from pathlib import Path
 
 import psycopg2
 
-from benchlib import Trino, free_port, machine, publish, source_commit, wait_port
+from benchlib import Trino, begin_run, free_port, machine, publish, require_binary, require_postgres, source_commit, wait_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -397,15 +395,10 @@ def main():
         args.rows, args.runs, args.min_seconds, args.no_write = QUICK_ROWS, 1, 0, True
     if args.trino is None:
         args.trino = not args.quick
-    if not (PG_BIN / "initdb").exists():
-        sys.exit(f"no PostgreSQL server binaries in {PG_BIN} (Debian: apt-get install postgresql-15)")
-    if not Path(args.binary).exists():
-        sys.exit(f"no Vivace binary at {args.binary} (cargo build --release --bin vivace)")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
+    require_postgres(PG_BIN)
+    require_binary(args.binary)
 
-    started = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix="vivace-pg-bench-"))
-    os.chmod(work, 0o755)
+    work, started = begin_run("vivace-pg-bench-", shared=True)
     try:
         results, floor, size, trino_version = measure(args, work)
     finally:

@@ -49,18 +49,16 @@ import argparse
 import math
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
 
 import psycopg2
 
-from benchlib import Trino, TrinoError, free_port, machine, publish, source_commit, wait_port
+from benchlib import Trino, TrinoError, begin_run, free_port, machine, publish, require_binary, source_commit, wait_port
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = [(f"q{n}", (ROOT / "tests" / "tpch" / f"q{n}.sql").read_text()) for n in range(1, 23)]
@@ -578,12 +576,9 @@ def main():
         sys.exit("--runs must be at least 1")
     if args.data is None and not args.quick:
         sys.exit("--data is required (but with --quick)")
-    if not Path(args.binary).exists():
-        sys.exit(f"no Vivace binary at {args.binary} (cargo build --release --bin vivace)")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
+    require_binary(args.binary)
 
-    started = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix="vivace-bench-"))
+    work, started = begin_run("vivace-bench-")
     try:
         if args.data is None:
             args.data, args.generate_sf = work / f"tpch-sf{QUICK_SF:g}", QUICK_SF

@@ -42,11 +42,9 @@ import math
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from contextlib import closing
@@ -54,7 +52,7 @@ from pathlib import Path
 
 import psycopg2
 
-from benchlib import free_port, machine, publish, source_commit, wait_port
+from benchlib import begin_run, free_port, machine, publish, require_binary, require_postgres, source_commit, wait_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -432,15 +430,10 @@ def main():
     for tool in ("pgbench", "psql"):
         if not shutil.which(tool):
             sys.exit(f"{tool} not found (Debian: apt-get install postgresql-client-15)")
-    if not (PG_BIN / "initdb").exists():
-        sys.exit(f"no PostgreSQL server binaries in {PG_BIN} (Debian: apt-get install postgresql-15)")
-    if not Path(args.binary).exists():
-        sys.exit(f"no Vivace binary at {args.binary} (cargo build --release --bin vivace)")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
+    require_postgres(PG_BIN)
+    require_binary(args.binary)
 
-    started = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix="vivace-wire-bench-"))
-    os.chmod(work, 0o755)
+    work, started = begin_run("vivace-wire-bench-", shared=True)
     try:
         try:
             cases, streams, versions = measure(args, work, clients, sizes)
