@@ -28,6 +28,7 @@ use crate::error::{SqlError, SqlResult, is_worker_failure, sqlstate};
 /// state under its resource group's shares, and the task context made from
 /// it. Cloning a state copies every function registry, so a session makes
 /// one per change of its settings, not one per query.
+///
 /// Each query marks its start on the state before planning (the time
 /// `now()` gives), so the state is behind a lock; a session plans one
 /// statement at a time.
