@@ -7,6 +7,7 @@
 mod common;
 
 use common::cassandra::{Cassandra, PASSWORD, USER};
+use common::http::{metric_sum, metrics_text};
 use common::{Server, TempDir, both_ways, explain, sql_error, text_rows};
 use futures::StreamExt;
 use scylla::client::session::Session;
@@ -965,5 +966,89 @@ async fn a_cancelled_query_stops_paging() {
     assert_eq!(
         later, after_cancel,
         "pages were still read after the cancel"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn source_metrics_count_each_page_as_the_server_runs_it() {
+    let cass = Cassandra::shared();
+    let session = cass.session().await;
+    keyspace(&session, "paging").await;
+    cql(
+        &session,
+        "CREATE TABLE paging.items (p int, c int, v text, PRIMARY KEY (p, c))",
+    )
+    .await;
+    let insert = session
+        .prepare("INSERT INTO paging.items (p, c, v) VALUES (?, ?, ?)")
+        .await
+        .unwrap();
+    for i in 0..95i32 {
+        session
+            .execute_unpaged(&insert, (i / 10, i % 10, format!("v{i}")))
+            .await
+            .unwrap();
+    }
+    let dir = TempDir::new("cass-pages");
+    let http_port = common::free_port();
+    let server = Server::start_with(
+        &dir,
+        &[
+            "--workers",
+            "0",
+            "--http-listen",
+            &format!("127.0.0.1:{http_port}"),
+        ],
+        &[(PASSWORD_ENV, PASSWORD)],
+    )
+    .await;
+    let client = server.client().await;
+    // Ten rows a page, one token range, every request traced by the server.
+    create(
+        &client,
+        "paging_items",
+        cass,
+        "paging",
+        "items",
+        ", 'fetch_size' '10', 'splits' '1', 'tracing' 'true'",
+    )
+    .await;
+    let counted = |text: &str, name: &str, operation: Option<&str>| {
+        let mut labels = vec![("connector", "cassandra")];
+        labels.extend(operation.map(|o| ("operation", o)));
+        metric_sum(text, name, &labels)
+    };
+    let before = metrics_text(http_port).await;
+    let got = text_rows(
+        &client,
+        "SELECT count(*), count(DISTINCT v) FROM paging_items",
+    )
+    .await;
+    let after = metrics_text(http_port).await;
+    assert_eq!(got, [vec!["95".to_string(), "95".to_string()]]);
+    let pages = counted(&after, "vivace_source_requests_total", Some("page"))
+        - counted(&before, "vivace_source_requests_total", Some("page"));
+    // The server's own count: one trace session per request it ran (traces
+    // land after each request; wait until the count is steady).
+    let needle = "FROM \"paging\".\"items\"";
+    let mut ran = traced_requests(&session, needle).await;
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let again = traced_requests(&session, needle).await;
+        if again == ran && ran as f64 >= pages {
+            break;
+        }
+        ran = again;
+    }
+    assert!(pages >= 10.0, "95 rows in pages of 10: {pages} pages");
+    assert_eq!(pages, ran as f64, "pages counted vs run by the server");
+    assert_eq!(
+        counted(&after, "vivace_source_rows_total", None)
+            - counted(&before, "vivace_source_rows_total", None),
+        95.0
+    );
+    assert!(
+        counted(&after, "vivace_source_requests_total", Some("prepare")) >= 1.0,
+        "{after}"
     );
 }

@@ -14,6 +14,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::elasticsearch::{Elasticsearch, SearchServer};
+use common::http::{metric_sum, metrics_text};
 use common::opensearch::OpenSearch;
 use common::{Server, TempDir, both_ways, explain, rows, sql_error, text_rows};
 use serde_json::{Value, json};
@@ -732,6 +733,78 @@ async fn every_hit_is_read_past_ten_thousand_and_slices_split_over_workers() {
     );
     // No point in time is left open.
     assert_eq!(open_contexts(es, "big"), 0);
+}
+
+/// Searches the server ran on the primaries of `index` (query phases: one
+/// per search of a one-shard index).
+fn searches_run(es: &impl SearchServer, index: &str) -> f64 {
+    let stats = es.request("GET", &format!("/{index}/_stats/search"), None);
+    stats["_all"]["primaries"]["search"]["query_total"]
+        .as_u64()
+        .expect("query_total") as f64
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn source_metrics_count_each_page_as_the_server_runs_it() {
+    let es = OpenSearch::shared();
+    listings(es, "paged", 2_500, 1);
+    let dir = TempDir::new("es-paged");
+    let http_port = common::free_port();
+    let server = Server::start_with(
+        &dir,
+        &[
+            "--workers",
+            "0",
+            "--http-listen",
+            &format!("127.0.0.1:{http_port}"),
+        ],
+        &[],
+    )
+    .await;
+    let client = server.client().await;
+    // One slice (no planning count), 1,000 hits a page.
+    create(
+        &client,
+        "paged",
+        es,
+        "paged",
+        ", 'slices' '1', 'page_size' '1000'",
+    )
+    .await;
+    let requests = |text: &str, operation: &str| {
+        metric_sum(
+            text,
+            "vivace_source_requests_total",
+            &[("connector", "elasticsearch"), ("operation", operation)],
+        )
+    };
+    for (sql, rows_back, least_pages) in [
+        // Hits: pages of 1,000, 1,000 and 500 through one point in time.
+        ("SELECT _id, price FROM paged", 2_500, 3.0),
+        // A GROUP BY pushed as a composite aggregation, 1,000 buckets a page.
+        ("SELECT sku, count(*) FROM paged GROUP BY sku", 2_500, 3.0),
+    ] {
+        let server_before = searches_run(es, "paged");
+        let before = metrics_text(http_port).await;
+        let got = rows(&client, sql).await;
+        let after = metrics_text(http_port).await;
+        let server_after = searches_run(es, "paged");
+        assert_eq!(got.len(), rows_back, "{sql}");
+        let counted = requests(&after, "search") - requests(&before, "search");
+        assert_eq!(
+            counted,
+            server_after - server_before,
+            "{sql}: searches counted vs run by the server"
+        );
+        assert!(counted >= least_pages, "{sql}: {counted} searches");
+        let rows_counted = metric_sum(&after, "vivace_source_rows_total", &[])
+            - metric_sum(&before, "vivace_source_rows_total", &[]);
+        assert_eq!(rows_counted, rows_back as f64, "{sql}");
+    }
+    // The hits were read through one point in time, opened and closed.
+    let metrics = metrics_text(http_port).await;
+    assert_eq!(requests(&metrics, "point_in_time"), 2.0, "{metrics}");
+    assert_eq!(open_contexts(es, "paged"), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

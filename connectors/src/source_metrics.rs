@@ -4,8 +4,11 @@
 //! source's server as the catalog names it (no user, no secret), the object
 //! store's scheme and the operation.
 
-/// Requests sent to a source read by requests (one SQL query, search, CQL
-/// statement per scan partition), by `connector` and `server`.
+/// Requests sent to a source read by requests, counted as each is sent, by
+/// `connector`, `server` and `operation`: `query` (one SQL statement);
+/// `search`, `count`, `point_in_time` (opened or closed) and `metadata`
+/// (mappings, index lists, the server's version) for a search server; `page`
+/// (one CQL page) and `prepare` for Cassandra.
 pub const SOURCE_REQUESTS: &str = "vivace_source_requests_total";
 /// Rows received from a source read by requests, by `connector` and `server`.
 pub const SOURCE_ROWS: &str = "vivace_source_rows_total";
@@ -22,7 +25,7 @@ pub fn describe() {
     use metrics::{Unit, describe_counter};
     describe_counter!(
         SOURCE_REQUESTS,
-        "Requests sent to remote sources, by connector and server"
+        "Requests sent to remote sources, by connector, server and operation"
     );
     describe_counter!(
         SOURCE_ROWS,
@@ -42,6 +45,45 @@ pub fn describe() {
         Unit::Bytes,
         "Bytes written to object stores"
     );
+}
+
+/// The labels of one source's metrics (its connector and server), made once
+/// and used for every request and batch.
+#[derive(Debug, Clone)]
+pub struct SourceLabels {
+    connector: String,
+    server: String,
+}
+
+impl SourceLabels {
+    /// The labels of `connector`'s source whose compute context is
+    /// `compute_context` (see [`server_label`]).
+    pub fn new(connector: &str, compute_context: &str) -> Self {
+        Self {
+            connector: connector.to_string(),
+            server: server_label(compute_context),
+        }
+    }
+
+    /// Count one request of `operation`, sent now.
+    pub fn request_sent(&self, operation: &'static str) {
+        metrics::counter!(
+            SOURCE_REQUESTS,
+            "connector" => self.connector.clone(),
+            "server" => self.server.clone(),
+            "operation" => operation,
+        )
+        .increment(1);
+    }
+
+    /// The counter of the rows received from this source.
+    pub fn rows_received(&self) -> metrics::Counter {
+        metrics::counter!(
+            SOURCE_ROWS,
+            "connector" => self.connector.clone(),
+            "server" => self.server.clone(),
+        )
+    }
 }
 
 /// The server a remote source's requests go to, as a label: its compute

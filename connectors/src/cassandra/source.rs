@@ -27,6 +27,7 @@ use super::decode;
 use super::options::CassandraOptions;
 use super::session;
 use crate::remote::{BatchSender, RemoteSource, SourceDefinition, spawn_batches};
+use crate::source_metrics::SourceLabels;
 use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult};
 
 /// A cluster and user: the session (opened on first use) and its prepared
@@ -35,6 +36,7 @@ use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult};
 pub struct CassandraSource {
     options: CassandraOptions,
     cluster: Arc<Cluster>,
+    labels: SourceLabels,
 }
 
 /// What tables of one cluster and user share.
@@ -53,7 +55,12 @@ impl std::fmt::Debug for CassandraSource {
 impl CassandraSource {
     /// The source of `options` over `cluster` (nothing is opened yet).
     pub fn new(options: CassandraOptions, cluster: Arc<Cluster>) -> Self {
-        Self { options, cluster }
+        let labels = SourceLabels::new(&options.source.connector, &options.compute_context());
+        Self {
+            options,
+            cluster,
+            labels,
+        }
     }
 
     /// The settings it was opened with.
@@ -84,6 +91,7 @@ impl CassandraSource {
         let mut prepared = match cached {
             Some(p) => p,
             None => {
+                self.labels.request_sent("prepare");
                 let p = session
                     .prepare(cql)
                     .await
@@ -145,6 +153,7 @@ impl CassandraSource {
             let mut remaining = request.limit;
             let mut paging = PagingState::start();
             loop {
+                self.labels.request_sent("page");
                 let page = tokio::select! {
                     _ = tx.closed() => return Ok(()),
                     page = session.execute_single_page(&prepared, &values, paging) => page,

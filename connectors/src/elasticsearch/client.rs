@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
 use super::options::{Credentials, ElasticsearchOptions};
+use crate::source_metrics::SourceLabels;
 use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult};
 
 /// Which server answers, from `GET /`.
@@ -52,6 +53,7 @@ pub struct EsClient {
     authorization: Option<String>,
     flavor: OnceCell<Flavor>,
     what: String,
+    labels: SourceLabels,
 }
 
 impl std::fmt::Debug for EsClient {
@@ -70,6 +72,7 @@ pub struct ClientSettings {
     base: String,
     authorization: Option<String>,
     what: String,
+    labels: SourceLabels,
 }
 
 impl ClientSettings {
@@ -113,6 +116,7 @@ impl ClientSettings {
             base: options.base.to_string().trim_end_matches('/').to_string(),
             authorization,
             what: options.compute_context(),
+            labels: SourceLabels::new(&options.source.connector, &options.compute_context()),
         })
     }
 }
@@ -126,27 +130,32 @@ impl EsClient {
             authorization: settings.authorization,
             flavor: OnceCell::new(),
             what: settings.what,
+            labels: settings.labels,
         }
     }
 
-    /// Send one request; the JSON answer, or the server's error as a connector error.
+    /// Send one request of `operation` (the label it is counted under in
+    /// the source metrics); the JSON answer, or the server's error as a
+    /// connector error.
     pub async fn call(
         &self,
+        operation: &'static str,
         method: Method,
         path: &str,
         body: Option<&Value>,
     ) -> ConnectorResult<Value> {
-        let answer = self.send(method, path, body).await?;
+        let answer = self.send(operation, method, path, body).await?;
         if answer.status.is_success() {
             return Ok(answer.body);
         }
         Err(self.status_error(answer.status, &answer.body))
     }
 
-    /// Send one request; whatever the server answered (an error only when
-    /// no answer came).
+    /// Send one request of `operation`, counted as it is sent; whatever the
+    /// server answered (an error only when no answer came).
     async fn send(
         &self,
+        operation: &'static str,
         method: Method,
         path: &str,
         body: Option<&Value>,
@@ -167,6 +176,7 @@ impl EsClient {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(serde_json::to_vec(body).unwrap_or_default());
         }
+        self.labels.request_sent(operation);
         let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();
         let from_elasticsearch = response
@@ -263,17 +273,17 @@ impl EsClient {
     pub async fn flavor(&self) -> ConnectorResult<Flavor> {
         self.flavor
             .get_or_try_init(|| async {
-                let root = self.send(Method::GET, "/", None).await?;
+                let root = self.send("metadata", Method::GET, "/", None).await?;
                 if root.status == StatusCode::FORBIDDEN {
                     let whoami = self
-                        .send(Method::GET, "/_security/_authenticate", None)
+                        .send("metadata", Method::GET, "/_security/_authenticate", None)
                         .await?;
                     if whoami.status.is_success() && whoami.from_elasticsearch {
                         return Ok(Flavor::Elasticsearch(None));
                     }
                     // OpenSearch's security plugin answers its own twin of it.
                     let whoami = self
-                        .send(Method::GET, "/_plugins/_security/authinfo", None)
+                        .send("metadata", Method::GET, "/_plugins/_security/authinfo", None)
                         .await?;
                     if whoami.status.is_success() && whoami.body.get("user_name").is_some() {
                         return Ok(Flavor::OpenSearch(None));
@@ -326,7 +336,12 @@ impl EsClient {
     /// `GET /<index>/_mapping`: every matching index's mapping.
     pub async fn mappings(&self, index: &str) -> ConnectorResult<Value> {
         let value = self
-            .call(Method::GET, &format!("/{}/_mapping", encode(index)), None)
+            .call(
+                "metadata",
+                Method::GET,
+                &format!("/{}/_mapping", encode(index)),
+                None,
+            )
             .await?;
         if value.as_object().is_some_and(|m| m.is_empty()) {
             return Err(ConnectorError::new(
@@ -344,10 +359,20 @@ impl EsClient {
     pub async fn index_names(&self) -> ConnectorResult<Vec<String>> {
         let mut names = Vec::new();
         let indices = self
-            .call(Method::GET, "/_cat/indices?format=json&h=index", None)
+            .call(
+                "metadata",
+                Method::GET,
+                "/_cat/indices?format=json&h=index",
+                None,
+            )
             .await?;
         let aliases = self
-            .call(Method::GET, "/_cat/aliases?format=json&h=alias", None)
+            .call(
+                "metadata",
+                Method::GET,
+                "/_cat/aliases?format=json&h=alias",
+                None,
+            )
             .await?;
         for (list, key) in [(&indices, "index"), (&aliases, "alias")] {
             for entry in list.as_array().into_iter().flatten() {
@@ -367,6 +392,7 @@ impl EsClient {
     pub async fn count(&self, index: &str, query: &Value) -> ConnectorResult<u64> {
         let answer = self
             .call(
+                "count",
                 Method::POST,
                 &format!("/{}/_count", encode(index)),
                 Some(&json!({ "query": query })),
@@ -391,7 +417,9 @@ impl EsClient {
                 "pit_id",
             ),
         };
-        let answer = self.call(Method::POST, &path, None).await?;
+        let answer = self
+            .call("point_in_time", Method::POST, &path, None)
+            .await?;
         answer[field].as_str().map(str::to_string).ok_or_else(|| {
             ConnectorError::new(
                 ConnectorErrorKind::Rejected,
@@ -412,19 +440,24 @@ impl EsClient {
             Flavor::Elasticsearch(_) => ("/_pit", json!({ "id": id })),
             Flavor::OpenSearch(_) => ("/_search/point_in_time", json!({ "pit_id": [id] })),
         };
-        if let Err(e) = self.call(Method::DELETE, path, Some(&body)).await {
+        if let Err(e) = self
+            .call("point_in_time", Method::DELETE, path, Some(&body))
+            .await
+        {
             tracing::debug!(error = %e, "closing a point in time failed; it expires by itself");
         }
     }
 
     /// `POST /_search` (a point-in-time search names its indices in the body).
     pub async fn search(&self, body: &Value) -> ConnectorResult<Value> {
-        self.call(Method::POST, "/_search", Some(body)).await
+        self.call("search", Method::POST, "/_search", Some(body))
+            .await
     }
 
     /// `POST /<index>/_search`.
     pub async fn search_index(&self, index: &str, body: &Value) -> ConnectorResult<Value> {
         self.call(
+            "search",
             Method::POST,
             &format!("/{}/_search", encode(index)),
             Some(body),

@@ -12,17 +12,21 @@ use super::PostgresOptions;
 use super::client::LazyPool;
 use super::flavor::Flavor;
 use crate::remote::{RemoteSource, SourceDefinition};
+use crate::source_metrics::SourceLabels;
 
 /// A server and role, and the pool its statements run on.
 #[derive(Clone)]
 pub struct PostgresSource {
     pool: LazyPool,
+    labels: SourceLabels,
 }
 
 impl PostgresSource {
     /// The source whose statements run on `pool`.
     pub fn new(pool: LazyPool) -> Self {
-        Self { pool }
+        let options = pool.options();
+        let labels = SourceLabels::new(&options.source.connector, &options.compute_context());
+        Self { pool, labels }
     }
 
     /// The pool (schema discovery, listing tables).
@@ -66,6 +70,7 @@ impl RemoteSource for PostgresSource {
     }
 
     fn run(&self, request: &str, schema: SchemaRef) -> DFResult<SendableRecordBatchStream> {
+        self.labels.request_sent("query");
         self.pool.run(request, schema)
     }
 }
