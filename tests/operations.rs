@@ -753,6 +753,35 @@ async fn workers_serve_health_and_metrics_and_queries_report_their_stages() {
         task_rows >= total,
         "tasks scanned {task_rows} of {total}: {by_stage:?}"
     );
+    // The web page's detail of the query lists the same tasks.
+    let (status, detail) = get(http_port, &format!("/api/queries/{live_id}")).await;
+    assert_eq!(status, 200, "{detail}");
+    let detail: serde_json::Value = serde_json::from_str(&detail).unwrap();
+    let listed = detail["tasks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tasks in {detail}"));
+    let reported: usize = by_stage
+        .iter()
+        .map(|s| s[1].parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(listed.len(), reported, "{detail}");
+    let upper_stage: u64 = upper[0].parse().unwrap();
+    let upper_tasks = listed
+        .iter()
+        .filter(|t| t["stage"] == upper_stage && t["operator"] == upper[7].as_str())
+        .count();
+    assert_eq!(upper_tasks.to_string(), upper[1], "{detail}");
+    assert_eq!(
+        listed.iter().filter(|t| t["stage"].is_null()).count(),
+        reported - upper_tasks,
+        "{detail}"
+    );
+    assert!(
+        listed
+            .iter()
+            .all(|t| workers.iter().any(|w| t["worker"] == w.as_str())),
+        "{detail}"
+    );
     rows(&client, &format!("SELECT vivace.cancel_query('{live_id}')")).await;
     assert_eq!(long.await.unwrap().as_deref(), Some("57014"));
 

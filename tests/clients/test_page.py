@@ -130,6 +130,10 @@ def test_the_page_shows_a_long_query_advancing_and_cancels_it(browser):
             assert browser.find_element(By.ID, "detail-id").text == query_id
             assert browser.find_element(By.ID, "detail-sql").text == LONG_QUERY
             wait_for("the plan", lambda: "AggregateExec" in browser.find_element(By.ID, "detail-plan").text)
+            # It runs on the coordinator alone: no tasks on workers to list.
+            wait_for("the tasks note",
+                     lambda: browser.find_element(By.ID, "detail-no-tasks").is_displayed())
+            assert not browser.find_element(By.ID, "detail-tasks").is_displayed()
             browser.save_screenshot(str(artifacts() / "page-running-query.png"))
 
             # Cancel from the page: the client gets 57014, the row says cancelled.

@@ -74,6 +74,13 @@ pub struct TaskRow {
     pub elapsed_ms: u64,
 }
 
+impl TaskRow {
+    /// `running`, or `finished` once the worker is done with it.
+    pub fn state(&self) -> &'static str {
+        if self.done { "finished" } else { "running" }
+    }
+}
+
 /// Where a task sits: who runs it and its place in its stage.
 #[derive(Debug, Clone, Default)]
 pub struct TaskPlace {

@@ -20,7 +20,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use vivace_worker::progress::{TaskProgress, TaskRow};
 
 use super::system_queries::{Viewer, scan_rows, viewer_of};
-use super::tracker::{QueryTracker, StageShape};
+use super::tracker::{QueryRecord, QueryTracker, StageShape};
 
 /// Table provider of `system.tasks`.
 #[derive(Debug)]
@@ -67,9 +67,7 @@ impl TasksTable {
             let stage = stage_of(&row, shapes);
             rows.push((row, stage));
         }
-        rows.sort_by(|(a, sa), (b, sb)| {
-            (&a.query_id, sa, a.task, &a.worker).cmp(&(&b.query_id, sb, b.task, &b.worker))
-        });
+        sort_tasks(&mut rows);
         let text = |f: &dyn Fn(&TaskRow) -> &str| -> ArrayRef {
             Arc::new(StringArray::from_iter_values(
                 rows.iter().map(|(r, _)| f(r)),
@@ -86,7 +84,7 @@ impl TasksTable {
             count(&|r| r.task),
             count(&|r| r.stage_tasks),
             text(&|r| &r.worker),
-            text(&|r| if r.done { "finished" } else { "running" }),
+            text(&|r| r.state()),
             count(&|r| r.rows_scanned),
             count(&|r| r.bytes_scanned),
             count(&|r| r.output_rows),
@@ -95,6 +93,36 @@ impl TasksTable {
         ];
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
+}
+
+/// `record`'s tasks on every worker, each with the number of its stage (see
+/// [`stage_of`]), in the order `system.tasks` lists them: what the web page's
+/// query detail shows.
+pub fn tasks_of(record: &QueryRecord) -> Vec<(TaskRow, Option<u64>)> {
+    let shapes = record.stages();
+    let mut rows: Vec<(TaskRow, Option<u64>)> = TaskProgress::global()
+        .tasks(Some(&record.id))
+        .into_iter()
+        .map(|row| {
+            let stage = stage_of(&row, &shapes);
+            (row, stage)
+        })
+        .collect();
+    sort_tasks(&mut rows);
+    rows
+}
+
+/// By query, stage (unknown ones last), task and worker.
+fn sort_tasks(rows: &mut [(TaskRow, Option<u64>)]) {
+    rows.sort_by(|(a, sa), (b, sb)| {
+        (&a.query_id, sa.is_none(), sa, a.task, &a.worker).cmp(&(
+            &b.query_id,
+            sb.is_none(),
+            sb,
+            b.task,
+            &b.worker,
+        ))
+    });
 }
 
 /// The number of the stage `task` belongs to: the one stage of the plan that

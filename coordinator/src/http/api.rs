@@ -13,6 +13,7 @@ use super::{HttpState, auth};
 use crate::cluster::{NodeRole, NodeRow};
 use crate::engine::Engine;
 use crate::engine::system_queries::Viewer;
+use crate::engine::system_tasks::tasks_of;
 use crate::engine::tracker::QueryRecord;
 use crate::telemetry as m;
 
@@ -115,8 +116,8 @@ fn visible_query(
     Ok((viewer, record))
 }
 
-/// `GET /api/queries/{id}`: one query with its plan and each operator's
-/// rows and time so far.
+/// `GET /api/queries/{id}`: one query with its plan, each operator's rows
+/// and time so far, and its tasks on workers (as `system.tasks` lists them).
 pub async fn query(
     State(state): State<HttpState>,
     headers: HeaderMap,
@@ -127,8 +128,26 @@ pub async fn query(
         Err(refused) => return *refused,
     };
     let plan = record.plan_text();
+    let tasks: Vec<_> = tasks_of(&record)
+        .into_iter()
+        .map(|(task, stage)| {
+            json!({
+                "stage": stage,
+                "task": task.task,
+                "stage_tasks": task.stage_tasks,
+                "worker": task.worker,
+                "state": task.state(),
+                "rows_scanned": task.rows_scanned,
+                "bytes_scanned": task.bytes_scanned,
+                "output_rows": task.output_rows,
+                "elapsed_ms": task.elapsed_ms,
+                "operator": task.operator,
+            })
+        })
+        .collect();
     let mut body = serde_json::to_value(record.info()).unwrap_or_default();
     body["plan"] = json!(plan);
+    body["tasks"] = json!(tasks);
     Json(body).into_response()
 }
 
