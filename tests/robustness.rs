@@ -2,7 +2,8 @@
 //! planned (or refused with 54001 past a documented depth), deep nesting is
 //! refused before the parser can spin on it, and while a slow statement plans,
 //! other clients are served and the statement itself obeys statement_timeout
-//! and CancelRequest. The harness fails the test if the log shows a panic.
+//! and CancelRequest; while a join emits billions of rows, other sessions'
+//! queries still run. The harness fails the test if the log shows a panic.
 
 mod common;
 
@@ -161,4 +162,82 @@ async fn a_slow_statement_freezes_nobody_and_obeys_timeouts_and_cancels() {
 
     // The slow statement itself completes with the right answer.
     assert_eq!(running.await.unwrap(), table(&[&["999", "999", "999"]]));
+}
+
+/// A join whose every key is shared by 100,000 rows on each side emits 40
+/// billion rows (hours of work). Its tasks used to keep the query runtime's
+/// threads until they ended, so no other session's query ran, not even
+/// `SELECT 1`: now each join yields every 128 batches it emits. The bound
+/// below is a liveness check (a frozen server never answers), not a timing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_join_that_emits_billions_of_rows_freezes_nobody() {
+    let dir = TempDir::new("robust-join");
+    let server = Server::start(&dir).await;
+    let admin = server.client().await;
+    admin
+        .simple_query(&format!(
+            "CREATE TABLE pairs STORED AS PARQUET PARTITIONED BY (k) LOCATION '{}/pairs/' \
+             AS SELECT v, v % 4 AS k FROM generate_series(1, 400000) AS t(v)",
+            dir.path().display()
+        ))
+        .await
+        .unwrap();
+    let heavy = server.client().await;
+    heavy
+        .simple_query(
+            "SET application_name = 'heavy'; \
+             SET distributed.file_scan_config_bytes_per_partition = 262144; \
+             SET datafusion.optimizer.hash_join_single_partition_threshold = 0; \
+             SET datafusion.optimizer.hash_join_single_partition_threshold_rows = 0",
+        )
+        .await
+        .unwrap();
+    let join = tokio::spawn(async move {
+        sql_error(
+            &heavy,
+            "SELECT count(*) FROM pairs a JOIN pairs b ON a.k = b.k WHERE a.v * b.v > 0",
+        )
+        .await
+    });
+    let answered_within = Duration::from_secs(60);
+    let ask = |sql: &'static str| {
+        let server = &server;
+        async move {
+            let client = server.client().await;
+            tokio::time::timeout(answered_within, text_rows(&client, sql))
+                .await
+                .unwrap_or_else(|_| panic!("{sql}: no answer while the join runs"))
+        }
+    };
+    // Once the join is producing rows, other sessions are answered.
+    let deadline = std::time::Instant::now() + answered_within;
+    loop {
+        let state = ask(
+            "SELECT rows_scanned > 0 FROM system.queries \
+             WHERE application_name = 'heavy' AND state = 'running'",
+        )
+        .await;
+        if state == table(&[&["t"]]) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the join never ran");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(ask("SELECT 40 + 2").await, table(&[&["42"]]));
+    assert_eq!(ask("SELECT count(*) FROM pairs").await, table(&[&["400000"]]));
+    assert_eq!(
+        ask("SELECT count(*) > 0 FROM system.nodes").await,
+        table(&[&["t"]])
+    );
+    assert!(!join.is_finished(), "the join ended; it should take hours");
+    // And the join itself can still be cancelled.
+    let cancelled = ask(
+        "SELECT vivace.cancel_query(query_id) FROM system.queries \
+         WHERE application_name = 'heavy' AND state = 'running'",
+    )
+    .await;
+    assert_eq!(cancelled, table(&[&["t"]]));
+    let (code, message) = join.await.unwrap();
+    assert_eq!(code, "57014", "{message}");
 }

@@ -16,6 +16,7 @@ mod tables;
 pub mod tracker;
 mod views;
 mod writes;
+mod yielding;
 
 pub use query::{PlanReuse, QueryState};
 pub use writes::WriteAccess;

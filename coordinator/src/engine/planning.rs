@@ -155,12 +155,16 @@ impl PhysicalOptimizerRule for Checkpoint {
     }
 }
 
-/// DataFusion's physical optimizer rules with a cancellation checkpoint after each.
+/// DataFusion's physical optimizer rules, then Vivace's yielding joins
+/// ([`super::yielding`]), with a cancellation checkpoint after each.
 pub fn physical_checkpoints() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
     let checkpoint: Arc<dyn PhysicalOptimizerRule + Send + Sync> = Arc::new(Checkpoint);
+    let yielding: Arc<dyn PhysicalOptimizerRule + Send + Sync> =
+        Arc::new(super::yielding::YieldingJoins);
     PhysicalOptimizer::new()
         .rules
         .into_iter()
+        .chain([yielding])
         .flat_map(|rule| [rule, checkpoint.clone()])
         .collect()
 }
