@@ -212,10 +212,8 @@ async fn a_join_that_emits_billions_of_rows_freezes_nobody() {
     // Once the join is producing rows, other sessions are answered.
     let deadline = std::time::Instant::now() + answered_within;
     loop {
-        let state = ask(
-            "SELECT rows_scanned > 0 FROM system.queries \
-             WHERE application_name = 'heavy' AND state = 'running'",
-        )
+        let state = ask("SELECT rows_scanned > 0 FROM system.queries \
+             WHERE application_name = 'heavy' AND state = 'running'")
         .await;
         if state == table(&[&["t"]]) {
             break;
@@ -225,17 +223,18 @@ async fn a_join_that_emits_billions_of_rows_freezes_nobody() {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(ask("SELECT 40 + 2").await, table(&[&["42"]]));
-    assert_eq!(ask("SELECT count(*) FROM pairs").await, table(&[&["400000"]]));
+    assert_eq!(
+        ask("SELECT count(*) FROM pairs").await,
+        table(&[&["400000"]])
+    );
     assert_eq!(
         ask("SELECT count(*) > 0 FROM system.nodes").await,
         table(&[&["t"]])
     );
     assert!(!join.is_finished(), "the join ended; it should take hours");
     // And the join itself can still be cancelled.
-    let cancelled = ask(
-        "SELECT vivace.cancel_query(query_id) FROM system.queries \
-         WHERE application_name = 'heavy' AND state = 'running'",
-    )
+    let cancelled = ask("SELECT vivace.cancel_query(query_id) FROM system.queries \
+         WHERE application_name = 'heavy' AND state = 'running'")
     .await;
     assert_eq!(cancelled, table(&[&["t"]]));
     let (code, message) = join.await.unwrap();
