@@ -990,18 +990,8 @@ async fn source_metrics_count_each_page_as_the_server_runs_it() {
             .unwrap();
     }
     let dir = TempDir::new("cass-pages");
-    let http_port = common::free_port();
-    let server = Server::start_with(
-        &dir,
-        &[
-            "--workers",
-            "0",
-            "--http-listen",
-            &format!("127.0.0.1:{http_port}"),
-        ],
-        &[(PASSWORD_ENV, PASSWORD)],
-    )
-    .await;
+    let (server, http_port) =
+        Server::start_single_with_http(&dir, &[(PASSWORD_ENV, PASSWORD)]).await;
     let client = server.client().await;
     // Ten rows a page, one token range, every request traced by the server.
     create(

@@ -749,18 +749,7 @@ async fn source_metrics_count_each_page_as_the_server_runs_it() {
     let es = OpenSearch::shared();
     listings(es, "paged", 2_500, 1);
     let dir = TempDir::new("es-paged");
-    let http_port = common::free_port();
-    let server = Server::start_with(
-        &dir,
-        &[
-            "--workers",
-            "0",
-            "--http-listen",
-            &format!("127.0.0.1:{http_port}"),
-        ],
-        &[],
-    )
-    .await;
+    let (server, http_port) = Server::start_single_with_http(&dir, &[]).await;
     let client = server.client().await;
     // One slice (no planning count), 1,000 hits a page.
     create(

@@ -125,6 +125,16 @@ impl Server {
         Self::launch(dir, "127.0.0.1", args, envs).await
     }
 
+    /// A single-process server (`--workers 0`) with its HTTP listener on a
+    /// free port (metrics, the page's API): the server and that port.
+    pub async fn start_single_with_http(dir: &TempDir, envs: &[(&str, &str)]) -> (Self, u16) {
+        let http_port = free_port();
+        let listen = format!("127.0.0.1:{http_port}");
+        let server =
+            Self::start_with(dir, &["--workers", "0", "--http-listen", &listen], envs).await;
+        (server, http_port)
+    }
+
     /// Start listening on `host` (e.g. `0.0.0.0`) instead of loopback.
     pub async fn start_on(dir: &TempDir, host: &str) -> Self {
         Self::launch(dir, host, &[], &[]).await
