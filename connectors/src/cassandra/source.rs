@@ -203,6 +203,10 @@ impl RemoteSource for CassandraSource {
         "cql"
     }
 
+    fn labels(&self) -> &SourceLabels {
+        &self.labels
+    }
+
     fn run(&self, request: &str, schema: SchemaRef) -> DFResult<SendableRecordBatchStream> {
         let request: CqlRequest = serde_json::from_str(request).map_err(|e| {
             DataFusionError::Plan(format!("bad CQL request from the coordinator: {e}"))

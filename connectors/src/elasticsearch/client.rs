@@ -134,6 +134,11 @@ impl EsClient {
         }
     }
 
+    /// The labels its requests are counted under.
+    pub fn labels(&self) -> &SourceLabels {
+        &self.labels
+    }
+
     /// Send one request of `operation` (the label it is counted under in
     /// the source metrics); the JSON answer, or the server's error as a
     /// connector error.

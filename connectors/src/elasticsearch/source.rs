@@ -21,6 +21,7 @@ use super::hits::HitDecoder;
 use super::options::ElasticsearchOptions;
 use super::request::{Output, SearchRequest};
 use crate::remote::{BatchSender, RemoteSource, SourceDefinition, spawn_batches};
+use crate::source_metrics::SourceLabels;
 use crate::{ConnectorError, ConnectorErrorKind, ConnectorResult};
 
 /// A search server and user, and the client its requests go through.
@@ -58,6 +59,10 @@ impl RemoteSource for ElasticsearchSource {
 
     fn request_label(&self) -> &'static str {
         "search"
+    }
+
+    fn labels(&self) -> &SourceLabels {
+        self.client.labels()
     }
 
     fn run(&self, request: &str, schema: SchemaRef) -> DFResult<SendableRecordBatchStream> {

@@ -69,6 +69,10 @@ impl RemoteSource for PostgresSource {
         "sql"
     }
 
+    fn labels(&self) -> &SourceLabels {
+        &self.labels
+    }
+
     fn run(&self, request: &str, schema: SchemaRef) -> DFResult<SendableRecordBatchStream> {
         self.labels.request_sent("query");
         self.pool.run(request, schema)

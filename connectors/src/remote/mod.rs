@@ -41,6 +41,8 @@ pub use producer::{BatchSender, spawn_batches};
 pub use pushdown::source_key;
 pub use scan::RemoteScanExec;
 
+use crate::source_metrics::SourceLabels;
+
 /// A source as the catalog stores it: the connector's name, `LOCATION` and
 /// `OPTIONS` (secrets only as the names of variables), all a worker needs to
 /// open the same source.
@@ -64,6 +66,10 @@ pub trait RemoteSource: std::fmt::Debug + Send + Sync {
 
     /// How requests are labelled in `EXPLAIN` (`sql`, `query`, `cql`).
     fn request_label(&self) -> &'static str;
+
+    /// The labels of this source's metrics: the source counts each request
+    /// under them as it sends it, the scan the rows as they arrive.
+    fn labels(&self) -> &SourceLabels;
 
     /// Start `request` and stream its rows as batches of `schema`. Dropping
     /// the stream stops the request on the source where it can.

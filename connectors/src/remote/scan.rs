@@ -21,7 +21,6 @@ use futures::StreamExt;
 
 use super::RemoteSource;
 use crate::error::tag_connector_error;
-use crate::source_metrics::SourceLabels;
 
 /// Requests on one source, one per output partition (partitions past the last
 /// request are empty), whose rows are cast to `schema`.
@@ -173,11 +172,7 @@ impl ExecutionPlan for RemoteScanExec {
         let mut rows = self.source.run(request, Arc::clone(&schema))?;
         // Requests are counted by the source as it sends them (a scan may
         // take several: pages, points in time); rows here, as they arrive.
-        let rows_received = SourceLabels::new(
-            &self.source.definition().connector,
-            &self.source.compute_context(),
-        )
-        .rows_received();
+        let rows_received = self.source.labels().rows_received();
         let baseline = BaselineMetrics::new(&self.metrics, partition);
         // Wall time waiting for the source's rows (its query and the transfer);
         // `elapsed_compute` is Vivace's own work on them.
