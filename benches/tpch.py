@@ -435,7 +435,7 @@ def report(args, run, chart) -> str:
     data = f"SF {run['sf']:g} " if run["sf"] else ""
     build = ", a debug build" if "/debug/" in args.binary else ""
     lines = [
-        SECTION, "",
+        section_of(run["sf"]), "",
         f"Machine: {machine()}.  ",
         f"Versions: Vivace at commit {source_commit()} (`{versions['vivace']}`{build}; DataFusion 55.2), "
         f"DuckDB {versions['duckdb']} (PyPI, in the benchmark's process){trino}.  ",
@@ -458,7 +458,7 @@ def report(args, run, chart) -> str:
                               "in every session." if BYTES_PER_PARTITION else "the 16 MiB default."),
         "",
         f"In `cluster`, {run['multi']} of {len(QUERIES)} queries had a stage split over more than one task. "
-        + ("The answers of the four Vivace configurations were identical."
+        + (f"The answers of the Vivace configurations ({', '.join(args.configs)}) were identical."
            if not run["differ"] else
            f"The Vivace configurations' answers were not all identical to `single`'s for {', '.join(run['differ'])}."),
         "",
@@ -491,7 +491,8 @@ def report(args, run, chart) -> str:
     failed = [(q, label, failures[label][q]) for q, _ in QUERIES for label in labels if q in failures[label]]
     if failed:
         lines += ["", "Failures:", ""] + [f"- {q}, {TITLES.get(label, label)}: {why}" for q, label, why in failed]
-    lines += ["", "![TPC-H seconds per query and engine, and Vivace cluster's ratios](tpch.png)" if chart else
+    lines += ["", f"![TPC-H seconds per query and engine, and Vivace cluster's ratios]({chart_name(run['sf'])})"
+              if chart else
               "(Chart skipped: matplotlib is not installed.)"]
     lines += scaling_report(run["scaling"], run["scan_stages"], max(args.runs, 9))
     return "\n".join(lines) + "\n"
@@ -505,6 +506,7 @@ def measure(args, work: Path):
                ("single-bc", dict(embedded_workers=0, settings=BROADCAST_SETTINGS)),
                ("embedded", dict(embedded_workers=cores)),
                ("cluster", dict(embedded_workers=0, remote_workers=2))]
+    configs = [(label, kw) for label, kw in configs if label in args.configs]
     # All of them run side by side, idle but for the query being timed.
     engines, trino = {}, None
     try:
@@ -532,12 +534,29 @@ def measure(args, work: Path):
         if trino and "trino" not in engines:
             trino.stop()
     differ = [q for q, _ in QUERIES
-              if any(answers[label].get(q) != answers["single"].get(q) for label in VIVACE)]
+              if any(answers[label].get(q) != answers["single"].get(q) for label in args.configs)]
     scaling, scan_stages = {}, {}
     if not args.quick:
         scaling, scan_stages = scaling_run(args.binary, work, args.data, max(args.runs, 9))
     return dict(times=times, failures=failures, cores=cores, versions=versions, multi=len(multi), differ=differ,
-                lineitem=lineitem, sf=args.generate_sf, scaling=scaling, scan_stages=scan_stages)
+                lineitem=lineitem, sf=args.generate_sf or scale_of(lineitem), scaling=scaling, scan_stages=scan_stages)
+
+
+def scale_of(lineitem: int) -> float:
+    """The TPC-H scale factor of data whose lineitem has this many rows
+    (6,001,215 at SF 1, 59,986,052 at SF 10)."""
+    return round(lineitem / 6_000_000, 2)
+
+
+def section_of(sf: float) -> str:
+    """The RESULTS.md section of a run at scale `sf`: SF 1 keeps the plain
+    heading, other scales get their own section beside it."""
+    return SECTION if sf == 1 else f"{SECTION} at SF {sf:g}"
+
+
+def chart_name(sf: float) -> str:
+    """The chart's file name for a run at scale `sf` (tpch.png at SF 1)."""
+    return "tpch.png" if sf == 1 else f"tpch-sf{sf:g}.png"
 
 
 def show_logs(work: Path):
@@ -561,6 +580,9 @@ def main():
                     help="run Trino beside the others (default: yes, but not with --quick)")
     # At SF 1, q21's hash build needs more than the 512 MB per node a 2G heap
     # allows (EXCEEDED_LOCAL_MEMORY_LIMIT); 6G gives Trino 1.5 GB per node.
+    ap.add_argument("--configs", type=lambda s: s.split(","), default=list(VIVACE),
+                    help=f"the Vivace configurations to run, comma-separated (default: {','.join(VIVACE)}); "
+                    "single and cluster are always run, the ratios need them")
     ap.add_argument("--trino-heap", default="6G", help="Trino's -Xmx (e.g. 6G, 8G, 4096M)")
     ap.add_argument("--bytes-per-partition", type=int,
                     help="SET distributed.file_scan_config_bytes_per_partition in every session")
@@ -570,6 +592,10 @@ def main():
                     help="smoke test: SF 0.01 unless --data, 1 run, no Trino, no scaling part; never writes")
     args = ap.parse_args()
     BYTES_PER_PARTITION = args.bytes_per_partition
+    unknown = set(args.configs) - set(VIVACE)
+    if unknown:
+        sys.exit(f"--configs: unknown configuration(s) {', '.join(sorted(unknown))}; known: {', '.join(VIVACE)}")
+    args.configs = [c for c in VIVACE if c in set(args.configs) | {"single", "cluster"}]
     if args.quick:
         args.runs, args.no_write = 1, True
     if args.trino is None:
@@ -598,9 +624,11 @@ def main():
         except BaseException:
             show_logs(work)
             raise
-        chart_path = work / "tpch.png" if args.no_write else args.out.parent / "tpch.png"
+        name = chart_name(run["sf"])
+        chart_path = work / name if args.no_write else args.out.parent / name
         chart = draw_chart(run["times"], chart_path)
-        publish(report(args, run, chart), args.out, SECTION, chart_path, chart, args.no_write, started)
+        publish(report(args, run, chart), args.out, section_of(run["sf"]), chart_path, chart, args.no_write,
+                started)
         failed = [f"{q}, {label}: {why}" for label, f in run["failures"].items() for q, why in f.items()]
         if failed:
             sys.exit("FAILED:\n  " + "\n  ".join(failed))
