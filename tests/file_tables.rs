@@ -234,3 +234,156 @@ async fn extended_protocol_binds_typed_parameters() {
         assert_eq!(got, expected, "amount > {min} on {day}");
     }
 }
+
+/// A prepared statement keeps its plans between executions, and is planned
+/// again after DDL as PostgreSQL plans a cached statement again: a table
+/// dropped and created anew is read at its new location, a change of its
+/// columns is refused with 0A000, a dropped table gives 42P01; a temp table
+/// that shadows it counts as a change too.
+#[tokio::test]
+async fn prepared_statements_are_planned_again_after_ddl() {
+    let dir = TempDir::new("replan");
+    let (first, second, wide) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
+    for (folder, text) in [
+        (&first, "1;one\n2;two\n3;three\n"),
+        (&second, "1;uno\n2;dos\n"),
+        (&wide, "1;2;x\n"),
+    ] {
+        std::fs::create_dir_all(folder).unwrap();
+        std::fs::write(folder.join("t.csv"), text).unwrap();
+    }
+    let create = |folder: &std::path::Path, columns: &str| {
+        format!(
+            "CREATE EXTERNAL TABLE t ({columns}) STORED AS CSV LOCATION '{}/' \
+             OPTIONS ('header' 'false', 'delimiter' ';')",
+            folder.display()
+        )
+    };
+    let server = Server::start(&dir).await;
+    let client = server.client().await;
+    let other = server.client().await;
+    client
+        .simple_query(&create(&first, "id BIGINT, name VARCHAR"))
+        .await
+        .unwrap();
+    let lookup = client
+        .prepare("SELECT name FROM t WHERE id = $1")
+        .await
+        .unwrap();
+    let count = client.prepare("SELECT count(*) FROM t").await.unwrap();
+    let name =
+        |rows: Vec<tokio_postgres::Row>| -> Vec<String> { rows.iter().map(|r| r.get(0)).collect() };
+    // Run again and again with other values: the kept plan takes each one.
+    for (id, want) in [(1_i64, "one"), (3, "three"), (2, "two"), (1, "one")] {
+        let got = name(client.query(&lookup, &[&id]).await.unwrap());
+        assert_eq!(got, [want], "id {id}");
+    }
+    assert!(client.query(&lookup, &[&9_i64]).await.unwrap().is_empty());
+
+    // Another session drops the table and creates it elsewhere.
+    other.simple_query("DROP TABLE t").await.unwrap();
+    other
+        .simple_query(&create(&second, "id BIGINT, name VARCHAR"))
+        .await
+        .unwrap();
+    assert_eq!(
+        name(client.query(&lookup, &[&1_i64]).await.unwrap()),
+        ["uno"]
+    );
+    let counted: i64 = client.query_one(&count, &[]).await.unwrap().get(0);
+    assert_eq!(counted, 2);
+
+    // Other columns: the statement's result would change shape.
+    other.simple_query("DROP TABLE t").await.unwrap();
+    other
+        .simple_query(&create(&wide, "id BIGINT, name BIGINT, extra VARCHAR"))
+        .await
+        .unwrap();
+    let e = client.query(&lookup, &[&1_i64]).await.unwrap_err();
+    assert_eq!(
+        e.code(),
+        Some(&tokio_postgres::error::SqlState::FEATURE_NOT_SUPPORTED),
+        "{e:?}"
+    );
+    assert!(
+        e.as_db_error()
+            .unwrap()
+            .message()
+            .contains("cached plan must not change result type"),
+        "{e:?}"
+    );
+    // Gone: the table's error, and the server goes on.
+    other.simple_query("DROP TABLE t").await.unwrap();
+    let e = client.query(&count, &[]).await.unwrap_err();
+    assert_eq!(
+        e.code(),
+        Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE),
+        "{e:?}"
+    );
+    // Back at the first location: the statement works again.
+    other
+        .simple_query(&create(&first, "id BIGINT, name VARCHAR"))
+        .await
+        .unwrap();
+    assert_eq!(
+        name(client.query(&lookup, &[&2_i64]).await.unwrap()),
+        ["two"]
+    );
+    // A temp table of the session shadows `t` (PostgreSQL searches pg_temp first).
+    client
+        .simple_query("CREATE TEMP TABLE t (id BIGINT, name VARCHAR)")
+        .await
+        .unwrap();
+    client
+        .simple_query("INSERT INTO t VALUES (2, 'temp')")
+        .await
+        .unwrap();
+    assert_eq!(
+        name(client.query(&lookup, &[&2_i64]).await.unwrap()),
+        ["temp"]
+    );
+    // A second temp table of that name is PostgreSQL's duplicate, not an internal error.
+    let e = client
+        .simple_query("CREATE TEMP TABLE t (id BIGINT)")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        Some(&tokio_postgres::error::SqlState::DUPLICATE_TABLE),
+        "{e:?}"
+    );
+    client
+        .simple_query("CREATE TEMP TABLE IF NOT EXISTS t (id BIGINT)")
+        .await
+        .unwrap();
+    // The other session never saw the temp table.
+    let rows = other
+        .query("SELECT name FROM t WHERE id = 2", &[])
+        .await
+        .unwrap();
+    assert_eq!(name(rows), ["two"]);
+}
+
+/// A kept plan never freezes what a stable function gave: `now()` moves on
+/// from one execution of the same prepared statement to the next.
+#[tokio::test]
+async fn prepared_statements_do_not_keep_now() {
+    let dir = TempDir::new("keep-now");
+    let server = Server::start(&dir).await;
+    let client = server.client().await;
+    let stmt = client
+        .prepare("SELECT CAST(now() AS TEXT) FROM (VALUES (1), (2)) AS v(x) WHERE x = $1")
+        .await
+        .unwrap();
+    let at = |row: tokio_postgres::Row| -> String { row.get(0) };
+    let first = at(client.query_one(&stmt, &[&1_i64]).await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let second = at(client.query_one(&stmt, &[&1_i64]).await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let third = at(client.query_one(&stmt, &[&1_i64]).await.unwrap());
+    assert!(first < second && second < third, "{first} {second} {third}");
+}

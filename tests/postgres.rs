@@ -1121,3 +1121,87 @@ async fn worker_processes_run_partitioned_scans() {
         vec![vec!["2".to_string()]]
     );
 }
+
+/// A prepared statement keeps its plan between executions, and each
+/// execution's values still reach PostgreSQL inside the one statement Vivace
+/// sends, quoted as literals; its rows are those of the same query run
+/// without pushdown (by another session).
+#[tokio::test]
+async fn prepared_statements_push_each_executions_values() {
+    let (_dir, pg, server) = start("pg-prepared").await;
+    let client = server.client().await;
+    for (name, remote) in [("orders", "public.orders"), ("customers", "customers")] {
+        client
+            .simple_query(&create_sql(&pg, name, remote))
+            .await
+            .unwrap();
+    }
+    let local = server.client().await;
+    local
+        .simple_query("SET vivace.pushdown = off")
+        .await
+        .unwrap();
+    let lookup = client
+        .prepare("SELECT id FROM orders WHERE customer = $1 ORDER BY id")
+        .await
+        .unwrap();
+    for customer in ["c42", "c1", "x' OR '1'='1", "c42", "c9"] {
+        let mark = pg.log_text().len();
+        let got: Vec<String> = client
+            .query(&lookup, &[&customer])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, i32>(0).to_string())
+            .collect();
+        let sent: Vec<String> = pg
+            .statements_since(mark)
+            .into_iter()
+            .filter(|s| s.contains("\"orders\""))
+            .collect();
+        let quoted = format!("'{}'", customer.replace('\'', "''"));
+        assert!(
+            sent.len() == 1 && sent[0].contains("WHERE") && sent[0].contains(&quoted),
+            "{customer}: {sent:#?}"
+        );
+        let want: Vec<String> = text_rows(
+            &local,
+            &format!("SELECT id FROM orders WHERE customer = {quoted} ORDER BY id"),
+        )
+        .await
+        .concat();
+        assert_eq!(got, want, "{customer}");
+    }
+    // A join and an aggregate pushed whole, with the value inside.
+    let regions = client
+        .prepare(
+            "SELECT c.region, count(*) FROM orders o JOIN customers c USING (customer) \
+             WHERE o.id > $1 GROUP BY 1 ORDER BY 1",
+        )
+        .await
+        .unwrap();
+    for above in [0_i32, 3, 4, 100, 3] {
+        let mark = pg.log_text().len();
+        let got: Vec<Vec<String>> = client
+            .query(&regions, &[&above])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| vec![r.get::<_, String>(0), r.get::<_, i64>(1).to_string()])
+            .collect();
+        let sent = pg.statements_since(mark).join("\n");
+        assert!(
+            sent.contains("JOIN") && sent.contains(&format!("> {above}")),
+            "{above}: {sent}"
+        );
+        let want = text_rows(
+            &local,
+            &format!(
+                "SELECT c.region, count(*) FROM orders o JOIN customers c USING (customer) \
+                 WHERE o.id > {above} GROUP BY 1 ORDER BY 1"
+            ),
+        )
+        .await;
+        assert_eq!(got, want, "id > {above}");
+    }
+}

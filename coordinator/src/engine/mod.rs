@@ -6,6 +6,7 @@ pub mod executor;
 pub mod federation;
 mod group_memory;
 pub mod groups;
+mod kept_plans;
 pub mod nesting;
 pub mod planning;
 mod query;
@@ -18,7 +19,8 @@ mod views;
 mod writes;
 mod yielding;
 
-pub use query::{PlanReuse, QueryState};
+pub use kept_plans::{CatalogVersion, KeptPlans};
+pub use query::QueryState;
 pub use writes::WriteAccess;
 
 pub use state::SqlDialect;
@@ -115,6 +117,8 @@ pub struct Engine {
     worker_needs: std::sync::RwLock<std::collections::BTreeMap<(String, String), WorkerNeed>>,
     /// Serialises DDL so "check, validate, persist, register" is atomic per name.
     ddl: Mutex<()>,
+    /// Bumped by every DDL, so that prepared statements are planned again.
+    catalog_version: CatalogVersion,
     /// Serialises the commit and publication of writes.
     publishing: Mutex<()>,
     /// Who may write.
@@ -127,6 +131,19 @@ pub struct Engine {
     groups: groups::ResourceGroups,
     /// Who may see every query.
     admins: Option<std::collections::BTreeSet<String>>,
+}
+
+/// The DDL lock, held while one DDL statement changes the catalog
+/// ([`Engine::begin_ddl`]).
+struct DdlGuard<'a> {
+    _lock: tokio::sync::MutexGuard<'a, ()>,
+    version: &'a CatalogVersion,
+}
+
+impl Drop for DdlGuard<'_> {
+    fn drop(&mut self) {
+        self.version.bump();
+    }
 }
 
 /// Outcome of a DDL statement that may be a no-op (`IF [NOT] EXISTS`).
@@ -179,6 +196,7 @@ impl Engine {
             retries: template.retries,
             worker_needs: Default::default(),
             ddl: Mutex::new(()),
+            catalog_version: CatalogVersion::default(),
             publishing: Mutex::new(()),
             access,
             server_settings,
@@ -293,5 +311,19 @@ impl Engine {
     /// The catalogs every session shares.
     pub fn catalogs(&self) -> Arc<dyn datafusion::catalog::CatalogProviderList> {
         self.template.catalog_list().clone()
+    }
+
+    /// The count of catalog changes prepared statements are planned against.
+    pub fn catalog_version(&self) -> &CatalogVersion {
+        &self.catalog_version
+    }
+
+    /// Hold the DDL lock for one change of the catalog; the catalog version
+    /// moves on when it is let go, whether the change succeeded or not.
+    async fn begin_ddl(&self) -> DdlGuard<'_> {
+        DdlGuard {
+            _lock: self.ddl.lock().await,
+            version: &self.catalog_version,
+        }
     }
 }

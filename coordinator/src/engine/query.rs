@@ -5,14 +5,12 @@
 //! the caller through a one-slot channel, so memory stays bounded whatever the
 //! result size, and dropping the stream stops the plan.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::ParamValues;
 use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, SessionState, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::logical_expr::{Expr, Volatility};
-use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::SessionContext;
@@ -20,6 +18,7 @@ use futures::StreamExt;
 
 use super::Engine;
 use super::cancel::QueryCancel;
+use super::kept_plans::{self, ForRun, KeptPlans, bind};
 use super::planning;
 use super::tracker::QueryRecord;
 use crate::error::{SqlError, SqlResult, is_worker_failure, sqlstate};
@@ -54,36 +53,56 @@ impl Engine {
         }
     }
 
-    /// Start `plan` with `query_state` and return its batches once the
-    /// first exists (or it failed), unless `cancel` fires first. The
-    /// physical plan is shown on `record` as soon as it starts.
+    /// Start `plan` with `params` bound into it, under `query_state`, and
+    /// return its batches once the first exists (or it failed), unless
+    /// `cancel` fires first. The physical plan is shown on `record` as soon as
+    /// it starts.
     ///
-    /// With `reuse`, a plan kept from an earlier execution under the same
-    /// snapshot runs again without planning, and a new one is kept.
+    /// With `kept`, the plans a prepared statement kept from an earlier
+    /// execution under the same snapshot and catalog are used, and new ones
+    /// kept ([`KeptPlans`]).
     pub async fn start(
         &self,
         query_state: &QueryState,
         plan: LogicalPlan,
-        reuse: Option<&PlanReuse>,
+        params: Option<ParamValues>,
+        kept: Option<&Arc<KeptPlans>>,
         cancel: &QueryCancel,
         record: Option<&QueryRecord>,
     ) -> SqlResult<SendableRecordBatchStream> {
         let mut retries_left = self.query_retries();
+        let catalog = self.catalog_version().current();
+        let plan = Arc::new(plan);
+        let params = params.map(Arc::new);
         let started = loop {
-            let kept = reuse.and_then(|r| r.get(&query_state.state));
-            let physical = match kept {
-                Some(physical) => physical,
-                None => {
-                    let state = Arc::clone(&query_state.state);
-                    let logical = plan.clone();
+            let shared = &query_state.state;
+            let found = kept.map_or(ForRun::Nothing, |k| k.for_run(shared, catalog));
+            let physical = match found {
+                ForRun::Physical(physical) => physical,
+                found => {
+                    let state = Arc::clone(shared);
+                    let (plan, params) = (Arc::clone(&plan), params.clone());
+                    let keep = matches!(found, ForRun::TryKeeping)
+                        .then(|| kept.cloned())
+                        .flatten();
                     let physical = planning::off_thread(cancel.clone(), async move {
-                        let mut state = state.lock().await;
-                        state.mark_start_execution();
-                        Ok(state.create_physical_plan(&logical).await?)
+                        let mut guard = state.lock().await;
+                        guard.mark_start_execution();
+                        let optimized = match found {
+                            ForRun::Optimized(optimized) => bind(optimized, params.as_deref())?,
+                            _ => kept_plans::optimize(
+                                &guard,
+                                &plan,
+                                params.as_deref(),
+                                keep.as_deref().map(|k| (k, &state)),
+                            )?,
+                        };
+                        let planner = Arc::clone(guard.query_planner());
+                        Ok(planner.create_physical_plan(&optimized, &*guard).await?)
                     })
                     .await?;
-                    if let Some(reuse) = reuse {
-                        reuse.keep(&query_state.state, &physical);
+                    if let Some(kept) = kept {
+                        kept.keep_physical(shared, &physical);
                     }
                     physical
                 }
@@ -138,94 +157,6 @@ impl Engine {
             shared.runtime_env(),
         )))
     }
-}
-
-/// The physical plan of a prepared statement that reads no table, has no
-/// parameter and calls only immutable functions (`SELECT 1`, a driver's
-/// probe), kept with the session snapshot it was planned under and run
-/// again while the session's state is that snapshot: its rows depend on
-/// nothing else. Each run gets a copy with the operators' state reset.
-#[derive(Default)]
-pub struct PlanReuse(Mutex<Option<(SharedState, Arc<dyn ExecutionPlan>)>>);
-
-/// A session's state snapshot, as [`QueryState`] holds it.
-type SharedState = Arc<tokio::sync::Mutex<SessionState>>;
-
-impl std::fmt::Debug for PlanReuse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PlanReuse")
-    }
-}
-
-impl PlanReuse {
-    /// A place to keep `plan`'s physical plan, if it is one that may be kept.
-    pub fn for_plan(plan: &LogicalPlan) -> Option<Arc<Self>> {
-        is_constant(plan).then(Arc::default)
-    }
-
-    /// The kept plan, ready to run again, if it was planned under `state`.
-    fn get(&self, state: &SharedState) -> Option<Arc<dyn ExecutionPlan>> {
-        let kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let (planned_under, plan) = kept.as_ref()?;
-        if !Arc::ptr_eq(planned_under, state) {
-            return None;
-        }
-        reset_plan_states(Arc::clone(plan)).ok()
-    }
-
-    /// Keep `plan`, planned under `state`; a plan with stages on workers is
-    /// not kept (its stages are bound to the workers of the moment).
-    fn keep(&self, state: &SharedState, plan: &Arc<dyn ExecutionPlan>) {
-        if plan
-            .downcast_ref::<datafusion_distributed::DistributedExec>()
-            .is_none()
-        {
-            *self.0.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some((Arc::clone(state), Arc::clone(plan)));
-        }
-    }
-}
-
-/// Whether `plan` reads no table and has no parameter, subquery, aggregate
-/// or function that is not immutable: its rows are the same every time.
-fn is_constant(plan: &LogicalPlan) -> bool {
-    let constant_expr = |expr: &Expr| {
-        expr.apply(|e| {
-            let constant = match e {
-                Expr::ScalarFunction(f) => f.func.signature().volatility == Volatility::Immutable,
-                Expr::Placeholder(_)
-                | Expr::ScalarSubquery(_)
-                | Expr::Exists(_)
-                | Expr::InSubquery(_)
-                | Expr::SetComparison(_)
-                | Expr::OuterReferenceColumn(..)
-                | Expr::AggregateFunction(_)
-                | Expr::WindowFunction(_) => false,
-                _ => true,
-            };
-            Ok(if constant {
-                TreeNodeRecursion::Continue
-            } else {
-                TreeNodeRecursion::Stop
-            })
-        })
-    };
-    let walked = plan.apply(|node| {
-        if !matches!(
-            node,
-            LogicalPlan::Projection(_)
-                | LogicalPlan::EmptyRelation(_)
-                | LogicalPlan::Values(_)
-                | LogicalPlan::SubqueryAlias(_)
-        ) {
-            return Ok(TreeNodeRecursion::Stop);
-        }
-        node.apply_expressions(constant_expr)
-    });
-    matches!(
-        walked,
-        Ok(TreeNodeRecursion::Continue | TreeNodeRecursion::Jump)
-    )
 }
 
 /// Run `physical` on the query runtime up to its first batch; the batches
@@ -292,55 +223,5 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    async fn logical(ctx: &SessionContext, sql: &str) -> LogicalPlan {
-        ctx.state().create_logical_plan(sql).await.unwrap()
-    }
-
-    #[tokio::test]
-    async fn only_plans_whose_rows_never_change_are_kept() {
-        let ctx = SessionContext::new();
-        ctx.sql("CREATE TABLE t (x INT)").await.unwrap();
-        for sql in [
-            "SELECT 1 + 1, 'a' || 'b'",
-            "SELECT abs(-3) AS three",
-            "SELECT x FROM (VALUES (1), (2)) AS v(x)",
-        ] {
-            assert!(is_constant(&logical(&ctx, sql).await), "{sql}");
-        }
-        for sql in [
-            "SELECT now()",
-            "SELECT random()",
-            "SELECT $1",
-            "SELECT x FROM t",
-            "SELECT count(*) FROM (VALUES (1)) AS v(x)",
-            "SELECT (SELECT max(x) FROM t)",
-        ] {
-            assert!(!is_constant(&logical(&ctx, sql).await), "{sql}");
-        }
-    }
-
-    #[tokio::test]
-    async fn a_kept_plan_runs_again_only_under_the_state_it_was_planned_with() {
-        let ctx = SessionContext::new();
-        let plan = logical(&ctx, "SELECT 1 + 1").await;
-        let reuse = PlanReuse::for_plan(&plan).unwrap();
-        let planned_under: SharedState = Arc::new(tokio::sync::Mutex::new(ctx.state()));
-        let physical = ctx.state().create_physical_plan(&plan).await.unwrap();
-        reuse.keep(&planned_under, &physical);
-        let again = reuse.get(&planned_under).expect("kept");
-        let rows = datafusion::physical_plan::collect(again, ctx.task_ctx())
-            .await
-            .unwrap();
-        assert_eq!(rows[0].num_rows(), 1);
-        // A SET makes a new snapshot: the plan is made again.
-        let changed: SharedState = Arc::new(tokio::sync::Mutex::new(ctx.state()));
-        assert!(reuse.get(&changed).is_none());
     }
 }

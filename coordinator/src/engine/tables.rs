@@ -82,7 +82,7 @@ impl Engine {
         request: SchemaRequest,
         if_not_exists: bool,
     ) -> SqlResult<DdlOutcome> {
-        let _guard = self.ddl.lock().await;
+        let _guard = self.begin_ddl().await;
         let taken = self.store.get_schema(&request.name)?.is_some();
         if taken && if_not_exists {
             return Ok(DdlOutcome::Skipped);
@@ -106,7 +106,7 @@ impl Engine {
 
     /// Discover the tables of a stored external schema again and replace them.
     pub async fn refresh_schema(&self, name: &str) -> SqlResult<()> {
-        let _guard = self.ddl.lock().await;
+        let _guard = self.begin_ddl().await;
         let old = self.stored_schema(name)?;
         let def = self
             .resolve_schema(SchemaRequest {
@@ -128,7 +128,7 @@ impl Engine {
 
     /// Forget an external schema and its tables.
     pub async fn drop_schema(&self, name: &str, if_exists: bool) -> SqlResult<DdlOutcome> {
-        let _guard = self.ddl.lock().await;
+        let _guard = self.begin_ddl().await;
         if self.store.get_schema(name)?.is_none() && if_exists {
             return Ok(DdlOutcome::Skipped);
         }
@@ -205,7 +205,7 @@ impl Engine {
         if_not_exists: bool,
     ) -> SqlResult<DdlOutcome> {
         check_schema(&request.name)?;
-        let _guard = self.ddl.lock().await;
+        let _guard = self.begin_ddl().await;
         if self.store.get_table(&request.name)?.is_some() || self.is_view(&request.name)? {
             if if_not_exists {
                 return Ok(DdlOutcome::Skipped);
@@ -231,7 +231,7 @@ impl Engine {
     /// Forget a table: remove it from the store and from every session.
     pub async fn drop_table(&self, name: &TableName, if_exists: bool) -> SqlResult<DdlOutcome> {
         check_schema(name)?;
-        let _guard = self.ddl.lock().await;
+        let _guard = self.begin_ddl().await;
         if self.store.get_table(name)?.is_none() {
             if self.is_view(name)? {
                 return Err(SqlError::new(

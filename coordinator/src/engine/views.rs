@@ -31,7 +31,7 @@ impl Engine {
     /// name).
     pub async fn create_view(&self, mut def: ViewDefinition, or_replace: bool) -> SqlResult<()> {
         super::tables::check_schema(&def.name)?;
-        let _guard = self.ddl.lock().await;
+        let _guard = self.begin_ddl().await;
         let exists = self.is_view(&def.name)?;
         if self.store.get_table(&def.name)?.is_some() || (exists && !or_replace) {
             return Err(SqlError::new(
@@ -59,7 +59,7 @@ impl Engine {
     /// Forget a view.
     pub async fn drop_view(&self, name: &TableName, if_exists: bool) -> SqlResult<DdlOutcome> {
         super::tables::check_schema(name)?;
-        let _guard = self.ddl.lock().await;
+        let _guard = self.begin_ddl().await;
         if !self.is_view(name)? {
             if self.store.get_table(name)?.is_some() {
                 return Err(SqlError::new(

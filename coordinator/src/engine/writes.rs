@@ -121,7 +121,7 @@ impl Engine {
         let rows = self
             .write(ctx, &def, WriteKind::Create, source, user, cancel)
             .await?;
-        let _guard = self.ddl.lock().await;
+        let _guard = self.begin_ddl().await;
         self.open_table(&def)?;
         tracing::info!(table = %def.name, rows, "table created from a query");
         self.refresh_views().await?;
@@ -234,7 +234,7 @@ impl Engine {
     ) -> SqlResult<u64> {
         let plan = dml(def, write, source)?;
         let stream = self
-            .start(&self.query_state(ctx, None), plan, None, cancel, None)
+            .start(&self.query_state(ctx, None), plan, None, None, cancel, None)
             .await?;
         let output: Vec<_> = cancel.guard(stream).try_collect().await?;
         // One publication at a time: an overwrite lists the files it

@@ -33,7 +33,7 @@ use crate::engine::groups::Admission;
 use crate::engine::planning;
 use crate::engine::system_queries::{CancelQuery, ViewerSource};
 use crate::engine::tracker::{NewQuery, QueryHandle, QueryRecord};
-use crate::engine::{DdlOutcome, Engine, PlanReuse, QueryState};
+use crate::engine::{DdlOutcome, Engine, KeptPlans, QueryState};
 use crate::error::{SqlError, SqlResult, sqlstate};
 use crate::pgcompat::settings::{SERVER_SETTING_PREFIX, Settings};
 use crate::pgcompat::{self, plan::NamedPlan, statement::colnames};
@@ -98,9 +98,12 @@ pub struct QueryPlan {
     /// Parameter types to report and decode, when a replaced driver query needs
     /// types DataFusion does not infer (asyncpg's `oid[]`).
     pub parameter_types: Option<&'static [pgwire::api::Type]>,
-    /// Where a prepared statement that reads no table keeps its physical
-    /// plan between executions ([`PlanReuse`]).
-    pub reuse: Option<Arc<PlanReuse>>,
+    /// The values bound to the plan's `$n` parameters (an extended-protocol
+    /// Execute), bound when it is planned.
+    pub params: Option<datafusion::common::ParamValues>,
+    /// Where a prepared statement keeps its plans between executions
+    /// ([`KeptPlans`]).
+    pub kept: Option<Arc<KeptPlans>>,
 }
 
 impl QueryPlan {
@@ -110,7 +113,8 @@ impl QueryPlan {
             plan,
             names: None,
             parameter_types: None,
-            reuse: None,
+            params: None,
+            kept: None,
         }
     }
 
@@ -193,7 +197,10 @@ impl Drop for Session {
 impl Session {
     /// A new session over `engine`.
     pub fn new(engine: Arc<Engine>) -> Self {
-        let catalogs = Arc::new(SessionCatalogs::new(engine.catalogs()));
+        let catalogs = Arc::new(SessionCatalogs::new(
+            engine.catalogs(),
+            engine.catalog_version().clone(),
+        ));
         let ctx = engine.new_session_context(catalogs.clone());
         let settings = Arc::new(Mutex::new(Settings::with_server_settings(
             engine.server_settings(),
@@ -334,6 +341,12 @@ impl Session {
         .await
     }
 
+    /// The catalog version statements are planned against now
+    /// ([`crate::engine::CatalogVersion`]).
+    pub fn catalog_version(&self) -> u64 {
+        self.engine.catalog_version().current()
+    }
+
     /// Plan a command, on a planning thread ([`crate::engine::planning`]). Queries
     /// become DataFusion plans; SHOW and DESCRIBE are answered now and wrapped in
     /// a plan so both protocols treat them as rows.
@@ -466,7 +479,8 @@ impl Session {
             plan: type_cast_placeholders(input)?,
             names: names.map(Arc::new),
             parameter_types: None,
-            reuse: None,
+            params: None,
+            kept: None,
         })
     }
 
@@ -532,7 +546,8 @@ impl Session {
             plan,
             names: stored.names,
             parameter_types: None,
-            reuse: None,
+            params: None,
+            kept: None,
         })
     }
 
@@ -554,7 +569,8 @@ impl Session {
                 plan: type_cast_placeholders(plan)?,
                 names: names.map(Arc::new),
                 parameter_types: None,
-                reuse: None,
+                params: None,
+                kept: None,
             }),
         }
     }
@@ -779,13 +795,24 @@ impl Session {
     /// message's switch fires.
     async fn start(&self, query: QueryPlan, record: &QueryRecord) -> SqlResult<QueryStream> {
         let QueryPlan {
-            plan, names, reuse, ..
+            plan,
+            names,
+            params,
+            kept,
+            ..
         } = query;
         let cancel = self.cancel.current();
         let query_state = self.query_state(record.group())?;
         let started = self
             .engine
-            .start(&query_state, plan, reuse.as_deref(), &cancel, Some(record))
+            .start(
+                &query_state,
+                plan,
+                params,
+                kept.as_ref(),
+                &cancel,
+                Some(record),
+            )
             .await?;
         let schema = match &names {
             Some(names) => colnames::rename_schema(&started.schema(), names),
@@ -960,21 +987,22 @@ impl Session {
                 Ok(Outcome::Transaction(op))
             }
             Command::CreateTempTable(stmt) => {
-                let plan = self
-                    .ctx
-                    .state()
+                let state = self.ctx.state();
+                let plan = state
                     .statement_to_plan(DFStatement::Statement(stmt))
                     .await?;
-                if !matches!(plan, LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(_))) {
+                let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = plan else {
                     return Err(SqlError::not_supported(
                         "only CREATE TEMPORARY TABLE name (columns) is supported",
                     ));
-                }
-                self.ctx.execute_logical_plan(plan).await?;
-                Ok(Outcome::Tag {
-                    tag: "CREATE TABLE",
-                    notice: None,
-                })
+                };
+                let name = create.name.table().to_string();
+                let outcome = self.catalogs.create_temp(state, create).await?;
+                Ok(tag(
+                    "CREATE TABLE",
+                    outcome,
+                    format!("relation \"{name}\" already exists, skipping"),
+                ))
             }
             Command::CloseCursor(name) => {
                 self.cursors.lock().await.close(name.as_deref())?;

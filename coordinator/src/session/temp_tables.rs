@@ -18,6 +18,14 @@ use datafusion::common::Result;
 
 use vivace_catalog::{DATABASE, DEFAULT_SCHEMA};
 
+use datafusion::dataframe::DataFrame;
+use datafusion::datasource::MemTable;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::CreateMemoryTable;
+
+use crate::engine::{CatalogVersion, DdlOutcome};
+use crate::error::{SqlError, SqlResult, sqlstate};
+
 /// The schema name temp tables can be qualified with.
 pub const TEMP_SCHEMA: &str = "pg_temp";
 
@@ -25,21 +33,56 @@ pub const TEMP_SCHEMA: &str = "pg_temp";
 #[derive(Debug)]
 pub struct SessionCatalogs {
     shared: Arc<dyn CatalogProviderList>,
-    temp: Arc<MemorySchemaProvider>,
+    temp: Arc<TempSchema>,
 }
 
 impl SessionCatalogs {
-    /// Wrap the engine's catalogs for one session.
-    pub fn new(shared: Arc<dyn CatalogProviderList>) -> Self {
+    /// Wrap the engine's catalogs for one session; creating or dropping a
+    /// temp table moves `version` on.
+    pub fn new(shared: Arc<dyn CatalogProviderList>, version: CatalogVersion) -> Self {
         Self {
             shared,
-            temp: Arc::new(MemorySchemaProvider::new()),
+            temp: Arc::new(TempSchema {
+                tables: MemorySchemaProvider::new(),
+                version,
+            }),
         }
     }
 
     /// Drop temp table `name`; false if the session has none of that name.
     pub fn drop_temp(&self, name: &str) -> Result<bool> {
         Ok(self.temp.deregister_table(name)?.is_some())
+    }
+
+    /// Create the temp table `create` describes in the session's `pg_temp`.
+    /// It may shadow a shared table of the same name, as in PostgreSQL
+    /// (DataFusion's own CREATE finds the shared table and refuses); a temp
+    /// table of that name is an error (42P07), or skipped with `IF NOT EXISTS`.
+    pub async fn create_temp(
+        &self,
+        state: SessionState,
+        create: CreateMemoryTable,
+    ) -> SqlResult<DdlOutcome> {
+        let name = create.name.table().to_string();
+        if self.has_temp(&name) {
+            if create.if_not_exists {
+                return Ok(DdlOutcome::Skipped);
+            }
+            if !create.or_replace {
+                return Err(SqlError::new(
+                    sqlstate::DUPLICATE_TABLE,
+                    format!("relation \"{name}\" already exists"),
+                ));
+            }
+        }
+        let input = state.optimize(&create.input)?;
+        let schema = Arc::clone(input.schema().inner());
+        let batches = DataFrame::new(state, input).collect_partitioned().await?;
+        let table = MemTable::try_new(schema, batches)?
+            .with_constraints(create.constraints)
+            .with_column_defaults(create.column_defaults.into_iter().collect());
+        self.temp.register_table(name, Arc::new(table))?;
+        Ok(DdlOutcome::Done)
     }
 
     /// Whether the session has a temp table `name`.
@@ -76,7 +119,7 @@ impl CatalogProviderList for SessionCatalogs {
 #[derive(Debug)]
 struct SessionCatalog {
     shared: Arc<dyn CatalogProvider>,
-    temp: Arc<MemorySchemaProvider>,
+    temp: Arc<TempSchema>,
 }
 
 impl CatalogProvider for SessionCatalog {
@@ -104,10 +147,49 @@ impl CatalogProvider for SessionCatalog {
     }
 }
 
+/// A session's `pg_temp` schema: every table created or dropped in it moves
+/// the catalog version on, so that prepared statements are planned again.
+#[derive(Debug)]
+struct TempSchema {
+    tables: MemorySchemaProvider,
+    version: CatalogVersion,
+}
+
+#[async_trait]
+impl SchemaProvider for TempSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.tables.table_names()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        self.tables.table(name).await
+    }
+
+    fn register_table(
+        &self,
+        name: String,
+        table: Arc<dyn TableProvider>,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
+        let registered = self.tables.register_table(name, table);
+        self.version.bump();
+        registered
+    }
+
+    fn deregister_table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let dropped = self.tables.deregister_table(name);
+        self.version.bump();
+        dropped
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.tables.table_exist(name)
+    }
+}
+
 /// `public` as one session sees it: its temp tables, then the shared tables.
 #[derive(Debug)]
 struct TempFirst {
-    temp: Arc<MemorySchemaProvider>,
+    temp: Arc<TempSchema>,
     public: Arc<dyn SchemaProvider>,
 }
 

@@ -7,6 +7,7 @@ use arrow_pg::datatypes::df::deserialize_parameters;
 use arrow_pg::datatypes::into_pg_type;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use pgwire::types::format::FormatOptions;
 
 use super::copy::encode_copy;
 use super::encode::{encode_rows, to_notice, to_pg_error};
-use crate::engine::PlanReuse;
+use crate::engine::KeptPlans;
 use crate::engine::tracker::{QueryHandle, QueryRecord};
 use crate::error::{SqlError, SqlResult, sqlstate};
 use crate::session::statement::TransactionOp;
@@ -218,15 +219,26 @@ impl ExtendedQueryHandler for QueryHandler {
         let _cancel = self.session.begin_message();
         let tracked = self.session.track(&portal.statement.statement.sql);
         let prepared = match &portal.statement.statement.prepared {
-            Prepared::Plan(query) => Prepared::Plan(QueryPlan {
-                plan: match query.parameter_types {
-                    Some(types) => bind_declared_parameters(&query.plan, types, portal)?,
-                    None => bind_parameters(&query.plan, portal)?,
-                },
-                names: query.names.clone(),
-                parameter_types: query.parameter_types,
-                reuse: query.reuse.clone(),
-            }),
+            Prepared::Plan(query) => {
+                let plan = match self.current_plan(&portal.statement.statement, query).await {
+                    Ok(plan) => plan,
+                    Err(e) => {
+                        tracked.end(Some(&e));
+                        return Err(to_pg_error(e));
+                    }
+                };
+                let params = match query.parameter_types {
+                    Some(types) => Some(declared_parameter_values(types, portal)?),
+                    None => parameter_values(&plan, portal)?,
+                };
+                Prepared::Plan(QueryPlan {
+                    plan,
+                    names: query.names.clone(),
+                    parameter_types: query.parameter_types,
+                    params,
+                    kept: query.kept.clone(),
+                })
+            }
             Prepared::Insert(plan) => Prepared::Insert(bind_parameters(plan, portal)?),
             Prepared::Write(write) => {
                 let mut bound = write.clone();
@@ -246,30 +258,100 @@ impl ExtendedQueryHandler for QueryHandler {
     }
 }
 
+impl QueryHandler {
+    /// The logical plan of prepared statement `stmt` (`query`) for this
+    /// execution: if the catalog changed since it was planned (a DDL, a temp
+    /// table), it is planned again from its text, as PostgreSQL plans a
+    /// cached statement again; a result or parameter shape that changed is
+    /// refused with PostgreSQL's "cached plan must not change result type".
+    async fn current_plan(
+        &self,
+        stmt: &ParsedStatement,
+        query: &QueryPlan,
+    ) -> SqlResult<LogicalPlan> {
+        let Some(kept) = &query.kept else {
+            return Ok(query.plan.clone());
+        };
+        let catalog = self.session.catalog_version();
+        if let Some(plan) = kept.logical(catalog) {
+            return Ok(plan);
+        }
+        let replanned = async {
+            let mut commands = self.session.parse(&stmt.sql).await?;
+            let again = match commands.pop() {
+                Some(command) if commands.is_empty() => self.session.prepare(command).await?,
+                _ => return Err(changed_shape()),
+            };
+            match again {
+                Prepared::Plan(again) if same_shape(&again, query)? => Ok(again.plan),
+                _ => Err(changed_shape()),
+            }
+        };
+        let plan = replanned.await?;
+        kept.replan(plan.clone(), catalog);
+        Ok(plan)
+    }
+}
+
+/// PostgreSQL's error for a prepared statement whose tables changed shape.
+fn changed_shape() -> SqlError {
+    SqlError::new(
+        sqlstate::FEATURE_NOT_SUPPORTED,
+        "cached plan must not change result type",
+    )
+}
+
+/// Whether `again` (a statement planned anew) has the result columns and
+/// parameter types `before` was described with.
+fn same_shape(again: &QueryPlan, before: &QueryPlan) -> SqlResult<bool> {
+    let columns = |q: &QueryPlan| {
+        let schema = q.output_schema();
+        schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect::<Vec<_>>()
+    };
+    Ok(columns(again) == columns(before)
+        && again.parameter_types == before.parameter_types
+        && crate::session::parameter_types(&again.plan)?
+            == crate::session::parameter_types(&before.plan)?)
+}
+
 /// Substitute the portal's bound values for `$n` placeholders.
 fn bind_parameters(
     plan: &LogicalPlan,
     portal: &Portal<ParsedStatement>,
 ) -> PgWireResult<LogicalPlan> {
-    let types = crate::session::parameter_types(plan).map_err(to_pg_error)?;
-    if types.is_empty() {
-        return Ok(plan.clone());
+    match parameter_values(plan, portal)? {
+        None => Ok(plan.clone()),
+        Some(values) => plan
+            .clone()
+            .replace_params_with_values(&values)
+            .map_err(|e| to_pg_error(e.into())),
     }
-    let type_refs: Vec<Option<&DataType>> = types.iter().map(Option::as_ref).collect();
-    let values = deserialize_parameters(portal, &type_refs)?;
-    plan.clone()
-        .replace_params_with_values(&values)
-        .map_err(|e| to_pg_error(e.into()))
 }
 
-/// Substitute parameters whose types a replaced driver query declares
-/// ([`crate::pgcompat::text::driver_queries`]); only `oid[]` is needed so far.
-fn bind_declared_parameters(
+/// The portal's bound values for `plan`'s `$n` placeholders, as the types
+/// DataFusion inferred for them read them; none for a plan without any.
+fn parameter_values(
     plan: &LogicalPlan,
+    portal: &Portal<ParsedStatement>,
+) -> PgWireResult<Option<ParamValues>> {
+    let types = crate::session::parameter_types(plan).map_err(to_pg_error)?;
+    if types.is_empty() {
+        return Ok(None);
+    }
+    let type_refs: Vec<Option<&DataType>> = types.iter().map(Option::as_ref).collect();
+    Ok(Some(deserialize_parameters(portal, &type_refs)?))
+}
+
+/// The values of parameters whose types a replaced driver query declares
+/// ([`crate::pgcompat::text::driver_queries`]); only `oid[]` is needed so far.
+fn declared_parameter_values(
     types: &[Type],
     portal: &Portal<ParsedStatement>,
-) -> PgWireResult<LogicalPlan> {
-    use datafusion::common::ParamValues;
+) -> PgWireResult<ParamValues> {
     use datafusion::common::ScalarValue;
     let mut values = Vec::with_capacity(types.len());
     for (i, ty) in types.iter().enumerate() {
@@ -302,11 +384,9 @@ fn bind_declared_parameters(
         };
         values.push(value);
     }
-    plan.clone()
-        .replace_params_with_values(&ParamValues::List(
-            values.into_iter().map(Into::into).collect(),
-        ))
-        .map_err(|e| to_pg_error(e.into()))
+    Ok(ParamValues::List(
+        values.into_iter().map(Into::into).collect(),
+    ))
 }
 
 /// A Bind's result formats must be none, one for all, or one per column.
@@ -352,6 +432,8 @@ impl QueryParser for StatementPreparer {
     {
         // Parse is a message of its own: statement_timeout and CancelRequest apply.
         let _cancel = self.session.begin_message();
+        // Read before planning: a change made meanwhile plans it again.
+        let catalog = self.session.catalog_version();
         let prepared = async {
             let mut commands = self.session.parse(sql).await?;
             if commands.len() > 1 {
@@ -368,9 +450,9 @@ impl QueryParser for StatementPreparer {
         match prepared.await {
             Ok(prepared) => Ok(prepared.map(|mut prepared| {
                 // Executed again and again (a driver's probe, a dashboard's
-                // `SELECT 1`): a statement reading no table keeps its plan.
+                // lookup): the statement keeps what planning it made.
                 if let Prepared::Plan(query) = &mut prepared {
-                    query.reuse = PlanReuse::for_plan(&query.plan);
+                    query.kept = Some(KeptPlans::new(query.plan.clone(), catalog));
                 }
                 ParsedStatement {
                     prepared,
