@@ -10,6 +10,8 @@ Runs the 22 TPC-H queries (tests/tpch/) against:
             cost of distribution from that planning choice
   embedded  `vivace serve` with its default embedded workers
   cluster   a coordinator (--workers 0) and 2 `vivace worker` processes
+  single-pf only when --configs names it: single with Parquet filters evaluated
+            while decoding (pushdown_filters, reorder_filters, page index)
   duckdb    DuckDB (PyPI `duckdb`) in this process, views over read_parquet(),
             `SET threads` to the machine's cores: the reference answers
   trino     Trino 476 on one node (scripts/backends/start-trino.sh, --trino-heap,
@@ -74,6 +76,13 @@ BROADCAST_SETTINGS = [("datafusion.optimizer.hash_join_single_partition_threshol
 SECTION = "# TPC-H: Vivace, DuckDB and Trino"
 QUICK_SF = 0.01
 VIVACE = ("single", "single-bc", "embedded", "cluster")
+# Run only when named in --configs: scan settings under test.
+OPTIONAL = ("single-pf",)
+# What `single-pf` sets: Parquet filters evaluated while decoding (late
+# materialisation), reordered by cost, with the page index.
+PUSHDOWN_SETTINGS = [("datafusion.execution.parquet.pushdown_filters", "true"),
+                     ("datafusion.execution.parquet.reorder_filters", "true"),
+                     ("datafusion.execution.parquet.enable_page_index", "true")]
 REFERENCE = "duckdb"
 TITLES = {"duckdb": "DuckDB", "trino": "Trino"}
 # Numbers are equal when within either tolerance (math.isclose).
@@ -476,7 +485,9 @@ def report(args, run, chart) -> str:
         "distributed planning); `single-bc` = the same with the join broadcast thresholds of distributed "
         "sessions (`hash_join_single_partition_threshold` 32 MiB, `_rows` 1M); "
         f"`embedded` = `vivace serve --workers {cores}`; `cluster` = coordinator "
-        "`--workers 0` + 2 `vivace worker` processes on the same machine.", "",
+        "`--workers 0` + 2 `vivace worker` processes on the same machine"
+        + ("; `single-pf` = `single` with " + ", ".join(f"`{k.split('.')[-1]} = {v}`" for k, v in PUSHDOWN_SETTINGS)
+           if "single-pf" in args.configs else "") + ".", "",
         "| query | " + " | ".join(f"{TITLES.get(label, label)} (s)" for label in labels) + " | "
         + " | ".join(f"{a} / {TITLES.get(b, b)}" for a, b in ratios) + " |",
         "|---|" + "---:|" * (len(labels) + len(ratios)),
@@ -515,7 +526,8 @@ def measure(args, work: Path):
     configs = [("single", dict(embedded_workers=0)),
                ("single-bc", dict(embedded_workers=0, settings=BROADCAST_SETTINGS)),
                ("embedded", dict(embedded_workers=cores)),
-               ("cluster", dict(embedded_workers=0, remote_workers=2))]
+               ("cluster", dict(embedded_workers=0, remote_workers=2)),
+               ("single-pf", dict(embedded_workers=0, settings=PUSHDOWN_SETTINGS))]
     configs = [(label, kw) for label, kw in configs if label in args.configs]
     # All of them run side by side, idle but for the query being timed.
     engines, trino = {}, None
@@ -591,8 +603,9 @@ def main():
     # At SF 1, q21's hash build needs more than the 512 MB per node a 2G heap
     # allows (EXCEEDED_LOCAL_MEMORY_LIMIT); 6G gives Trino 1.5 GB per node.
     ap.add_argument("--configs", type=lambda s: s.split(","), default=list(VIVACE),
-                    help=f"the Vivace configurations to run, comma-separated (default: {','.join(VIVACE)}); "
-                    "single and cluster are always run, the ratios need them")
+                    help=f"the Vivace configurations to run, comma-separated (default: {','.join(VIVACE)}; "
+                    "also single-pf, single with Parquet filter pushdown); single and cluster are always run, "
+                    "the ratios need them")
     ap.add_argument("--trino-analyze", action=argparse.BooleanOptionalAction, default=True,
                     help="ANALYZE Trino's tables before timing (its cost-based optimizer needs the statistics)")
     ap.add_argument("--trino-heap", default="6G", help="Trino's -Xmx (e.g. 6G, 8G, 4096M)")
@@ -604,10 +617,11 @@ def main():
                     help="smoke test: SF 0.01 unless --data, 1 run, no Trino, no scaling part; never writes")
     args = ap.parse_args()
     BYTES_PER_PARTITION = args.bytes_per_partition
-    unknown = set(args.configs) - set(VIVACE)
+    unknown = set(args.configs) - set(VIVACE) - set(OPTIONAL)
     if unknown:
-        sys.exit(f"--configs: unknown configuration(s) {', '.join(sorted(unknown))}; known: {', '.join(VIVACE)}")
-    args.configs = [c for c in VIVACE if c in set(args.configs) | {"single", "cluster"}]
+        sys.exit(f"--configs: unknown configuration(s) {', '.join(sorted(unknown))}; "
+                 f"known: {', '.join(VIVACE + OPTIONAL)}")
+    args.configs = [c for c in VIVACE + OPTIONAL if c in set(args.configs) | {"single", "cluster"}]
     if args.quick:
         args.runs, args.no_write = 1, True
     if args.trino is None:
