@@ -71,6 +71,20 @@ fn create_sql(pg: &PgServer, name: &str, remote: &str) -> String {
     )
 }
 
+/// `orders` (over the remote table `orders`, spelled as given) and `customers`.
+async fn register_orders_and_customers(
+    client: &tokio_postgres::Client,
+    pg: &PgServer,
+    orders: &str,
+) {
+    for (name, remote) in [("orders", orders), ("customers", "customers")] {
+        client
+            .simple_query(&create_sql(pg, name, remote))
+            .await
+            .unwrap();
+    }
+}
+
 /// Queries run with pushdown on and off; each must give the same rows. With
 /// pushdown on, each reaches PostgreSQL as the given number of statements: one,
 /// except `NOT IN (subquery)`, which is never pushed (the SQL unparser would turn
@@ -138,12 +152,7 @@ async fn pushdown_sends_one_statement_and_matches_local_execution() {
         )
     };
     let client = server.client().await;
-    for (name, remote) in [("orders", "public.orders"), ("customers", "customers")] {
-        client
-            .simple_query(&create_sql(&pg, name, remote))
-            .await
-            .unwrap();
-    }
+    register_orders_and_customers(&client, &pg, "public.orders").await;
 
     for &(sql, statements) in DIFFERENTIAL {
         client
@@ -723,12 +732,7 @@ async fn eventually(seconds: u64, mut f: impl FnMut() -> bool) -> bool {
 async fn pools_close_with_their_last_table_and_schema() {
     let (_dir, pg, server) = start("pg-pools").await;
     let client = server.client().await;
-    for (name, remote) in [("orders", "orders"), ("customers", "customers")] {
-        client
-            .simple_query(&create_sql(&pg, name, remote))
-            .await
-            .unwrap();
-    }
+    register_orders_and_customers(&client, &pg, "orders").await;
     let _ = rows(&client, "SELECT count(*) FROM orders").await;
     let _ = rows(&client, "SELECT count(*) FROM customers").await;
     assert!(vivace_backends(&pg, None) > 0);
@@ -1130,12 +1134,7 @@ async fn worker_processes_run_partitioned_scans() {
 async fn prepared_statements_push_each_executions_values() {
     let (_dir, pg, server) = start("pg-prepared").await;
     let client = server.client().await;
-    for (name, remote) in [("orders", "public.orders"), ("customers", "customers")] {
-        client
-            .simple_query(&create_sql(&pg, name, remote))
-            .await
-            .unwrap();
-    }
+    register_orders_and_customers(&client, &pg, "public.orders").await;
     let local = server.client().await;
     local
         .simple_query("SET vivace.pushdown = off")
