@@ -14,9 +14,10 @@
 //!   again with its operators' state reset.
 //!
 //! Everything kept belongs to the session snapshot it was made under (a `SET`
-//! makes a new one) and to the [`CatalogVersion`] it was planned against: after
-//! any DDL the statement is planned again from its text at its next execution
-//! ([`KeptPlans::replan`]), as PostgreSQL invalidates cached plans.
+//! makes a new one) and to the [`CatalogVersion`] the statement was planned at:
+//! after any DDL the statement is planned again from its text at its next
+//! execution ([`KeptPlans::replan`], which drops everything kept), as
+//! PostgreSQL invalidates cached plans.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,9 +34,9 @@ use datafusion_federation::FederatedPlanNode;
 /// A session's state snapshot, as [`super::QueryState`] holds it.
 pub(super) type SharedState = Arc<tokio::sync::Mutex<SessionState>>;
 
-/// A count of the changes to the catalogs statements are planned against:
-/// every DDL and every temp table bumps it, so that a plan made before a
-/// change is made again.
+/// A count of changes to the catalogs statements are planned against (the
+/// engine's, moved on by every DDL; a session's temp tables, by each one
+/// created or dropped), so that a plan made before a change is made again.
 #[derive(Debug, Clone, Default)]
 pub struct CatalogVersion(Arc<AtomicU64>);
 
@@ -64,7 +65,8 @@ pub struct KeptPlans {
 struct Kept {
     /// The statement's logical plan and the catalog version it was planned at.
     logical: (LogicalPlan, u64),
-    /// The snapshot the optimised and physical plans were made under.
+    /// The snapshot the optimised and physical plans were made under (all
+    /// at the catalog version of `logical`: [`KeptPlans::replan`] drops them).
     state: Option<SharedState>,
     optimized: Optimized,
     physical: Option<Arc<dyn ExecutionPlan>>,
@@ -72,7 +74,7 @@ struct Kept {
 
 /// The optimised plan of a [`KeptPlans`].
 enum Optimized {
-    /// Not tried under this snapshot and catalog yet.
+    /// Not tried under this snapshot yet.
     Untried,
     /// Kept, placeholders in place.
     Kept(LogicalPlan),
@@ -123,13 +125,11 @@ impl KeptPlans {
         kept.physical = None;
     }
 
-    /// What is kept for a run under `state` at catalog version `catalog`;
-    /// anything kept under another snapshot or catalog is dropped.
-    pub(super) fn for_run(&self, state: &SharedState, catalog: u64) -> ForRun {
+    /// What is kept for a run under `state`; anything kept under another
+    /// snapshot is dropped.
+    pub(super) fn for_run(&self, state: &SharedState) -> ForRun {
         let mut kept = self.lock();
-        let current =
-            kept.logical.1 == catalog && kept.state.as_ref().is_some_and(|s| Arc::ptr_eq(s, state));
-        if !current {
+        if !kept.state.as_ref().is_some_and(|s| Arc::ptr_eq(s, state)) {
             kept.state = Some(Arc::clone(state));
             kept.optimized = Optimized::Untried;
             kept.physical = None;
@@ -333,7 +333,7 @@ mod tests {
     ) -> LogicalPlan {
         let guard = state.lock().await;
         let plan = kept.logical(0).unwrap();
-        match kept.for_run(state, 0) {
+        match kept.for_run(state) {
             ForRun::Optimized(optimized) => bind(optimized, params).unwrap(),
             ForRun::TryKeeping => optimize(&guard, &plan, params, Some((kept, state))).unwrap(),
             ForRun::Nothing => optimize(&guard, &plan, params, None).unwrap(),
@@ -375,17 +375,20 @@ mod tests {
         let state = snapshot(&ctx);
         let first = run_once(&kept, &state, Some(&values(&[2]))).await;
         assert_eq!(names(&ctx, first).await, ["two"]);
-        assert!(matches!(kept.for_run(&state, 0), ForRun::Optimized(_)));
+        assert!(matches!(kept.for_run(&state), ForRun::Optimized(_)));
         for (id, want) in [(3, vec!["three"]), (1, vec!["one"]), (7, vec![])] {
             let again = run_once(&kept, &state, Some(&values(&[id]))).await;
             assert_eq!(names(&ctx, again).await, want, "id {id}");
         }
         // Another snapshot (a SET) or another catalog: made again.
-        assert!(matches!(
-            kept.for_run(&snapshot(&ctx), 0),
-            ForRun::TryKeeping
-        ));
+        assert!(matches!(kept.for_run(&snapshot(&ctx)), ForRun::TryKeeping));
         assert!(kept.logical(1).is_none());
+        // Planned again after a DDL: nothing kept from before.
+        assert!(matches!(kept.for_run(&state), ForRun::TryKeeping));
+        let _ = run_once(&kept, &state, Some(&values(&[2]))).await;
+        assert!(matches!(kept.for_run(&state), ForRun::Optimized(_)));
+        kept.replan(kept.logical(0).unwrap(), 1);
+        assert!(matches!(kept.for_run(&state), ForRun::TryKeeping));
     }
 
     #[tokio::test]
@@ -397,13 +400,13 @@ mod tests {
         let state = snapshot(&ctx);
         let first = run_once(&kept, &state, Some(&values(&[2]))).await;
         assert_eq!(names(&ctx, first).await, ["one", "two"]);
-        assert!(matches!(kept.for_run(&state, 0), ForRun::Nothing));
+        assert!(matches!(kept.for_run(&state), ForRun::Nothing));
         let again = run_once(&kept, &state, Some(&values(&[1]))).await;
         assert_eq!(names(&ctx, again).await, ["one"]);
         // `now()` is folded at optimisation: never kept, never tried.
         let plan = logical(&ctx, "SELECT now() FROM t WHERE id = $1").await;
         let kept = KeptPlans::new(plan, 0);
-        assert!(matches!(kept.for_run(&state, 0), ForRun::Nothing));
+        assert!(matches!(kept.for_run(&state), ForRun::Nothing));
     }
 
     #[tokio::test]
@@ -433,11 +436,11 @@ mod tests {
         let ctx = SessionContext::new();
         let kept = KeptPlans::new(logical(&ctx, "SELECT 1 + 1").await, 0);
         let state = snapshot(&ctx);
-        assert!(matches!(kept.for_run(&state, 0), ForRun::TryKeeping));
+        assert!(matches!(kept.for_run(&state), ForRun::TryKeeping));
         let plan = kept.logical(0).unwrap();
         let physical = ctx.state().create_physical_plan(&plan).await.unwrap();
         kept.keep_physical(&state, &physical);
-        let ForRun::Physical(again) = kept.for_run(&state, 0) else {
+        let ForRun::Physical(again) = kept.for_run(&state) else {
             panic!("kept");
         };
         let rows = datafusion::physical_plan::collect(again, ctx.task_ctx())
@@ -446,12 +449,13 @@ mod tests {
         assert_eq!(rows[0].num_rows(), 1);
         // A SET makes a new snapshot, a DDL a new catalog version: planned again.
         assert!(!matches!(
-            kept.for_run(&snapshot(&ctx), 0),
+            kept.for_run(&snapshot(&ctx)),
             ForRun::Physical(_)
         ));
-        assert!(!matches!(kept.for_run(&state, 0), ForRun::Physical(_)));
+        assert!(!matches!(kept.for_run(&state), ForRun::Physical(_)));
         kept.keep_physical(&state, &physical);
-        assert!(matches!(kept.for_run(&state, 0), ForRun::Physical(_)));
-        assert!(!matches!(kept.for_run(&state, 1), ForRun::Physical(_)));
+        assert!(matches!(kept.for_run(&state), ForRun::Physical(_)));
+        kept.replan(plan, 1);
+        assert!(!matches!(kept.for_run(&state), ForRun::Physical(_)));
     }
 }

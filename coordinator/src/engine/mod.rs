@@ -313,9 +313,10 @@ impl Engine {
         self.template.catalog_list().clone()
     }
 
-    /// The count of catalog changes prepared statements are planned against.
-    pub fn catalog_version(&self) -> &CatalogVersion {
-        &self.catalog_version
+    /// The count of DDL statements run, part of the catalog version prepared
+    /// statements are planned at.
+    pub fn catalog_version(&self) -> u64 {
+        self.catalog_version.current()
     }
 
     /// Hold the DDL lock for one change of the catalog; the catalog version

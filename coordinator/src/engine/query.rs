@@ -59,8 +59,9 @@ impl Engine {
     /// it starts.
     ///
     /// With `kept`, the plans a prepared statement kept from an earlier
-    /// execution under the same snapshot and catalog are used, and new ones
-    /// kept ([`KeptPlans`]).
+    /// execution under the same snapshot are used, and new ones kept
+    /// ([`KeptPlans`]; the caller has planned the statement again if the
+    /// catalog changed since).
     pub async fn start(
         &self,
         query_state: &QueryState,
@@ -71,12 +72,11 @@ impl Engine {
         record: Option<&QueryRecord>,
     ) -> SqlResult<SendableRecordBatchStream> {
         let mut retries_left = self.query_retries();
-        let catalog = self.catalog_version().current();
         let plan = Arc::new(plan);
         let params = params.map(Arc::new);
         let started = loop {
             let shared = &query_state.state;
-            let found = kept.map_or(ForRun::Nothing, |k| k.for_run(shared, catalog));
+            let found = kept.map_or(ForRun::Nothing, |k| k.for_run(shared));
             let physical = match found {
                 ForRun::Physical(physical) => physical,
                 found => {

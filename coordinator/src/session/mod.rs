@@ -197,10 +197,7 @@ impl Drop for Session {
 impl Session {
     /// A new session over `engine`.
     pub fn new(engine: Arc<Engine>) -> Self {
-        let catalogs = Arc::new(SessionCatalogs::new(
-            engine.catalogs(),
-            engine.catalog_version().clone(),
-        ));
+        let catalogs = Arc::new(SessionCatalogs::new(engine.catalogs()));
         let ctx = engine.new_session_context(catalogs.clone());
         let settings = Arc::new(Mutex::new(Settings::with_server_settings(
             engine.server_settings(),
@@ -341,10 +338,11 @@ impl Session {
         .await
     }
 
-    /// The catalog version statements are planned against now
-    /// ([`crate::engine::CatalogVersion`]).
+    /// The catalog version this session's statements are planned against now:
+    /// the engine's (every DDL) plus the session's temp tables. Both only
+    /// grow, so any change of either gives a version not seen before.
     pub fn catalog_version(&self) -> u64 {
-        self.engine.catalog_version().current()
+        self.engine.catalog_version() + self.catalogs.temp_version()
     }
 
     /// Plan a command, on a planning thread ([`crate::engine::planning`]). Queries

@@ -37,16 +37,21 @@ pub struct SessionCatalogs {
 }
 
 impl SessionCatalogs {
-    /// Wrap the engine's catalogs for one session; creating or dropping a
-    /// temp table moves `version` on.
-    pub fn new(shared: Arc<dyn CatalogProviderList>, version: CatalogVersion) -> Self {
+    /// Wrap the engine's catalogs for one session.
+    pub fn new(shared: Arc<dyn CatalogProviderList>) -> Self {
         Self {
             shared,
             temp: Arc::new(TempSchema {
                 tables: MemorySchemaProvider::new(),
-                version,
+                version: CatalogVersion::default(),
             }),
         }
+    }
+
+    /// How many temp tables the session created or dropped: its own part of
+    /// the catalog version its prepared statements are planned at.
+    pub fn temp_version(&self) -> u64 {
+        self.temp.version.current()
     }
 
     /// Drop temp table `name`; false if the session has none of that name.
@@ -148,7 +153,7 @@ impl CatalogProvider for SessionCatalog {
 }
 
 /// A session's `pg_temp` schema: every table created or dropped in it moves
-/// the catalog version on, so that prepared statements are planned again.
+/// its version on, so that the session's prepared statements are planned again.
 #[derive(Debug)]
 struct TempSchema {
     tables: MemorySchemaProvider,
