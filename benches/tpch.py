@@ -10,10 +10,7 @@ Runs the 22 TPC-H queries (tests/tpch/) against:
             cost of distribution from that planning choice
   embedded  `vivace serve` with its default embedded workers
   cluster   a coordinator (--workers 0) and 2 `vivace worker` processes
-  single-nojf only when --configs names it: single with
-            `vivace.scan_join_filters = off` (DataFusion's own scan settings:
-            join keys used to skip row groups, not rows)
-  single-pf only when --configs names it: single with every filter evaluated
+  single-pf only when --configs names it: single with Parquet filters evaluated
             while decoding (pushdown_filters, reorder_filters, page index)
   duckdb    DuckDB (PyPI `duckdb`) in this process, views over read_parquet(),
             `SET threads` to the machine's cores: the reference answers
@@ -80,9 +77,7 @@ SECTION = "# TPC-H: Vivace, DuckDB and Trino"
 QUICK_SF = 0.01
 VIVACE = ("single", "single-bc", "embedded", "cluster")
 # Run only when named in --configs: scan settings under test.
-OPTIONAL = ("single-nojf", "single-pf")
-# What `single-nojf` sets: join filters left to DataFusion's defaults.
-NO_JOIN_FILTER_SETTINGS = [("vivace.scan_join_filters", "off")]
+OPTIONAL = ("single-pf",)
 # What `single-pf` sets: Parquet filters evaluated while decoding (late
 # materialisation), reordered by cost, with the page index.
 PUSHDOWN_SETTINGS = [("datafusion.execution.parquet.pushdown_filters", "true"),
@@ -491,8 +486,6 @@ def report(args, run, chart) -> str:
         "sessions (`hash_join_single_partition_threshold` 32 MiB, `_rows` 1M); "
         f"`embedded` = `vivace serve --workers {cores}`; `cluster` = coordinator "
         "`--workers 0` + 2 `vivace worker` processes on the same machine"
-        + ("; `single-nojf` = `single` with `vivace.scan_join_filters = off` (join keys skip row groups "
-           "and pages only, not rows: DataFusion's defaults)" if "single-nojf" in args.configs else "")
         + ("; `single-pf` = `single` with " + ", ".join(f"`{k.split('.')[-1]} = {v}`" for k, v in PUSHDOWN_SETTINGS)
            if "single-pf" in args.configs else "") + ".", "",
         "| query | " + " | ".join(f"{TITLES.get(label, label)} (s)" for label in labels) + " | "
@@ -534,7 +527,6 @@ def measure(args, work: Path):
                ("single-bc", dict(embedded_workers=0, settings=BROADCAST_SETTINGS)),
                ("embedded", dict(embedded_workers=cores)),
                ("cluster", dict(embedded_workers=0, remote_workers=2)),
-               ("single-nojf", dict(embedded_workers=0, settings=NO_JOIN_FILTER_SETTINGS)),
                ("single-pf", dict(embedded_workers=0, settings=PUSHDOWN_SETTINGS))]
     configs = [(label, kw) for label, kw in configs if label in args.configs]
     # All of them run side by side, idle but for the query being timed.
@@ -612,8 +604,7 @@ def main():
     # allows (EXCEEDED_LOCAL_MEMORY_LIMIT); 6G gives Trino 1.5 GB per node.
     ap.add_argument("--configs", type=lambda s: s.split(","), default=list(VIVACE),
                     help=f"the Vivace configurations to run, comma-separated (default: {','.join(VIVACE)}; "
-                    "also single-nojf, single without join filters in Parquet scans, and single-pf, single with "
-                    "every filter pushed into Parquet decoding); single and cluster are always run, "
+                    "also single-pf, single with Parquet filter pushdown); single and cluster are always run, "
                     "the ratios need them")
     ap.add_argument("--trino-analyze", action=argparse.BooleanOptionalAction, default=True,
                     help="ANALYZE Trino's tables before timing (its cost-based optimizer needs the statistics)")
