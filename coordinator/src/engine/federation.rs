@@ -43,9 +43,6 @@ pub struct VivaceOptions {
     /// `vivace.progress_notices`: while a query produces its first row, send
     /// a NOTICE with its progress every few seconds (default off).
     pub progress_notices: bool,
-    /// `vivace.scan_join_filters`: Parquet scans apply the filters joins hand
-    /// them while decoding (default on; see `scan_join_filters.rs`).
-    pub scan_join_filters: bool,
 }
 
 impl Default for VivaceOptions {
@@ -54,7 +51,6 @@ impl Default for VivaceOptions {
             pushdown: true,
             resource_group: String::new(),
             progress_notices: false,
-            scan_join_filters: true,
         }
     }
 }
@@ -99,10 +95,6 @@ impl ExtensionOptions for VivaceOptions {
                 self.progress_notices = switch(key, value)?;
                 Ok(())
             }
-            "scan_join_filters" => {
-                self.scan_join_filters = switch(key, value)?;
-                Ok(())
-            }
             "resource_group" => {
                 self.resource_group = value.trim().to_string();
                 Ok(())
@@ -129,11 +121,6 @@ impl ExtensionOptions for VivaceOptions {
                 key: "vivace.progress_notices".into(),
                 value: Some(if self.progress_notices { "on" } else { "off" }.into()),
                 description: "Send a NOTICE with a query's progress every few seconds until its first row",
-            },
-            ConfigEntry {
-                key: "vivace.scan_join_filters".into(),
-                value: Some(if self.scan_join_filters { "on" } else { "off" }.into()),
-                description: "Parquet scans skip the rows a join's keys rule out while decoding",
             },
         ]
     }

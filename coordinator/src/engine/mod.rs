@@ -10,7 +10,6 @@ mod kept_plans;
 pub mod nesting;
 pub mod planning;
 mod query;
-mod scan_join_filters;
 mod state;
 pub mod system_queries;
 pub mod system_tasks;

@@ -155,19 +155,16 @@ impl PhysicalOptimizerRule for Checkpoint {
     }
 }
 
-/// DataFusion's physical optimizer rules, then Vivace's join filters in
-/// Parquet scans ([`super::scan_join_filters`]) and yielding joins
+/// DataFusion's physical optimizer rules, then Vivace's yielding joins
 /// ([`super::yielding`]), with a cancellation checkpoint after each.
 pub fn physical_checkpoints() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
     let checkpoint: Arc<dyn PhysicalOptimizerRule + Send + Sync> = Arc::new(Checkpoint);
     let yielding: Arc<dyn PhysicalOptimizerRule + Send + Sync> =
         Arc::new(super::yielding::YieldingJoins);
-    let join_filters: Arc<dyn PhysicalOptimizerRule + Send + Sync> =
-        Arc::new(super::scan_join_filters::ScanJoinFilters);
     PhysicalOptimizer::new()
         .rules
         .into_iter()
-        .chain([join_filters, yielding])
+        .chain([yielding])
         .flat_map(|rule| [rule, checkpoint.clone()])
         .collect()
 }
