@@ -72,6 +72,31 @@ def source_commit() -> str:
     return commit + ("+changes" if dirty else "")
 
 
+def _cpu_times() -> tuple:
+    """(busy, total) jiffies of all cores since boot, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def settle(busy_below: float = 0.15, window: float = 0.1, limit: float = 2.0) -> bool:
+    """Wait until the machine is quiet: less than `busy_below` of its cores busy
+    over a `window` of seconds, for at most `limit` seconds. Engines side by side
+    keep working after a query ends (a JVM collects its garbage, a server frees
+    its buffers); on 2 cores that work slowed whichever engine ran next by up to
+    40% (TPC-H SF 1, the engine timed right after Trino). False when the machine
+    was still busy at the limit."""
+    deadline = time.monotonic() + limit
+    while True:
+        busy0, total0 = _cpu_times()
+        time.sleep(window)
+        busy1, total1 = _cpu_times()
+        if total1 > total0 and (busy1 - busy0) / (total1 - total0) < busy_below:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+
+
 def median_time(fn, runs):
     """Median wall time of `runs` calls of `fn`, after one warm-up call."""
     fn()

@@ -60,7 +60,8 @@ from pathlib import Path
 
 import psycopg2
 
-from benchlib import Trino, TrinoError, begin_run, free_port, machine, publish, require_binary, source_commit, wait_port
+from benchlib import (Trino, TrinoError, begin_run, free_port, machine, publish, require_binary, settle,
+                      source_commit, wait_port)
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = [(f"q{n}", (ROOT / "tests" / "tpch" / f"q{n}.sql").read_text()) for n in range(1, 23)]
@@ -287,7 +288,7 @@ def first_line(error: Exception) -> str:
     return text.splitlines()[0][:200]
 
 
-def time_interleaved(engines, queries, runs, reference=None):
+def time_interleaved(engines, queries, runs, reference=None, wait_quiet=True):
     """Per engine: median seconds per query, the rows for checking, and why a
     query has no time (an error, or an answer that differs from the `reference`
     engine's).
@@ -298,9 +299,11 @@ def time_interleaved(engines, queries, runs, reference=None):
     their speed drifts by tens of percent over the minutes one configuration's
     22 queries take. An engine that fails a query is left out of its timed runs.
     `engines` are Deployments, DuckDB or Trino: anything whose connect() gives a
-    DB-API-like connection."""
+    DB-API-like connection. With `wait_quiet`, each timed run waits for the
+    machine to be quiet first (benchlib.settle)."""
     conns = {label: engine.connect() for label, engine in engines.items()}
     times, answers, failures = ({label: {} for label in engines} for _ in range(3))
+    busy = [0]  # timed runs that started on a machine still busy after settle()
     try:
         for name, sql in queries:
             for label, conn in conns.items():
@@ -317,8 +320,16 @@ def time_interleaved(engines, queries, runs, reference=None):
                     elif problem := mismatch(answers[reference][name], answers[label][name]):
                         failures[label][name] = f"wrong answer: {problem}"
             samples = {label: [] for label in engines if name not in failures[label]}
-            for _ in range(runs):
-                for label in list(samples):
+            for turn in range(runs):
+                # Each round starts with another engine, and each query waits
+                # for the machine to be quiet: no engine is timed while the one
+                # before it still works in the background.
+                labels = list(samples)
+                for label in labels[turn % len(labels):] + labels[:turn % len(labels)]:
+                    if label not in samples:
+                        continue
+                    if wait_quiet and not settle():
+                        busy[0] += 1
                     start = time.perf_counter()
                     try:
                         fetch(conns[label], sql)
@@ -332,6 +343,8 @@ def time_interleaved(engines, queries, runs, reference=None):
             print(f"  {name}: " + ", ".join(f"{label} {times[label][name]:.3f}s" if name in times[label] else
                                             f"{label} FAILED ({failures[label][name]})" for label in engines),
                   flush=True)
+        if busy[0]:
+            print(f"  {busy[0]} timed run(s) started on a machine still busy after 2 s", flush=True)
     finally:
         for conn in conns.values():
             conn.close()
@@ -465,7 +478,9 @@ def report(args, run, chart) -> str:
         + ".  ",
         f"Command: `python3 benches/tpch.py {' '.join(sys.argv[1:])}`  ",
         f"Each time is the median of {args.runs} run(s) after one warm-up, the engines running side by side and "
-        f"taking turns query by query, each with the machine's {cores} cores (DuckDB `SET threads = {cores}`"
+        f"taking turns query by query (each round starting with the next engine; each timed run starting once "
+        f"the machine is quiet, under 15% of its CPU busy over 0.1 s, waited for up to 2 s), each with the "
+        f"machine's {cores} cores (DuckDB `SET threads = {cores}`"
         + (", Trino's defaults; Trino also ran the 22 queries once before the timed part, to warm its JVM"
            if "trino" in times else "") + ").  ",
         "Answers: the warm-up answer of every engine was checked against DuckDB's (same rows in the same order; "
@@ -549,7 +564,8 @@ def measure(args, work: Path):
         multi = [q for q, st in stages.items() if st and any("tasks=1," not in line for line in st)]
         print(f"queries with a stage on more than one task in cluster: {len(multi)}", flush=True)
         lineitem = engines["duckdb"].count("lineitem")
-        times, answers, failures = time_interleaved(engines, QUERIES, args.runs, reference=REFERENCE)
+        times, answers, failures = time_interleaved(engines, QUERIES, args.runs, reference=REFERENCE,
+                                                    wait_quiet=not args.quick)
     finally:
         for engine in engines.values():
             engine.stop()
