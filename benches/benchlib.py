@@ -245,16 +245,8 @@ class Trino:
         if done.returncode != 0:
             sys.exit(f"Trino did not start:\n{done.stdout}{done.stderr}")
         # /v1/info stops saying "starting" before the node has announced itself
-        # to the coordinator (NO_NODES_AVAILABLE until then).
-        deadline = time.time() + 120
-        while True:
-            try:
-                self.query("SELECT 1")
-                break
-            except TrinoError as e:
-                if "NO_NODES_AVAILABLE" not in str(e) or time.time() > deadline:
-                    raise
-                time.sleep(0.5)
+        # to the coordinator (NO_NODES_AVAILABLE until then); query() waits.
+        self.query("SELECT 1")
         print(f"  trino: {done.stdout.strip()}", flush=True)
 
     def version(self) -> str:
@@ -265,7 +257,20 @@ class Trino:
         """The rows of `sql` as tuples; decimals as Decimal and doubles as float
         (the protocol sends decimals as strings). The query's statistics (the
         `stats` of its last response: processedRows, the rows its scans read, …)
-        are left in `last_stats`."""
+        are left in `last_stats`. A query refused with NO_NODES_AVAILABLE is sent
+        again for up to 120 s: after start-up the node announces itself, and then
+        each catalog, a little later (SELECT 1 ran, a count of a Hive table did not)."""
+        deadline = time.time() + 120
+        while True:
+            try:
+                return self._query(sql)
+            except TrinoError as e:
+                if "NO_NODES_AVAILABLE" not in str(e) or time.time() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def _query(self, sql: str):
+        """One attempt of query()."""
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}/v1/statement", data=sql.encode(),
                                          headers=self.headers)
         rows, columns = [], []
