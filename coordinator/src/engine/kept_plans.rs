@@ -235,55 +235,61 @@ pub(super) fn bind(plan: LogicalPlan, params: Option<&ParamValues>) -> Result<Lo
         .map(|t| t.data)
 }
 
-/// Whether every function `plan` calls (in its sub-queries too) is immutable:
-/// a stable one such as `now()` is folded into a constant by the optimizer.
-fn calls_only_immutable_functions(plan: &LogicalPlan) -> bool {
-    let immutable = |expr: &Expr| {
-        expr.apply(|e| {
-            let volatility = match e {
-                Expr::ScalarFunction(f) => Some(f.func.signature().volatility),
-                Expr::AggregateFunction(f) => Some(f.func.signature().volatility),
-                Expr::WindowFunction(f) => Some(f.fun.signature().volatility),
-                _ => None,
-            };
-            Ok(match volatility {
-                Some(v) if v != Volatility::Immutable => TreeNodeRecursion::Stop,
-                _ => TreeNodeRecursion::Continue,
-            })
+/// Whether `ok` holds for every node of `expr`: the walk stops at the first
+/// node it fails.
+fn every_node(expr: &Expr, ok: impl Fn(&Expr) -> bool) -> Result<TreeNodeRecursion> {
+    expr.apply(|e| {
+        Ok(if ok(e) {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
         })
-    };
-    let walked = plan.apply_with_subqueries(|node| node.apply_expressions(immutable));
+    })
+}
+
+/// Whether a plan walk went through to its end (no node stopped it).
+fn walked_through(walked: Result<TreeNodeRecursion>) -> bool {
     matches!(
         walked,
         Ok(TreeNodeRecursion::Continue | TreeNodeRecursion::Jump)
     )
 }
 
+/// Whether every function `plan` calls (in its sub-queries too) is immutable:
+/// a stable one such as `now()` is folded into a constant by the optimizer.
+fn calls_only_immutable_functions(plan: &LogicalPlan) -> bool {
+    let immutable = |e: &Expr| {
+        let volatility = match e {
+            Expr::ScalarFunction(f) => f.func.signature().volatility,
+            Expr::AggregateFunction(f) => f.func.signature().volatility,
+            Expr::WindowFunction(f) => f.fun.signature().volatility,
+            _ => return true,
+        };
+        volatility == Volatility::Immutable
+    };
+    walked_through(
+        plan.apply_with_subqueries(|node| {
+            node.apply_expressions(|expr| every_node(expr, immutable))
+        }),
+    )
+}
+
 /// Whether `plan` reads no table and has no parameter, subquery, aggregate
 /// or function that is not immutable: its rows are the same every time.
 fn is_constant(plan: &LogicalPlan) -> bool {
-    let constant_expr = |expr: &Expr| {
-        expr.apply(|e| {
-            let constant = match e {
-                Expr::ScalarFunction(f) => f.func.signature().volatility == Volatility::Immutable,
-                Expr::Placeholder(_)
-                | Expr::ScalarSubquery(_)
-                | Expr::Exists(_)
-                | Expr::InSubquery(_)
-                | Expr::SetComparison(_)
-                | Expr::OuterReferenceColumn(..)
-                | Expr::AggregateFunction(_)
-                | Expr::WindowFunction(_) => false,
-                _ => true,
-            };
-            Ok(if constant {
-                TreeNodeRecursion::Continue
-            } else {
-                TreeNodeRecursion::Stop
-            })
-        })
+    let constant = |e: &Expr| match e {
+        Expr::ScalarFunction(f) => f.func.signature().volatility == Volatility::Immutable,
+        Expr::Placeholder(_)
+        | Expr::ScalarSubquery(_)
+        | Expr::Exists(_)
+        | Expr::InSubquery(_)
+        | Expr::SetComparison(_)
+        | Expr::OuterReferenceColumn(..)
+        | Expr::AggregateFunction(_)
+        | Expr::WindowFunction(_) => false,
+        _ => true,
     };
-    let walked = plan.apply(|node| {
+    walked_through(plan.apply(|node| {
         if !matches!(
             node,
             LogicalPlan::Projection(_)
@@ -293,12 +299,8 @@ fn is_constant(plan: &LogicalPlan) -> bool {
         ) {
             return Ok(TreeNodeRecursion::Stop);
         }
-        node.apply_expressions(constant_expr)
-    });
-    matches!(
-        walked,
-        Ok(TreeNodeRecursion::Continue | TreeNodeRecursion::Jump)
-    )
+        node.apply_expressions(|expr| every_node(expr, constant))
+    }))
 }
 
 #[cfg(test)]
