@@ -79,22 +79,35 @@ def _cpu_times() -> tuple:
     return sum(fields) - idle, sum(fields)
 
 
-def settle(busy_below: float = 0.15, window: float = 0.1, limit: float = 2.0) -> bool:
-    """Wait until the machine is quiet: less than `busy_below` of its cores busy
-    over a `window` of seconds, for at most `limit` seconds. Engines side by side
-    keep working after a query ends (a JVM collects its garbage, a server frees
-    its buffers); on 2 cores that work slowed whichever engine ran next by up to
+# settle(): quiet is under QUIET_BUSY of the cores busy over QUIET_WINDOW
+# seconds, waited for up to QUIET_LIMIT seconds; QUIET says so in a report.
+QUIET_BUSY, QUIET_WINDOW, QUIET_LIMIT = 0.15, 0.1, 2.0
+QUIET = (f"under {QUIET_BUSY:.0%} of its CPU busy over {QUIET_WINDOW:g} s, "
+         f"waited for up to {QUIET_LIMIT:g} s")
+
+
+def settle() -> bool:
+    """Wait until the machine is quiet (QUIET). Engines side by side keep
+    working after a query ends (a JVM collects its garbage, a server frees its
+    buffers); on 2 cores that work slowed whichever engine ran next by up to
     40% (TPC-H SF 1, the engine timed right after Trino). False when the machine
     was still busy at the limit."""
-    deadline = time.monotonic() + limit
+    deadline = time.monotonic() + QUIET_LIMIT
     while True:
         busy0, total0 = _cpu_times()
-        time.sleep(window)
+        time.sleep(QUIET_WINDOW)
         busy1, total1 = _cpu_times()
-        if total1 > total0 and (busy1 - busy0) / (total1 - total0) < busy_below:
+        if total1 > total0 and (busy1 - busy0) / (total1 - total0) < QUIET_BUSY:
             return True
         if time.monotonic() >= deadline:
             return False
+
+
+def in_turn(names: list, round_: int) -> list:
+    """`names` in the order of round `round_` of a benchmark's turns: each
+    round starts with the next one, so none always follows the same other."""
+    start = round_ % len(names) if names else 0
+    return names[start:] + names[:start]
 
 
 def median_time(fn, runs):

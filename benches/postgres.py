@@ -49,8 +49,8 @@ from pathlib import Path
 
 import psycopg2
 
-from benchlib import (Trino, begin_run, free_port, machine, publish, require_binary, require_postgres, settle,
-                      source_commit, wait_port)
+from benchlib import (QUIET, Trino, begin_run, free_port, in_turn, machine, publish, require_binary,
+                      require_postgres, settle, source_commit, wait_port)
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -196,8 +196,8 @@ def timed_turns(conns, sql, runs, min_seconds, max_runs=500):
 
     One warm-up run each, then the runs go round the connections in turn (each
     round starting with the next one, the run after Trino's on a quiet machine:
-    benchlib.settle), so all sample the same machine conditions (the development machines are shared and
-    their speed drifts by tens of percent over minutes). At least `runs` runs
+    benchlib.settle), so all sample the same machine conditions (the development
+    machines are shared and their speed drifts by tens of percent over minutes). At least `runs` runs
     each, and more until `min_seconds` have passed, so a millisecond query gets
     hundreds of samples, not five. psycopg2 connections are autocommit and never
     used as context managers (psycopg2 2.9 would open a transaction)."""
@@ -210,12 +210,10 @@ def timed_turns(conns, sql, runs, min_seconds, max_runs=500):
             answers[name] = cur.fetchall()
         started = time.perf_counter()
         done = 0
-        names = list(cursors)
         while done < max_runs and (done < runs or time.perf_counter() - started < min_seconds):
-            # Each round starts with the next connection, and the run after
-            # Trino's waits for a quiet machine: its JVM works on after a query
-            # ends, and on 2 cores that slowed whichever connection came next.
-            turn = names[done % len(names):] + names[:done % len(names)]
+            # The run after Trino's waits for a quiet machine: its JVM works on
+            # after a query ends, and on 2 cores that slowed the next connection.
+            turn = in_turn(list(cursors), done)
             for i, name in enumerate(turn):
                 cur = cursors[name]
                 if i and turn[i - 1] == "trino":
@@ -342,9 +340,9 @@ def report(args, results, floor, size, trino_version) -> str:
         "Times are medians after one warm-up run, " + ", ".join(TITLES[n] for n in ["direct"] + engines)
         + f" runs taking turns (at least {args.runs} each, more until {args.min_seconds:g} s have passed: the "
         "runs column; each round starting with the next engine"
-        + (", the run after Trino's once the machine is quiet: under 15% of its CPU busy over 0.1 s"
-           if engines[-1:] == ["trino"] else "") + "), all measured from a client on the same machine (direct: psycopg2 as Vivace's role over "
-        "TCP). Rows moved PG→Vivace: the `rows` column of pg_stat_statements for Vivace's role over one run"
+        + (f", the run after Trino's once the machine is quiet: {QUIET}" if "trino" in engines else "")
+        + "), all measured from a client on the same machine (direct: psycopg2 as Vivace's role over TCP). "
+        "Rows moved PG→Vivace: the `rows` column of pg_stat_statements for Vivace's role over one run"
         + ("; PG→Trino: the rows Trino's scan read (`processedRows` of its query statistics), since Trino's data "
            "query never reaches pg_stat_statements (it runs as a cursor in a `BEGIN READ ONLY` transaction that "
            "Trino ends by closing the connection; pg_stat_statements counts a statement when it ends), and its SQL "

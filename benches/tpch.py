@@ -60,8 +60,8 @@ from pathlib import Path
 
 import psycopg2
 
-from benchlib import (Trino, TrinoError, begin_run, free_port, machine, publish, require_binary, settle,
-                      source_commit, wait_port)
+from benchlib import (QUIET, QUIET_LIMIT, Trino, TrinoError, begin_run, free_port, in_turn, machine, publish,
+                      require_binary, settle, source_commit, wait_port)
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = [(f"q{n}", (ROOT / "tests" / "tpch" / f"q{n}.sql").read_text()) for n in range(1, 23)]
@@ -303,7 +303,7 @@ def time_interleaved(engines, queries, runs, reference=None, wait_quiet=True):
     machine to be quiet first (benchlib.settle)."""
     conns = {label: engine.connect() for label, engine in engines.items()}
     times, answers, failures = ({label: {} for label in engines} for _ in range(3))
-    busy = [0]  # timed runs that started on a machine still busy after settle()
+    busy = 0  # timed runs that started on a machine still busy after settle()
     try:
         for name, sql in queries:
             for label, conn in conns.items():
@@ -324,12 +324,11 @@ def time_interleaved(engines, queries, runs, reference=None, wait_quiet=True):
                 # Each round starts with another engine, and each query waits
                 # for the machine to be quiet: no engine is timed while the one
                 # before it still works in the background.
-                labels = list(samples)
-                for label in labels[turn % len(labels):] + labels[:turn % len(labels)]:
-                    if label not in samples:
+                for label in in_turn(list(samples), turn):
+                    if label not in samples:  # failed earlier in this round
                         continue
                     if wait_quiet and not settle():
-                        busy[0] += 1
+                        busy += 1
                     start = time.perf_counter()
                     try:
                         fetch(conns[label], sql)
@@ -343,8 +342,8 @@ def time_interleaved(engines, queries, runs, reference=None, wait_quiet=True):
             print(f"  {name}: " + ", ".join(f"{label} {times[label][name]:.3f}s" if name in times[label] else
                                             f"{label} FAILED ({failures[label][name]})" for label in engines),
                   flush=True)
-        if busy[0]:
-            print(f"  {busy[0]} timed run(s) started on a machine still busy after 2 s", flush=True)
+        if busy:
+            print(f"  {busy} timed run(s) started on a machine still busy after {QUIET_LIMIT:g} s", flush=True)
     finally:
         for conn in conns.values():
             conn.close()
@@ -479,8 +478,7 @@ def report(args, run, chart) -> str:
         f"Command: `python3 benches/tpch.py {' '.join(sys.argv[1:])}`  ",
         f"Each time is the median of {args.runs} run(s) after one warm-up, the engines running side by side and "
         f"taking turns query by query (each round starting with the next engine; each timed run starting once "
-        f"the machine is quiet, under 15% of its CPU busy over 0.1 s, waited for up to 2 s), each with the "
-        f"machine's {cores} cores (DuckDB `SET threads = {cores}`"
+        f"the machine is quiet, {QUIET}), each with the machine's {cores} cores (DuckDB `SET threads = {cores}`"
         + (", Trino's defaults; Trino also ran the 22 queries once before the timed part, to warm its JVM"
            if "trino" in times else "") + ").  ",
         "Answers: the warm-up answer of every engine was checked against DuckDB's (same rows in the same order; "
