@@ -382,7 +382,7 @@ mod tests {
             let again = run_once(&kept, &state, Some(&values(&[id]))).await;
             assert_eq!(names(&ctx, again).await, want, "id {id}");
         }
-        // Another snapshot (a SET) or another catalog: made again.
+        // Another snapshot (a SET): made again.
         assert!(matches!(kept.for_run(&snapshot(&ctx)), ForRun::TryKeeping));
         assert!(kept.logical(1).is_none());
         // Planned again after a DDL: nothing kept from before.
@@ -449,7 +449,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rows[0].num_rows(), 1);
-        // A SET makes a new snapshot, a DDL a new catalog version: planned again.
+        // A SET makes a new snapshot, which drops the kept plan: planned again.
         assert!(!matches!(
             kept.for_run(&snapshot(&ctx)),
             ForRun::Physical(_)
